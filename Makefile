@@ -1,0 +1,35 @@
+# The project's commands. Deno is found or installed on demand by scripts/deno.
+DENO := ./scripts/deno
+SERVER_PERMS := --allow-net --allow-read
+# Extra arguments for `make run`, e.g. make run ARGS="--port 5000 --policy lru"
+ARGS ?=
+
+.PHONY: run test build bench sample-data clean
+
+## run: start the server with its defaults on server_data/
+run:
+	$(DENO) run $(SERVER_PERMS) server.ts $(ARGS)
+
+## test: format check, lint, type check and every test
+test:
+	$(DENO) fmt --check
+	$(DENO) lint
+	$(DENO) check server.ts client.ts lib/ tests/ bench/ scripts/
+	$(DENO) test --allow-all tests/
+
+## build: self-contained executables dist/server and dist/client (honours DENORT_BIN)
+build:
+	./scripts/build
+
+## bench: the benchmark suite (bounded in time, not part of test)
+bench:
+	$(DENO) run --allow-all bench/main.ts
+
+## sample-data: larger sample files in server_data/big/ (git-ignored)
+sample-data:
+	$(DENO) run --allow-write=server_data --allow-read=server_data scripts/sample_data.ts
+
+## clean: remove build output, downloads and generated samples
+clean:
+	rm -rf dist bench/.work server_data/big
+	find client_data -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
