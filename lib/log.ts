@@ -1,0 +1,70 @@
+/**
+ * The server's log: one line per event, readable text by default or JSON lines for machines.
+ * Lines are gathered and written in one go per turn of the event loop, so logging every request
+ * costs one write per burst, not one per line.
+ */
+
+/** How log lines look: `text` for people, `json` for machines. */
+export type LogFormat = "text" | "json";
+
+/** The log formats, for help texts and validation. */
+export const LOG_FORMATS: readonly LogFormat[] = ["text", "json"];
+
+/** A field's value in a log line. */
+export type LogValue = string | number | boolean | undefined;
+
+/** Where log lines go; a test can pass its own sink. */
+export interface LogSink {
+  write(bytes: Uint8Array): Promise<number>;
+}
+
+/** Writes events as log lines. */
+export class Logger {
+  readonly format: LogFormat;
+  readonly #sink: LogSink;
+  #pending: string[] = [];
+  #flushing: Promise<void> | undefined;
+  readonly #encoder = new TextEncoder();
+
+  constructor(format: LogFormat = "text", sink: LogSink = Deno.stdout) {
+    this.format = format;
+    this.#sink = sink;
+  }
+
+  /** Logs one event with its fields. */
+  event(event: string, fields: Record<string, LogValue> = {}): void {
+    this.#pending.push(this.#line(event, fields));
+    this.#flushing ??= Promise.resolve().then(() => this.#flush());
+  }
+
+  /** Resolves once every line logged so far is written. */
+  async flush(): Promise<void> {
+    while (this.#flushing) await this.#flushing;
+  }
+
+  #line(event: string, fields: Record<string, LogValue>): string {
+    const time = new Date().toISOString();
+    if (this.format === "json") return JSON.stringify({ time, event, ...fields }) + "\n";
+    let line = `${time} ${event}`;
+    for (const [key, value] of Object.entries(fields)) {
+      if (value === undefined) continue;
+      const text = String(value);
+      line += ` ${key}=${/[\s"=]/.test(text) || text === "" ? JSON.stringify(text) : text}`;
+    }
+    return line + "\n";
+  }
+
+  async #flush(): Promise<void> {
+    try {
+      while (this.#pending.length > 0) {
+        const bytes = this.#encoder.encode(this.#pending.join(""));
+        this.#pending = [];
+        for (let at = 0; at < bytes.length;) at += await this.#sink.write(bytes.subarray(at));
+      }
+    } catch (error) {
+      console.error(`cannot write the log: ${error instanceof Error ? error.message : error}`);
+    } finally {
+      this.#flushing = undefined;
+    }
+  }
+}

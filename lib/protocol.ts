@@ -1,0 +1,454 @@
+/**
+ * The framed wire protocol (docs/PROTOCOL.md): the preamble, frame types, one encoder and one
+ * reader function per message kind, and an incremental decoder that is correct for any split of
+ * the bytes. Nothing here does I/O except {@link FrameReader}, which drives the decoder from a
+ * socket with one reused buffer.
+ */
+
+import { ErrorCode, ProtocolError } from "./errors.ts";
+
+/** What a client sends first: four magic bytes then the protocol version. */
+export const MAGIC = new Uint8Array([0x89, 0x46, 0x53, 0x50]); // "\x89FSP"
+/** The protocol version this code speaks. */
+export const VERSION = 1;
+/** Magic and version together, as a client sends them. */
+export const PREAMBLE = new Uint8Array([...MAGIC, VERSION]);
+/** The greeting the server sends on every connection, in both dialects (30 bytes). */
+export const GREETING = new TextEncoder().encode("OK@Welcome to the File Server.");
+/** Bytes of a frame header: u8 type, u32 big-endian payload length. */
+export const HEADER_BYTES = 5;
+/** Bytes of a SHA-256 digest. */
+export const DIGEST_BYTES = 32;
+
+/** Frame types. Requests have the high bit clear; answers have it set. */
+export const Frame = {
+  List: 0x01,
+  Get: 0x02,
+  Stats: 0x03,
+  Help: 0x04,
+  Quit: 0x05,
+  Hello: 0x81,
+  ListPart: 0x82,
+  ListEnd: 0x83,
+  File: 0x84,
+  Data: 0x85,
+  End: 0x86,
+  StatsReply: 0x87,
+  HelpReply: 0x88,
+  Bye: 0x89,
+  Error: 0xff,
+} as const;
+
+/** One of the frame type codes. */
+export type FrameType = typeof Frame[keyof typeof Frame];
+
+/** Where the bytes of a file answer come from. */
+export type Source = "cache" | "disk";
+
+/** The metadata frame that opens a file answer; DATA frames with `size - offset` bytes follow. */
+export interface FileHeader {
+  size: number;
+  offset: number;
+  mtimeMs: number;
+  source: Source;
+}
+
+/** One file in a list answer. */
+export interface ListEntry {
+  name: string;
+  size: number;
+  mtimeMs: number;
+  cached: boolean;
+}
+
+/** A decoded GET request. */
+export interface GetRequest {
+  name: string;
+  offset: number;
+}
+
+/** A decoded ERROR frame. */
+export interface ErrorReply {
+  code: number;
+  message: string;
+}
+
+const encoder = new TextEncoder();
+const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Writes a frame header for `type` with `length` payload bytes at `at` in `target`. */
+export function writeHeader(target: Uint8Array, at: number, type: number, length: number): void {
+  target[at] = type;
+  new DataView(target.buffer, target.byteOffset + at, 4 + 1).setUint32(1, length);
+}
+
+/** Encodes one whole frame. */
+export function encodeFrame(type: FrameType, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
+  const frame = new Uint8Array(HEADER_BYTES + payload.length);
+  writeHeader(frame, 0, type, payload.length);
+  frame.set(payload, HEADER_BYTES);
+  return frame;
+}
+
+/** Encodes a GET request for `name` from byte `offset` (0 for the whole file). */
+export function encodeGet(name: string, offset = 0): Uint8Array {
+  const nameBytes = encoder.encode(name);
+  const payload = new Uint8Array(8 + nameBytes.length);
+  new DataView(payload.buffer).setBigUint64(0, BigInt(offset));
+  payload.set(nameBytes, 8);
+  return encodeFrame(Frame.Get, payload);
+}
+
+/** Reads a GET payload; the name must be valid UTF-8 and the offset a safe integer. */
+export function readGet(payload: Uint8Array): GetRequest {
+  if (payload.length < 8) throw badFrame("a GET frame needs an 8-byte offset and a name");
+  const offset = readU64(payload, 0);
+  return { offset, name: readText(payload.subarray(8)) };
+}
+
+/** Encodes the HELLO answer to a preamble. */
+export function encodeHello(serverName: string): Uint8Array {
+  const text = encoder.encode(serverName);
+  const payload = new Uint8Array(1 + text.length);
+  payload[0] = VERSION;
+  payload.set(text, 1);
+  return encodeFrame(Frame.Hello, payload);
+}
+
+/** Reads a HELLO payload: the server's protocol version and its name. */
+export function readHello(payload: Uint8Array): { version: number; server: string } {
+  if (payload.length < 1) throw badFrame("a HELLO frame needs a version byte");
+  return { version: payload[0], server: readText(payload.subarray(1)) };
+}
+
+/** Bytes of a FILE frame's payload. */
+const FILE_PAYLOAD_BYTES = 8 + 8 + 8 + 1;
+
+/** Bytes of a whole FILE frame, for callers that coalesce it with what follows. */
+export const FILE_FRAME_BYTES = HEADER_BYTES + FILE_PAYLOAD_BYTES;
+
+/** Writes a whole FILE frame at `at` in `target` (which needs FILE_FRAME_BYTES of room). */
+export function writeFileFrame(target: Uint8Array, at: number, header: FileHeader): void {
+  writeHeader(target, at, Frame.File, FILE_PAYLOAD_BYTES);
+  const view = new DataView(target.buffer, target.byteOffset + at + HEADER_BYTES);
+  view.setBigUint64(0, BigInt(header.size));
+  view.setBigUint64(8, BigInt(header.offset));
+  view.setFloat64(16, header.mtimeMs);
+  view.setUint8(24, header.source === "cache" ? 1 : 0);
+}
+
+/** Encodes a FILE frame. */
+export function encodeFileHeader(header: FileHeader): Uint8Array {
+  const frame = new Uint8Array(FILE_FRAME_BYTES);
+  writeFileFrame(frame, 0, header);
+  return frame;
+}
+
+/** Reads a FILE payload. */
+export function readFileHeader(payload: Uint8Array): FileHeader {
+  if (payload.length !== FILE_PAYLOAD_BYTES) throw badFrame("a FILE frame has 25 payload bytes");
+  const size = readU64(payload, 0);
+  const offset = readU64(payload, 8);
+  if (offset > size) throw badFrame("a FILE frame's offset is past its size");
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
+  const source = payload[24] === 1 ? "cache" : "disk";
+  return { size, offset, mtimeMs: view.getFloat64(16), source };
+}
+
+/** Encodes an END frame carrying the SHA-256 digest of the whole file. */
+export function encodeEnd(digest: Uint8Array): Uint8Array {
+  if (digest.length !== DIGEST_BYTES) throw new RangeError("a SHA-256 digest has 32 bytes");
+  return encodeFrame(Frame.End, digest);
+}
+
+/** Reads an END payload: the file's SHA-256 digest. */
+export function readEnd(payload: Uint8Array): Uint8Array {
+  if (payload.length !== DIGEST_BYTES) throw badFrame("an END frame carries a 32-byte digest");
+  return payload.slice();
+}
+
+/** Encodes an ERROR frame. Messages are one sentence; they are cut to 1 KiB. */
+export function encodeError(code: ErrorCode, message: string): Uint8Array {
+  const text = encoder.encode(message).subarray(0, 1024);
+  const payload = new Uint8Array(2 + text.length);
+  new DataView(payload.buffer).setUint16(0, code);
+  payload.set(text, 2);
+  return encodeFrame(Frame.Error, payload);
+}
+
+/** Reads an ERROR payload. A message cut inside a character is decoded leniently. */
+export function readError(payload: Uint8Array): ErrorReply {
+  if (payload.length < 2) throw badFrame("an ERROR frame needs a 2-byte code");
+  const code = new DataView(payload.buffer, payload.byteOffset).getUint16(0);
+  return { code, message: new TextDecoder().decode(payload.subarray(2)) };
+}
+
+/** Encodes a frame whose payload is UTF-8 text (HELP and STATS answers). */
+export function encodeText(type: FrameType, text: string): Uint8Array {
+  return encodeFrame(type, encoder.encode(text));
+}
+
+/** Reads a UTF-8 text payload, refusing invalid UTF-8. */
+export function readText(payload: Uint8Array): string {
+  try {
+    return strictDecoder.decode(payload);
+  } catch {
+    throw badFrame("text in a frame is not valid UTF-8");
+  }
+}
+
+/** Bytes one list entry takes before its name: flags, mtime, size, name length. */
+const ENTRY_FIXED_BYTES = 1 + 8 + 8 + 2;
+
+/** Encodes list entries into LIST_PART frames of at most about `frameBytes` payload each. */
+export function encodeListParts(
+  entries: readonly ListEntry[],
+  frameBytes = 64 * 1024,
+): Uint8Array[] {
+  const frames: Uint8Array[] = [];
+  let parts: Uint8Array[] = [];
+  let length = 0;
+  const flush = () => {
+    const payload = new Uint8Array(length);
+    let at = 0;
+    for (const part of parts) {
+      payload.set(part, at);
+      at += part.length;
+    }
+    frames.push(encodeFrame(Frame.ListPart, payload));
+    parts = [];
+    length = 0;
+  };
+  for (const entry of entries) {
+    const name = encoder.encode(entry.name);
+    if (name.length > 0xffff) throw new RangeError("a list entry's name is over 65535 bytes");
+    const part = new Uint8Array(ENTRY_FIXED_BYTES + name.length);
+    const view = new DataView(part.buffer);
+    view.setUint8(0, entry.cached ? 1 : 0);
+    view.setFloat64(1, entry.mtimeMs);
+    view.setBigUint64(9, BigInt(entry.size));
+    view.setUint16(17, name.length);
+    part.set(name, ENTRY_FIXED_BYTES);
+    if (length > 0 && length + part.length > frameBytes) flush();
+    parts.push(part);
+    length += part.length;
+  }
+  if (length > 0) flush();
+  return frames;
+}
+
+/** Reads a LIST_PART payload into its entries. */
+export function readListPart(payload: Uint8Array): ListEntry[] {
+  const entries: ListEntry[] = [];
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
+  for (let at = 0; at < payload.length;) {
+    if (at + ENTRY_FIXED_BYTES > payload.length) throw badFrame("a list entry is cut short");
+    const nameLength = view.getUint16(at + 17);
+    const end = at + ENTRY_FIXED_BYTES + nameLength;
+    if (end > payload.length) throw badFrame("a list entry's name is cut short");
+    entries.push({
+      cached: view.getUint8(at) === 1,
+      mtimeMs: view.getFloat64(at + 1),
+      size: readU64(payload, at + 9),
+      name: readText(payload.subarray(at + ENTRY_FIXED_BYTES, end)),
+    });
+    at = end;
+  }
+  return entries;
+}
+
+/** Encodes the LIST_END frame with the number of entries sent. */
+export function encodeListEnd(count: number): Uint8Array {
+  const payload = new Uint8Array(8);
+  new DataView(payload.buffer).setBigUint64(0, BigInt(count));
+  return encodeFrame(Frame.ListEnd, payload);
+}
+
+/** Reads a LIST_END payload: the number of entries the answer carried. */
+export function readListEnd(payload: Uint8Array): number {
+  if (payload.length !== 8) throw badFrame("a LIST_END frame carries an 8-byte count");
+  return readU64(payload, 0);
+}
+
+function readU64(bytes: Uint8Array, at: number): number {
+  const value = new DataView(bytes.buffer, bytes.byteOffset, bytes.length).getBigUint64(at);
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw badFrame("a 64-bit number is too large");
+  return Number(value);
+}
+
+function badFrame(message: string): ProtocolError {
+  return new ProtocolError(ErrorCode.BadRequest, message);
+}
+
+/**
+ * A decoded frame, or a piece of one. Frames of a streamed type (DATA) are handed out in pieces as
+ * their bytes arrive, so a large body never has to fit in the buffer; `last` marks the final
+ * piece. Other frames come whole (`last` is true). The payload is a view into the decoder's
+ * buffer, valid until the decoder is next given bytes: copy it to keep it.
+ */
+export interface DecodedFrame {
+  type: number;
+  payload: Uint8Array;
+  last: boolean;
+}
+
+/** Limits and tuning for a {@link FrameDecoder}. */
+export interface DecoderOptions {
+  /** Largest payload accepted for a frame that is not streamed. */
+  maxPayload: number;
+  /** Frame types whose payload is handed out in pieces, with no size bound. */
+  streamed?: readonly number[];
+  /** Initial buffer size; it grows (up to what a whole frame needs) only when a frame needs it. */
+  bufferBytes?: number;
+}
+
+/**
+ * Incremental frame decoder: give it bytes in any split (by {@link push}, or by reading straight
+ * into {@link space} and calling {@link advance}), take frames out with {@link next}.
+ */
+export class FrameDecoder {
+  #buffer: Uint8Array;
+  #start = 0;
+  #end = 0;
+  #streamRemaining = 0;
+  #streamType = 0;
+  readonly #maxPayload: number;
+  readonly #streamed: ReadonlySet<number>;
+
+  constructor(options: DecoderOptions) {
+    this.#maxPayload = options.maxPayload;
+    this.#streamed = new Set(options.streamed ?? []);
+    this.#buffer = new Uint8Array(options.bufferBytes ?? 64 * 1024);
+  }
+
+  /** Bytes received but not yet handed out as frames. */
+  get buffered(): Uint8Array {
+    return this.#buffer.subarray(this.#start, this.#end);
+  }
+
+  /** True when no partial frame is pending: the stream is at a frame boundary. */
+  get atBoundary(): boolean {
+    return this.#start === this.#end && this.#streamRemaining === 0;
+  }
+
+  /** Drops `count` buffered bytes (a preamble the caller has checked, say). */
+  skip(count: number): void {
+    if (count > this.#end - this.#start) throw new RangeError("cannot skip bytes not yet buffered");
+    this.#start += count;
+  }
+
+  /** Copies bytes in. */
+  push(bytes: Uint8Array): void {
+    for (let at = 0; at < bytes.length;) {
+      const room = this.space();
+      const n = Math.min(room.length, bytes.length - at);
+      room.set(bytes.subarray(at, at + n));
+      this.advance(n);
+      at += n;
+    }
+  }
+
+  /** Free room at the end of the buffer to read into; never empty. Invalidates earlier payloads. */
+  space(): Uint8Array {
+    const pending = this.#end - this.#start;
+    const free = this.#buffer.length - this.#end;
+    if (free < this.#buffer.length / 4 || free === 0) {
+      if (this.#start > 0) {
+        this.#buffer.copyWithin(0, this.#start, this.#end);
+        this.#start = 0;
+        this.#end = pending;
+      }
+      if (this.#end === this.#buffer.length) {
+        const grown = new Uint8Array(this.#buffer.length * 2);
+        grown.set(this.#buffer.subarray(0, this.#end));
+        this.#buffer = grown;
+      }
+    }
+    return this.#buffer.subarray(this.#end);
+  }
+
+  /** Records that `count` bytes were written into the room {@link space} returned. */
+  advance(count: number): void {
+    if (count < 0 || this.#end + count > this.#buffer.length) throw new RangeError("bad advance");
+    this.#end += count;
+  }
+
+  /** The next whole frame or streamed piece, or undefined when more bytes are needed. */
+  next(): DecodedFrame | undefined {
+    const available = this.#end - this.#start;
+    if (this.#streamRemaining > 0) {
+      if (available === 0) return undefined;
+      const n = Math.min(available, this.#streamRemaining);
+      const payload = this.#buffer.subarray(this.#start, this.#start + n);
+      this.#start += n;
+      this.#streamRemaining -= n;
+      return { type: this.#streamType, payload, last: this.#streamRemaining === 0 };
+    }
+    if (available < HEADER_BYTES) return undefined;
+    const type = this.#buffer[this.#start];
+    const length = new DataView(this.#buffer.buffer, this.#buffer.byteOffset + this.#start + 1, 4)
+      .getUint32(0);
+    if (this.#streamed.has(type)) {
+      this.#start += HEADER_BYTES;
+      if (length === 0) return { type, payload: this.#buffer.subarray(0, 0), last: true };
+      this.#streamType = type;
+      this.#streamRemaining = length;
+      return this.next();
+    }
+    if (length > this.#maxPayload) {
+      throw new ProtocolError(
+        ErrorCode.TooLarge,
+        `a frame of ${length} bytes is over the limit of ${this.#maxPayload}`,
+      );
+    }
+    if (available < HEADER_BYTES + length) return undefined;
+    const from = this.#start + HEADER_BYTES;
+    this.#start = from + length;
+    return { type, payload: this.#buffer.subarray(from, from + length), last: true };
+  }
+}
+
+/** The reading half of a socket, as {@link FrameReader} needs it. */
+export interface Readable {
+  read(buffer: Uint8Array): Promise<number | null>;
+}
+
+/** Reads frames from a socket through a {@link FrameDecoder}, reusing one buffer. */
+export class FrameReader {
+  readonly decoder: FrameDecoder;
+  readonly #source: Readable;
+  #eof = false;
+
+  constructor(source: Readable, options: DecoderOptions) {
+    this.#source = source;
+    this.decoder = new FrameDecoder(options);
+  }
+
+  /** Reads once more from the socket; false at end of stream. */
+  async fill(): Promise<boolean> {
+    if (this.#eof) return false;
+    const room = this.decoder.space();
+    const n = await this.#source.read(room);
+    if (n === null) {
+      this.#eof = true;
+      return false;
+    }
+    this.decoder.advance(n);
+    return true;
+  }
+
+  /** The next frame or piece; null at a clean end of stream; throws if the stream ends mid-frame. */
+  async next(): Promise<DecodedFrame | null> {
+    for (;;) {
+      const frame = this.decoder.next();
+      if (frame) return frame;
+      if (!await this.fill()) {
+        if (this.decoder.atBoundary) return null;
+        throw new ProtocolError(
+          ErrorCode.BadRequest,
+          "the connection closed in the middle of a frame",
+        );
+      }
+    }
+  }
+}
