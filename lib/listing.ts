@@ -1,0 +1,90 @@
+/**
+ * The list of the data folder's tree, streamed: the walk holds one folder's entries (and a few
+ * lookups ahead) per level of depth, never the whole tree, so a folder of 100,000 files streams.
+ */
+
+import { checkName, resolveFile } from "./names.ts";
+
+/** One servable file: its name (relative to the data folder), size in bytes and mtime. */
+export interface ListEntry {
+  name: string;
+  size: number;
+  mtimeMs: number;
+}
+
+/**
+ * Walks the data folder (a real path from openRoot) depth-first, yielding every servable regular
+ * file with its relative name: exactly the names that {@link resolveFile} would serve, except
+ * those reached through a symbolically linked folder, which is never descended (so no loops).
+ * Hidden names and names {@link checkName} refuses are left out; a symbolic link is listed only
+ * when its target stays inside the root and is a regular file. Entries within a folder come in
+ * code-unit order, so the output is deterministic. Sub-folders that cannot be read are skipped.
+ */
+export async function* walkFiles(root: string): AsyncGenerator<ListEntry> {
+  yield* walkFolder(root, "");
+}
+
+/** How many file lookups run ahead of the one being yielded: their stats overlap, order is kept. */
+const LOOKAHEAD = 32;
+
+/** Yields the files under the folder `prefix` names ("" for the root, else ending in "/"). */
+async function* walkFolder(root: string, prefix: string): AsyncGenerator<ListEntry> {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(`${root}/${prefix}`));
+  } catch (error) {
+    if (prefix === "") throw error;
+    return;
+  }
+  entries = entries.filter((entry) => servable(prefix + entry.name));
+  entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  const lookups = new Map<number, Promise<ListEntry | undefined>>();
+  let ahead = 0;
+  try {
+    for (const [i, entry] of entries.entries()) {
+      for (; ahead < Math.min(i + LOOKAHEAD, entries.length); ahead++) {
+        const next = entries[ahead];
+        if (!next.isDirectory) lookups.set(ahead, lookup(root, prefix + next.name, next.isSymlink));
+      }
+      if (entry.isDirectory) {
+        yield* walkFolder(root, `${prefix}${entry.name}/`);
+      } else {
+        const found = await lookups.get(i);
+        lookups.delete(i);
+        if (found) yield found;
+      }
+    }
+  } finally {
+    // A consumer that stops early leaves nothing running behind it.
+    await Promise.all(lookups.values());
+  }
+}
+
+/** True when `name` passes {@link checkName}. */
+function servable(name: string): boolean {
+  try {
+    checkName(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The entry for `name` if it is a regular file that may be served, else undefined. Never rejects:
+ * a file that vanished or cannot be examined is simply not listed. A plain entry's path is already
+ * its real path (the walk never follows links), so one lstat suffices; a symbolic link goes
+ * through {@link resolveFile}, with all its checks.
+ */
+async function lookup(
+  root: string,
+  name: string,
+  isSymlink: boolean,
+): Promise<ListEntry | undefined> {
+  try {
+    const info = isSymlink ? resolveFile(root, name).info : await Deno.lstat(`${root}/${name}`);
+    return info.isFile ? { name, size: info.size, mtimeMs: info.mtime?.getTime() ?? 0 } : undefined;
+  } catch {
+    return undefined;
+  }
+}

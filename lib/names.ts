@@ -1,0 +1,182 @@
+/**
+ * Which names may be served, and where they live. A file is named by its path relative to the
+ * data folder, with "/" between folders. Every name has exactly one accepted spelling (nothing is
+ * normalised, so "a//b" or "./a" are refused rather than rewritten), and nothing outside the data
+ * folder can ever be read, not even through a symbolic link.
+ */
+
+import { BadNameError, NotFoundError } from "./errors.ts";
+
+/**
+ * The longest name accepted, in UTF-8 bytes. Four times a file system's usual limit for one
+ * component (255 bytes) leaves room for deep folders, while staying far below PATH_MAX (4096) and
+ * keeping every request frame small.
+ */
+export const MAX_NAME_BYTES = 1024;
+
+const encoder = new TextEncoder();
+
+/**
+ * Checks a client-supplied name and returns it in canonical form (the name itself: a name that
+ * would need rewriting is refused instead), or throws BadNameError with one clear sentence saying
+ * what is wrong. Refused: empty names, names over {@link MAX_NAME_BYTES}, invalid Unicode, control
+ * characters (U+0000 to U+001F, U+007F), backslashes, absolute names, a trailing "/", empty, "."
+ * or ".." components, and hidden names: any component starting with "." (such as ".env" or
+ * ".git/config") is private to the server's host and never served.
+ */
+export function checkName(name: string): string {
+  if (name === "") throw new BadNameError("a file name cannot be empty");
+  const bytes = encoder.encode(name).length;
+  if (bytes > MAX_NAME_BYTES) {
+    throw new BadNameError(
+      `a file name may be at most ${MAX_NAME_BYTES} bytes long, but this one is ${bytes} bytes`,
+    );
+  }
+  if (!name.isWellFormed()) {
+    throw new BadNameError(`${quote(name)} is not valid Unicode (it has a lone surrogate)`);
+  }
+  // deno-lint-ignore no-control-regex -- finding control characters is the point
+  const control = name.match(/[\u0000-\u001f\u007f]/);
+  if (control) {
+    const code = control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
+    throw new BadNameError(`${quote(name)} contains a control character (U+${code})`);
+  }
+  if (name.includes("\\")) {
+    throw new BadNameError(`${quote(name)} contains a backslash; folders are separated by "/"`);
+  }
+  if (name.startsWith("/")) {
+    throw new BadNameError(`${quote(name)} is absolute; names are relative to the data folder`);
+  }
+  if (name.endsWith("/")) {
+    throw new BadNameError(`${quote(name)} ends with "/"; a name must name a file`);
+  }
+  for (const part of name.split("/")) {
+    if (part === "") throw new BadNameError(`${quote(name)} has an empty component ("//")`);
+    if (part === "..") throw new BadNameError(`${quote(name)} has a ".." component`);
+    if (part === ".") throw new BadNameError(`${quote(name)} has a "." component`);
+    if (part.startsWith(".")) {
+      throw new BadNameError(
+        `${quote(name)} is hidden (starts with "."); hidden files are private`,
+      );
+    }
+  }
+  return name;
+}
+
+/**
+ * Resolves a name to an open-able regular file inside `root` (a real path from
+ * {@link openRoot}). The name is checked with {@link checkName} first, so this is safe on its own.
+ * Symbolic links are followed, but a name whose real path leaves the root, or reaches a hidden
+ * file inside it, throws BadNameError. A missing name, or one that is a folder, device, FIFO or
+ * socket, throws NotFoundError. The returned path is the real path, and `info` describes that
+ * same path. It runs on every request, so it uses the synchronous calls: metadata lookups are
+ * answered from the kernel's caches in microseconds, far less than a hop to a worker thread.
+ */
+export function resolveFile(root: string, name: string): { path: string; info: Deno.FileInfo } {
+  checkName(name);
+  const path = missingAsNotFound(name, () => Deno.realPathSync(`${root}/${name}`));
+  const inside = root.endsWith("/") ? root : `${root}/`;
+  if (path !== root && !path.startsWith(inside)) {
+    throw new BadNameError(`${quote(name)} leads outside the data folder`);
+  }
+  if (path.slice(inside.length).split("/").some((part) => part.startsWith("."))) {
+    throw new BadNameError(`${quote(name)} leads to a hidden file; hidden files are private`);
+  }
+  const info = missingAsNotFound(name, () => Deno.statSync(path));
+  if (info.isDirectory) throw new NotFoundError(`${quote(name)} is a folder, not a file`);
+  if (!info.isFile) throw new NotFoundError(`${quote(name)} is not a regular file`);
+  return { path, info };
+}
+
+/** How many names a {@link DataFolder} remembers the real paths of. */
+const REMEMBERED_NAMES = 10_000;
+
+/**
+ * A shared folder that resolves names as {@link resolveFile} does, but cheaply on repeat: it
+ * remembers each name's real path with the file's inode and device, and trusts the memory only
+ * while one `stat` of the name still reaches that same inode on that same device. Anything that
+ * swaps the file, or a folder on its path, for a link leading elsewhere reaches another inode,
+ * so the full check runs again.
+ */
+export class DataFolder {
+  /** The folder's real path. */
+  readonly root: string;
+  readonly #known = new Map<string, { path: string; ino: number; dev: number }>();
+
+  constructor(root: string) {
+    this.root = root;
+  }
+
+  /** Like {@link resolveFile}, with the same errors. */
+  resolve(name: string): { path: string; info: Deno.FileInfo } {
+    checkName(name);
+    const known = this.#known.get(name);
+    if (known) {
+      const info = statOrUndefined(`${this.root}/${name}`);
+      if (info?.isFile && info.ino === known.ino && info.dev === known.dev) {
+        return { path: known.path, info };
+      }
+      this.#known.delete(name);
+    }
+    const resolved = resolveFile(this.root, name);
+    if (resolved.info.ino !== null) {
+      this.#known.set(name, {
+        path: resolved.path,
+        ino: resolved.info.ino,
+        dev: resolved.info.dev,
+      });
+      if (this.#known.size > REMEMBERED_NAMES) this.#known.delete(this.#known.keys().next().value!);
+    }
+    return resolved;
+  }
+}
+
+function statOrUndefined(path: string): Deno.FileInfo | undefined {
+  try {
+    return Deno.statSync(path);
+  } catch {
+    return undefined; // resolveFile runs next and reports the failure properly
+  }
+}
+
+/**
+ * The data folder's real path, which {@link resolveFile} compares real paths against. Call once
+ * at startup; throws an Error with a clear sentence if the folder is missing or not a folder.
+ */
+export async function openRoot(folder: string): Promise<string> {
+  let root: string;
+  try {
+    root = await Deno.realPath(folder);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
+      throw new Error(`the data folder "${folder}" does not exist`, { cause: error });
+    }
+    throw error;
+  }
+  if (!(await Deno.stat(root)).isDirectory) {
+    throw new Error(`the data folder "${folder}" is not a folder`);
+  }
+  return root;
+}
+
+/** File system errors that mean "no file by that name", whatever the exact reason. */
+const MISSING = new Set(["ENOENT", "ENOTDIR", "ELOOP", "ENAMETOOLONG"]);
+
+/** Makes a file system call about `name`, turning "no such file" errors into NotFoundError. */
+function missingAsNotFound<T>(name: string, call: () => T): T {
+  try {
+    return call();
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === "string" && MISSING.has(code)) {
+      throw new NotFoundError(`no such file: ${quote(name)}`);
+    }
+    if (code === "EACCES") throw new NotFoundError(`${quote(name)} is not readable by the server`);
+    throw error;
+  }
+}
+
+/** A name in quotes, control characters and lone surrogates escaped, so messages stay one line. */
+function quote(name: string): string {
+  return JSON.stringify(name);
+}
