@@ -1,0 +1,107 @@
+/**
+ * One client connection on the server side: reads that record progress, and writes that gather
+ * small pieces into one reused buffer (so a small answer, or a burst of pipelined answers, leaves
+ * in one write) while large bodies go straight from their own memory to the socket.
+ */
+
+/** Bytes gathered before a write; also the threshold above which a piece is written directly. */
+const GATHER_BYTES = 16 * 1024;
+
+/**
+ * Gather buffers not in use. A connection holds one only between its first queued byte and the
+ * flush, so a thousand idle connections hold none.
+ */
+const spare: Uint8Array[] = [];
+const MAX_SPARE = 64;
+
+/** A server-side connection with output gathering and a progress clock for timeouts. */
+export class Connection {
+  readonly id: number;
+  readonly peer: string;
+  readonly socket: Deno.Conn;
+  /** When bytes last moved in either direction (ms since the epoch). */
+  lastProgress = Date.now();
+  /** True while a request is being answered: silence then is a stall, not idleness. */
+  busy = false;
+  /** Set once the connection is closed, with the reason for the log. */
+  closedBecause: string | undefined;
+  #out: Uint8Array | undefined;
+  #length = 0;
+  #bytesWritten = 0;
+
+  constructor(id: number, socket: Deno.Conn) {
+    this.id = id;
+    this.socket = socket;
+    const addr = socket.remoteAddr as Deno.NetAddr;
+    this.peer = `${addr.hostname}:${addr.port}`;
+  }
+
+  /** Total bytes written to the socket. */
+  get bytesWritten(): number {
+    return this.#bytesWritten;
+  }
+
+  /** Reads into `buffer`, like Deno.Conn.read, recording progress. */
+  async read(buffer: Uint8Array): Promise<number | null> {
+    const n = await this.socket.read(buffer);
+    this.lastProgress = Date.now();
+    return n;
+  }
+
+  /** Queues `bytes` for sending; small pieces are gathered, large ones written through. */
+  async send(bytes: Uint8Array): Promise<void> {
+    if (bytes.length > GATHER_BYTES - this.#length) {
+      await this.flush();
+      if (bytes.length > GATHER_BYTES / 2) return await this.#writeAll(bytes);
+    }
+    this.#out ??= spare.pop() ?? new Uint8Array(GATHER_BYTES);
+    this.#out.set(bytes, this.#length);
+    this.#length += bytes.length;
+  }
+
+  /** Room in the gather buffer to build a piece in place; commit it with {@link sendReserved}. */
+  async reserve(bytes: number): Promise<Uint8Array> {
+    if (bytes > GATHER_BYTES - this.#length) await this.flush();
+    this.#out ??= spare.pop() ?? new Uint8Array(GATHER_BYTES);
+    return this.#out.subarray(this.#length, this.#length + bytes);
+  }
+
+  /** Queues `bytes` bytes written into the room {@link reserve} gave. */
+  sendReserved(bytes: number): void {
+    this.#length += bytes;
+  }
+
+  /** Writes out everything gathered. */
+  async flush(): Promise<void> {
+    const out = this.#out;
+    if (out === undefined) return;
+    const length = this.#length;
+    this.#out = undefined;
+    this.#length = 0;
+    try {
+      await this.#writeAll(out.subarray(0, length));
+    } finally {
+      if (spare.length < MAX_SPARE) spare.push(out);
+    }
+  }
+
+  /** Closes the socket (once), remembering why. */
+  close(reason: string): void {
+    if (this.closedBecause !== undefined) return;
+    this.closedBecause = reason;
+    try {
+      this.socket.close();
+    } catch (error) {
+      if (!(error instanceof Deno.errors.BadResource)) throw error;
+    }
+  }
+
+  async #writeAll(bytes: Uint8Array): Promise<void> {
+    for (let at = 0; at < bytes.length;) {
+      const n = await this.socket.write(bytes.subarray(at));
+      at += n;
+      this.#bytesWritten += n;
+      this.lastProgress = Date.now();
+    }
+  }
+}

@@ -1,0 +1,355 @@
+/**
+ * The file store: turns a requested name into the bytes to send, from the cache when it holds a
+ * fresh copy, otherwise from disk. A miss that fits is read from disk once, straight into a
+ * reserved cache entry, and every request for that file (the one that caused the load and any
+ * that arrive meanwhile) streams from the entry as it fills. Files that cannot be cached stream
+ * from disk through a small shared pool of buffers, so memory stays bounded under any load.
+ */
+
+import { createHash } from "node:crypto";
+import { ByteCache, type PolicyName } from "./cache.ts";
+import { ErrorCode, FileServerError } from "./errors.ts";
+import { DataFolder } from "./names.ts";
+import type { Source } from "./protocol.ts";
+
+/** Bytes read from disk per step, and the size of the pooled buffers. */
+export const CHUNK_BYTES = 1024 * 1024;
+
+/** What identifies one version of a file on disk: if any of these change, it is a new file. */
+export interface Stamp {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+}
+
+/** A whole file held in the cache. */
+export interface CachedFile {
+  bytes: Uint8Array;
+  digest: Uint8Array;
+  stamp: Stamp;
+}
+
+/** A file ready to send: its metadata, its bytes in order, then its digest. */
+export interface FileBody {
+  readonly name: string;
+  readonly stamp: Stamp;
+  /** "cache" when the bytes were already in memory, "disk" when this request read from disk. */
+  readonly source: Source;
+  /**
+   * The bytes from `offset` to the end, as views valid until the next step. Throws a
+   * FileServerError with code Changed if the file changed on disk while it was being read.
+   */
+  chunks(offset: number): AsyncGenerator<Uint8Array>;
+  /** SHA-256 of the whole file; call after {@link chunks} has finished. */
+  digest(): Promise<Uint8Array>;
+}
+
+/** Settings of a {@link FileStore}. */
+export interface StoreOptions {
+  /** The data folder's real path (see openRoot in names.ts). */
+  root: string;
+  /** Cache capacity in bytes. */
+  cacheBytes: number;
+  policy?: PolicyName;
+  /** Buffers for streaming files that are not cached; each is CHUNK_BYTES. */
+  streamBuffers?: number;
+}
+
+/** Reads files for the server, through the cache. */
+export class FileStore {
+  readonly folder: DataFolder;
+  readonly cache: ByteCache<string, CachedFile>;
+  readonly #loads = new Map<string, Load>();
+  readonly #digests = new DigestMemo(4096);
+  readonly #pool: BufferPool;
+  #diskReads = 0;
+
+  constructor(options: StoreOptions) {
+    this.folder = new DataFolder(options.root);
+    this.cache = new ByteCache({ capacity: options.cacheBytes, policy: options.policy });
+    this.#pool = new BufferPool(options.streamBuffers ?? 16, CHUNK_BYTES);
+  }
+
+  /** How many times a file was read from disk (a shared load counts once). */
+  get diskReads(): number {
+    return this.#diskReads;
+  }
+
+  /**
+   * Opens `name` for sending. Throws BadNameError or NotFoundError (with clear messages) when it
+   * cannot be served. Counts a cache hit or miss.
+   */
+  open(name: string): FileBody {
+    let resolved;
+    try {
+      resolved = this.folder.resolve(name);
+    } catch (error) {
+      // Gone from disk (or no longer servable): it must leave the cache too.
+      if (error instanceof FileServerError) this.cache.delete(name);
+      throw error;
+    }
+    const { path, info } = resolved;
+    const stamp: Stamp = {
+      size: info.size,
+      mtimeMs: info.mtime?.getTime() ?? 0,
+      ino: info.ino ?? 0,
+    };
+    const held = this.cache.peek(name);
+    if (held && !sameStamp(held.stamp, stamp)) this.cache.delete(name);
+    const hit = this.cache.get(name);
+    if (hit) return new MemoryBody("cache", Load.complete(name, hit));
+    const running = this.#loads.get(name);
+    if (running && sameStamp(running.stamp, stamp)) return new MemoryBody("disk", running);
+    const reservation = this.cache.reserve(name, stamp.size);
+    this.#diskReads++;
+    if (!reservation) return new StreamBody(name, path, stamp, this.#pool, this.#digests);
+    const load = new Load(name, stamp);
+    this.#loads.set(name, load);
+    load.run(path).then(
+      (file) => reservation.commit(file),
+      () => reservation.release(),
+    ).finally(() => {
+      if (this.#loads.get(name) === load) this.#loads.delete(name);
+    });
+    return new MemoryBody("disk", load);
+  }
+}
+
+/** True when two stamps describe the same version of a file. */
+export function sameStamp(a: Stamp, b: Stamp): boolean {
+  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino;
+}
+
+function changed(name: string): FileServerError {
+  return new FileServerError(
+    ErrorCode.Changed,
+    `"${name}" changed on disk while it was being read`,
+  );
+}
+
+/** A file being read into memory (or already read): its bytes fill from the front. */
+class Load {
+  readonly name: string;
+  readonly stamp: Stamp;
+  readonly bytes: Uint8Array;
+  #filled = 0;
+  #digest: Uint8Array | undefined;
+  #error: unknown;
+  #waiters: (() => void)[] = [];
+
+  constructor(name: string, stamp: Stamp, bytes: Uint8Array = new Uint8Array(stamp.size)) {
+    this.name = name;
+    this.stamp = stamp;
+    this.bytes = bytes;
+  }
+
+  /** A finished load over a cached file. */
+  static complete(name: string, file: CachedFile): Load {
+    const load = new Load(name, file.stamp, file.bytes);
+    load.#filled = file.bytes.length;
+    load.#digest = file.digest;
+    return load;
+  }
+
+  /** Reads the file at `path` into memory, hashing as it goes; resolves to the cached form. */
+  async run(path: string): Promise<CachedFile> {
+    try {
+      using file = await Deno.open(path);
+      const hash = createHash("sha256");
+      const size = this.stamp.size;
+      while (this.#filled < size) {
+        const room = this.bytes.subarray(this.#filled, Math.min(size, this.#filled + CHUNK_BYTES));
+        const n = await file.read(room);
+        if (n === null) throw changed(this.name);
+        hash.update(room.subarray(0, n));
+        this.#filled += n;
+        this.#wake();
+      }
+      await expectUnchanged(file, this.stamp, this.name);
+      this.#digest = new Uint8Array(hash.digest());
+      return { bytes: this.bytes, digest: this.#digest, stamp: this.stamp };
+    } catch (error) {
+      this.#error = asServerError(error, this.name);
+      throw this.#error;
+    } finally {
+      this.#wake();
+    }
+  }
+
+  /** Bytes filled so far, once more than `position` are there (or the load ended). */
+  async filledPast(position: number): Promise<number> {
+    while (this.#filled <= position && this.#digest === undefined && this.#error === undefined) {
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    }
+    if (this.#error !== undefined) throw this.#error;
+    return this.#filled;
+  }
+
+  /** The digest, once the load has finished. */
+  async digest(): Promise<Uint8Array> {
+    await this.filledPast(this.stamp.size);
+    if (this.#digest === undefined) throw new Error("the load ended without a digest");
+    return this.#digest;
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const wake of waiters) wake();
+  }
+}
+
+/** A body served from memory: a cached file, or a load in progress. */
+class MemoryBody implements FileBody {
+  readonly source: Source;
+  readonly #load: Load;
+
+  constructor(source: Source, load: Load) {
+    this.source = source;
+    this.#load = load;
+  }
+
+  get name(): string {
+    return this.#load.name;
+  }
+
+  get stamp(): Stamp {
+    return this.#load.stamp;
+  }
+
+  async *chunks(offset: number): AsyncGenerator<Uint8Array> {
+    for (let sent = offset; sent < this.stamp.size;) {
+      const filled = await this.#load.filledPast(sent);
+      yield this.#load.bytes.subarray(sent, filled);
+      sent = filled;
+    }
+  }
+
+  digest(): Promise<Uint8Array> {
+    return this.#load.digest();
+  }
+}
+
+/** A disk failure as an answer a peer can be given, keeping the errors that already are. */
+function asServerError(error: unknown, name: string): FileServerError {
+  if (error instanceof FileServerError) return error;
+  if (error instanceof Deno.errors.NotFound) return changed(name);
+  const reason = error instanceof Error ? error.message : String(error);
+  return new FileServerError(ErrorCode.Internal, `cannot read "${name}": ${reason}`, {
+    cause: error,
+  });
+}
+
+/** A body streamed from disk through pooled buffers, for files the cache cannot take. */
+class StreamBody implements FileBody {
+  readonly name: string;
+  readonly source: Source = "disk";
+  readonly stamp: Stamp;
+  readonly #path: string;
+  readonly #pool: BufferPool;
+  readonly #digests: DigestMemo;
+  #digest: Uint8Array | undefined;
+
+  constructor(name: string, path: string, stamp: Stamp, pool: BufferPool, digests: DigestMemo) {
+    this.name = name;
+    this.stamp = stamp;
+    this.#path = path;
+    this.#pool = pool;
+    this.#digests = digests;
+  }
+
+  async *chunks(offset: number): AsyncGenerator<Uint8Array> {
+    const known = this.#digests.get(this.stamp);
+    const hash = known ? undefined : createHash("sha256");
+    const buffer = await this.#pool.acquire();
+    try {
+      using file = await Deno.open(this.#path);
+      let position = 0;
+      if (known && offset > 0) position = await file.seek(offset, Deno.SeekMode.Start);
+      while (position < this.stamp.size) {
+        const want = Math.min(buffer.length, this.stamp.size - position);
+        const n = await file.read(buffer.subarray(0, want));
+        if (n === null) throw changed(this.name);
+        hash?.update(buffer.subarray(0, n));
+        if (position + n > offset) yield buffer.subarray(Math.max(0, offset - position), n);
+        position += n;
+      }
+      await expectUnchanged(file, this.stamp, this.name);
+      this.#digest = known ?? new Uint8Array(hash!.digest());
+      this.#digests.set(this.stamp, this.#digest);
+    } catch (error) {
+      throw asServerError(error, this.name);
+    } finally {
+      this.#pool.release(buffer);
+    }
+  }
+
+  digest(): Promise<Uint8Array> {
+    if (this.#digest === undefined) throw new Error("digest() called before chunks() finished");
+    return Promise.resolve(this.#digest);
+  }
+}
+
+/** Throws Changed unless the open file is at its end and still matches `stamp`. */
+async function expectUnchanged(file: Deno.FsFile, stamp: Stamp, name: string): Promise<void> {
+  const extra = await file.read(new Uint8Array(1));
+  const info = await file.stat();
+  const now = { size: info.size, mtimeMs: info.mtime?.getTime() ?? 0, ino: info.ino ?? 0 };
+  if (extra !== null || !sameStamp(now, stamp)) throw changed(name);
+}
+
+/** Digests of files too large to cache, remembered by stamp so each version is hashed once. */
+class DigestMemo {
+  readonly #limit: number;
+  readonly #digests = new Map<string, Uint8Array>();
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  get(stamp: Stamp): Uint8Array | undefined {
+    return this.#digests.get(key(stamp));
+  }
+
+  set(stamp: Stamp, digest: Uint8Array): void {
+    this.#digests.delete(key(stamp));
+    this.#digests.set(key(stamp), digest);
+    if (this.#digests.size > this.#limit) {
+      this.#digests.delete(this.#digests.keys().next().value!);
+    }
+  }
+}
+
+function key(stamp: Stamp): string {
+  return `${stamp.ino}:${stamp.size}:${stamp.mtimeMs}`;
+}
+
+/** A fixed set of reusable buffers; a caller waits its turn when all are lent out. */
+class BufferPool {
+  readonly #free: Uint8Array[] = [];
+  readonly #waiting: ((buffer: Uint8Array) => void)[] = [];
+  readonly #bytes: number;
+  #unmade: number;
+
+  constructor(count: number, bytes: number) {
+    this.#unmade = count;
+    this.#bytes = bytes;
+  }
+
+  /** A buffer, made on first need; waits for one to be released when all are lent out. */
+  acquire(): Promise<Uint8Array> {
+    const buffer = this.#free.pop();
+    if (buffer) return Promise.resolve(buffer);
+    if (this.#unmade > 0) {
+      this.#unmade--;
+      return Promise.resolve(new Uint8Array(this.#bytes));
+    }
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  release(buffer: Uint8Array): void {
+    const next = this.#waiting.shift();
+    if (next) next(buffer);
+    else this.#free.push(buffer);
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * The file server's command line: parses arguments and starts {@link FileServer}.
+ * `server --help` lists the options; `server PORT` (a bare port) also works, as it did originally.
+ */
+
+import { DEFAULT_POLICY, POLICIES, type PolicyName } from "./lib/cache.ts";
+import {
+  Exit,
+  parseCommandLine,
+  parseInteger,
+  parsePort,
+  parseSeconds,
+  UsageError,
+} from "./lib/cli.ts";
+import { describe } from "./lib/errors.ts";
+import { LOG_FORMATS, type LogFormat, Logger } from "./lib/log.ts";
+import { FileServer, type ServerOptions } from "./lib/server.ts";
+import { parseSize, SIZE_UNITS_HELP } from "./lib/units.ts";
+
+const USAGE = `Usage: server [PORT] [options]
+
+Shares a folder over TCP, with an in-memory cache bounded in bytes.
+
+Options:
+  --host HOST              address to listen on (default 127.0.0.1)
+  --port PORT              port to listen on, 0 for any free one (default 4457)
+  --data DIR               folder to share (default server_data)
+  --cache-size SIZE        cache capacity (default 64MiB)
+  --policy NAME            cache eviction policy: ${POLICIES.join(", ")} (default ${DEFAULT_POLICY})
+  --max-connections N      connections served at once; the next one is told the server is busy
+                           (default 1024)
+  --idle-timeout S         close a connection when no bytes move for S seconds, idle or stalled
+                           (default 60)
+  --shutdown-timeout S     on SIGINT/SIGTERM, wait up to S seconds for answers in flight
+                           (default 10)
+  --log text|json          log format (default text)
+  -h, --help               show this help
+
+Sizes: ${SIZE_UNITS_HELP}.`;
+
+/** Turns the command line into server options; throws UsageError on any mistake. */
+export function parseServerArgs(args: string[]): ServerOptions | "help" {
+  const { values, positionals } = parseCommandLine(args, {
+    host: { type: "string", default: "127.0.0.1" },
+    port: { type: "string" },
+    data: { type: "string", default: "server_data" },
+    "cache-size": { type: "string", default: "64MiB" },
+    policy: { type: "string", default: DEFAULT_POLICY },
+    "max-connections": { type: "string", default: "1024" },
+    "idle-timeout": { type: "string", default: "60" },
+    "shutdown-timeout": { type: "string", default: "10" },
+    log: { type: "string", default: "text" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) return "help";
+  if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
+  if (positionals.length === 1 && values.port !== undefined) {
+    throw new UsageError("give the port either as PORT or as --port, not both");
+  }
+  const port = parsePort(
+    positionals[0] ?? values.port ?? "4457",
+    positionals[0] ? "PORT" : "--port",
+  );
+  let cacheBytes: number;
+  try {
+    cacheBytes = parseSize(values["cache-size"]);
+  } catch (error) {
+    throw new UsageError(`--cache-size: ${(error as Error).message}`);
+  }
+  if (!POLICIES.includes(values.policy as PolicyName)) {
+    throw new UsageError(`--policy takes one of ${POLICIES.join(", ")}, not "${values.policy}"`);
+  }
+  if (!LOG_FORMATS.includes(values.log as LogFormat)) {
+    throw new UsageError(`--log takes text or json, not "${values.log}"`);
+  }
+  return {
+    host: values.host,
+    port,
+    folder: values.data,
+    cacheBytes,
+    policy: values.policy as PolicyName,
+    maxConnections: parseInteger(values["max-connections"], "--max-connections", 1, 1_000_000),
+    idleTimeoutMs: parseSeconds(values["idle-timeout"], "--idle-timeout"),
+    shutdownTimeoutMs: parseSeconds(values["shutdown-timeout"], "--shutdown-timeout"),
+    logger: new Logger(values.log as LogFormat),
+  };
+}
+
+if (import.meta.main) {
+  let options;
+  try {
+    options = parseServerArgs(Deno.args);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`server: ${error.message} (see server --help)`);
+    Deno.exit(Exit.Usage);
+  }
+  if (options === "help") {
+    console.log(USAGE);
+    Deno.exit(Exit.Ok);
+  }
+  let server: FileServer;
+  try {
+    server = await FileServer.start(options);
+  } catch (error) {
+    console.error(`server: cannot start: ${describe(error)}`);
+    Deno.exit(1);
+  }
+  const stop = (signal: string) => {
+    server.logger.event("shutdown", { signal });
+    server.close().then(() => Deno.exit(Exit.Ok));
+  };
+  Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
+  Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+}
