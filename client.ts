@@ -1,0 +1,229 @@
+/**
+ * The file server's command-line client: parses arguments and drives {@link FileClient}.
+ * Both the original form (`client HOST PORT list|help|file NAME`) and the modern one work.
+ */
+
+import { Exit, parseCommandLine, parsePort, UsageError } from "./lib/cli.ts";
+import { ConnectionError, FileClient, ServerError } from "./lib/client.ts";
+import { downloadFiles } from "./lib/download.ts";
+import { ProgressBar } from "./lib/progress.ts";
+import type { ListEntry } from "./lib/protocol.ts";
+import { formatBytes } from "./lib/units.ts";
+
+const USAGE = `Usage: client [--host HOST] [--port PORT] COMMAND [ARGS]
+       client HOST PORT list | help | file NAME      (the original form)
+
+Commands:
+  list [--json]          the server's files: name, size, modified, whether cached
+  get NAME... [options]  download files (several go over one connection)
+      --output DIR       where to save (default client_data); - writes to standard output
+      --no-verify        skip the SHA-256 check of each file
+      --quiet            no progress bar (there is none anyway when stderr is not a terminal)
+  stats [--json]         the server's counters
+  help                   the server's list of requests
+
+Options:
+  --host HOST            server address (default 127.0.0.1)
+  --port PORT            server port (default 4457)
+  -h, --help             show this help
+
+Exit codes: 0 all done, 1 a file not found or failed, 2 usage, 3 could not connect or the
+connection broke.`;
+
+const COMMANDS = ["list", "get", "stats", "help"];
+
+/** `client COMMAND --help`: what one command does and takes. */
+const COMMAND_HELP: Record<string, string> = {
+  list: `Usage: client [--host HOST] [--port PORT] list [--json]
+
+Lists the server's files, sorted by name: size, modification time, and whether the server holds
+the file in its cache. --json prints one JSON array for scripts.`,
+  get:
+    `Usage: client [--host HOST] [--port PORT] get NAME... [--output DIR|-] [--no-verify] [--quiet]
+
+Downloads each NAME (a path relative to the server's folder) over one connection. Each file is
+written to a hidden temporary name beside its target and renamed only once complete and its
+SHA-256 matches the server's; an interrupted download resumes from where it stopped when the same
+command runs again. --output - writes the bytes to standard output instead.`,
+  stats: `Usage: client [--host HOST] [--port PORT] stats [--json]
+
+Prints the server's counters: requests, hits, misses, hit ratios, evictions, bytes sent, cache
+use, connections and uptime. --json prints one JSON object for scripts.`,
+  help: `Usage: client [--host HOST] [--port PORT] help
+
+Prints the list of requests the server understands.`,
+};
+
+/** A parsed command line. */
+export interface ClientCommand {
+  host: string;
+  port: number;
+  command: "list" | "get" | "stats" | "help";
+  names: string[];
+  output: string;
+  json: boolean;
+  verify: boolean;
+  quiet: boolean;
+}
+
+/** Turns the command line into a command; throws UsageError on any mistake. */
+export function parseClientArgs(args: string[]): ClientCommand | { help: string } {
+  const { values, positionals } = parseCommandLine(args, {
+    host: { type: "string" },
+    port: { type: "string" },
+    output: { type: "string", short: "o", default: "client_data" },
+    json: { type: "boolean", default: false },
+    "no-verify": { type: "boolean", default: false },
+    quiet: { type: "boolean", short: "q", default: false },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    const command = positionals.find((word) => COMMANDS.includes(word) || word === "file");
+    return { help: COMMAND_HELP[command === "file" ? "get" : command ?? ""] ?? USAGE };
+  }
+  let host = values.host ?? "127.0.0.1";
+  let port = values.port === undefined ? 4457 : parsePort(values.port);
+  let words = positionals;
+  const original = words.length >= 3 && !COMMANDS.includes(words[0]) && /^\d+$/.test(words[1]);
+  if (original) {
+    if (values.host !== undefined || values.port !== undefined) {
+      throw new UsageError("give the server either as HOST PORT or with --host/--port, not both");
+    }
+    host = words[0];
+    port = parsePort(words[1], "PORT");
+    words = words.slice(2);
+    if (words[0] === "file") words = ["get", ...words.slice(1)];
+  }
+  const [command, ...names] = words;
+  if (command === undefined) throw new UsageError("no command given");
+  if (!COMMANDS.includes(command)) throw new UsageError(`unknown command "${command}"`);
+  if (command === "get" && names.length === 0) throw new UsageError("get needs at least one NAME");
+  if (command !== "get" && names.length > 0) {
+    throw new UsageError(`${command} takes no names, but got "${names[0]}"`);
+  }
+  return {
+    host,
+    port,
+    command: command as ClientCommand["command"],
+    names,
+    output: values.output,
+    json: values.json,
+    verify: !values["no-verify"],
+    quiet: values.quiet,
+  };
+}
+
+/** Runs a command against the server; returns the exit code. */
+export async function runClient(command: ClientCommand): Promise<number> {
+  const client = await FileClient.connect(command.host, command.port);
+  try {
+    switch (command.command) {
+      case "list":
+        printList(await client.list(), command.json);
+        return Exit.Ok;
+      case "stats":
+        printStats(await client.stats(), command.json);
+        return Exit.Ok;
+      case "help":
+        console.log(await client.help());
+        return Exit.Ok;
+      case "get":
+        return await get(client, command);
+    }
+  } finally {
+    client.close();
+  }
+}
+
+async function get(client: FileClient, command: ClientCommand): Promise<number> {
+  const bar = new ProgressBar(Deno.stderr, command.quiet);
+  const results = await downloadFiles(client, command.names, {
+    output: command.output,
+    verify: command.verify,
+    progress: (name, done, total) => bar.update(name, done, total),
+  }).finally(() => bar.done());
+  const report = command.output === "-" ? console.error : console.log;
+  let failed = 0;
+  for (const result of results) {
+    if (result.error !== undefined) {
+      failed++;
+      console.error(`client: ${result.name}: ${result.error}`);
+    } else if (result.path !== undefined) {
+      const resumed = result.resumedFrom > 0 ? `, resumed from byte ${result.resumedFrom}` : "";
+      report(`saved ${result.path} (${formatBytes(result.resumedFrom + result.bytes)}${resumed})`);
+    }
+  }
+  return failed > 0 ? Exit.Failed : Exit.Ok;
+}
+
+/** Prints the list as a sorted table, or as JSON for scripts. */
+function printList(entries: ListEntry[], json: boolean): void {
+  entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  if (json) {
+    console.log(JSON.stringify(entries.map((e) => ({ ...e, modified: isoDate(e.mtimeMs) }))));
+    return;
+  }
+  if (entries.length === 0) {
+    console.log("The server's folder is empty.");
+    return;
+  }
+  const rows = entries.map((e) => [
+    e.name,
+    formatBytes(e.size),
+    isoDate(e.mtimeMs).replace("T", " ").slice(0, 19),
+    e.cached ? "yes" : "",
+  ]);
+  const head = ["NAME", "SIZE", "MODIFIED", "CACHED"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  for (const row of [head, ...rows]) {
+    console.log(
+      row.map((cell, i) => i === 1 ? cell.padStart(widths[i]) : cell.padEnd(widths[i])).join("  ")
+        .trimEnd(),
+    );
+  }
+}
+
+function isoDate(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** Prints the server's counters as aligned lines, or as one JSON object. */
+function printStats(stats: Record<string, unknown>, json: boolean): void {
+  if (json) {
+    console.log(JSON.stringify(stats));
+    return;
+  }
+  const width = Math.max(...Object.keys(stats).map((key) => key.length));
+  for (const [key, value] of Object.entries(stats)) {
+    const shown = typeof value === "number" && !Number.isInteger(value) ? value.toFixed(3) : value;
+    console.log(`${key.padEnd(width)}  ${shown}`);
+  }
+}
+
+if (import.meta.main) {
+  let command;
+  try {
+    command = parseClientArgs(Deno.args);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`client: ${error.message} (see client --help)`);
+    Deno.exit(Exit.Usage);
+  }
+  if ("help" in command) {
+    console.log(command.help);
+    Deno.exit(Exit.Ok);
+  }
+  try {
+    Deno.exit(await runClient(command));
+  } catch (error) {
+    if (error instanceof ConnectionError) {
+      console.error(`client: ${error.message}`);
+      Deno.exit(Exit.Connection);
+    }
+    if (error instanceof ServerError) {
+      console.error(`client: ${error.message}`);
+      Deno.exit(Exit.Failed);
+    }
+    throw error;
+  }
+}

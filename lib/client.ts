@@ -1,0 +1,279 @@
+/**
+ * The client side of the framed protocol: connects, sends the preamble without waiting for the
+ * greeting, and reads answers in order. Requests may be pipelined: send several, then read their
+ * answers one by one.
+ */
+
+import { ErrorCode, errorCodeName } from "./errors.ts";
+import {
+  encodeFrame,
+  encodeGet,
+  type FileHeader,
+  Frame,
+  FrameReader,
+  GREETING,
+  type ListEntry,
+  PREAMBLE,
+  readEnd,
+  readError,
+  readFileHeader,
+  readHello,
+  readListEnd,
+  readListPart,
+  readText,
+} from "./protocol.ts";
+
+/** Largest non-DATA frame the client accepts (list parts, stats, help, errors). */
+const MAX_ANSWER_PAYLOAD = 16 * 1024 * 1024;
+/** The client's read buffer: big reads are what make loopback fast. */
+const READ_BUFFER_BYTES = 1024 * 1024;
+
+/** The connection failed or the server broke the protocol: exit code 3 territory. */
+export class ConnectionError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ConnectionError";
+  }
+}
+
+/** The server answered a request with an error (the connection itself is fine). */
+export class ServerError extends Error {
+  readonly code: number;
+  constructor(code: number, message: string) {
+    super(message);
+    this.name = "ServerError";
+    this.code = code;
+  }
+}
+
+/** What to do with the parts of a file answer as they arrive. */
+export interface FileHandler {
+  /** The file's metadata, before any byte. */
+  header(header: FileHeader): Promise<void> | void;
+  /** The next piece of the body; the view is only valid during the call. */
+  data(chunk: Uint8Array): Promise<void> | void;
+}
+
+/** A connection to a file server speaking the framed protocol. */
+export class FileClient {
+  readonly host: string;
+  readonly port: number;
+  /** The server's name from its HELLO. */
+  server = "";
+  readonly #socket: Deno.TcpConn;
+  readonly #reader: FrameReader;
+
+  private constructor(host: string, port: number, socket: Deno.TcpConn) {
+    this.host = host;
+    this.port = port;
+    this.#socket = socket;
+    this.#reader = new FrameReader(socket, {
+      maxPayload: MAX_ANSWER_PAYLOAD,
+      streamed: [Frame.Data],
+      bufferBytes: READ_BUFFER_BYTES,
+    });
+  }
+
+  /** Connects, greets and checks the server's HELLO; throws ConnectionError with a clear line. */
+  static async connect(host: string, port: number): Promise<FileClient> {
+    let socket: Deno.TcpConn;
+    try {
+      socket = await Deno.connect({ hostname: host, port, transport: "tcp" });
+    } catch (error) {
+      throw new ConnectionError(`cannot connect to ${host}:${port}: ${reason(error)}`, {
+        cause: error,
+      });
+    }
+    const client = new FileClient(host, port, socket);
+    try {
+      socket.setNoDelay(true);
+      await client.#write(PREAMBLE);
+      await client.#readGreeting();
+      const hello = await client.#expect(Frame.Hello);
+      client.server = readHello(hello).server;
+      return client;
+    } catch (error) {
+      client.close();
+      throw error;
+    }
+  }
+
+  /** Sends requests without waiting; read each answer with the matching read method, in order. */
+  async send(...frames: Uint8Array[]): Promise<void> {
+    let length = 0;
+    for (const frame of frames) length += frame.length;
+    const all = new Uint8Array(length);
+    let at = 0;
+    for (const frame of frames) {
+      all.set(frame, at);
+      at += frame.length;
+    }
+    await this.#write(all);
+  }
+
+  /** Asks for the list of files and reads it. */
+  async list(): Promise<ListEntry[]> {
+    await this.send(encodeFrame(Frame.List));
+    return await this.readList();
+  }
+
+  /** Reads a list answer. */
+  async readList(): Promise<ListEntry[]> {
+    const entries: ListEntry[] = [];
+    for (;;) {
+      const frame = await this.#next();
+      if (frame.type === Frame.ListPart) entries.push(...readListPart(frame.payload));
+      else if (frame.type === Frame.ListEnd) {
+        const count = readListEnd(frame.payload);
+        if (count !== entries.length) throw this.#broken("the list answer lost entries");
+        return entries;
+      } else this.#unexpected(frame.type, frame.payload);
+    }
+  }
+
+  /** Asks for the server's counters. */
+  async stats(): Promise<Record<string, unknown>> {
+    await this.send(encodeFrame(Frame.Stats));
+    return JSON.parse(readText(await this.#expect(Frame.StatsReply)));
+  }
+
+  /** Asks for the server's help text. */
+  async help(): Promise<string> {
+    await this.send(encodeFrame(Frame.Help));
+    return readText(await this.#expect(Frame.HelpReply));
+  }
+
+  /** Encodes a GET request, for {@link send}. */
+  static get(name: string, offset = 0): Uint8Array {
+    return encodeGet(name, offset);
+  }
+
+  /**
+   * Reads one file answer, handing its parts to `handler`; returns the SHA-256 digest of the
+   * whole file. Throws ServerError when the server refuses or aborts it (a partial body must then
+   * be discarded), ConnectionError when the connection breaks.
+   */
+  async readFile(handler: FileHandler): Promise<Uint8Array> {
+    const header = readFileHeader(await this.#expect(Frame.File));
+    await handler.header(header);
+    let remaining = header.size - header.offset;
+    for (;;) {
+      const frame = await this.#next();
+      if (frame.type === Frame.Data) {
+        if (frame.payload.length > remaining) throw this.#broken("the server sent too many bytes");
+        remaining -= frame.payload.length;
+        await handler.data(frame.payload);
+      } else if (frame.type === Frame.End) {
+        if (remaining !== 0) throw this.#broken("the server sent too few bytes");
+        return readEnd(frame.payload);
+      } else this.#unexpected(frame.type, frame.payload);
+    }
+  }
+
+  /** Ends the session politely (QUIT, then BYE) and closes. */
+  async quit(): Promise<void> {
+    try {
+      await this.send(encodeFrame(Frame.Quit));
+      await this.#expect(Frame.Bye);
+    } finally {
+      this.close();
+    }
+  }
+
+  /** Closes the connection. */
+  close(): void {
+    try {
+      this.#socket.close();
+    } catch (error) {
+      if (!(error instanceof Deno.errors.BadResource)) throw error;
+    }
+  }
+
+  async #write(bytes: Uint8Array): Promise<void> {
+    try {
+      for (let at = 0; at < bytes.length;) at += await this.#socket.write(bytes.subarray(at));
+    } catch (error) {
+      throw this.#broken(reason(error), error);
+    }
+  }
+
+  /** Reads the greeting, or the busy notice a full server sends instead. */
+  async #readGreeting(): Promise<void> {
+    const decoder = this.#reader.decoder;
+    const text = () => new TextDecoder().decode(decoder.buffered);
+    const busy = "DISCONNECTED@";
+    while (decoder.buffered.length < GREETING.length && !text().startsWith(busy)) {
+      if (!await this.#fill()) throw this.#broken("the server closed the connection at once");
+    }
+    if (text().startsWith(busy)) {
+      while (await this.#fill());
+      throw new ConnectionError(`${this.#address()} is busy: ${text().slice(busy.length)}`);
+    }
+    if (!GREETING.every((byte, i) => decoder.buffered[i] === byte)) {
+      throw this.#broken("this is not a file server (unexpected greeting)");
+    }
+    decoder.skip(GREETING.length);
+  }
+
+  async #fill(): Promise<boolean> {
+    try {
+      return await this.#reader.fill();
+    } catch (error) {
+      throw this.#broken(reason(error), error);
+    }
+  }
+
+  async #next() {
+    let frame;
+    try {
+      frame = await this.#reader.next();
+    } catch (error) {
+      throw this.#broken(reason(error), error);
+    }
+    if (!frame) throw this.#broken("the server closed the connection");
+    return frame;
+  }
+
+  /** The next frame, which must be of `type` (or an ERROR, thrown as ServerError). */
+  async #expect(type: number): Promise<Uint8Array> {
+    const frame = await this.#next();
+    if (frame.type !== type) this.#unexpected(frame.type, frame.payload);
+    return frame.payload;
+  }
+
+  #unexpected(type: number, payload: Uint8Array): never {
+    if (type === Frame.Error) {
+      const { code, message } = readError(payload);
+      throw new ServerError(code, message);
+    }
+    throw this.#broken(`unexpected answer of type 0x${type.toString(16)}`);
+  }
+
+  #address(): string {
+    return `${this.host}:${this.port}`;
+  }
+
+  #broken(message: string, cause?: unknown): ConnectionError {
+    if (cause instanceof ConnectionError) return cause;
+    return new ConnectionError(`connection to ${this.#address()} broke: ${message}`, { cause });
+  }
+}
+
+/** A short reason for a socket failure, in words a user knows. */
+export function reason(error: unknown): string {
+  if (error instanceof Deno.errors.ConnectionRefused) {
+    return "connection refused; is the server running?";
+  }
+  if (error instanceof Deno.errors.ConnectionReset) return "the server reset the connection";
+  if (error instanceof Deno.errors.TimedOut) return "timed out";
+  if (error instanceof Deno.errors.BrokenPipe) return "the server closed the connection";
+  if (error instanceof Error) return error.message.replace(/ \(os error \d+\)$/, "");
+  return String(error);
+}
+
+/** A one-line description of a server error for people. */
+export function describeServerError(error: ServerError): string {
+  return error.code === ErrorCode.NotFound
+    ? error.message
+    : `${error.message} (${errorCodeName(error.code)})`;
+}

@@ -1,0 +1,183 @@
+/**
+ * Saving files from the server: every download goes to a hidden temporary name beside its target
+ * and is renamed only once complete and its SHA-256 matches the server's digest. A temporary file
+ * left by an interrupted download is resumed from where it stopped. Names are checked with the
+ * server's own rules, so nothing is ever written outside the output folder.
+ */
+
+import { createHash, type Hash } from "node:crypto";
+import { dirname, join } from "node:path";
+import { ConnectionError, FileClient, ServerError } from "./client.ts";
+import { ErrorCode } from "./errors.ts";
+import { checkName } from "./names.ts";
+import type { FileHeader } from "./protocol.ts";
+
+/** How files are saved. */
+export interface DownloadOptions {
+  /** The output folder, or "-" for standard output. */
+  output: string;
+  /** Check each file's SHA-256 against the server's (default true). */
+  verify: boolean;
+  /** Told about each file's progress, e.g. to draw a progress bar. */
+  progress?: (name: string, done: number, total: number) => void;
+}
+
+/** What became of one requested file. */
+export interface DownloadResult {
+  name: string;
+  /** Where it was saved, when it was. */
+  path?: string;
+  /** Body bytes received in this run. */
+  bytes: number;
+  /** Bytes already on disk from an interrupted run that this one continued. */
+  resumedFrom: number;
+  /** Why it failed, in one sentence, when it did. */
+  error?: string;
+}
+
+/** The temporary name a download of `target` is written under. */
+export function partialPath(target: string): string {
+  const slash = target.lastIndexOf("/");
+  return `${target.slice(0, slash + 1)}.${target.slice(slash + 1)}.part`;
+}
+
+/**
+ * Downloads `names` over one connection: all requests are sent at once, answers are saved as they
+ * arrive. Returns one result per name, in order. Throws ConnectionError if the connection breaks
+ * (temporary files are kept so a rerun resumes).
+ */
+export async function downloadFiles(
+  client: FileClient,
+  names: string[],
+  options: DownloadOptions,
+): Promise<DownloadResult[]> {
+  const plans = await Promise.all(names.map((name) => plan(name, options.output)));
+  const requests = plans.filter((p) => p.error === undefined).map((p) =>
+    FileClient.get(p.name, p.offset)
+  );
+  if (requests.length > 0) await client.send(...requests);
+  const results: DownloadResult[] = [];
+  for (const p of plans) {
+    if (p.error !== undefined) {
+      results.push({ name: p.name, bytes: 0, resumedFrom: 0, error: p.error });
+      continue;
+    }
+    results.push(await receive(client, p, options));
+  }
+  return results;
+}
+
+interface Plan {
+  name: string;
+  target?: string;
+  offset: number;
+  error?: string;
+}
+
+async function plan(name: string, output: string): Promise<Plan> {
+  try {
+    checkName(name);
+  } catch (error) {
+    return { name, offset: 0, error: (error as Error).message };
+  }
+  if (output === "-") return { name, offset: 0 };
+  const target = join(output, name);
+  let offset = 0;
+  try {
+    offset = (await Deno.stat(partialPath(target))).size;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) {
+      return { name, offset: 0, error: localFailure(error, target) };
+    }
+  }
+  return { name, target, offset };
+}
+
+/** Receives one answer into its temporary file (or stdout), verifies and renames it. */
+async function receive(
+  client: FileClient,
+  p: Plan,
+  options: DownloadOptions,
+): Promise<DownloadResult> {
+  const result: DownloadResult = { name: p.name, bytes: 0, resumedFrom: p.offset };
+  const part = p.target === undefined ? undefined : partialPath(p.target);
+  const hash = options.verify ? createHash("sha256") : undefined;
+  let out: Deno.FsFile | undefined;
+  let total = 0;
+  try {
+    let sink: { write(bytes: Uint8Array): Promise<number> } = Deno.stdout;
+    const digest = await client.readFile({
+      async header(header: FileHeader) {
+        total = header.size;
+        if (header.offset !== p.offset) throw new ConnectionError("the server resumed elsewhere");
+        if (part === undefined) return;
+        await Deno.mkdir(dirname(part), { recursive: true });
+        sink = out = await Deno.open(part, { write: true, create: true, append: true });
+        if (hash && p.offset > 0) await hashPrefix(part, p.offset, hash);
+      },
+      async data(chunk: Uint8Array) {
+        hash?.update(chunk);
+        for (let at = 0; at < chunk.length;) at += await sink.write(chunk.subarray(at));
+        result.bytes += chunk.length;
+        options.progress?.(p.name, p.offset + result.bytes, total);
+      },
+    });
+    out?.close();
+    out = undefined;
+    if (hash && !equal(new Uint8Array(hash.digest()), digest)) {
+      if (part !== undefined) await Deno.remove(part);
+      result.error = p.offset > 0
+        ? "checksum mismatch: the file changed since the interrupted download; run again"
+        : "checksum mismatch: the bytes received differ from the server's file; not saved";
+      return result;
+    }
+    if (part !== undefined && p.target !== undefined) {
+      await Deno.rename(part, p.target);
+      result.path = p.target;
+    }
+    return result;
+  } catch (error) {
+    out?.close();
+    if (error instanceof ServerError) {
+      // Keep a partial file only when the server stopped for a passing reason, to resume later.
+      const passing = error.code === ErrorCode.ShuttingDown || error.code === ErrorCode.Timeout;
+      if (part !== undefined && !passing) await removeQuietly(part);
+      result.error = error.code === ErrorCode.BadRequest && p.offset > 0
+        ? `${error.message}; the file changed since the interrupted download, run again`
+        : error.message;
+      return result;
+    }
+    if (error instanceof ConnectionError) throw error;
+    result.error = localFailure(error, part ?? "standard output");
+    return result;
+  }
+}
+
+async function hashPrefix(path: string, length: number, hash: Hash): Promise<void> {
+  using file = await Deno.open(path);
+  const buffer = new Uint8Array(1024 * 1024);
+  for (let done = 0; done < length;) {
+    const n = await file.read(buffer.subarray(0, Math.min(buffer.length, length - done)));
+    if (n === null) break;
+    hash.update(buffer.subarray(0, n));
+    done += n;
+  }
+}
+
+async function removeQuietly(path: string): Promise<void> {
+  await Deno.remove(path).catch((error) => {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  });
+}
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
+/** A local failure (disk full, no permission) in one sentence. */
+function localFailure(error: unknown, where: string): string {
+  if (error instanceof Deno.errors.PermissionDenied) return `no permission to write ${where}`;
+  const message = error instanceof Error ? error.message : String(error);
+  if (/no space left/i.test(message)) return `the disk is full while writing ${where}`;
+  return `cannot write ${where}: ${message.replace(/ \(os error \d+\)$/, "")}`;
+}
