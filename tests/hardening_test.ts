@@ -1,0 +1,197 @@
+/**
+ * The server under abuse and faults: connection limits, idle and stalled peers, clients that
+ * vanish mid-transfer, files that change under a transfer, and graceful shutdown.
+ */
+
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { FileClient, ServerError } from "../lib/client.ts";
+import { ErrorCode } from "../lib/errors.ts";
+import { encodeGet, GREETING, PREAMBLE } from "../lib/protocol.ts";
+import {
+  randomBytes,
+  rawConnect,
+  runClient,
+  sha256,
+  spawnServer,
+  startServer,
+  tempFolder,
+} from "./harness.ts";
+
+const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+
+/** Resolves once `check` holds, polling the server's own state (no fixed sleeps). */
+async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+Deno.test("the connection limit: the next client is told the server is busy", async (t) => {
+  await using data = await tempFolder({ "a.txt": "a" });
+  await using server = await startServer(data.path, { maxConnections: 2 });
+  const port = server.addr.port;
+  const held = [await rawConnect(port), await rawConnect(port)];
+  for (const socket of held) await socket.readExactly(GREETING.length);
+
+  await t.step("the original dialect sees DISCONNECTED@ with a reason", async () => {
+    using socket = await rawConnect(port);
+    const answer = text(await socket.readToEnd());
+    assert(answer.startsWith("DISCONNECTED@Server busy"), answer);
+  });
+
+  await t.step("our client exits 3 with one line saying the server is busy", async () => {
+    const result = await runClient(["--port", String(port), "list"]);
+    assertEquals(result.code, 3);
+    assert(/busy/.test(result.stderr), result.stderr);
+    assertEquals(result.stderr.trim().split("\n").length, 1);
+  });
+
+  await t.step("once a connection closes, a new client is served", async () => {
+    held.pop()![Symbol.dispose]();
+    await until(() => server.stats().connections < 2, "the connection to close");
+    const client = await FileClient.connect("127.0.0.1", port);
+    assertEquals((await client.list()).length, 1);
+    client.close();
+  });
+  for (const socket of held) socket[Symbol.dispose]();
+});
+
+Deno.test("idle and stalled connections are closed, and cost nothing after", async (t) => {
+  const big = randomBytes(24 * 1024 * 1024, 4); // more than socket buffers hold
+  await using data = await tempFolder({ "big.bin": big, "a.txt": "a" });
+  await using server = await startServer(data.path, { idleTimeoutMs: 300 });
+  const port = server.addr.port;
+
+  await t.step("a framed client that sends nothing is closed after the idle timeout", async () => {
+    using socket = await rawConnect(port);
+    await socket.write(PREAMBLE);
+    await socket.readToEnd();
+    assert(server.log.lines.some((line) => / reason=idle/.test(line)), "no idle close logged");
+  });
+
+  await t.step("an original-dialect client that never sends its request is closed", async () => {
+    using socket = await rawConnect(port);
+    assertEquals(text(await socket.readToEnd()), text(GREETING));
+  });
+
+  await t.step("a reader that stops reading mid-transfer is dropped", async () => {
+    using socket = await rawConnect(port);
+    await socket.write(new Uint8Array([...PREAMBLE, ...encodeGet("big.bin")]));
+    await until(() => server.log.lines.some((l) => / reason=stalled/.test(l)), "a stall");
+    await until(() => server.stats().connections === 0, "the stalled connection to go");
+  });
+
+  await t.step("the server still serves an honest client", async () => {
+    const client = await FileClient.connect("127.0.0.1", port);
+    await client.send(FileClient.get("a.txt"));
+    const digest = await client.readFile({ header() {}, data() {} });
+    client.close();
+    assertEquals(digest, await sha256(new TextEncoder().encode("a")));
+  });
+});
+
+Deno.test("clients that vanish mid-transfer cost only their sockets", async () => {
+  const files: Record<string, Uint8Array> = {};
+  for (let i = 0; i < 6; i++) files[`f${i}.bin`] = randomBytes(2 * 1024 * 1024 + i, 20 + i);
+  await using data = await tempFolder(files);
+  await using server = await startServer(data.path, { cacheBytes: 5 * 1024 * 1024 });
+  const port = server.addr.port;
+  for (let round = 0; round < 3; round++) {
+    await Promise.all(
+      Object.keys(files).map(async (name) => {
+        const socket = await rawConnect(port);
+        await socket.write(new Uint8Array([...PREAMBLE, ...encodeGet(name)]));
+        await socket.readExactly(GREETING.length + 64 * 1024);
+        socket[Symbol.dispose]();
+      }),
+    );
+  }
+  await until(() => server.stats().connections === 0, "the vanished connections to close");
+  await until(() => server.stats().cacheReserved === 0, "reservations to be released");
+  const stats = server.stats();
+  assert(stats.cacheBytes <= stats.cacheCapacity);
+  const client = await FileClient.connect("127.0.0.1", port);
+  for (const [name, bytes] of Object.entries(files)) {
+    await client.send(FileClient.get(name));
+    let length = 0;
+    const digest = await client.readFile({ header() {}, data: (c) => void (length += c.length) });
+    assertEquals(length, bytes.length);
+    assertEquals(digest, await sha256(bytes), `wrong digest for ${name}`);
+  }
+  client.close();
+});
+
+Deno.test("a file that changes during a transfer is never presented as right", async (t) => {
+  const size = 24 * 1024 * 1024;
+  await using data = await tempFolder({ "grow.bin": randomBytes(size, 30) });
+  for (const [label, cacheBytes] of [["loading into the cache", 64 << 20], ["uncached", 1 << 20]]) {
+    await t.step(`truncated while ${label}: the client gets Changed, not an END`, async () => {
+      await Deno.writeFile(`${data.path}/grow.bin`, randomBytes(size, 30));
+      await using server = await startServer(data.path, { cacheBytes: cacheBytes as number });
+      const client = await FileClient.connect("127.0.0.1", server.addr.port);
+      await client.send(FileClient.get("grow.bin"));
+      let received = 0;
+      const outcome = await client.readFile({
+        header() {},
+        async data(chunk) {
+          if (received === 0) await Deno.truncate(`${data.path}/grow.bin`, 1000);
+          received += chunk.length;
+        },
+      }).catch((error) => error);
+      client.close();
+      assert(outcome instanceof ServerError, `expected an error, got ${outcome}`);
+      assertEquals(outcome.code, ErrorCode.Changed);
+      assertEquals(server.stats().cacheEntries, 0);
+    });
+  }
+
+  await t.step("a replaced file is reloaded; a deleted one is not served", async () => {
+    await Deno.writeTextFile(`${data.path}/grow.bin`, "first version");
+    await using server = await startServer(data.path);
+    const client = await FileClient.connect("127.0.0.1", server.addr.port);
+    const get = async () => {
+      const parts: string[] = [];
+      await client.send(FileClient.get("grow.bin"));
+      await client.readFile({ header() {}, data: (c) => void parts.push(text(c)) });
+      return parts.join("");
+    };
+    assertEquals(await get(), "first version");
+    assertEquals(await get(), "first version");
+    await Deno.writeTextFile(`${data.path}/grow.bin.new`, "second, longer version");
+    await Deno.rename(`${data.path}/grow.bin.new`, `${data.path}/grow.bin`);
+    assertEquals(await get(), "second, longer version");
+    await Deno.remove(`${data.path}/grow.bin`);
+    const gone = await get().catch((error) => error);
+    assert(gone instanceof ServerError && gone.code === ErrorCode.NotFound, String(gone));
+    assertEquals(server.stats().cacheEntries, 0);
+    client.close();
+  });
+});
+
+Deno.test("SIGTERM: stops accepting, finishes transfers in flight, exits 0", async () => {
+  const big = randomBytes(40 * 1024 * 1024, 50);
+  await using data = await tempFolder({ "big.bin": big });
+  await using server = await spawnServer(["--data", data.path]);
+  const client = await FileClient.connect("127.0.0.1", server.port);
+  await client.send(FileClient.get("big.bin"));
+  let received = 0;
+  let signalled = false;
+  const digest = await client.readFile({
+    header() {},
+    async data(chunk) {
+      received += chunk.length;
+      if (!signalled) {
+        signalled = true;
+        server.process.kill("SIGTERM");
+        await server.waitFor(/shutdown/);
+      }
+    },
+  });
+  client.close();
+  assertEquals(received, big.length);
+  assertEquals(digest, await sha256(big));
+  assertEquals((await server.process.status).code, 0);
+  assert(server.lines.some((line) => /stopped/.test(line)), "no summary logged");
+});

@@ -1,0 +1,229 @@
+/**
+ * Shared test fixtures: temp data folders, real servers on ephemeral ports (in-process or as a
+ * subprocess), the real client as a subprocess, and raw sockets for byte-level cases.
+ */
+
+import { Logger, type LogSink } from "../lib/log.ts";
+import { FileServer, type ServerOptions } from "../lib/server.ts";
+
+/** The repository root, for running the entrypoints. */
+export const ROOT = new URL("..", import.meta.url).pathname;
+
+/** Deterministic pseudo-random bytes (xorshift32), so failures can be reproduced. */
+export function randomBytes(size: number, seed = 1): Uint8Array {
+  const bytes = new Uint8Array(size);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    bytes[i] = x & 0xff;
+  }
+  return bytes;
+}
+
+/** A temp folder filled with `files` (name → contents); removed by the returned dispose. */
+export async function tempFolder(
+  files: Record<string, string | Uint8Array> = {},
+): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix: "fileserver-test-" });
+  for (const [name, contents] of Object.entries(files)) {
+    const full = `${path}/${name}`;
+    await Deno.mkdir(full.slice(0, full.lastIndexOf("/")), { recursive: true });
+    if (typeof contents === "string") await Deno.writeTextFile(full, contents);
+    else await Deno.writeFile(full, contents);
+  }
+  return {
+    path,
+    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }),
+  };
+}
+
+/** Log lines a test can inspect. */
+export class MemoryLog implements LogSink {
+  readonly lines: string[] = [];
+  write(bytes: Uint8Array): Promise<number> {
+    this.lines.push(...new TextDecoder().decode(bytes).split("\n").filter((l) => l));
+    return Promise.resolve(bytes.length);
+  }
+}
+
+/** Starts an in-process server on an ephemeral port; close it with `await using`. */
+export async function startServer(
+  folder: string,
+  options: Partial<ServerOptions> = {},
+): Promise<FileServer & AsyncDisposable & { log: MemoryLog }> {
+  const log = new MemoryLog();
+  const server = await FileServer.start({
+    host: "127.0.0.1",
+    port: 0,
+    folder,
+    cacheBytes: 64 * 1024 * 1024,
+    maxConnections: 1024,
+    idleTimeoutMs: 60_000,
+    shutdownTimeoutMs: 5_000,
+    logger: new Logger("text", log),
+    ...options,
+  });
+  return Object.assign(server, {
+    log,
+    [Symbol.asyncDispose]: () => server.close(),
+  });
+}
+
+/** What a finished subprocess printed and returned. */
+export interface Output {
+  code: number;
+  stdout: string;
+  stderr: string;
+  bytes: Uint8Array;
+}
+
+/** Runs the real client (client.ts) as a subprocess with `args`, in `cwd`. */
+export async function runClient(args: string[], cwd = ROOT): Promise<Output> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-read", "--allow-write", `${ROOT}client.ts`, ...args],
+    cwd,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).output();
+  return {
+    code: output.code,
+    stdout: new TextDecoder().decode(output.stdout),
+    stderr: new TextDecoder().decode(output.stderr),
+    bytes: output.stdout,
+  };
+}
+
+/** A server started as a subprocess (server.ts), for signals and the startup line. */
+export interface ServerProcess extends AsyncDisposable {
+  process: Deno.ChildProcess;
+  port: number;
+  /** Lines logged so far (the reader keeps collecting). */
+  lines: string[];
+  /** Resolves when a logged line matches `pattern`. */
+  waitFor(pattern: RegExp): Promise<string>;
+}
+
+/** Starts server.ts with `args` (plus --port 0) and waits for its listening line. */
+export async function spawnServer(args: string[]): Promise<ServerProcess> {
+  const process = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-read", `${ROOT}server.ts`, "--port", "0", ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "inherit",
+    stdin: "null",
+  }).spawn();
+  const lines: string[] = [];
+  const watchers: { pattern: RegExp; resolve: (line: string) => void }[] = [];
+  const reading = (async () => {
+    let rest = "";
+    for await (const chunk of process.stdout.pipeThrough(new TextDecoderStream())) {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop()!;
+      for (const line of parts) {
+        lines.push(line);
+        for (const w of watchers.filter((w) => w.pattern.test(line))) {
+          watchers.splice(watchers.indexOf(w), 1);
+          w.resolve(line);
+        }
+      }
+    }
+  })();
+  const waitFor = (pattern: RegExp) => {
+    const seen = lines.find((line) => pattern.test(line));
+    if (seen) return Promise.resolve(seen);
+    return new Promise<string>((resolve) => watchers.push({ pattern, resolve }));
+  };
+  const listening = await waitFor(/listening/);
+  const port = Number(/address=[^ ]*:(\d+)/.exec(listening)![1]);
+  return {
+    process,
+    port,
+    lines,
+    waitFor,
+    async [Symbol.asyncDispose]() {
+      try {
+        process.kill("SIGKILL");
+      } catch {
+        // already exited
+      }
+      await process.status;
+      await reading;
+    },
+  };
+}
+
+/** A raw TCP connection to `port` with helpers to read exact byte counts or until close. */
+export async function rawConnect(port: number): Promise<RawSocket> {
+  return new RawSocket(await Deno.connect({ hostname: "127.0.0.1", port }));
+}
+
+/** A socket for byte-level tests. */
+export class RawSocket implements Disposable {
+  readonly conn: Deno.TcpConn;
+  #pending = new Uint8Array(0);
+
+  constructor(conn: Deno.TcpConn) {
+    this.conn = conn;
+  }
+
+  /** Writes all of `bytes` (a string is sent as UTF-8). */
+  async write(bytes: Uint8Array | string): Promise<void> {
+    const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
+    for (let at = 0; at < data.length;) at += await this.conn.write(data.subarray(at));
+  }
+
+  /** Reads exactly `count` bytes; throws if the connection closes first. */
+  async readExactly(count: number): Promise<Uint8Array> {
+    while (this.#pending.length < count) {
+      if (!await this.#fill()) {
+        throw new Error(`closed after ${this.#pending.length} of ${count} bytes`);
+      }
+    }
+    const out = this.#pending.slice(0, count);
+    this.#pending = this.#pending.slice(count);
+    return out;
+  }
+
+  /** Reads until the server closes the connection. */
+  async readToEnd(): Promise<Uint8Array> {
+    while (await this.#fill());
+    const out = this.#pending;
+    this.#pending = new Uint8Array(0);
+    return out;
+  }
+
+  async #fill(): Promise<boolean> {
+    const buffer = new Uint8Array(256 * 1024);
+    let n: number | null;
+    try {
+      n = await this.conn.read(buffer);
+    } catch (error) {
+      if (error instanceof Deno.errors.ConnectionReset) return false;
+      throw error;
+    }
+    if (n === null) return false;
+    const joined = new Uint8Array(this.#pending.length + n);
+    joined.set(this.#pending);
+    joined.set(buffer.subarray(0, n), this.#pending.length);
+    this.#pending = joined;
+    return true;
+  }
+
+  [Symbol.dispose](): void {
+    try {
+      this.conn.close();
+    } catch {
+      // already closed by the test
+    }
+  }
+}
+
+/** SHA-256 of `bytes`, as the server computes it. */
+export async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+}

@@ -1,0 +1,440 @@
+/**
+ * The server end to end: real servers on ephemeral ports with temp data, driven by the real
+ * client as a subprocess, by the client library, and by raw sockets for byte-level cases.
+ */
+
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { FileClient, ServerError } from "../lib/client.ts";
+import { ErrorCode } from "../lib/errors.ts";
+import {
+  encodeFrame,
+  encodeGet,
+  Frame,
+  GREETING,
+  HEADER_BYTES,
+  PREAMBLE,
+  readError,
+  readFileHeader,
+} from "../lib/protocol.ts";
+import { randomBytes, rawConnect, runClient, sha256, startServer, tempFolder } from "./harness.ts";
+
+const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+
+/** Downloads `name` with the client library and returns its bytes and digest. */
+async function fetchFile(client: FileClient, name: string, offset = 0) {
+  const parts: Uint8Array[] = [];
+  let source = "";
+  await client.send(FileClient.get(name, offset));
+  const digest = await client.readFile({
+    header: (h) => void (source = h.source),
+    data: (chunk) => void parts.push(chunk.slice()),
+  });
+  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.length;
+  }
+  return { bytes, digest, source };
+}
+
+Deno.test("the real client, both forms, against a real server", async (t) => {
+  const big = randomBytes(3 * 1024 * 1024 + 17, 3);
+  await using data = await tempFolder({
+    "hello.txt": "hello, world\n",
+    "nested/deep/file.bin": randomBytes(5000, 5),
+    "big.bin": big,
+  });
+  await using out = await tempFolder();
+  await using server = await startServer(data.path, { cacheBytes: 1024 * 1024 });
+  const port = String(server.addr.port);
+
+  await t.step("list (modern) shows every file with a readable table", async () => {
+    const result = await runClient(["--port", port, "list"]);
+    assertEquals(result.code, 0, result.stderr);
+    for (const name of ["hello.txt", "nested/deep/file.bin", "big.bin"]) {
+      assert(result.stdout.includes(name), `list lacks ${name}:\n${result.stdout}`);
+    }
+    assert(result.stdout.startsWith("NAME"), result.stdout);
+  });
+
+  await t.step("list --json parses and carries sizes", async () => {
+    const result = await runClient(["--port", port, "list", "--json"]);
+    assertEquals(result.code, 0, result.stderr);
+    const entries = JSON.parse(result.stdout) as { name: string; size: number }[];
+    assertEquals(entries.find((e) => e.name === "big.bin")?.size, big.length);
+  });
+
+  await t.step("get several files into --output, byte-exact", async () => {
+    const result = await runClient([
+      "--port",
+      port,
+      "get",
+      "hello.txt",
+      "nested/deep/file.bin",
+      "big.bin",
+      "--output",
+      out.path,
+    ]);
+    assertEquals(result.code, 0, result.stderr);
+    assertEquals(await Deno.readTextFile(`${out.path}/hello.txt`), "hello, world\n");
+    assertEquals(await Deno.readFile(`${out.path}/nested/deep/file.bin`), randomBytes(5000, 5));
+    assertEquals(await Deno.readFile(`${out.path}/big.bin`), big);
+  });
+
+  await t.step("the original form: HOST PORT file NAME saves into client_data", async () => {
+    await using cwd = await tempFolder({ "client_data/.keep": "" });
+    const result = await runClient(["127.0.0.1", port, "file", "hello.txt"], cwd.path);
+    assertEquals(result.code, 0, result.stderr);
+    assertEquals(await Deno.readTextFile(`${cwd.path}/client_data/hello.txt`), "hello, world\n");
+    const list = await runClient(["127.0.0.1", port, "list"], cwd.path);
+    assertEquals(list.code, 0, list.stderr);
+    assert(list.stdout.includes("hello.txt"));
+  });
+
+  await t.step("--output - writes the bytes to stdout", async () => {
+    const result = await runClient(["--port", port, "get", "nested/deep/file.bin", "-o", "-"]);
+    assertEquals(result.code, 0, result.stderr);
+    assertEquals(result.bytes, randomBytes(5000, 5));
+  });
+
+  await t.step("a missing file exits 1 with one clear line; others still arrive", async () => {
+    const result = await runClient([
+      "--port",
+      port,
+      "get",
+      "nope.txt",
+      "hello.txt",
+      "--output",
+      out.path,
+    ]);
+    assertEquals(result.code, 1);
+    assertEquals(result.stderr.trim().split("\n").length, 1, result.stderr);
+    assert(result.stderr.includes("nope.txt"), result.stderr);
+    assertEquals(await Deno.readTextFile(`${out.path}/hello.txt`), "hello, world\n");
+  });
+
+  await t.step("stats --json has the documented names", async () => {
+    const result = await runClient(["--port", port, "stats", "--json"]);
+    assertEquals(result.code, 0, result.stderr);
+    const stats = JSON.parse(result.stdout);
+    for (
+      const key of [
+        "cacheBytes",
+        "cacheCapacity",
+        "cacheEntries",
+        "hits",
+        "misses",
+        "evictions",
+        "bytesSent",
+        "connections",
+        "uptimeSeconds",
+        "policy",
+        "hitRatio",
+        "byteHitRatio",
+      ]
+    ) {
+      assert(key in stats, `stats lacks ${key}`);
+    }
+    assertEquals(stats.cacheCapacity, 1024 * 1024);
+    assert(stats.cacheBytes <= stats.cacheCapacity);
+  });
+
+  await t.step("help prints the server's requests", async () => {
+    const result = await runClient(["--port", port, "help"]);
+    assertEquals(result.code, 0, result.stderr);
+    assert(result.stdout.includes("get NAME"), result.stdout);
+  });
+
+  await t.step("usage mistakes exit 2; no server exits 3 with a clear line", async () => {
+    assertEquals((await runClient(["--port", port, "fetch"])).code, 2);
+    assertEquals((await runClient(["--port", port, "get"])).code, 2);
+    assertEquals((await runClient(["--bogus"])).code, 2);
+    const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const unused = (closed.addr as Deno.NetAddr).port;
+    closed.close();
+    const result = await runClient(["--port", String(unused), "list"]);
+    assertEquals(result.code, 3);
+    assertEquals(
+      result.stderr.trim(),
+      `client: cannot connect to 127.0.0.1:${unused}: connection refused; is the server running?`,
+    );
+  });
+});
+
+Deno.test("hits come from the cache, misses from disk, big files are never cached", async (t) => {
+  const small = randomBytes(200_000, 7);
+  const large = randomBytes(600_000, 8);
+  await using data = await tempFolder({ "small.bin": small, "large.bin": large });
+  await using server = await startServer(data.path, { cacheBytes: 500_000 });
+  const client = await FileClient.connect("127.0.0.1", server.addr.port);
+  try {
+    await t.step("first get is a miss from disk, second a hit from cache", async () => {
+      const first = await fetchFile(client, "small.bin");
+      assertEquals(first.source, "disk");
+      assertEquals(first.bytes, small);
+      assertEquals(first.digest, await sha256(small));
+      const second = await fetchFile(client, "small.bin");
+      assertEquals(second.source, "cache");
+      assertEquals(second.bytes, small);
+      assertEquals(second.digest, await sha256(small));
+    });
+    await t.step("a file larger than the cache streams and stays uncached", async () => {
+      for (let i = 0; i < 2; i++) {
+        const got = await fetchFile(client, "large.bin");
+        assertEquals(got.source, "disk");
+        assertEquals(got.bytes, large);
+        assertEquals(got.digest, await sha256(large));
+      }
+      const stats = server.stats();
+      assert(stats.cacheBytes <= stats.cacheCapacity);
+      assertEquals(stats.cacheEntries, 1);
+    });
+    await t.step("a get with an offset sends the rest and the whole file's digest", async () => {
+      for (const name of ["small.bin", "large.bin"]) {
+        const whole = name === "small.bin" ? small : large;
+        const got = await fetchFile(client, name, 12345);
+        assertEquals(got.bytes, whole.subarray(12345));
+        assertEquals(got.digest, await sha256(whole));
+      }
+    });
+    await t.step("an offset past the end is a clear bad request", async () => {
+      await client.send(FileClient.get("small.bin", small.length + 1));
+      const error = await client.readFile({ header() {}, data() {} }).catch((e) => e);
+      assert(error instanceof ServerError);
+      assertEquals(error.code, ErrorCode.BadRequest);
+    });
+  } finally {
+    client.close();
+  }
+});
+
+Deno.test("the original dialect, byte for byte", async (t) => {
+  const bytes = randomBytes(300_000, 9);
+  await using data = await tempFolder({ "cat.jpg": bytes, "file1.txt": "one\n" });
+  await using server = await startServer(data.path);
+  const port = server.addr.port;
+
+  for (const round of ["miss", "hit"]) {
+    await t.step(`file@NAME: OK@ then the exact bytes then close (${round})`, async () => {
+      using socket = await rawConnect(port);
+      assertEquals(await socket.readExactly(GREETING.length), GREETING);
+      await socket.write("file@cat.jpg");
+      assertEquals(text(await socket.readExactly(3)), "OK@");
+      assertEquals(await socket.readToEnd(), bytes);
+    });
+  }
+
+  await t.step("a missing file answers FNF@ and closes", async () => {
+    using socket = await rawConnect(port);
+    await socket.readExactly(GREETING.length);
+    await socket.write("file@missing.txt");
+    assertEquals(text(await socket.readToEnd()), "FNF@");
+  });
+
+  await t.step("a name escaping the folder answers FNF@", async () => {
+    using socket = await rawConnect(port);
+    await socket.readExactly(GREETING.length);
+    await socket.write("file@../../etc/passwd");
+    assertEquals(text(await socket.readToEnd()), "FNF@");
+  });
+
+  await t.step("list names the files and the cached ones, with one @", async () => {
+    using socket = await rawConnect(port);
+    await socket.readExactly(GREETING.length);
+    await socket.write("list");
+    const answer = text(await socket.readToEnd());
+    assert(answer.startsWith("OK@"), answer);
+    assertEquals(answer.split("@").length, 2);
+    assert(answer.includes("[FILES INSIDE THE SERVER DIRECTORY]:\ncat.jpg\nfile1.txt"), answer);
+    assert(answer.includes("[FILES IN CACHE]:\ncat.jpg"), answer);
+  });
+
+  await t.step("help answers OK@ and the commands", async () => {
+    using socket = await rawConnect(port);
+    await socket.readExactly(GREETING.length);
+    await socket.write("help\n");
+    const answer = text(await socket.readToEnd());
+    assert(answer.startsWith("OK@[HELP]"), answer);
+    assertEquals(answer.split("@").length, 2);
+  });
+
+  await t.step("anything else answers ERR@ and closes", async () => {
+    using socket = await rawConnect(port);
+    await socket.readExactly(GREETING.length);
+    await socket.write("GET / HTTP/1.1\r\n\r\n");
+    assert(text(await socket.readToEnd()).startsWith("ERR@"));
+  });
+});
+
+/** Reads one frame from a raw socket: type and payload. */
+async function readFrame(socket: Awaited<ReturnType<typeof rawConnect>>) {
+  const header = await socket.readExactly(HEADER_BYTES);
+  const length = new DataView(header.buffer).getUint32(1);
+  return { type: header[0], payload: await socket.readExactly(length) };
+}
+
+Deno.test("framed protocol edge cases on raw sockets", async (t) => {
+  await using data = await tempFolder({ "a.txt": "aaa", ".secret": "hidden" });
+  await using server = await startServer(data.path);
+  const port = server.addr.port;
+
+  async function session() {
+    const socket = await rawConnect(port);
+    await socket.write(PREAMBLE);
+    assertEquals(await socket.readExactly(GREETING.length), GREETING);
+    assertEquals((await readFrame(socket)).type, Frame.Hello);
+    return socket;
+  }
+
+  await t.step("bad names get an error answer and the connection carries on", async () => {
+    using socket = await session();
+    const names = ["../a.txt", "/etc/passwd", "a\0.txt", ".secret", "", "a.txt/"];
+    await socket.write(new Uint8Array(names.flatMap((n) => [...encodeGet(n)])));
+    for (const name of names) {
+      const frame = await readFrame(socket);
+      assertEquals(frame.type, Frame.Error, `no error for ${JSON.stringify(name)}`);
+      assertEquals(readError(frame.payload).code, ErrorCode.BadRequest, JSON.stringify(name));
+    }
+    await socket.write(encodeGet("a.txt"));
+    const file = await readFrame(socket);
+    assertEquals(file.type, Frame.File);
+    assertEquals(readFileHeader(file.payload).size, 3);
+  });
+
+  await t.step("pipelined requests are answered in order", async () => {
+    using socket = await session();
+    await socket.write(
+      new Uint8Array([
+        ...encodeGet("a.txt"),
+        ...encodeFrame(Frame.Stats),
+        ...encodeGet("missing"),
+        ...encodeFrame(Frame.Quit),
+      ]),
+    );
+    const types = [];
+    for (;;) {
+      const frame = await readFrame(socket);
+      types.push(frame.type);
+      if (frame.type === Frame.Bye) break;
+    }
+    assertEquals(types, [
+      Frame.File,
+      Frame.Data,
+      Frame.End,
+      Frame.StatsReply,
+      Frame.Error,
+      Frame.Bye,
+    ]);
+    assertEquals((await socket.readToEnd()).length, 0);
+  });
+
+  await t.step(
+    "an oversized frame is refused with TooLarge and the connection closes",
+    async () => {
+      using socket = await session();
+      const header = new Uint8Array(HEADER_BYTES);
+      header[0] = Frame.Get;
+      new DataView(header.buffer).setUint32(1, 0xffffffff);
+      await socket.write(header);
+      const frame = await readFrame(socket);
+      assertEquals(readError(frame.payload).code, ErrorCode.TooLarge);
+      assertEquals((await socket.readToEnd()).length, 0);
+    },
+  );
+
+  await t.step("an unknown request type is refused and the connection closes", async () => {
+    using socket = await session();
+    await socket.write(encodeFrame(0x42 as typeof Frame.List));
+    const frame = await readFrame(socket);
+    assertEquals(readError(frame.payload).code, ErrorCode.BadRequest);
+    assertEquals((await socket.readToEnd()).length, 0);
+  });
+
+  await t.step("a wrong version is refused as unsupported", async () => {
+    using socket = await rawConnect(port);
+    await socket.write(new Uint8Array([...PREAMBLE.subarray(0, 4), 99]));
+    await socket.readExactly(GREETING.length);
+    const frame = await readFrame(socket);
+    assertEquals(readError(frame.payload).code, ErrorCode.Unsupported);
+  });
+
+  await t.step("the server still serves an honest client afterwards", async () => {
+    const client = await FileClient.connect("127.0.0.1", port);
+    const got = await fetchFile(client, "a.txt");
+    client.close();
+    assertEquals(text(got.bytes), "aaa");
+  });
+});
+
+Deno.test("100 clients, 10 files each, byte-exact", async () => {
+  const files: Record<string, Uint8Array> = {};
+  for (let i = 0; i < 20; i++) files[`f${i}.bin`] = randomBytes(1000 + i * 7919, i + 1);
+  await using data = await tempFolder(files);
+  await using server = await startServer(data.path, { cacheBytes: 100_000 });
+  const names = Object.keys(files);
+  const failures: string[] = [];
+  await Promise.all(Array.from({ length: 100 }, async (_, c) => {
+    const client = await FileClient.connect("127.0.0.1", server.addr.port);
+    try {
+      for (let k = 0; k < 10; k++) {
+        const name = names[(c * 7 + k * 3) % names.length];
+        const got = await fetchFile(client, name);
+        if (
+          got.bytes.length !== files[name].length ||
+          !got.bytes.every((b, i) => b === files[name][i])
+        ) {
+          failures.push(`client ${c} got wrong bytes for ${name}`);
+        }
+      }
+    } finally {
+      client.close();
+    }
+  }));
+  assertEquals(failures, []);
+  assertEquals(server.stats().requests, 1000);
+});
+
+Deno.test("with a 1 MiB cache and 8 busy clients, the cache never exceeds its cap", async () => {
+  const files: Record<string, Uint8Array> = {};
+  for (let i = 0; i < 12; i++) files[`f${i}.bin`] = randomBytes(150_000 + i * 20_000, i + 100);
+  await using data = await tempFolder(files);
+  await using server = await startServer(data.path, { cacheBytes: 1024 * 1024 });
+  const names = Object.keys(files);
+  let running = true;
+  let samples = 0;
+  const observer = (async () => {
+    const client = await FileClient.connect("127.0.0.1", server.addr.port);
+    try {
+      while (running) {
+        const stats = await client.stats();
+        samples++;
+        assert(
+          (stats.cacheBytes as number) + (stats.cacheReserved as number) <=
+            (stats.cacheCapacity as number),
+          `over the cap: ${JSON.stringify(stats)}`,
+        );
+      }
+    } finally {
+      client.close();
+    }
+  })();
+  await Promise.all(Array.from({ length: 8 }, async (_, c) => {
+    const client = await FileClient.connect("127.0.0.1", server.addr.port);
+    try {
+      for (let k = 0; k < 30; k++) {
+        const name = names[(c * 5 + k * 7) % names.length];
+        const got = await fetchFile(client, name);
+        assertEquals(got.bytes.length, files[name].length);
+      }
+    } finally {
+      client.close();
+    }
+  }));
+  running = false;
+  await observer;
+  const stats = server.stats();
+  assert(samples > 10, `only ${samples} samples`);
+  assert(stats.evictions > 0, "no evictions happened");
+  assert(stats.cacheBytes <= stats.cacheCapacity);
+});
