@@ -1,0 +1,319 @@
+/**
+ * The server's speed, measured side by side in one run: the loopback ceiling (a minimal Deno
+ * program with no protocol), cached and uncached large-file throughput, small-file requests per
+ * second with latency, the load generator's own capacity, peak server RSS with 1,000 connections,
+ * and, when nginx (and curl, wrk) are installed, nginx on the same work.
+ *
+ * Usage: deno run -A bench/server_bench.ts [--quick]
+ */
+
+import { FileClient } from "../lib/client.ts";
+import { ROOT } from "../tests/harness.ts";
+import { type LoadResult } from "./loadgen.ts";
+
+const quick = Deno.args.includes("--quick");
+const SECONDS = quick ? 2 : 5;
+const BIG = 32 * 1024 * 1024;
+const SMALL = 4096;
+const WORK = `${ROOT}bench/.work`;
+
+/** One row of the results table. */
+interface Row {
+  what: string;
+  value: number;
+  unit: string;
+  /** The figure it is compared with, and that figure's name. */
+  versus?: { name: string; value: number };
+}
+
+function record(row: Row): void {
+  const ratio = row.versus
+    ? `  (${(row.value / row.versus.value * 100).toFixed(0)}% of ${row.versus.name})`
+    : "";
+  console.log(`${row.what.padEnd(56)} ${format(row.value).padStart(10)} ${row.unit}${ratio}`);
+}
+
+function format(value: number): string {
+  return value >= 100 ? value.toFixed(0) : value.toFixed(2);
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** Starts server.ts as a subprocess on a free port; resolves once it accepts connections. */
+async function startServer(args: string[]): Promise<{ port: number; process: Deno.ChildProcess }> {
+  const port = freePort();
+  const process = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      `${ROOT}server.ts`,
+      "--port",
+      String(port),
+      ...args,
+    ],
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  for (let attempt = 0;; attempt++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return { port, process };
+    } catch (error) {
+      if (attempt > 200) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+}
+
+async function stop(process: Deno.ChildProcess): Promise<void> {
+  process.kill("SIGKILL");
+  await process.status;
+}
+
+/** GB/s of a minimal Deno sender (its own process) to a receiver reading into one buffer. */
+async function ceiling(bytes: number, rounds: number): Promise<number> {
+  const port = freePort();
+  const sender = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      `${ROOT}bench/ceiling.ts`,
+      String(port),
+      String(bytes),
+      String(rounds),
+    ],
+    stdout: "piped",
+  }).spawn();
+  const reader = sender.stdout.getReader();
+  await reader.read(); // "ready"
+  reader.releaseLock();
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const buffer = new Uint8Array(1024 * 1024);
+  const started = performance.now();
+  let total = 0;
+  for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) total += n;
+  const seconds = (performance.now() - started) / 1000;
+  conn.close();
+  await sender.stdout.cancel();
+  await sender.status;
+  return total / seconds / 1e9;
+}
+
+/** GB/s downloading `name` `rounds` times with the client library, to nowhere or to a file. */
+async function download(port: number, name: string, rounds: number, toFile: boolean) {
+  const client = await FileClient.connect("127.0.0.1", port);
+  const file = toFile
+    ? await Deno.open(`${WORK}/download.bin`, { write: true, create: true })
+    : undefined;
+  let total = 0;
+  const started = performance.now();
+  for (let r = 0; r < rounds; r++) {
+    await file?.truncate(0);
+    await file?.seek(0, Deno.SeekMode.Start);
+    await client.send(FileClient.get(name));
+    await client.readFile({
+      header() {},
+      async data(chunk) {
+        total += chunk.length;
+        if (file) {
+          for (let at = 0; at < chunk.length;) at += await file.write(chunk.subarray(at));
+        }
+      },
+    });
+  }
+  const seconds = (performance.now() - started) / 1000;
+  file?.close();
+  client.close();
+  return total / seconds / 1e9;
+}
+
+async function loadgen(args: (string | number)[]): Promise<LoadResult> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", `${ROOT}bench/loadgen.ts`, ...args.map(String)],
+    stderr: "inherit",
+  }).output();
+  if (!output.success) throw new Error("the load generator failed");
+  return JSON.parse(new TextDecoder().decode(output.stdout));
+}
+
+/** Peak RSS in MiB of a process (VmHWM). */
+async function peakRss(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  return Number(/VmHWM:\s+(\d+)/.exec(status)![1]) / 1024;
+}
+
+/** True when `command` is on PATH. */
+async function has(command: string): Promise<boolean> {
+  const found = await new Deno.Command("sh", {
+    args: ["-c", `command -v ${command}`],
+    stdout: "null",
+  })
+    .output();
+  return found.success;
+}
+
+/** Runs a command and returns its standard output. */
+async function run(command: string, args: string[]): Promise<string> {
+  const output = await new Deno.Command(command, { args, stderr: "inherit" }).output();
+  if (!output.success) throw new Error(`${command} failed`);
+  return new TextDecoder().decode(output.stdout);
+}
+
+/** Serves WORK/data with nginx on a free port; returns the port and a stop function. */
+async function startNginx(): Promise<{ port: number; stop: () => Promise<void> }> {
+  const port = freePort();
+  const prefix = `${WORK}/nginx`;
+  await Deno.mkdir(`${prefix}/logs`, { recursive: true });
+  await Deno.writeTextFile(
+    `${prefix}/nginx.conf`,
+    `daemon off; worker_processes auto; pid ${prefix}/nginx.pid; error_log ${prefix}/logs/error.log;
+events { worker_connections 4096; }
+http { access_log ${prefix}/logs/access.log; sendfile on; tcp_nopush on; keepalive_requests 1000000;
+  server { listen 127.0.0.1:${port}; root ${WORK}/data; } }
+`,
+  );
+  const process = new Deno.Command("nginx", { args: ["-p", prefix, "-c", `${prefix}/nginx.conf`] })
+    .spawn();
+  for (let attempt = 0;; attempt++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      break;
+    } catch (error) {
+      if (attempt > 200) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+  return {
+    port,
+    stop: async () => {
+      process.kill("SIGTERM");
+      await process.status;
+    },
+  };
+}
+
+async function writeData(): Promise<number> {
+  await Deno.mkdir(`${WORK}/data`, { recursive: true });
+  const big = new Uint8Array(BIG);
+  crypto.getRandomValues(big.subarray(0, 65536));
+  for (let at = 65536; at < BIG; at *= 2) big.copyWithin(at, 0, at);
+  await Deno.writeFile(`${WORK}/data/big.bin`, big);
+  await Deno.writeFile(`${WORK}/data/small.bin`, big.subarray(0, SMALL));
+  const missFiles = 4;
+  for (let i = 0; i < missFiles; i++) await Deno.writeFile(`${WORK}/data/miss${i}.bin`, big);
+  return missFiles;
+}
+
+if (import.meta.main) {
+  const missFiles = await writeData();
+  console.log(`server benchmark (${quick ? "quick" : "full"}), ${new Date().toISOString()}`);
+  const top = await ceiling(BIG, quick ? 16 : 48);
+  record({ what: "ceiling: minimal Deno sender -> receiver", value: top, unit: "GB/s" });
+  const ceilingRef = { name: "ceiling", value: top };
+  const large: number[] = [];
+  const small = new Map<string, LoadResult>();
+
+  // The cache holds 2 of the 4 miss files, so cycling through them makes every request a miss.
+  const server = await startServer(["--data", `${WORK}/data`, "--cache-size", "72MiB"]);
+  try {
+    await download(server.port, "big.bin", 1, false);
+    large.push(await download(server.port, "big.bin", quick ? 16 : 48, false));
+    record({
+      what: "cached 32 MiB file, one client, to nowhere",
+      value: large[0],
+      unit: "GB/s",
+      versus: ceilingRef,
+    });
+    record({
+      what: "cached 32 MiB file, one client, to a file",
+      value: await download(server.port, "big.bin", quick ? 4 : 12, true),
+      unit: "GB/s",
+      versus: ceilingRef,
+    });
+    const misses: number[] = [];
+    for (let i = 0; i < missFiles * (quick ? 2 : 4); i++) {
+      misses.push(await download(server.port, `miss${i % missFiles}.bin`, 1, false));
+    }
+    const harmonic = misses.length / misses.reduce((sum, rate) => sum + 1 / rate, 0);
+    record({
+      what: "miss: 32 MiB from the OS page cache into ours",
+      value: harmonic,
+      unit: "GB/s",
+      versus: ceilingRef,
+    });
+
+    for (const [connections, depth] of [[1, 1], [16, 1], [64, 1], [1, 16], [16, 16], [64, 16]]) {
+      const result = await loadgen([server.port, "small.bin", connections, depth, SECONDS]);
+      small.set(`${connections}/${depth}`, result);
+      const label = `4 KiB, ${connections} conn${depth > 1 ? `, pipelined x${depth}` : ""}`;
+      record({ what: `${label}: requests`, value: result.requestsPerSecond, unit: "req/s" });
+      record({ what: `${label}: latency p50`, value: result.p50Ms, unit: "ms" });
+      record({ what: `${label}: latency p99`, value: result.p99Ms, unit: "ms" });
+    }
+  } finally {
+    await stop(server.process);
+  }
+
+  const many = await startServer(["--data", `${WORK}/data`, "--cache-size", "64MiB"]);
+  try {
+    await download(many.port, "big.bin", 1, false);
+    const result = await loadgen([many.port, "small.bin", 1000, 1, SECONDS]);
+    record({
+      what: "1,000 connections, 4 KiB: requests",
+      value: result.requestsPerSecond,
+      unit: "req/s",
+    });
+    record({
+      what: "1,000 connections: peak server RSS (cache holds 32 MiB)",
+      value: await peakRss(many.process.pid),
+      unit: "MiB",
+    });
+  } finally {
+    await stop(many.process);
+  }
+
+  if (await has("nginx") && await has("curl") && await has("wrk")) {
+    const nginx = await startNginx();
+    try {
+      const url = `http://127.0.0.1:${nginx.port}`;
+      const rates: number[] = [];
+      for (let i = 0; i < (quick ? 4 : 12); i++) {
+        rates.push(
+          Number(
+            await run("curl", [
+              "-s",
+              "-o",
+              "/dev/null",
+              "-w",
+              "%{speed_download}",
+              `${url}/big.bin`,
+            ]),
+          ) / 1e9,
+        );
+      }
+      const rate = rates.reduce((a, b) => a + b) / rates.length;
+      record({ what: "nginx + curl: 32 MiB file", value: rate, unit: "GB/s", versus: ceilingRef });
+      record({ what: "ours / nginx: cached 32 MiB file", value: large[0] / rate * 100, unit: "%" });
+      const wrk = await run("wrk", ["-t1", "-c64", `-d${SECONDS}s`, `${url}/small.bin`]);
+      const nginxRps = Number(/Requests\/sec:\s+([\d.]+)/.exec(wrk)![1]);
+      record({ what: "nginx + wrk: 4 KiB, 64 conn: requests", value: nginxRps, unit: "req/s" });
+      record({
+        what: "ours / nginx: 4 KiB, 64 conn",
+        value: small.get("64/1")!.requestsPerSecond / nginxRps * 100,
+        unit: "%",
+      });
+    } finally {
+      await nginx.stop();
+    }
+  } else {
+    console.log(
+      "nginx comparison skipped: needs nginx, curl and wrk on PATH (Debian: nginx-light wrk curl)",
+    );
+  }
+}
