@@ -19,7 +19,7 @@ test:
 
 ## build: self-contained executables dist/server and dist/client (honours DENORT_BIN)
 build:
-	./scripts/build
+	@./scripts/build
 
 ## bench: the benchmark suite (bounded in time, not part of test)
 bench:
