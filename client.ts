@@ -136,7 +136,7 @@ export async function runClient(command: ClientCommand): Promise<number> {
 }
 
 async function get(client: FileClient, command: ClientCommand): Promise<number> {
-  const bar = new ProgressBar(Deno.stderr, command.quiet);
+  const bar = new ProgressBar(Deno.stderr, { quiet: command.quiet });
   const results = await downloadFiles(client, command.names, {
     output: command.output,
     verify: command.verify,

@@ -13,8 +13,12 @@ const REDRAW_MS = 100;
 /** What one line of the bar says. */
 export interface ProgressState {
   name: string;
+  /** Bytes of the file there are now, including those a resumed download started with. */
   done: number;
   total: number;
+  /** Bytes already there when this run started (a resumed download's); not part of the rate. */
+  start?: number;
+  /** Time since this run started receiving the file. */
   elapsedMs: number;
 }
 
@@ -29,7 +33,8 @@ export interface ProgressState {
  */
 export function renderProgress(state: ProgressState, columns: number): string {
   const fraction = state.total > 0 ? Math.min(1, state.done / state.total) : 1;
-  const rate = state.elapsedMs > 0 ? state.done / (state.elapsedMs / 1000) : 0;
+  const received = state.done - (state.start ?? 0);
+  const rate = state.elapsedMs > 0 ? received / (state.elapsedMs / 1000) : 0;
   const left = rate > 0 ? (state.total - state.done) / rate : Infinity;
   const facts = `${Math.floor(fraction * 100).toString().padStart(3)}%  ` +
     `${formatBytes(state.done)} / ${formatBytes(state.total)}  ` +
@@ -60,36 +65,48 @@ export interface ProgressOutput {
 
 /**
  * Draws progress for one file at a time on a terminal. It stays silent when the output is not a
- * terminal, when told to be quiet, and for files under {@link PROGRESS_MIN_BYTES}.
+ * terminal, when told to be quiet, and for files under {@link PROGRESS_MIN_BYTES}. The first
+ * report of a file (until {@link ProgressBar.done}) sets where this run started, so the rate and
+ * time left of a resumed download count only the bytes received now.
  */
 export class ProgressBar {
   readonly #output: ProgressOutput;
   readonly #enabled: boolean;
   readonly #columns: () => number;
-  #name = "";
-  #started = 0;
-  #drawn = 0;
+  readonly #now: () => number;
+  /** The file being drawn: its name, where this run started, and when. */
+  #current: { name: string; start: number; startedMs: number } | undefined;
+  #drawnMs = -Infinity;
   #visible = false;
 
-  constructor(output: ProgressOutput = Deno.stderr, quiet = false, columns = terminalColumns) {
+  /**
+   * A bar on `output`, silent with `quiet`. `columns` (the terminal's width) and `now` (a clock
+   * in milliseconds) are there for tests.
+   */
+  constructor(
+    output: ProgressOutput = Deno.stderr,
+    { quiet = false, columns = terminalColumns, now = () => performance.now() } = {},
+  ) {
     this.#output = output;
     this.#enabled = !quiet && output.isTerminal();
     this.#columns = columns;
+    this.#now = now;
   }
 
-  /** Records progress of `name`; redraws when due. */
+  /** Records that `done` of `total` bytes of `name` are there; redraws when due. */
   update(name: string, done: number, total: number): void {
     if (!this.#enabled || total < PROGRESS_MIN_BYTES) return;
-    const now = performance.now();
-    if (name !== this.#name) {
-      this.#name = name;
-      this.#started = now;
-      this.#drawn = 0;
+    const now = this.#now();
+    if (this.#current?.name !== name) {
+      this.done();
+      this.#current = { name, start: done, startedMs: now };
+      this.#drawnMs = -Infinity;
     }
-    if (now - this.#drawn < REDRAW_MS && done < total) return;
-    this.#drawn = now;
+    if (now - this.#drawnMs < REDRAW_MS && done < total) return;
+    this.#drawnMs = now;
+    const { start, startedMs } = this.#current;
     const line = renderProgress(
-      { name, done, total, elapsedMs: now - this.#started },
+      { name, done, total, start, elapsedMs: now - startedMs },
       this.#columns(),
     );
     this.#write(`\r${line}\x1b[K`);
@@ -97,8 +114,9 @@ export class ProgressBar {
     if (done >= total) this.done();
   }
 
-  /** Ends the current bar's line, so what follows starts on a fresh one. */
+  /** Ends the current file's bar and its line, so what follows starts on a fresh one. */
   done(): void {
+    this.#current = undefined;
     if (!this.#visible) return;
     this.#write("\n");
     this.#visible = false;
@@ -110,9 +128,10 @@ export class ProgressBar {
   }
 }
 
+/** The terminal's width; 80 when it reports none (a pseudo-terminal may say 0). */
 function terminalColumns(): number {
   try {
-    return Deno.consoleSize().columns;
+    return Deno.consoleSize().columns || 80;
   } catch {
     return 80; // not a terminal after all: a sensible width
   }

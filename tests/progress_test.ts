@@ -9,6 +9,8 @@ import {
   renderProgress,
 } from "../lib/progress.ts";
 
+const MiB = 1024 * 1024;
+
 /** A fake output that records what is drawn. */
 function output(terminal: boolean): ProgressOutput & { text: () => string } {
   const chunks: Uint8Array[] = [];
@@ -40,6 +42,14 @@ Deno.test("renderProgress", async (t) => {
     assert(!renderProgress(state, 50).includes("["), "a bar squeezed into 50 columns");
   });
 
+  await t.step("a resumed download's rate counts only the bytes received in this run", () => {
+    const line = renderProgress(
+      { name: "a.bin", done: 3 * MiB, total: 4 * MiB, start: 2 * MiB, elapsedMs: 2000 },
+      80,
+    );
+    assert(line.includes("3.0 MiB / 4.0 MiB  512.0 KiB/s  2s left"), line);
+  });
+
   await t.step("unknown rate means unknown time left", () => {
     const line = renderProgress({ name: "x", done: 0, total: 10, elapsedMs: 0 }, 80);
     assert(line.endsWith("? left"), line);
@@ -54,11 +64,11 @@ Deno.test("renderProgress", async (t) => {
 });
 
 Deno.test("ProgressBar", async (t) => {
-  const big = 4 * PROGRESS_MIN_BYTES;
+  const big = 4 * MiB;
 
   await t.step("draws on a terminal and ends its line when done", () => {
     const out = output(true);
-    const bar = new ProgressBar(out, false, () => 80);
+    const bar = new ProgressBar(out, { columns: () => 80 });
     bar.update("big.bin", 0, big);
     bar.update("big.bin", big, big);
     const text = out.text();
@@ -67,9 +77,38 @@ Deno.test("ProgressBar", async (t) => {
     assert(text.endsWith("\n"), JSON.stringify(text));
   });
 
+  await t.step("takes a file's first report as where this run started", () => {
+    const out = output(true);
+    let clock = 5000;
+    const bar = new ProgressBar(out, { columns: () => 100, now: () => clock });
+    bar.update("big.bin", big / 2, big);
+    clock += 2000;
+    bar.update("big.bin", big / 2 + MiB, big);
+    const lines = out.text().split("\r").filter((line) => line);
+    assertEquals(lines.length, 2, JSON.stringify(out.text()));
+    assert(lines[0].includes("2.0 MiB / 4.0 MiB  0 B/s  ? left"), lines[0]);
+    // 1 MiB in 2 s, not the 3 MiB there are now: the resumed half was not received in this run.
+    assert(lines[1].includes("3.0 MiB / 4.0 MiB  512.0 KiB/s  2s left"), lines[1]);
+  });
+
+  await t.step("redraws at most ten times a second, but always at the end", () => {
+    const out = output(true);
+    let clock = 0;
+    const bar = new ProgressBar(out, { columns: () => 100, now: () => clock });
+    for (let done = 0; done <= big; done += big / 8) {
+      bar.update("big.bin", done, big);
+      clock += 30;
+    }
+    // Reports at 0, 30, ..., 240 ms: drawn at 0 and 120 ms, and at the end (240 ms).
+    const percents = out.text().split("\r").filter((line) => line).map((line) =>
+      /(\d+)%/.exec(line)?.[1]
+    );
+    assertEquals(percents, ["0", "50", "100"]);
+  });
+
   await t.step("is silent when the output is not a terminal", () => {
     const out = output(false);
-    const bar = new ProgressBar(out, false, () => 80);
+    const bar = new ProgressBar(out, { columns: () => 80 });
     bar.update("big.bin", big / 2, big);
     bar.done();
     assertEquals(out.text(), "");
@@ -77,10 +116,10 @@ Deno.test("ProgressBar", async (t) => {
 
   await t.step("is silent with --quiet, and for small files", () => {
     const quiet = output(true);
-    new ProgressBar(quiet, true, () => 80).update("big.bin", 1, big);
+    new ProgressBar(quiet, { quiet: true, columns: () => 80 }).update("big.bin", 1, big);
     assertEquals(quiet.text(), "");
     const small = output(true);
-    new ProgressBar(small, false, () => 80).update("small.bin", 1, PROGRESS_MIN_BYTES - 1);
+    new ProgressBar(small, { columns: () => 80 }).update("small.bin", 1, PROGRESS_MIN_BYTES - 1);
     assertEquals(small.text(), "");
   });
 });
