@@ -3,7 +3,7 @@
  * Both the original form (`client HOST PORT list|help|file NAME`) and the modern one work.
  */
 
-import { Exit, parseCommandLine, parsePort, UsageError } from "./lib/cli.ts";
+import { Exit, parseCommandLine, parsePort, parseSeconds, UsageError } from "./lib/cli.ts";
 import { ConnectionError, FileClient, ServerError } from "./lib/client.ts";
 import { downloadFiles } from "./lib/download.ts";
 import { ProgressBar } from "./lib/progress.ts";
@@ -25,6 +25,7 @@ Commands:
 Options:
   --host HOST            server address (default 127.0.0.1)
   --port PORT            server port (default 4457)
+  --timeout S            give up when the server sends nothing for S seconds (default 30)
   -h, --help             show this help
 
 Exit codes: 0 all done, 1 a file not found or failed, 2 usage, 3 could not connect or the
@@ -64,6 +65,7 @@ export interface ClientCommand {
   json: boolean;
   verify: boolean;
   quiet: boolean;
+  timeoutMs: number;
 }
 
 /** Turns the command line into a command; throws UsageError on any mistake. */
@@ -71,6 +73,7 @@ export function parseClientArgs(args: string[]): ClientCommand | { help: string 
   const { values, positionals } = parseCommandLine(args, {
     host: { type: "string" },
     port: { type: "string" },
+    timeout: { type: "string", default: "30" },
     output: { type: "string", short: "o", default: "client_data" },
     json: { type: "boolean", default: false },
     "no-verify": { type: "boolean", default: false },
@@ -110,12 +113,15 @@ export function parseClientArgs(args: string[]): ClientCommand | { help: string 
     json: values.json,
     verify: !values["no-verify"],
     quiet: values.quiet,
+    timeoutMs: parseSeconds(values.timeout, "--timeout"),
   };
 }
 
 /** Runs a command against the server; returns the exit code. */
 export async function runClient(command: ClientCommand): Promise<number> {
-  const client = await FileClient.connect(command.host, command.port);
+  const client = await FileClient.connect(command.host, command.port, {
+    timeoutMs: command.timeoutMs,
+  });
   try {
     switch (command.command) {
       case "list":

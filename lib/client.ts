@@ -62,11 +62,13 @@ export class FileClient {
   server = "";
   readonly #socket: Deno.TcpConn;
   readonly #reader: FrameReader;
+  readonly #timeoutMs: number | undefined;
 
-  private constructor(host: string, port: number, socket: Deno.TcpConn) {
+  private constructor(host: string, port: number, socket: Deno.TcpConn, timeoutMs?: number) {
     this.host = host;
     this.port = port;
     this.#socket = socket;
+    this.#timeoutMs = timeoutMs;
     this.#reader = new FrameReader(socket, {
       maxPayload: MAX_ANSWER_PAYLOAD,
       streamed: [Frame.Data],
@@ -74,8 +76,17 @@ export class FileClient {
     });
   }
 
-  /** Connects, greets and checks the server's HELLO; throws ConnectionError with a clear line. */
-  static async connect(host: string, port: number): Promise<FileClient> {
+  /**
+   * Connects, greets and checks the server's HELLO; throws ConnectionError with a clear line.
+   * With `timeoutMs`, a server that sends nothing for that long (one that hangs, or a service
+   * that is not a file server and waits for its own kind of request) breaks the connection
+   * instead of leaving the client waiting forever.
+   */
+  static async connect(
+    host: string,
+    port: number,
+    options: { timeoutMs?: number } = {},
+  ): Promise<FileClient> {
     let socket: Deno.TcpConn;
     try {
       socket = await Deno.connect({ hostname: host, port, transport: "tcp" });
@@ -84,7 +95,7 @@ export class FileClient {
         cause: error,
       });
     }
-    const client = new FileClient(host, port, socket);
+    const client = new FileClient(host, port, socket, options.timeoutMs);
     try {
       socket.setNoDelay(true);
       await client.#write(PREAMBLE);
@@ -207,7 +218,8 @@ export class FileClient {
     }
     if (text().startsWith(busy)) {
       while (await this.#fill());
-      throw new ConnectionError(`${this.#address()} is busy: ${text().slice(busy.length)}`);
+      const why = text().slice(busy.length).replace(/^Server busy: /, "").trim();
+      throw new ConnectionError(`${this.#address()} is busy: ${why}`);
     }
     if (!GREETING.every((byte, i) => decoder.buffered[i] === byte)) {
       throw this.#broken("this is not a file server (unexpected greeting)");
@@ -215,23 +227,32 @@ export class FileClient {
     decoder.skip(GREETING.length);
   }
 
-  async #fill(): Promise<boolean> {
-    try {
-      return await this.#reader.fill();
-    } catch (error) {
-      throw this.#broken(reason(error), error);
-    }
+  #fill(): Promise<boolean> {
+    return this.#read(() => this.#reader.fill());
   }
 
   async #next() {
-    let frame;
-    try {
-      frame = await this.#reader.next();
-    } catch (error) {
-      throw this.#broken(reason(error), error);
-    }
+    const frame = await this.#read(() => this.#reader.next());
     if (!frame) throw this.#broken("the server closed the connection");
     return frame;
+  }
+
+  /** Runs one read from the socket, within the timeout if there is one. */
+  async #read<T>(read: () => Promise<T>): Promise<T> {
+    let timedOut = false;
+    const timer = this.#timeoutMs === undefined ? undefined : setTimeout(() => {
+      timedOut = true;
+      this.close();
+    }, this.#timeoutMs);
+    try {
+      const result = await read();
+      if (!timedOut) return result;
+    } catch (error) {
+      if (!timedOut) throw this.#broken(reason(error), error);
+    } finally {
+      clearTimeout(timer);
+    }
+    throw this.#broken(`the server sent nothing for ${this.#timeoutMs! / 1000}s`);
   }
 
   /** The next frame, which must be of `type` (or an ERROR, thrown as ServerError). */
