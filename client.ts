@@ -5,7 +5,7 @@
 
 import { Exit, parseCommandLine, parsePort, parseSeconds, UsageError } from "./lib/cli.ts";
 import { ConnectionError, FileClient, ServerError } from "./lib/client.ts";
-import { downloadFiles } from "./lib/download.ts";
+import { describeWriteFailure, downloadFiles } from "./lib/download.ts";
 import { ProgressBar } from "./lib/progress.ts";
 import type { ListEntry } from "./lib/protocol.ts";
 import { formatBytes } from "./lib/units.ts";
@@ -39,13 +39,19 @@ const COMMAND_HELP: Record<string, string> = {
 
 Lists the server's files, sorted by name: size, modification time, and whether the server holds
 the file in its cache. --json prints one JSON array for scripts.`,
-  get:
-    `Usage: client [--host HOST] [--port PORT] get NAME... [--output DIR|-] [--no-verify] [--quiet]
+  get: `Usage: client [--host HOST] [--port PORT] get NAME... [options]
+       client HOST PORT file NAME      (the original form)
 
-Downloads each NAME (a path relative to the server's folder) over one connection. Each file is
-written to a hidden temporary name beside its target and renamed only once complete and its
-SHA-256 matches the server's; an interrupted download resumes from where it stopped when the same
-command runs again. --output - writes the bytes to standard output instead.`,
+Downloads each NAME (a path relative to the server's folder); several go over one connection.
+Each file is written to a hidden temporary name beside its target (.NAME.part) and renamed only
+once complete and its SHA-256 matches the server's. An interrupted download resumes from where it
+stopped when the same command runs again; if the file changed on the server meanwhile, the check
+fails, the partial file is deleted, and the next run starts afresh.
+
+Options:
+  -o, --output DIR|-     where to save (default client_data); - writes the bytes to standard output
+  --no-verify            skip the SHA-256 check: faster, but a damaged or changed file goes unseen
+  -q, --quiet            no progress bar (one shows on a terminal for files over 1 MiB)`,
   stats: `Usage: client [--host HOST] [--port PORT] stats [--json]
 
 Prints the server's counters: requests, hits, misses, hit ratios, evictions, bytes sent, cache
@@ -141,32 +147,47 @@ export async function runClient(command: ClientCommand): Promise<number> {
   }
 }
 
+/** Downloads the command's files, telling how each went as soon as it is done. */
 async function get(client: FileClient, command: ClientCommand): Promise<number> {
   const bar = new ProgressBar(Deno.stderr, { quiet: command.quiet });
-  const results = await downloadFiles(client, command.names, {
-    output: command.output,
-    verify: command.verify,
-    progress: (name, done, total) => bar.update(name, done, total),
-  }).finally(() => bar.done());
   const report = command.output === "-" ? console.error : console.log;
   let failed = 0;
-  for (const result of results) {
-    if (result.error !== undefined) {
-      failed++;
-      console.error(`client: ${result.name}: ${result.error}`);
-    } else if (result.path !== undefined) {
-      const resumed = result.resumedFrom > 0 ? `, resumed from byte ${result.resumedFrom}` : "";
-      report(`saved ${result.path} (${formatBytes(result.resumedFrom + result.bytes)}${resumed})`);
+  try {
+    for await (
+      const result of downloadFiles(client, command.names, {
+        output: command.output,
+        verify: command.verify,
+        progress: (name, done, total) => bar.update(name, done, total),
+      })
+    ) {
+      bar.done();
+      if (result.error !== undefined) {
+        failed++;
+        console.error(`client: ${result.name}: ${result.error}`);
+      } else if (result.path !== undefined) {
+        const resumed = result.resumedFrom > 0 ? `, resumed from byte ${result.resumedFrom}` : "";
+        report(
+          `saved ${result.path} (${formatBytes(result.resumedFrom + result.bytes)}${resumed})`,
+        );
+      }
     }
+  } finally {
+    bar.done();
   }
   return failed > 0 ? Exit.Failed : Exit.Ok;
 }
 
-/** Prints the list as a sorted table, or as JSON for scripts. */
+/** Prints the list as a table sorted by name, times in local time; or as JSON for scripts. */
 function printList(entries: ListEntry[], json: boolean): void {
   entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   if (json) {
-    console.log(JSON.stringify(entries.map((e) => ({ ...e, modified: isoDate(e.mtimeMs) }))));
+    console.log(JSON.stringify(entries.map((e) => ({
+      name: e.name,
+      size: e.size,
+      modified: new Date(e.mtimeMs).toISOString(),
+      mtimeMs: e.mtimeMs,
+      cached: e.cached,
+    }))));
     return;
   }
   if (entries.length === 0) {
@@ -174,10 +195,10 @@ function printList(entries: ListEntry[], json: boolean): void {
     return;
   }
   const rows = entries.map((e) => [
-    e.name,
+    printable(e.name),
     formatBytes(e.size),
-    isoDate(e.mtimeMs).replace("T", " ").slice(0, 19),
-    e.cached ? "yes" : "",
+    localTime(e.mtimeMs),
+    e.cached ? "yes" : "no",
   ]);
   const head = ["NAME", "SIZE", "MODIFIED", "CACHED"];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
@@ -189,8 +210,21 @@ function printList(entries: ListEntry[], json: boolean): void {
   }
 }
 
-function isoDate(ms: number): string {
-  return new Date(ms).toISOString();
+/** A time as "2026-11-25 08:44" in the user's time zone, as `ls -l` shows it. */
+function localTime(ms: number): string {
+  const d = new Date(ms);
+  const two = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ` +
+    `${two(d.getHours())}:${two(d.getMinutes())}`;
+}
+
+/** A name from the server, with control characters escaped so it cannot drive the terminal. */
+function printable(name: string): string {
+  return name.replace(
+    // deno-lint-ignore no-control-regex -- escaping control characters is the point
+    /[\u0000-\u001f\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 /** Prints the server's counters as aligned lines, or as one JSON object. */
@@ -228,6 +262,11 @@ if (import.meta.main) {
     }
     if (error instanceof ServerError) {
       console.error(`client: ${error.message}`);
+      Deno.exit(Exit.Failed);
+    }
+    if (error instanceof Error && "code" in error) {
+      // Only printing touches the system outside the download's own handling: stdout failed.
+      console.error(`client: ${describeWriteFailure(error, "standard output")}`);
       Deno.exit(Exit.Failed);
     }
     throw error;

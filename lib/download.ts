@@ -42,29 +42,24 @@ export function partialPath(target: string): string {
 }
 
 /**
- * Downloads `names` over one connection: all requests are sent at once, answers are saved as they
- * arrive. Returns one result per name, in order. Throws ConnectionError if the connection breaks
- * (temporary files are kept so a rerun resumes).
+ * Downloads `names` over one connection: all requests are sent at once, and each answer is saved
+ * as it arrives and yielded as soon as it is done, in order. Throws ConnectionError if the
+ * connection breaks (a temporary file is kept so that running the same command again resumes).
  */
-export async function downloadFiles(
+export async function* downloadFiles(
   client: FileClient,
   names: string[],
   options: DownloadOptions,
-): Promise<DownloadResult[]> {
+): AsyncGenerator<DownloadResult> {
   const plans = await Promise.all(names.map((name) => plan(name, options.output)));
   const requests = plans.filter((p) => p.error === undefined).map((p) =>
     FileClient.get(p.name, p.offset)
   );
   if (requests.length > 0) await client.send(...requests);
-  const results: DownloadResult[] = [];
   for (const p of plans) {
-    if (p.error !== undefined) {
-      results.push({ name: p.name, bytes: 0, resumedFrom: 0, error: p.error });
-      continue;
-    }
-    results.push(await receive(client, p, options));
+    if (p.error !== undefined) yield { name: p.name, bytes: 0, resumedFrom: 0, error: p.error };
+    else yield await receive(client, p, options);
   }
-  return results;
 }
 
 interface Plan {
@@ -87,13 +82,21 @@ async function plan(name: string, output: string): Promise<Plan> {
     offset = (await Deno.stat(partialPath(target))).size;
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) {
-      return { name, offset: 0, error: localFailure(error, target) };
+      return { name, offset: 0, error: describeWriteFailure(error, target) };
     }
   }
   return { name, target, offset };
 }
 
-/** Receives one answer into its temporary file (or stdout), verifies and renames it. */
+/** Why a resumed download failed its check, and what was done about it. */
+const CHANGED_SINCE = "the file changed on the server since the interrupted download; " +
+  "deleted the partial download, run again to start afresh";
+
+/**
+ * Receives one answer into its temporary file (or stdout), verifies and renames it. A local
+ * failure (disk full, no permission) stops the writing but not the reading: the rest of the answer
+ * is read and dropped, so the files after it on the connection still arrive.
+ */
 async function receive(
   client: FileClient,
   p: Plan,
@@ -102,53 +105,76 @@ async function receive(
   const result: DownloadResult = { name: p.name, bytes: 0, resumedFrom: p.offset };
   const part = p.target === undefined ? undefined : partialPath(p.target);
   const hash = options.verify ? createHash("sha256") : undefined;
+  let sink: { write(bytes: Uint8Array): Promise<number> } = Deno.stdout;
   let out: Deno.FsFile | undefined;
+  let failure: unknown;
   let total = 0;
   try {
-    let sink: { write(bytes: Uint8Array): Promise<number> } = Deno.stdout;
     const digest = await client.readFile({
       async header(header: FileHeader) {
         total = header.size;
         if (header.offset !== p.offset) throw new ConnectionError("the server resumed elsewhere");
+        options.progress?.(p.name, p.offset, total);
         if (part === undefined) return;
-        await Deno.mkdir(dirname(part), { recursive: true });
-        sink = out = await Deno.open(part, { write: true, create: true, append: true });
-        if (hash && p.offset > 0) await hashPrefix(part, p.offset, hash);
+        try {
+          await Deno.mkdir(dirname(part), { recursive: true });
+          sink = out = await Deno.open(part, { write: true, create: true, append: true });
+          if (hash && p.offset > 0) await hashPrefix(part, p.offset, hash);
+        } catch (error) {
+          failure = error;
+        }
       },
       async data(chunk: Uint8Array) {
-        hash?.update(chunk);
-        for (let at = 0; at < chunk.length;) at += await sink.write(chunk.subarray(at));
         result.bytes += chunk.length;
+        if (failure !== undefined) return;
+        hash?.update(chunk);
+        try {
+          for (let at = 0; at < chunk.length;) at += await sink.write(chunk.subarray(at));
+        } catch (error) {
+          failure = error;
+        }
         options.progress?.(p.name, p.offset + result.bytes, total);
       },
     });
     out?.close();
     out = undefined;
+    if (failure !== undefined) {
+      if (part !== undefined) await removeIfEmpty(part);
+      result.error = describeWriteFailure(failure, p.target ?? "standard output");
+      return result;
+    }
     if (hash && !equal(new Uint8Array(hash.digest()), digest)) {
-      if (part !== undefined) await Deno.remove(part);
+      if (part !== undefined) await removeQuietly(part);
       result.error = p.offset > 0
-        ? "checksum mismatch: the file changed since the interrupted download; run again"
+        ? `checksum mismatch: ${CHANGED_SINCE}`
         : "checksum mismatch: the bytes received differ from the server's file; not saved";
       return result;
     }
     if (part !== undefined && p.target !== undefined) {
-      await Deno.rename(part, p.target);
+      try {
+        await Deno.rename(part, p.target);
+      } catch (error) {
+        result.error = describeWriteFailure(error, p.target);
+        return result;
+      }
       result.path = p.target;
     }
     return result;
   } catch (error) {
     out?.close();
-    if (error instanceof ServerError) {
-      // Keep a partial file only when the server stopped for a passing reason, to resume later.
-      const passing = error.code === ErrorCode.ShuttingDown || error.code === ErrorCode.Timeout;
-      if (part !== undefined && !passing) await removeQuietly(part);
-      result.error = error.code === ErrorCode.BadRequest && p.offset > 0
-        ? `${error.message}; the file changed since the interrupted download, run again`
-        : error.message;
-      return result;
+    if (error instanceof ConnectionError && part !== undefined && p.offset + result.bytes > 0) {
+      throw new ConnectionError(
+        `${error.message}; ${p.name} is partly saved: run the same command again to resume`,
+        { cause: error },
+      );
     }
-    if (error instanceof ConnectionError) throw error;
-    result.error = localFailure(error, part ?? "standard output");
+    if (!(error instanceof ServerError)) throw error;
+    // Keep a partial file only when the server stopped for a passing reason, to resume later.
+    const passing = error.code === ErrorCode.ShuttingDown || error.code === ErrorCode.Timeout;
+    if (part !== undefined && !passing) await removeQuietly(part);
+    result.error = error.code === ErrorCode.BadRequest && p.offset > 0
+      ? `${error.message}: ${CHANGED_SINCE}`
+      : error.message;
     return result;
   }
 }
@@ -170,14 +196,31 @@ async function removeQuietly(path: string): Promise<void> {
   });
 }
 
+/** Removes a temporary file that holds nothing to resume; best effort, after a failure. */
+async function removeIfEmpty(path: string): Promise<void> {
+  try {
+    if ((await Deno.stat(path)).size === 0) await Deno.remove(path);
+  } catch {
+    // the failure being reported matters more than this clean-up
+  }
+}
+
 function equal(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
 
-/** A local failure (disk full, no permission) in one sentence. */
-function localFailure(error: unknown, where: string): string {
-  if (error instanceof Deno.errors.PermissionDenied) return `no permission to write ${where}`;
+/**
+ * A failure to write `where` (disk full, no permission, a closed pipe) in one sentence, for the
+ * user to act on.
+ */
+export function describeWriteFailure(error: unknown, where: string): string {
+  const code = (error as { code?: unknown }).code;
+  if (error instanceof Deno.errors.PermissionDenied || code === "EACCES" || code === "EPERM") {
+    return `no permission to write ${where}`;
+  }
+  if (code === "ENOSPC" || code === "EDQUOT") return `the disk is full while writing ${where}`;
+  if (code === "EROFS") return `cannot write ${where}: the file system is read-only`;
+  if (code === "EPIPE") return `${where} was closed before everything was written`;
   const message = error instanceof Error ? error.message : String(error);
-  if (/no space left/i.test(message)) return `the disk is full while writing ${where}`;
   return `cannot write ${where}: ${message.replace(/ \(os error \d+\)$/, "")}`;
 }

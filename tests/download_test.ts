@@ -6,19 +6,36 @@
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { ConnectionError, FileClient } from "../lib/client.ts";
+import { isDisconnect } from "../lib/errors.ts";
 import { downloadFiles, partialPath } from "../lib/download.ts";
 import {
   encodeEnd,
   encodeFileHeader,
   encodeFrame,
   encodeHello,
+  encodeListEnd,
+  encodeListParts,
   Frame,
   FrameDecoder,
+  type GetRequest,
   GREETING,
+  HEADER_BYTES,
+  type ListEntry,
   PREAMBLE,
   readGet,
+  writeHeader,
 } from "../lib/protocol.ts";
-import { randomBytes, runClient, spawnServer, startServer, tempFolder } from "./harness.ts";
+import {
+  type Output,
+  randomBytes,
+  ROOT,
+  runClient,
+  spawnServer,
+  startServer,
+  tempFolder,
+} from "./harness.ts";
+
+const MiB = 1024 * 1024;
 
 async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, (error) => {
@@ -36,7 +53,7 @@ Deno.test("resume: kill the server mid-transfer, restart, rerun: the bytes equal
   await using first = await spawnServer(["--data", data.path]);
   const client = await FileClient.connect("127.0.0.1", first.port);
   let killed = false;
-  const broken = await downloadFiles(client, ["movie.bin"], {
+  const broken = await Array.fromAsync(downloadFiles(client, ["movie.bin"], {
     ...options,
     progress(_name, done, total) {
       if (!killed && done > total / 2) {
@@ -44,7 +61,7 @@ Deno.test("resume: kill the server mid-transfer, restart, rerun: the bytes equal
         first.process.kill("SIGKILL");
       }
     },
-  }).catch((error) => error);
+  })).catch((error) => error);
   client.close();
   assert(broken instanceof ConnectionError, `expected a broken connection, got ${broken}`);
   const kept = (await Deno.stat(partialPath(`${out.path}/movie.bin`))).size;
@@ -53,7 +70,7 @@ Deno.test("resume: kill the server mid-transfer, restart, rerun: the bytes equal
 
   await using second = await spawnServer(["--data", data.path]);
   const again = await FileClient.connect("127.0.0.1", second.port);
-  const [result] = await downloadFiles(again, ["movie.bin"], options);
+  const [result] = await Array.fromAsync(downloadFiles(again, ["movie.bin"], options));
   again.close();
   assertEquals(result.error, undefined);
   assertEquals(result.resumedFrom, kept);
@@ -62,39 +79,50 @@ Deno.test("resume: kill the server mid-transfer, restart, rerun: the bytes equal
   assert(!await exists(partialPath(`${out.path}/movie.bin`)), "the temporary file was left");
 });
 
+/** Writes all of `bytes` to `conn`. */
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
+}
+
 /**
- * A server that answers every GET with `body` and a wrong digest, and every LIST with names that
- * try to leave the output folder.
+ * A fake server, for what a real one never does: it greets like a file server, answers a LIST
+ * with `list`, and hands each GET to `answer`, which writes what it likes and returns false to
+ * hang up there and then.
  */
-function lyingServer(body: Uint8Array): { port: number } & AsyncDisposable {
+function fakeServer(
+  answer: (conn: Deno.Conn, request: GetRequest) => Promise<boolean>,
+  list: ListEntry[] = [],
+): { port: number } & AsyncDisposable {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const sessions: Promise<void>[] = [];
+  const serve = async (conn: Deno.Conn) => {
+    await writeAll(conn, GREETING);
+    const decoder = new FrameDecoder({ maxPayload: 4096 });
+    const buffer = new Uint8Array(4096);
+    let greeted = false;
+    for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
+      decoder.push(buffer.subarray(0, n));
+      if (!greeted && decoder.buffered.length >= PREAMBLE.length) {
+        decoder.skip(PREAMBLE.length);
+        await writeAll(conn, encodeHello("fake"));
+        greeted = true;
+      }
+      for (let frame = decoder.next(); greeted && frame; frame = decoder.next()) {
+        if (frame.type === Frame.List) {
+          for (const part of encodeListParts(list)) await writeAll(conn, part);
+          await writeAll(conn, encodeListEnd(list.length));
+        }
+        if (frame.type === Frame.Get && !await answer(conn, readGet(frame.payload))) return;
+      }
+    }
+  };
   const accepting = (async () => {
     for await (const conn of listener) {
-      sessions.push((async () => {
-        await conn.write(GREETING);
-        const decoder = new FrameDecoder({ maxPayload: 4096 });
-        const buffer = new Uint8Array(4096);
-        let greeted = false;
-        for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
-          decoder.push(buffer.subarray(0, n));
-          if (!greeted && decoder.buffered.length >= PREAMBLE.length) {
-            decoder.skip(PREAMBLE.length);
-            await conn.write(encodeHello("liar"));
-            greeted = true;
-          }
-          for (let frame = decoder.next(); greeted && frame; frame = decoder.next()) {
-            if (frame.type !== Frame.Get) continue;
-            const { offset } = readGet(frame.payload);
-            await conn.write(
-              encodeFileHeader({ size: body.length, offset, mtimeMs: 0, source: "disk" }),
-            );
-            await conn.write(encodeFrame(Frame.Data, body.subarray(offset)));
-            await conn.write(encodeEnd(new Uint8Array(32)));
-          }
-        }
-        conn.close();
-      })());
+      sessions.push(
+        serve(conn).catch((error) => {
+          if (!isDisconnect(error)) throw error;
+        }).finally(() => conn.close()),
+      );
     }
   })();
   return {
@@ -105,6 +133,19 @@ function lyingServer(body: Uint8Array): { port: number } & AsyncDisposable {
       await Promise.all(sessions);
     },
   };
+}
+
+/** A fake server that answers every GET with `body` and a digest of zeros. */
+function lyingServer(body: Uint8Array): { port: number } & AsyncDisposable {
+  return fakeServer(async (conn, { offset }) => {
+    await writeAll(
+      conn,
+      encodeFileHeader({ size: body.length, offset, mtimeMs: 0, source: "disk" }),
+    );
+    await writeAll(conn, encodeFrame(Frame.Data, body.subarray(offset)));
+    await writeAll(conn, encodeEnd(new Uint8Array(32)));
+    return true;
+  });
 }
 
 Deno.test("a file whose digest does not match is refused and not kept", async () => {
@@ -156,19 +197,206 @@ Deno.test("three files in one command travel over one connection", async () => {
   assertEquals(await Deno.readTextFile(`${out.path}/c/d.txt`), "ddd");
 });
 
-Deno.test("an output folder that cannot be written is one clear line and exit 1", async () => {
-  await using data = await tempFolder({ "a.txt": "a" });
+Deno.test("a file that cannot be written is one line and exit 1; the next still arrives", async () => {
+  const big = randomBytes(3 * MiB, 4);
+  await using data = await tempFolder({ "sub/a.bin": big, "b.txt": "b" });
   await using server = await startServer(data.path);
-  await using out = await tempFolder({ "file-not-folder": "x" });
+  await using out = await tempFolder({ "sub": "a file where a folder should be" });
   const result = await runClient([
     "--port",
     String(server.addr.port),
     "get",
-    "a.txt",
+    "sub/a.bin",
+    "b.txt",
     "-o",
-    `${out.path}/file-not-folder`,
+    out.path,
   ]);
   assertEquals(result.code, 1);
   assertEquals(result.stderr.trim().split("\n").length, 1, result.stderr);
-  assert(result.stderr.startsWith("client: a.txt: cannot write"), result.stderr);
+  assert(result.stderr.startsWith(`client: sub/a.bin: cannot write ${out.path}/sub/a.bin`));
+  assertEquals(await Deno.readTextFile(`${out.path}/b.txt`), "b");
+});
+
+Deno.test("the connection breaks mid-file: exit 3, the part is kept, the same command resumes", async () => {
+  const source = randomBytes(3 * MiB + 5, 9);
+  const half = Math.floor(source.length / 2);
+  await using data = await tempFolder({ "movie.bin": source });
+  await using out = await tempFolder();
+  const target = `${out.path}/movie.bin`;
+
+  await using dying = fakeServer(async (conn, { offset }) => {
+    await writeAll(
+      conn,
+      encodeFileHeader({ size: source.length, offset, mtimeMs: 0, source: "disk" }),
+    );
+    const frame = new Uint8Array(HEADER_BYTES + half);
+    writeHeader(frame, 0, Frame.Data, source.length - offset);
+    frame.set(source.subarray(0, half), HEADER_BYTES);
+    await writeAll(conn, frame);
+    return false;
+  });
+  const first = await runClient(["--port", String(dying.port), "get", "movie.bin", "-o", out.path]);
+  assertEquals(first.code, 3);
+  assertEquals(
+    first.stderr,
+    `client: connection to 127.0.0.1:${dying.port} broke: the connection closed in the middle ` +
+      "of a frame; movie.bin is partly saved: run the same command again to resume\n",
+  );
+  assertEquals(await Deno.readFile(partialPath(target)), source.subarray(0, half));
+  assert(!await exists(target), "an incomplete download got its final name");
+
+  await using server = await startServer(data.path);
+  const again = await runClient([
+    "--port",
+    String(server.addr.port),
+    "get",
+    "movie.bin",
+    "-o",
+    out.path,
+  ]);
+  assertEquals(again.code, 0, again.stderr);
+  assertEquals(again.stdout, `saved ${target} (3.0 MiB, resumed from byte ${half})\n`);
+  assertEquals(server.counters.bodyBytes, source.length - half, "only the rest travelled");
+  assertEquals(await Deno.readFile(target), source);
+  assert(!await exists(partialPath(target)), "the temporary file was left");
+});
+
+Deno.test("a partial download that no longer matches the server's file is deleted; a rerun starts afresh", async (t) => {
+  const source = randomBytes(100_000, 21);
+  await using data = await tempFolder({ "f.bin": source });
+  await using out = await tempFolder();
+  await using server = await startServer(data.path);
+  const target = `${out.path}/f.bin`;
+  const command = ["--port", String(server.addr.port), "get", "f.bin", "-o", out.path];
+  const changed = "the file changed on the server since the interrupted download; " +
+    "deleted the partial download, run again to start afresh\n";
+  const cases = {
+    "longer than the file": randomBytes(source.length + 10, 22),
+    "as long as the file, other bytes": randomBytes(source.length, 23),
+    "shorter, other bytes": randomBytes(source.length / 2, 24),
+  };
+  for (const [what, part] of Object.entries(cases)) {
+    await t.step(what, async () => {
+      await Deno.writeFile(partialPath(target), part);
+      const refused = await runClient(command);
+      assertEquals(refused.code, 1);
+      assert(refused.stderr.startsWith("client: f.bin: "), refused.stderr);
+      assert(refused.stderr.endsWith(changed), refused.stderr);
+      assertEquals(refused.stderr.split("\n").length, 2, "one line");
+      assert(!await exists(partialPath(target)), "the partial download was kept");
+      assert(!await exists(target), "a wrong file was saved");
+
+      const rerun = await runClient(command);
+      assertEquals(rerun.code, 0, rerun.stderr);
+      assertEquals(rerun.stdout, `saved ${target} (97.7 KiB)\n`);
+      assertEquals(await Deno.readFile(target), source);
+      await Deno.remove(target);
+    });
+  }
+});
+
+Deno.test("--no-verify keeps what arrives unchecked, a resumed prefix included", async () => {
+  const body = new TextEncoder().encode("the liar's bytes");
+  await using liar = lyingServer(body);
+  await using out = await tempFolder({ ".a.txt.part": "XYZ" });
+  const result = await runClient([
+    "--port",
+    String(liar.port),
+    "get",
+    "a.txt",
+    "--no-verify",
+    "-o",
+    out.path,
+  ]);
+  assertEquals(result.code, 0, result.stderr);
+  assertEquals(await Deno.readTextFile(`${out.path}/a.txt`), "XYZ liar's bytes");
+});
+
+Deno.test("a hostile server's names are shown escaped and never used as paths", async () => {
+  const names = ["../../outside.txt", "/etc/passwd", "evil\x1b[2Jname", "ok.txt"];
+  const list = names.map((name) => ({ name, size: 1, mtimeMs: 0, cached: false }));
+  await using liar = fakeServer(() => Promise.resolve(false), list);
+  const table = await runClient(["--port", String(liar.port), "list"]);
+  assertEquals(table.code, 0, table.stderr);
+  assert(!table.stdout.includes("\x1b"), "a control character reached the terminal");
+  assertEquals(
+    table.stdout.split("\n").slice(1, -1).map((line) => line.split(" ")[0]),
+    ["../../outside.txt", "/etc/passwd", "evil\\u001b[2Jname", "ok.txt"],
+  );
+  const json = await runClient(["--port", String(liar.port), "list", "--json"]);
+  assertEquals(JSON.parse(json.stdout).map((e: { name: string }) => e.name), names);
+});
+
+/**
+ * Runs the real client through `sh -c script`, where "$@" is the client's command line: for a
+ * redirection or a change of user that runClient cannot make.
+ */
+async function runClientIn(script: string, args: string[]): Promise<Output> {
+  const client = ["run", "--allow-net", "--allow-read", "--allow-write", `${ROOT}client.ts`];
+  const output = await new Deno.Command("sh", {
+    args: ["-c", script, "sh", Deno.execPath(), ...client, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+    bytes: output.stdout,
+  };
+}
+
+Deno.test("a full disk is one line per file and exit 1", async (t) => {
+  if (!await exists("/dev/full")) {
+    console.log("skipped: there is no /dev/full to stand for a full disk on this system");
+    return;
+  }
+  await using data = await tempFolder({ "a.bin": randomBytes(2 * MiB, 6), "b.txt": "b" });
+  await using server = await startServer(data.path);
+  const port = String(server.addr.port);
+  await t.step("writing to standard output", async () => {
+    const result = await runClientIn('"$@" > /dev/full', [
+      "--port",
+      port,
+      "get",
+      "a.bin",
+      "b.txt",
+      "-o",
+      "-",
+    ]);
+    assertEquals(result.code, 1);
+    assertEquals(
+      result.stderr,
+      "client: a.bin: the disk is full while writing standard output\n" +
+        "client: b.txt: the disk is full while writing standard output\n",
+    );
+  });
+  await t.step("printing the list", async () => {
+    const result = await runClientIn('"$@" > /dev/full', ["--port", port, "list"]);
+    assertEquals(result.code, 1);
+    assertEquals(result.stderr, "client: the disk is full while writing standard output\n");
+  });
+});
+
+Deno.test("no permission to write the output folder is one line and exit 1", async () => {
+  await using data = await tempFolder({ "a.txt": "a" });
+  await using server = await startServer(data.path);
+  await using out = await tempFolder();
+  await Deno.chmod(out.path, 0o755);
+  await Deno.mkdir(`${out.path}/locked`, { mode: 0o555 });
+  const args = ["--port", String(server.addr.port), "get", "a.txt", "-o", `${out.path}/locked`];
+  // File permissions do not bind root, so as root the client runs as the user "nobody".
+  const script = Deno.uid() === 0
+    ? 'command -v setpriv > /dev/null || exit 99; exec setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"'
+    : '"$@"';
+  const result = await runClientIn(script, args);
+  if (result.code === 99) {
+    console.log("skipped: running as root without setpriv, so file permissions do not apply");
+    return;
+  }
+  assertEquals(result.code, 1, result.stderr);
+  assertEquals(result.stderr, `client: a.txt: no permission to write ${out.path}/locked/a.txt\n`);
+  assertEquals([...Deno.readDirSync(`${out.path}/locked`)], []);
 });
