@@ -20,6 +20,17 @@ export interface Stamp {
   size: number;
   mtimeMs: number;
   ino: number;
+  dev: number;
+}
+
+/** The stamp of the file `info` describes. */
+export function stampOf(info: Deno.FileInfo): Stamp {
+  return {
+    size: info.size,
+    mtimeMs: info.mtime?.getTime() ?? 0,
+    ino: info.ino ?? 0,
+    dev: info.dev,
+  };
 }
 
 /** A whole file held in the cache. */
@@ -89,11 +100,7 @@ export class FileStore {
       throw error;
     }
     const { path, info } = resolved;
-    const stamp: Stamp = {
-      size: info.size,
-      mtimeMs: info.mtime?.getTime() ?? 0,
-      ino: info.ino ?? 0,
-    };
+    const stamp = stampOf(info);
     const held = this.cache.peek(name);
     if (held && !sameStamp(held.stamp, stamp)) this.cache.delete(name);
     const hit = this.cache.get(name);
@@ -117,7 +124,7 @@ export class FileStore {
 
 /** True when two stamps describe the same version of a file. */
 export function sameStamp(a: Stamp, b: Stamp): boolean {
-  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino;
+  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino && a.dev === b.dev;
 }
 
 function changed(name: string): FileServerError {
@@ -154,7 +161,7 @@ class Load {
   /** Reads the file at `path` into memory, hashing as it goes; resolves to the cached form. */
   async run(path: string): Promise<CachedFile> {
     try {
-      using file = await Deno.open(path);
+      using file = await openUnchanged(path, this.stamp, this.name);
       const hash = createHash("sha256");
       const size = this.stamp.size;
       while (this.#filled < size) {
@@ -263,7 +270,7 @@ class StreamBody implements FileBody {
     const hash = known ? undefined : createHash("sha256");
     const buffer = await this.#pool.acquire();
     try {
-      using file = await Deno.open(this.#path);
+      using file = await openUnchanged(this.#path, this.stamp, this.name);
       let position = 0;
       if (known && offset > 0) position = await file.seek(offset, Deno.SeekMode.Start);
       while (position < this.stamp.size) {
@@ -290,12 +297,26 @@ class StreamBody implements FileBody {
   }
 }
 
+/**
+ * Opens the file at `path`, throwing Changed unless what opened is still the version `stamp`
+ * describes: a file swapped (for a link leading elsewhere, say) between the name's check and the
+ * open is never read, so no byte of it is sent.
+ */
+async function openUnchanged(path: string, stamp: Stamp, name: string): Promise<Deno.FsFile> {
+  const file = await Deno.open(path);
+  try {
+    if (!sameStamp(stampOf(await file.stat()), stamp)) throw changed(name);
+    return file;
+  } catch (error) {
+    file.close();
+    throw error;
+  }
+}
+
 /** Throws Changed unless the open file is at its end and still matches `stamp`. */
 async function expectUnchanged(file: Deno.FsFile, stamp: Stamp, name: string): Promise<void> {
   const extra = await file.read(new Uint8Array(1));
-  const info = await file.stat();
-  const now = { size: info.size, mtimeMs: info.mtime?.getTime() ?? 0, ino: info.ino ?? 0 };
-  if (extra !== null || !sameStamp(now, stamp)) throw changed(name);
+  if (extra !== null || !sameStamp(stampOf(await file.stat()), stamp)) throw changed(name);
 }
 
 /** Digests of files too large to cache, remembered by stamp so each version is hashed once. */
@@ -321,7 +342,7 @@ class DigestMemo {
 }
 
 function key(stamp: Stamp): string {
-  return `${stamp.ino}:${stamp.size}:${stamp.mtimeMs}`;
+  return `${stamp.dev}:${stamp.ino}:${stamp.size}:${stamp.mtimeMs}`;
 }
 
 /** A fixed set of reusable buffers; a caller waits its turn when all are lent out. */
