@@ -241,8 +241,9 @@ export class FileServer {
   async #refuseBusy(id: number, socket: Deno.Conn): Promise<void> {
     const addr = socket.remoteAddr as Deno.NetAddr;
     this.logger.event("busy", { id, peer: `${addr.hostname}:${addr.port}` });
-    const message = `DISCONNECTED@Server busy: ${this.#options.maxConnections} connections ` +
-      "are open; try again later.";
+    const limit = this.#options.maxConnections;
+    const open = limit === 1 ? "1 connection is open" : `${limit} connections are open`;
+    const message = `DISCONNECTED@Server busy: ${open}; try again later.`;
     try {
       await socket.write(new TextEncoder().encode(message));
       await socket.closeWrite();
