@@ -76,23 +76,35 @@ async function stop(process: Deno.ChildProcess): Promise<void> {
   await process.status;
 }
 
+/** Spawns a bench program that prints "ready" once it listens on the port given first. */
+async function spawnReady(program: string, args: (string | number)[]): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", `${ROOT}bench/${program}`, ...args.map(String)],
+    stdout: "piped",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  await reader.read(); // "ready"
+  reader.releaseLock();
+  return child;
+}
+
+/** The load generator against a responder that does no work: the most it can measure. */
+async function loadgenCapacity(connections: number, depth: number): Promise<LoadResult> {
+  const port = freePort();
+  const canned = await spawnReady("canned.ts", [port, SMALL]);
+  try {
+    return await loadgen([port, "small.bin", connections, depth, SECONDS]);
+  } finally {
+    canned.kill("SIGKILL");
+    await canned.stdout.cancel();
+    await canned.status;
+  }
+}
+
 /** GB/s of a minimal Deno sender (its own process) to a receiver reading into one buffer. */
 async function ceiling(bytes: number, rounds: number): Promise<number> {
   const port = freePort();
-  const sender = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      `${ROOT}bench/ceiling.ts`,
-      String(port),
-      String(bytes),
-      String(rounds),
-    ],
-    stdout: "piped",
-  }).spawn();
-  const reader = sender.stdout.getReader();
-  await reader.read(); // "ready"
-  reader.releaseLock();
+  const sender = await spawnReady("ceiling.ts", [port, bytes, rounds]);
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const buffer = new Uint8Array(1024 * 1024);
   const started = performance.now();
@@ -258,6 +270,18 @@ if (import.meta.main) {
     }
   } finally {
     await stop(server.process);
+  }
+
+  for (const depth of [1, 16]) {
+    const capacity = await loadgenCapacity(64, depth);
+    const ours = small.get(`64/${depth}`)!.requestsPerSecond;
+    const label = `load generator alone (canned answers), 64 conn${depth > 1 ? ", x16" : ""}`;
+    record({ what: label, value: capacity.requestsPerSecond, unit: "req/s" });
+    record({
+      what: `  ours / load generator alone`,
+      value: ours / capacity.requestsPerSecond * 100,
+      unit: "%",
+    });
   }
 
   const many = await startServer(["--data", `${WORK}/data`, "--cache-size", "64MiB"]);

@@ -1,0 +1,26 @@
+/**
+ * The benchmark suite, in one run: the cache policies' hit ratios on synthetic traces, their
+ * operations per second, then the server's speed beside the loopback ceiling (and nginx, when
+ * installed). Each part is its own program, run one after another so they never compete for the
+ * machine. Every part prints ratios measured side by side in that same run.
+ *
+ * Usage: deno run -A bench/main.ts [--quick]
+ */
+
+const PARTS = ["cache_sim.ts", "cache_ops.ts", "server_bench.ts"];
+
+if (import.meta.main) {
+  const quick = Deno.args.includes("--quick") ? ["--quick"] : [];
+  for (const part of PARTS) {
+    console.log(`\n== bench/${part} ${quick.join(" ")}`);
+    const { success } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", new URL(part, import.meta.url).pathname, ...quick],
+      stdout: "inherit",
+      stderr: "inherit",
+    }).output();
+    if (!success) {
+      console.error(`bench/${part} failed`);
+      Deno.exit(1);
+    }
+  }
+}
