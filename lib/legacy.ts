@@ -9,8 +9,12 @@ import { asFailure, errorCodeName } from "./errors.ts";
 import type { FrameReader } from "./protocol.ts";
 import type { FileServer } from "./server.ts";
 
-/** Longest legacy request accepted: `file@` and a name, with room for a line ending. */
-const MAX_LEGACY_REQUEST = 2048;
+/**
+ * Longest legacy request accepted: `file@` and a name, with room for a line ending. The server
+ * reads a connection's first bytes into a buffer one byte larger, so a longer request is seen as
+ * too long rather than cut short.
+ */
+export const MAX_LEGACY_REQUEST = 2048;
 
 /** A legacy request, or what is missing to make one. */
 export type LegacyRequest =
@@ -22,17 +26,22 @@ export type LegacyRequest =
 
 const COMMANDS = ["list", "help", "file@"];
 
+// A leading U+FEFF is a character of the request, not a byte-order mark to drop.
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+
 /**
  * Reads a legacy request from the bytes received so far. The original client sends its whole
- * request in one write with no terminator; a trailing newline (from a person typing) is allowed.
+ * request in one write with no terminator, so `file@NAME` is whatever arrived with it; one
+ * trailing newline (from a person typing) is allowed. Only the start of a command with no line
+ * ending yet is worth waiting for.
  */
 export function parseLegacy(bytes: Uint8Array): LegacyRequest {
-  const text = new TextDecoder().decode(bytes).replace(/\r?\n$/, "");
+  const received = decoder.decode(bytes);
+  const text = received.replace(/\r?\n$/, "");
   if (text === "list" || text === "help") return { kind: text };
   if (text.startsWith("file@") && text.length > 5) return { kind: "file", name: text.slice(5) };
-  if (!/[\r\n]/.test(text) && COMMANDS.some((command) => command.startsWith(text))) {
-    return { kind: "partial" };
-  }
+  const ended = /[\r\n]/.test(received);
+  if (!ended && COMMANDS.some((command) => command.startsWith(text))) return { kind: "partial" };
   return { kind: "bad" };
 }
 

@@ -74,7 +74,9 @@ export interface ErrorReply {
 }
 
 const encoder = new TextEncoder();
-const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+// A leading U+FEFF is a character of the text (a name may start with one), not a byte-order mark.
+const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const lenientDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** Writes a frame header for `type` with `length` payload bytes at `at` in `target`. */
 export function writeHeader(target: Uint8Array, at: number, type: number, length: number): void {
@@ -92,6 +94,9 @@ export function encodeFrame(type: FrameType, payload: Uint8Array = new Uint8Arra
 
 /** Encodes a GET request for `name` from byte `offset` (0 for the whole file). */
 export function encodeGet(name: string, offset = 0): Uint8Array {
+  if (!Number.isSafeInteger(offset) || offset < 0) {
+    throw new RangeError(`a GET offset is a whole number of bytes, not ${offset}`);
+  }
   const nameBytes = encoder.encode(name);
   const payload = new Uint8Array(8 + nameBytes.length);
   new DataView(payload.buffer).setBigUint64(0, BigInt(offset));
@@ -180,7 +185,7 @@ export function encodeError(code: ErrorCode, message: string): Uint8Array {
 export function readError(payload: Uint8Array): ErrorReply {
   if (payload.length < 2) throw badFrame("an ERROR frame needs a 2-byte code");
   const code = new DataView(payload.buffer, payload.byteOffset).getUint16(0);
-  return { code, message: new TextDecoder().decode(payload.subarray(2)) };
+  return { code, message: lenientDecoder.decode(payload.subarray(2)) };
 }
 
 /** Encodes a frame whose payload is UTF-8 text (HELP and STATS answers). */
@@ -318,7 +323,7 @@ export class FrameDecoder {
   constructor(options: DecoderOptions) {
     this.#maxPayload = options.maxPayload;
     this.#streamed = new Set(options.streamed ?? []);
-    this.#buffer = new Uint8Array(options.bufferBytes ?? 64 * 1024);
+    this.#buffer = new Uint8Array(Math.max(HEADER_BYTES, options.bufferBytes ?? 64 * 1024));
   }
 
   /** Bytes received but not yet handed out as frames. */

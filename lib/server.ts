@@ -15,7 +15,7 @@ import {
   isDisconnect,
   ProtocolError,
 } from "./errors.ts";
-import { serveLegacy } from "./legacy.ts";
+import { MAX_LEGACY_REQUEST, serveLegacy } from "./legacy.ts";
 import { walkFiles } from "./listing.ts";
 import type { Logger } from "./log.ts";
 import { openRoot } from "./names.ts";
@@ -266,11 +266,11 @@ export class FileServer {
       socket.setNoDelay(true);
       await connection.send(GREETING);
       await connection.flush();
-      // Requests are small: start with 1 KiB (it grows for a long name), so idle connections
-      // cost little memory.
+      // Requests are small, so idle connections cost little memory; the first read can still
+      // take a whole original-dialect request, and shows one over the limit as too long.
       const reader = new FrameReader(connection, {
         maxPayload: MAX_REQUEST_PAYLOAD,
-        bufferBytes: 1024,
+        bufferBytes: MAX_LEGACY_REQUEST + 1,
       });
       if (!await reader.fill()) return;
       if (reader.decoder.buffered[0] === MAGIC[0]) await this.#serveFramed(connection, reader);

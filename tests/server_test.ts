@@ -211,7 +211,13 @@ Deno.test("hits come from the cache, misses from disk, big files are never cache
 
 Deno.test("the original dialect, byte for byte", async (t) => {
   const bytes = randomBytes(300_000, 9);
-  await using data = await tempFolder({ "cat.jpg": bytes, "file1.txt": "one\n" });
+  // A name of about 1 KiB, near the longest accepted: folders of 200 characters each.
+  const longName = [..."wxyz"].map((c) => c.repeat(200)).join("/") + "/long.txt";
+  await using data = await tempFolder({
+    "cat.jpg": bytes,
+    "file1.txt": "one\n",
+    [longName]: "deep",
+  });
   await using server = await startServer(data.path);
   const port = server.addr.port;
 
@@ -257,6 +263,29 @@ Deno.test("the original dialect, byte for byte", async (t) => {
     const answer = text(await socket.readToEnd());
     assert(answer.startsWith("OK@[HELP]"), answer);
     assertEquals(answer.split("@").length, 2);
+  });
+
+  await t.step("file@ with a name of about 1 KiB is served whole", async () => {
+    using socket = await rawConnect(port);
+    await socket.readExactly(GREETING.length);
+    await socket.write(`file@${longName}`);
+    assertEquals(text(await socket.readToEnd()), "OK@deep");
+  });
+
+  await t.step("a request over 2 KiB answers ERR@, never a file named by its start", async () => {
+    using socket = await rawConnect(port);
+    await socket.readExactly(GREETING.length);
+    await socket.write(`file@cat.jpg${"x".repeat(2100)}`);
+    assert(text(await socket.readToEnd()).startsWith("ERR@"));
+  });
+
+  await t.step("a line that ends before a command is whole answers ERR@ at once", async () => {
+    for (const request of ["lis\n", "file@\n"]) {
+      using socket = await rawConnect(port);
+      await socket.readExactly(GREETING.length);
+      await socket.write(request);
+      assert(text(await socket.readToEnd()).startsWith("ERR@"), JSON.stringify(request));
+    }
   });
 
   await t.step("anything else answers ERR@ and closes", async () => {
