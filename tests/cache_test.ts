@@ -1,0 +1,344 @@
+/**
+ * The byte-bounded cache and its eviction policies: random sequences of lookups, loads,
+ * completions, failures and invalidations checked against a model after every step, each
+ * policy's eviction order against its definition (FIFO, LRU, SIEVE of NSDI'24, S3-FIFO of
+ * SOSP'23), and a sanity check that every operation stays cheap on a large cache.
+ */
+
+import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
+import fc from "fast-check";
+import { ByteCache, POLICIES, type PolicyName, type Reservation } from "../lib/cache.ts";
+import { createPolicy } from "../lib/policies.ts";
+import { randomBytes } from "./harness.ts";
+
+/** A value the model can tell apart from every other: which commit made it, and its size. */
+interface Value {
+  key: string;
+  serial: number;
+  size: number;
+}
+
+/** One thing done to the cache; `pick` chooses among the reservations open (or settled). */
+type Op =
+  | { kind: "get" | "peek" | "delete"; key: string }
+  | { kind: "reserve"; key: string; size: number }
+  | { kind: "commit" | "release" | "settleAgain"; pick: number };
+
+const KEYS = ["a", "b", "c", "d", "e", "f"];
+const key = fc.constantFrom(...KEYS);
+const pick = fc.nat({ max: 1000 });
+/** Capacities include 0; sizes include 0, small ones, and ones up to 2.5 times the largest cache. */
+const capacity = fc.integer({ min: 0, max: 100 });
+const size = fc.oneof(
+  fc.constant(0),
+  fc.integer({ min: 1, max: 30 }),
+  fc.integer({ min: 31, max: 250 }),
+);
+const op: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant("get" as const), key }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("peek" as const), key }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("delete" as const), key }) },
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant("reserve" as const), key, size }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant("commit" as const), pick }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("release" as const), pick }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("settleAgain" as const), pick }) },
+);
+
+/** The sum of the sizes of `items`. */
+const total = (sizes: Iterable<{ size: number }>) => {
+  let sum = 0;
+  for (const item of sizes) sum += item.size;
+  return sum;
+};
+
+/**
+ * Runs `ops` on a cache and on a model of it (the values committed and not yet gone, the
+ * reservations open), checking after every step that the two agree and that the cache never
+ * holds or promises more bytes than its capacity.
+ */
+function modelCheck(policy: PolicyName, capacity: number, ops: Op[]): void {
+  const cache = new ByteCache<string, Value>({ capacity, policy });
+  const held = new Map<string, Value>();
+  const open: { key: string; size: number; room: Reservation<Value> }[] = [];
+  const settled: Reservation<Value>[] = [];
+  let lookups = 0;
+  let hits = 0;
+  let evicted = 0;
+  let serial = 0;
+  for (const [step, op] of ops.entries()) {
+    const where = `${policy}, capacity ${capacity}, step ${step} ${JSON.stringify(op)}`;
+    const crowded = cache.used + cache.reserved + ("size" in op ? op.size : 0) > capacity;
+    let evicting = false;
+    switch (op.kind) {
+      case "get": {
+        lookups++;
+        if (held.has(op.key)) hits++;
+        assertEquals(cache.get(op.key), held.get(op.key), where);
+        break;
+      }
+      case "peek":
+        assertEquals(cache.peek(op.key), held.get(op.key), where);
+        break;
+      case "delete":
+        assertEquals(cache.delete(op.key), held.delete(op.key), where);
+        break;
+      case "reserve": {
+        const room = cache.reserve(op.key, op.size);
+        const fits = total(open) + op.size <= capacity;
+        assertEquals(room !== undefined, fits, `${where}: reserve answered ${room}`);
+        if (op.size > capacity) assert(room === undefined, `${where}: larger than the cache`);
+        if (room) {
+          assertEquals(room.size, op.size, where);
+          open.push({ key: op.key, size: op.size, room });
+          evicting = true;
+        }
+        break;
+      }
+      case "commit":
+      case "release": {
+        if (open.length === 0) break;
+        const [{ key, size, room }] = open.splice(op.pick % open.length, 1);
+        if (op.kind === "commit") {
+          const value = { key, serial: serial++, size };
+          room.commit(value);
+          held.set(key, value);
+          assertEquals(cache.peek(key), value, `${where}: the committed value is held`);
+        } else {
+          room.release();
+        }
+        settled.push(room);
+        break;
+      }
+      case "settleAgain": {
+        if (settled.length === 0) break;
+        const room = settled[op.pick % settled.length];
+        throws(() => room.commit({ key: "z", serial: -1, size: room.size }), /settled twice/);
+        throws(() => room.release(), /settled twice/);
+        break;
+      }
+    }
+    const vanished = [...held.keys()].filter((k) => !cache.has(k));
+    if (vanished.length > 0) {
+      assert(evicting, `${where}: ${vanished} left without a reservation evicting them`);
+      assert(crowded, `${where}: ${vanished} evicted although there was room`);
+      for (const k of vanished) held.delete(k);
+      evicted += vanished.length;
+    }
+    assert(cache.used + cache.reserved <= capacity, `${where}: over capacity`);
+    assertEquals(cache.used, total(held.values()), `${where}: used`);
+    assertEquals(cache.reserved, total(open), `${where}: reserved`);
+    assertEquals(cache.size, held.size, `${where}: size`);
+    assertEquals(new Set(cache.keys()), new Set(held.keys()), `${where}: keys`);
+    assertEquals([cache.hits, cache.misses], [hits, lookups - hits], `${where}: hits, misses`);
+    assertEquals(cache.evictions, evicted, `${where}: evictions`);
+  }
+}
+
+Deno.test("every policy keeps the cache's invariants under random use", async (t) => {
+  for (const policy of POLICIES) {
+    await t.step(policy, () => {
+      fc.assert(
+        fc.property(capacity, fc.array(op, { maxLength: 200, size: "max" }), (capacity, ops) => {
+          modelCheck(policy, capacity, ops);
+        }),
+        { numRuns: 300 },
+      );
+    });
+  }
+});
+
+/**
+ * FIFO, LRU and SIEVE over keys of one byte each, written as plainly as their definitions:
+ * an array, oldest first. SIEVE follows Algorithm 1 of the NSDI'24 paper: the hand walks from
+ * the oldest towards the newest, clearing visited bits; after evicting it points at the next
+ * newer key, or at nothing when the victim was the newest, and then starts again at the oldest.
+ */
+function referenceCache(policy: "fifo" | "lru" | "sieve", slots: number) {
+  type Slot = { key: string; visited: boolean };
+  const queue: Slot[] = [];
+  let hand: Slot | undefined;
+  const evict = () => {
+    let at = policy === "sieve" && hand ? queue.indexOf(hand) : 0;
+    while (policy === "sieve" && queue[at].visited) {
+      queue[at].visited = false;
+      at = (at + 1) % queue.length;
+    }
+    hand = queue[at + 1];
+    queue.splice(at, 1);
+  };
+  return {
+    held: () => new Set(queue.map((slot) => slot.key)),
+    request(key: string) {
+      const found = queue.find((slot) => slot.key === key);
+      if (found === undefined) {
+        if (queue.length === slots) evict();
+        queue.push({ key, visited: false });
+      } else if (policy === "lru") {
+        queue.push(...queue.splice(queue.indexOf(found), 1));
+      } else {
+        found.visited = true;
+      }
+    },
+  };
+}
+
+/** A request as the server makes it: a lookup, and on a miss a load of `size` bytes. */
+function request(cache: ByteCache<string, string>, key: string, size = 1): void {
+  if (cache.get(key) !== undefined) return;
+  const room = cache.reserve(key, size);
+  assert(room, `no room for ${key} (${size} bytes)`);
+  room.commit(key);
+}
+
+Deno.test("FIFO, LRU and SIEVE evict exactly as their definitions do", async (t) => {
+  for (const policy of ["fifo", "lru", "sieve"] as const) {
+    await t.step(policy, () => {
+      const requests = fc.array(fc.constantFrom(...KEYS, "g", "h"), {
+        maxLength: 300,
+        size: "max",
+      });
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 6 }), requests, (slots, keys) => {
+          const cache = new ByteCache<string, string>({ capacity: slots, policy });
+          const reference = referenceCache(policy, slots);
+          for (const [step, key] of keys.entries()) {
+            request(cache, key);
+            reference.request(key);
+            assertEquals(new Set(cache.keys()), reference.held(), `step ${step}: ${key}`);
+          }
+        }),
+        { numRuns: 500 },
+      );
+    });
+  }
+});
+
+/** A fresh cache of `capacity` bytes and a way to request keys and see which are held. */
+function tiny(policy: PolicyName, capacity: number, size = 1) {
+  const cache = new ByteCache<string, string>({ capacity, policy });
+  return {
+    cache,
+    request: (...keys: string[]) => keys.forEach((key) => request(cache, key, size)),
+    held: () => [...cache.keys()].sort(),
+  };
+}
+
+/** `count` distinct keys that appear nowhere else: a scan of one-hit wonders. */
+const scan = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => prefix + i);
+
+Deno.test("FIFO evicts the oldest admission, however often it was requested", () => {
+  const { request, held } = tiny("fifo", 3);
+  request("a", "b", "c", "a", "a", "a", "d");
+  assertEquals(held(), ["b", "c", "d"]);
+});
+
+Deno.test("LRU evicts the least recently used", () => {
+  const { request, held } = tiny("lru", 3);
+  request("a", "b", "c", "a", "d");
+  assertEquals(held(), ["a", "c", "d"]);
+  request("c", "e");
+  assertEquals(held(), ["c", "d", "e"]);
+});
+
+Deno.test("SIEVE keeps visited keys and moves its hand as NSDI'24 defines", async (t) => {
+  await t.step(
+    "the hand skips visited keys, clearing their bit, and evicts the first other",
+    () => {
+      const { request, held } = tiny("sieve", 4);
+      request("a", "b", "c", "d", "a", "c", "e");
+      assertEquals(held(), ["a", "c", "d", "e"]);
+    },
+  );
+
+  await t.step("the hand resumes where it stopped, not at the oldest key", () => {
+    const { request, held } = tiny("sieve", 4);
+    request("a", "b", "c", "d", "a", "c", "e"); // hand: a (cleared), b evicted; now at c
+    request("a", "f"); // hand: c (cleared), d evicted; now at e
+    assertEquals(held(), ["a", "c", "e", "f"]);
+    request("g"); // from the oldest, c (unvisited) would go; the hand is at e, so e goes
+    assertEquals(held(), ["a", "c", "f", "g"]);
+  });
+
+  await t.step("after evicting the newest key, the hand starts again at the oldest", () => {
+    const { request, held } = tiny("sieve", 3);
+    request("a", "b", "c", "a", "b", "d"); // a, b cleared; c (the newest) evicted
+    assertEquals(held(), ["a", "b", "d"]);
+    request("e"); // the hand wrapped: a is the oldest and no longer visited, so a goes
+    assertEquals(held(), ["b", "d", "e"]);
+  });
+});
+
+Deno.test("S3-FIFO: small, main and ghost queues as SOSP'23 defines them", async (t) => {
+  // 100 bytes of 10-byte values: the small queue's share is 10 bytes, the ghost's 90.
+  const s3fifo = () => tiny("s3fifo", 100, 10);
+  const first = scan("k", 10);
+
+  await t.step("new keys go to the small queue; one-hit keys leave it oldest first", () => {
+    const { request, held } = s3fifo();
+    request(...first, "x", "y");
+    assertEquals(held(), [...first.slice(2), "x", "y"].sort());
+  });
+
+  await t.step("a key requested while in the small queue moves to main and outlives a scan", () => {
+    const { request, held } = s3fifo();
+    request(...first, "k2", "x", "y", "z"); // k2 moves to main, k3 leaves instead
+    assertEquals(held(), ["k2", ...first.slice(4), "x", "y", "z"].sort());
+    request(...scan("s", 30));
+    assert(held().includes("k2"), `k2 was lost to a scan: ${held()}`);
+  });
+
+  await t.step("a key the ghost remembers goes straight to main and outlives a scan", () => {
+    const { request, held } = s3fifo();
+    request(...first, "x"); // k0 leaves, the ghost remembers it
+    request("k0", "y"); // k0 returns to main; y, never seen, to the small queue
+    request(...scan("s", 30));
+    assert(held().includes("k0"), `k0 was lost to a scan: ${held()}`);
+    assert(!held().includes("y"), "a one-hit key survived a scan");
+  });
+
+  await t.step("the ghost remembers about as many bytes as main may hold", () => {
+    const { request, held } = s3fifo();
+    request(...first, ...scan("n", 10)); // k0..k9 leave: 100 bytes, the ghost keeps 90
+    request("k0", "k9"); // k0 was forgotten, k9 is remembered
+    request(...scan("s", 30));
+    assert(held().includes("k9"), `k9 (remembered) was lost to a scan: ${held()}`);
+    assert(!held().includes("k0"), "k0 (forgotten) was kept as if remembered");
+  });
+
+  await t.step("main reinserts a requested key with its count lowered; counts stop at 3", () => {
+    const policy = createPolicy<string>("s3fifo", 100);
+    policy.insert("a", 10);
+    policy.insert("b", 10);
+    assertEquals([policy.evict(), policy.evict()], ["a", "b"]); // to the ghost
+    policy.insert("a", 10); // remembered: into main
+    policy.insert("b", 10);
+    for (let i = 0; i < 5; i++) policy.touch("a");
+    for (let i = 0; i < 3; i++) policy.touch("b");
+    // Both counts are 3, so a, ahead in the queue, runs out first; with 5 it would outlast b.
+    assertEquals(policy.evict(), "a");
+    assertEquals(policy.evict(), "b");
+  });
+});
+
+Deno.test("every operation stays cheap on a cache of 10,000 entries", async (t) => {
+  const OPS = 200_000;
+  const random = new DataView(randomBytes(OPS * 8, 7).buffer);
+  for (const policy of POLICIES) {
+    await t.step(policy, () => {
+      const cache = new ByteCache<number, number>({ capacity: 10_000 * 100, policy });
+      const started = performance.now();
+      for (let i = 0; i < OPS; i++) {
+        const key = random.getUint32(i * 8) % 20_000;
+        const choice = random.getUint16(i * 8 + 4) % 10;
+        if (choice === 0) cache.delete(key);
+        else if (cache.get(key) === undefined) {
+          cache.reserve(key, 1 + random.getUint16(i * 8 + 6) % 199)?.commit(key);
+        }
+      }
+      const elapsed = performance.now() - started;
+      assert(cache.size > 5_000, `only ${cache.size} entries: the test did not fill the cache`);
+      assert(cache.evictions > 10_000, `only ${cache.evictions} evictions`);
+      assert(elapsed < 3_000, `${OPS} operations took ${elapsed.toFixed(0)} ms`);
+    });
+  }
+});

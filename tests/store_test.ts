@@ -1,0 +1,231 @@
+/**
+ * The file store over real temp folders: concurrent misses share one disk read, changed,
+ * replaced, grown and deleted files are never served stale, eviction never disturbs a body
+ * being read, files larger than the cache stream with the right digest, and a load that fails
+ * gives its room back.
+ */
+
+import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
+import { ErrorCode, FileServerError, NotFoundError } from "../lib/errors.ts";
+import { openRoot } from "../lib/names.ts";
+import { CHUNK_BYTES, type FileBody, FileStore } from "../lib/store.ts";
+import { randomBytes, sha256, tempFolder } from "./harness.ts";
+
+const MiB = 1024 * 1024;
+
+/** A store over `folder` with a cache of `cacheBytes`. */
+async function openStore(folder: string, cacheBytes = 64 * MiB): Promise<FileStore> {
+  return new FileStore({ root: await openRoot(folder), cacheBytes });
+}
+
+/** The bytes of `chunks` from where it stands to its end, copied (chunks are views). */
+async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for await (const chunk of chunks) parts.push(chunk.slice());
+  return concat(...parts);
+}
+
+/** The parts joined into one array. */
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const bytes = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.length;
+  }
+  return bytes;
+}
+
+/** Asserts `actual` is `expected`, naming the first difference rather than dumping megabytes. */
+function assertBytes(actual: Uint8Array, expected: Uint8Array): void {
+  assertEquals(actual.length, expected.length, "length");
+  const at = actual.findIndex((byte, i) => byte !== expected[i]);
+  assertEquals(at, -1, `the bytes differ from offset ${at}`);
+}
+
+/** Asserts that `body` yields the file `whole` from `offset`, then the whole file's digest. */
+async function assertBody(body: FileBody, whole: Uint8Array, offset = 0): Promise<void> {
+  assertBytes(await collect(body.chunks(offset)), whole.subarray(offset));
+  assertEquals(await body.digest(), await sha256(whole));
+}
+
+Deno.test("concurrent misses for one file share one disk read", async () => {
+  const file = randomBytes(5 * CHUNK_BYTES + 321, 11);
+  await using data = await tempFolder({ "shared.bin": file });
+  const store = await openStore(data.path);
+
+  const early = Array.from({ length: 8 }, () => store.open("shared.bin"));
+  const reader = early[0].chunks(0);
+  const firstChunk = await reader.next(); // the load is under way, not finished
+  assert(!firstChunk.done && firstChunk.value.length < file.length, "the load had finished");
+  const late = Array.from({ length: 8 }, () => store.open("shared.bin"));
+  assertEquals(store.diskReads, 1);
+  assertEquals(store.cache.misses, 16);
+  for (const body of [...early, ...late]) assertEquals(body.source, "disk");
+
+  await reader.return(undefined);
+  await Promise.all([...early, ...late].map((body) => assertBody(body, file)));
+  const again = store.open("shared.bin");
+  assertEquals(again.source, "cache");
+  await assertBody(again, file);
+  assertEquals(store.diskReads, 1);
+  assertEquals([store.cache.used, store.cache.reserved], [file.length, 0]);
+});
+
+Deno.test("a changed, replaced, grown or deleted file is never served stale", async (t) => {
+  const original = randomBytes(2 * CHUNK_BYTES + 5, 21);
+  await using data = await tempFolder({ "f.bin": original });
+  const path = `${data.path}/f.bin`;
+  const store = await openStore(data.path);
+  let current = original;
+
+  /** Serves f.bin once from disk and once from the cache, both as `current`. */
+  const serveFresh = async () => {
+    const reads = store.diskReads;
+    const loaded = store.open("f.bin");
+    assertEquals(loaded.source, "disk");
+    await assertBody(loaded, current);
+    const cached = store.open("f.bin");
+    assertEquals(cached.source, "cache");
+    await assertBody(cached, current);
+    assertEquals(store.diskReads, reads + 1);
+    assertEquals([store.cache.size, store.cache.used], [1, current.length]);
+  };
+  /** The stamp's modification time, moved `seconds` away from the file's present one. */
+  const shiftMtime = async (seconds: number) => {
+    const { mtime } = await Deno.stat(path);
+    await Deno.utime(path, mtime!, new Date(mtime!.getTime() + seconds * 1000));
+  };
+
+  await t.step("the first request reads from disk, the next from the cache", serveFresh);
+
+  await t.step("changed in place (same size and inode, new content and mtime)", async () => {
+    const { ino } = await Deno.stat(path);
+    current = randomBytes(original.length, 22);
+    await Deno.writeFile(path, current); // truncates and rewrites the same inode
+    await shiftMtime(10);
+    assertEquals((await Deno.stat(path)).ino, ino);
+    await serveFresh();
+  });
+
+  await t.step("replaced by rename (new inode, same size and mtime)", async () => {
+    const before = await Deno.stat(path);
+    current = randomBytes(original.length, 23);
+    await Deno.writeFile(`${path}.new`, current);
+    await Deno.utime(`${path}.new`, before.atime!, before.mtime!);
+    await Deno.rename(`${path}.new`, path);
+    const after = await Deno.stat(path);
+    assert(after.ino !== before.ino && after.mtime!.getTime() === before.mtime!.getTime());
+    await serveFresh();
+  });
+
+  await t.step("grown by an append (same inode and mtime)", async () => {
+    const before = await Deno.stat(path);
+    const tail = randomBytes(1000, 24);
+    await Deno.writeFile(path, tail, { append: true });
+    await Deno.utime(path, before.atime!, before.mtime!); // only the size tells
+    current = concat(current, tail);
+    await serveFresh();
+  });
+
+  await t.step("deleted: NotFound, and the entry leaves the cache", async () => {
+    await Deno.remove(path);
+    const evictions = store.cache.evictions;
+    let thrown: unknown;
+    try {
+      store.open("f.bin");
+    } catch (error) {
+      thrown = error;
+    }
+    assert(thrown instanceof NotFoundError, `open threw ${thrown}`);
+    assertEquals(thrown.code, ErrorCode.NotFound);
+    assertEquals([store.cache.has("f.bin"), store.cache.used], [false, 0]);
+    assertEquals(store.cache.evictions, evictions, "a deleted file is not an eviction");
+  });
+});
+
+Deno.test("evicting an entry never disturbs a body being read from it", async (t) => {
+  const a = randomBytes(4 * CHUNK_BYTES + 7, 31);
+  const b = randomBytes(4 * CHUNK_BYTES + 9, 32);
+  await using data = await tempFolder({ "a.bin": a, "b.bin": b });
+  const store = await openStore(data.path, 6 * MiB); // room for one of the two
+
+  /** Loads b.bin fully, which must evict a.bin to make room. */
+  const evictA = async () => {
+    assert(store.cache.has("a.bin"), "a.bin was not cached");
+    await assertBody(store.open("b.bin"), b);
+    assertEquals([store.cache.has("a.bin"), store.cache.has("b.bin")], [false, true]);
+  };
+
+  await t.step("a body read from the cache", async () => {
+    await assertBody(store.open("a.bin"), a);
+    const body = store.open("a.bin");
+    assertEquals(body.source, "cache");
+    const chunks = body.chunks(0);
+    const first = await chunks.next();
+    assert(!first.done);
+    const evictions = store.cache.evictions;
+    await evictA();
+    assertEquals(store.cache.evictions, evictions + 1);
+    assertBytes(concat(first.value, await collect(chunks)), a);
+    assertEquals(await body.digest(), await sha256(a));
+  });
+
+  await t.step("a body that started while its file loaded from disk", async () => {
+    const body = store.open("a.bin");
+    assertEquals(body.source, "disk");
+    const chunks = body.chunks(0);
+    const first = await chunks.next();
+    assert(!first.done && first.value.length < a.length, "the load had finished");
+    const copy = first.value.slice();
+    await assertBody(store.open("a.bin"), a); // the same load, now committed
+    await evictA();
+    assertBytes(concat(copy, await collect(chunks)), a);
+    assertEquals(await body.digest(), await sha256(a));
+  });
+});
+
+Deno.test("a file larger than the cache streams, is never cached, and keeps its digest", async () => {
+  const big = randomBytes(3 * CHUNK_BYTES + 123, 41);
+  await using data = await tempFolder({ "big.bin": big });
+  const store = await openStore(data.path, 2 * MiB);
+  const tail = CHUNK_BYTES + 1000;
+
+  for (const offset of [tail, 0, tail, big.length, 0]) {
+    const body = store.open("big.bin");
+    assertEquals(body.source, "disk");
+    await assertBody(body, big, offset);
+    assertEquals([store.cache.size, store.cache.used, store.cache.reserved], [0, 0, 0]);
+  }
+  assertEquals(store.diskReads, 5);
+});
+
+Deno.test("a load that fails gives its room back and tells the reader the file changed", async () => {
+  const file = randomBytes(32 * CHUNK_BYTES, 51);
+  await using data = await tempFolder({ "shrinks.bin": file });
+  const path = `${data.path}/shrinks.bin`;
+  const store = await openStore(data.path);
+
+  const body = store.open("shrinks.bin");
+  assertEquals(store.cache.reserved, file.length);
+  const chunks = body.chunks(0);
+  const first = await chunks.next();
+  assert(!first.done && first.value.length < file.length, "the load had finished");
+  Deno.truncateSync(path, 8 * CHUNK_BYTES); // before the load reads on
+  await rejects(
+    (async () => {
+      while (!(await chunks.next()).done);
+    })(),
+    (error) => error instanceof FileServerError && error.code === ErrorCode.Changed,
+  );
+  assertEquals([store.cache.reserved, store.cache.used, store.cache.has("shrinks.bin")], [
+    0,
+    0,
+    false,
+  ]);
+
+  const after = store.open("shrinks.bin");
+  assertEquals(after.source, "disk");
+  await assertBody(after, file.subarray(0, 8 * CHUNK_BYTES));
+  assertEquals(store.cache.used, 8 * CHUNK_BYTES);
+});
