@@ -86,12 +86,15 @@ class Lru<K> extends Fifo<K> {
 /**
  * SIEVE: keys stay in insertion order; a request only sets the key's visited bit. The hand walks
  * from the oldest key towards the newest, clearing visited bits, and evicts the first unvisited
- * key; it stays where it stopped for the next eviction and wraps round at the newest. A live
- * `Map` iterator is exactly that hand: it survives deletions and reaches keys added after it.
+ * key; it then points at the next newer key for the next eviction, or, when the victim was the
+ * newest, back at the oldest. A live `Map` iterator is that hand: it survives deletions, and
+ * stepping it once past each victim tells whether the victim was the newest.
  */
 class Sieve<K> implements Policy<K> {
   readonly #visited = new Map<K, boolean>();
-  #hand: Iterator<[K, boolean]> | undefined;
+  #hand: Iterator<K> | undefined;
+  /** The key the hand points at, already taken from the iterator. */
+  #pointed: { key: K } | undefined;
 
   insert(key: K): void {
     this.#visited.set(key, false);
@@ -103,22 +106,37 @@ class Sieve<K> implements Policy<K> {
 
   remove(key: K): void {
     this.#visited.delete(key);
+    if (this.#pointed?.key === key) this.#pointed = undefined;
   }
 
   evict(): K {
     for (;;) {
-      this.#hand ??= this.#visited.entries();
-      const step = this.#hand.next();
-      if (step.done) {
-        this.#hand = undefined;
+      const key = this.#take();
+      if (this.#visited.get(key)) {
+        this.#visited.set(key, false);
         continue;
       }
-      const [key, visited] = step.value;
-      if (!visited) {
-        this.#visited.delete(key);
-        return key;
-      }
-      this.#visited.set(key, false);
+      this.#visited.delete(key);
+      const step = this.#hand!.next();
+      if (step.done) this.#hand = undefined;
+      else this.#pointed = { key: step.value };
+      return key;
+    }
+  }
+
+  /** The key under the hand, moving it on; after the newest it starts again at the oldest. */
+  #take(): K {
+    if (this.#pointed) {
+      const { key } = this.#pointed;
+      this.#pointed = undefined;
+      return key;
+    }
+    for (;;) {
+      this.#hand ??= this.#visited.keys();
+      const step = this.#hand.next();
+      if (!step.done) return step.value;
+      if (this.#visited.size === 0) throw new Error("eviction from an empty policy");
+      this.#hand = undefined;
     }
   }
 }
