@@ -131,13 +131,9 @@ async function sendFile(
       sent += chunk.length;
     }
     await connection.flush();
-  } finally {
-    server.countBody(body, sent);
+  } catch (error) {
+    server.bodySent(connection, "legacy-file", body, sent, started, error);
+    throw error;
   }
-  server.logRequest(connection, {
-    op: "legacy-file",
-    name: body.name,
-    bytes: sent,
-    source: body.source === "cache" ? "hit" : "miss",
-  }, started);
+  server.bodySent(connection, "legacy-file", body, sent, started);
 }

@@ -17,7 +17,7 @@ import {
 } from "./errors.ts";
 import { MAX_LEGACY_REQUEST, serveLegacy } from "./legacy.ts";
 import { walkFiles } from "./listing.ts";
-import type { Logger } from "./log.ts";
+import type { Logger, LogValue } from "./log.ts";
 import { openRoot } from "./names.ts";
 import {
   encodeEnd,
@@ -417,31 +417,33 @@ export class FileServer {
       }
       await connection.send(encodeEnd(await body.digest()));
     } catch (error) {
+      this.bodySent(connection, "get", body, sent, started, error);
       if (!(error instanceof FileServerError)) throw error;
-      await connection.send(encodeError(error.code, error.message));
       this.counters.errors++;
-      this.logRequest(connection, {
-        op: "get",
-        name: body.name,
-        bytes: sent,
-        error: errorCodeName(error.code),
-      }, started);
+      await connection.send(encodeError(error.code, error.message));
       return;
-    } finally {
-      this.countBody(body, sent);
     }
-    this.logRequest(connection, {
-      op: "get",
-      name: body.name,
-      bytes: sent,
-      source: body.source === "cache" ? "hit" : "miss",
-    }, started);
+    this.bodySent(connection, "get", body, sent, started);
   }
 
-  /** Counts body bytes sent, for the byte hit ratio. */
-  countBody(body: FileBody, sent: number): void {
+  /**
+   * Counts the body bytes a request sent (for the byte hit ratio) and logs it, with the failure
+   * that cut it short if one did. Shared by both dialects.
+   */
+  bodySent(
+    connection: Connection,
+    op: string,
+    body: FileBody,
+    sent: number,
+    started: number,
+    failure?: unknown,
+  ): void {
     this.counters.bodyBytes += sent;
     if (body.source === "cache") this.counters.bodyBytesFromCache += sent;
+    const outcome = failure === undefined ? { source: body.source === "cache" ? "hit" : "miss" } : {
+      error: failure instanceof FileServerError ? errorCodeName(failure.code) : describe(failure),
+    };
+    this.logRequest(connection, { op, name: body.name, bytes: sent, ...outcome }, started);
   }
 
   /** Opens a file for sending through the store (shared by both dialects). */
@@ -473,7 +475,7 @@ export class FileServer {
   }
 
   /** Logs one answered request with how long it took. */
-  logRequest(connection: Connection, fields: Record<string, string | number>, started: number) {
+  logRequest(connection: Connection, fields: Record<string, LogValue>, started: number) {
     this.logger.event("request", {
       id: connection.id,
       ...fields,
