@@ -10,7 +10,7 @@ import { createPolicy, type Policy, type PolicyName } from "./policies.ts";
 export { POLICIES, type PolicyName } from "./policies.ts";
 
 /** The policy the server uses unless told otherwise: the winner of bench/cache_sim.ts. */
-export const DEFAULT_POLICY: PolicyName = "s3fifo";
+export const DEFAULT_POLICY: PolicyName = "sieve";
 
 /** Settings of a {@link ByteCache}. */
 export interface ByteCacheOptions {
