@@ -57,6 +57,7 @@ export function createPolicy<K>(name: PolicyName, capacity: number): Policy<K> {
 /** Evicts in insertion order; a request changes nothing. */
 class Fifo<K> implements Policy<K> {
   protected readonly order = new Set<K>();
+  readonly #front = new Front(() => this.order.values());
 
   insert(key: K): void {
     this.order.add(key);
@@ -69,7 +70,7 @@ class Fifo<K> implements Policy<K> {
   }
 
   evict(): K {
-    const key = first(this.order.keys());
+    const key = this.#front.take();
     this.order.delete(key);
     return key;
   }
@@ -160,6 +161,9 @@ class S3Fifo<K> implements Policy<K> {
   readonly #small = new Map<K, { size: number; frequency: number }>();
   readonly #main = new Map<K, { size: number; frequency: number }>();
   readonly #ghost = new Map<K, number>();
+  readonly #smallFront = new Front(() => this.#small.keys());
+  readonly #mainFront = new Front(() => this.#main.keys());
+  readonly #ghostFront = new Front(() => this.#ghost.keys());
   #smallBytes = 0;
   #ghostBytes = 0;
 
@@ -196,7 +200,8 @@ class S3Fifo<K> implements Policy<K> {
 
   evict(): K {
     while (this.#small.size > 0 && (this.#smallBytes >= this.#smallTarget || !this.#main.size)) {
-      const [key, entry] = first(this.#small.entries());
+      const key = this.#smallFront.take();
+      const entry = this.#small.get(key)!;
       this.#small.delete(key);
       this.#smallBytes -= entry.size;
       if (entry.frequency > 0) {
@@ -208,7 +213,8 @@ class S3Fifo<K> implements Policy<K> {
       return key;
     }
     for (;;) {
-      const [key, entry] = first(this.#main.entries());
+      const key = this.#mainFront.take();
+      const entry = this.#main.get(key)!;
       this.#main.delete(key);
       if (entry.frequency === 0) return key;
       entry.frequency--;
@@ -220,16 +226,36 @@ class S3Fifo<K> implements Policy<K> {
     this.#ghost.set(key, size);
     this.#ghostBytes += size;
     while (this.#ghostBytes > this.#ghostLimit) {
-      const [oldest, bytes] = first(this.#ghost.entries());
+      const oldest = this.#ghostFront.take();
+      const bytes = this.#ghost.get(oldest)!;
       this.#ghost.delete(oldest);
       this.#ghostBytes -= bytes;
     }
   }
 }
 
-/** The first item of an iterator the caller knows is not empty. */
-function first<T>(items: Iterator<T>): T {
-  const step = items.next();
-  if (step.done) throw new Error("eviction from an empty policy");
-  return step.value;
+/**
+ * The oldest key of a `Map` or `Set` used as a queue, for a caller that deletes each key it takes
+ * before taking the next. A fresh iterator would step over every deleted entry V8 still keeps at
+ * the front of the table, making each take cost time in proportion to the queue's length; one
+ * live iterator steps over each deleted entry once, so a take is O(1) amortised.
+ */
+class Front<K> {
+  readonly #keys: () => Iterator<K>;
+  #iterator: Iterator<K> | undefined;
+
+  constructor(keys: () => Iterator<K>) {
+    this.#keys = keys;
+  }
+
+  /** The oldest key; throws when the queue is empty. */
+  take(): K {
+    for (let fresh = false;; fresh = true) {
+      this.#iterator ??= this.#keys();
+      const step = this.#iterator.next();
+      if (!step.done) return step.value;
+      this.#iterator = undefined; // an iterator that is done stays done, even as keys arrive
+      if (fresh) throw new Error("eviction from an empty policy");
+    }
+  }
 }
