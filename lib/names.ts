@@ -6,6 +6,7 @@
  */
 
 import { BadNameError, NotFoundError } from "./errors.ts";
+import { Front } from "./front.ts";
 
 /**
  * The longest name accepted, in UTF-8 bytes. Four times a file system's usual limit for one
@@ -102,6 +103,7 @@ export class DataFolder {
   /** The folder's real path. */
   readonly root: string;
   readonly #known = new Map<string, { path: string; ino: number; dev: number }>();
+  readonly #oldest = new Front(() => this.#known.keys());
 
   constructor(root: string) {
     this.root = root;
@@ -125,7 +127,7 @@ export class DataFolder {
         ino: resolved.info.ino,
         dev: resolved.info.dev,
       });
-      if (this.#known.size > REMEMBERED_NAMES) this.#known.delete(this.#known.keys().next().value!);
+      if (this.#known.size > REMEMBERED_NAMES) this.#known.delete(this.#oldest.take());
     }
     return resolved;
   }

@@ -11,6 +11,8 @@
  *   frequency, and a ghost FIFO of recently evicted keys.
  */
 
+import { Front } from "./front.ts";
+
 /** The names `--policy` accepts. */
 export const POLICIES = ["fifo", "lru", "sieve", "s3fifo"] as const;
 
@@ -230,32 +232,6 @@ class S3Fifo<K> implements Policy<K> {
       const bytes = this.#ghost.get(oldest)!;
       this.#ghost.delete(oldest);
       this.#ghostBytes -= bytes;
-    }
-  }
-}
-
-/**
- * The oldest key of a `Map` or `Set` used as a queue, for a caller that deletes each key it takes
- * before taking the next. A fresh iterator would step over every deleted entry V8 still keeps at
- * the front of the table, making each take cost time in proportion to the queue's length; one
- * live iterator steps over each deleted entry once, so a take is O(1) amortised.
- */
-class Front<K> {
-  readonly #keys: () => Iterator<K>;
-  #iterator: Iterator<K> | undefined;
-
-  constructor(keys: () => Iterator<K>) {
-    this.#keys = keys;
-  }
-
-  /** The oldest key; throws when the queue is empty. */
-  take(): K {
-    for (let fresh = false;; fresh = true) {
-      this.#iterator ??= this.#keys();
-      const step = this.#iterator.next();
-      if (!step.done) return step.value;
-      this.#iterator = undefined; // an iterator that is done stays done, even as keys arrive
-      if (fresh) throw new Error("eviction from an empty policy");
     }
   }
 }

@@ -9,6 +9,7 @@
 import { createHash } from "node:crypto";
 import { ByteCache, type PolicyName } from "./cache.ts";
 import { ErrorCode, FileServerError } from "./errors.ts";
+import { Front } from "./front.ts";
 import { DataFolder } from "./names.ts";
 import type { Source } from "./protocol.ts";
 
@@ -323,6 +324,7 @@ async function expectUnchanged(file: Deno.FsFile, stamp: Stamp, name: string): P
 class DigestMemo {
   readonly #limit: number;
   readonly #digests = new Map<string, Uint8Array>();
+  readonly #oldest = new Front(() => this.#digests.keys());
 
   constructor(limit: number) {
     this.#limit = limit;
@@ -336,7 +338,7 @@ class DigestMemo {
     this.#digests.delete(key(stamp));
     this.#digests.set(key(stamp), digest);
     if (this.#digests.size > this.#limit) {
-      this.#digests.delete(this.#digests.keys().next().value!);
+      this.#digests.delete(this.#oldest.take());
     }
   }
 }
