@@ -10,12 +10,12 @@ ARGS ?=
 run:
 	$(DENO) run $(SERVER_PERMS) server.ts $(ARGS)
 
-## test: format check, lint, type check and every test
+## test: format check, lint, type check, the examples in lib/ and every test
 test:
 	$(DENO) fmt --check
 	$(DENO) lint
 	$(DENO) check server.ts client.ts lib/ tests/ bench/ scripts/
-	$(DENO) test --allow-all tests/
+	$(DENO) test --allow-all --doc lib/ tests/
 
 ## build: self-contained executables dist/server and dist/client (honours DENORT_BIN)
 build:
