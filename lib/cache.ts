@@ -1,7 +1,9 @@
 /**
  * A cache bounded in bytes, never over its capacity, not for an instant: room for a value is
  * reserved before it is loaded, so loads running side by side can never together push it past
- * the cap (used + reserved ≤ capacity at every moment). A `Map` holds the entries; which entry
+ * the cap; and a value that leaves while someone still reads it (a slow download, say) stays
+ * counted until they let go, so readers cannot make it hold more than the cap either
+ * (used + reserved + pinned ≤ capacity at every moment). A `Map` holds the entries; which entry
  * leaves when room is needed is the business of a {@link Policy} (policies.ts).
  */
 
@@ -28,6 +30,20 @@ export interface Reservation<V> {
   commit(value: V): void;
   /** Gives the room back: the load failed or was abandoned. */
   release(): void;
+  /** Takes hold of the value being loaded here, as {@link ByteCache.hold} does of a cached one. */
+  hold(): Release;
+}
+
+/** Lets go of a hold; calling it again does nothing. */
+export type Release = () => void;
+
+/** Where a value's bytes are counted: reserved while loading, used while cached, else nowhere. */
+interface Slot<V> {
+  readonly size: number;
+  state: "loading" | "cached" | "gone";
+  value?: V;
+  /** Holds taken and not yet released. */
+  holds: number;
 }
 
 /**
@@ -48,10 +64,13 @@ export class ByteCache<K, V> {
   readonly capacity: number;
   /** The eviction policy's name. */
   readonly policy: PolicyName;
-  readonly #entries = new Map<K, { value: V; size: number }>();
+  readonly #entries = new Map<K, Slot<V>>();
   readonly #order: Policy<K>;
   #used = 0;
   #reserved = 0;
+  #pinned = 0;
+  /** Bytes of cached values that are held: evicting them frees nothing. */
+  #held = 0;
   #hits = 0;
   #misses = 0;
   #evictions = 0;
@@ -73,6 +92,11 @@ export class ByteCache<K, V> {
   /** Bytes reserved for loads in progress. */
   get reserved(): number {
     return this.#reserved;
+  }
+
+  /** Bytes of values that left the cache (evicted, deleted, failed) while still held. */
+  get pinned(): number {
+    return this.#pinned;
   }
 
   /** Number of values held. */
@@ -112,7 +136,7 @@ export class ByteCache<K, V> {
     }
     this.#hits++;
     this.#order.touch(key);
-    return entry.value;
+    return entry.value!;
   }
 
   /**
@@ -127,6 +151,26 @@ export class ByteCache<K, V> {
    */
   peek(key: K): V | undefined {
     return this.#entries.get(key)?.value;
+  }
+
+  /**
+   * Takes hold of the value under `key` while it is being read: should it leave the cache before
+   * the returned release is called, its bytes stay counted (as pinned) until then, since they are
+   * still in memory. Undefined when no value is held under `key`.
+   * @example
+   * ```ts
+   * import { ByteCache } from "./cache.ts";
+   * const cache = new ByteCache<string, string>({ capacity: 10 });
+   * cache.reserve("a", 8)?.commit("12345678");
+   * const release = cache.hold("a")!;
+   * cache.delete("a"); // cache.pinned is now 8: a reader still has those bytes
+   * cache.reserve("b", 8); // undefined: no room until the reader lets go
+   * release(); // cache.pinned is 0 again
+   * ```
+   */
+  hold(key: K): Release | undefined {
+    const slot = this.#entries.get(key);
+    return slot && this.#holder(slot);
   }
 
   /**
@@ -166,19 +210,19 @@ export class ByteCache<K, V> {
    * ```
    */
   delete(key: K): boolean {
-    const entry = this.#entries.get(key);
-    if (entry === undefined) return false;
+    const slot = this.#entries.get(key);
+    if (slot === undefined) return false;
     this.#entries.delete(key);
-    this.#used -= entry.size;
     this.#order.remove(key);
+    this.#leave(slot);
     return true;
   }
 
   /**
    * Holds `size` bytes for a value about to be loaded under `key`, evicting values as the policy
-   * orders until there is room. Returns undefined, evicting nothing, when the value can never fit:
-   * it is larger than the whole cache, or the rest is reserved by other loads. Values being
-   * loaded are never evicted: they are not in the cache until committed.
+   * orders until there is room. Returns undefined, evicting nothing, when the value cannot fit:
+   * it is larger than the whole cache, or the rest is reserved by other loads or held by readers.
+   * Values being loaded are never evicted: they are not in the cache until committed.
    * @example
    * ```ts
    * import { ByteCache } from "./cache.ts";
@@ -193,13 +237,12 @@ export class ByteCache<K, V> {
     if (!Number.isSafeInteger(size) || size < 0) {
       throw new RangeError(`a value's size is a whole number of bytes, not ${size}`);
     }
-    if (this.#reserved + size > this.capacity) return undefined;
-    while (this.#used + this.#reserved + size > this.capacity) this.#evictOne();
+    if (this.#reserved + this.#pinned + this.#held + size > this.capacity) return undefined;
+    while (this.#used + this.#reserved + this.#pinned + size > this.capacity) this.#evictOne();
     this.#reserved += size;
-    let settled = false;
+    const slot: Slot<V> = { size, state: "loading", holds: 0 };
     const settle = () => {
-      if (settled) throw new Error("a cache reservation was settled twice");
-      settled = true;
+      if (slot.state !== "loading") throw new Error("a cache reservation was settled twice");
       this.#reserved -= size;
     };
     return {
@@ -207,20 +250,50 @@ export class ByteCache<K, V> {
       commit: (value: V) => {
         settle();
         this.delete(key);
-        this.#entries.set(key, { value, size });
+        slot.state = "cached";
+        slot.value = value;
+        if (slot.holds > 0) this.#held += size;
+        this.#entries.set(key, slot);
         this.#used += size;
         this.#order.insert(key, size);
       },
-      release: settle,
+      release: () => {
+        settle();
+        this.#leave(slot);
+      },
+      hold: () => this.#holder(slot),
     };
+  }
+
+  /** Counts a hold on `slot`; a slot already gone is in no count, so there is nothing to hold. */
+  #holder(slot: Slot<V>): Release {
+    if (slot.state === "gone") return () => {};
+    if (slot.holds++ === 0 && slot.state === "cached") this.#held += slot.size;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--slot.holds > 0) return;
+      if (slot.state === "cached") this.#held -= slot.size;
+      if (slot.state === "gone") this.#pinned -= slot.size;
+    };
+  }
+
+  /** Takes `slot` out of the used or reserved count; still held, it counts as pinned. */
+  #leave(slot: Slot<V>): void {
+    if (slot.state === "cached") this.#used -= slot.size;
+    if (slot.state === "cached" && slot.holds > 0) this.#held -= slot.size;
+    slot.state = "gone";
+    slot.value = undefined;
+    if (slot.holds > 0) this.#pinned += slot.size;
   }
 
   #evictOne(): void {
     const key = this.#order.evict();
-    const entry = this.#entries.get(key);
-    if (entry === undefined) throw new Error("the eviction policy named a key the cache lacks");
+    const slot = this.#entries.get(key);
+    if (slot === undefined) throw new Error("the eviction policy named a key the cache lacks");
     this.#entries.delete(key);
-    this.#used -= entry.size;
+    this.#leave(slot);
     this.#evictions++;
   }
 }

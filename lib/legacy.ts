@@ -107,9 +107,9 @@ async function sendFile(
   name: string,
   started: number,
 ): Promise<void> {
-  let body;
+  let opened;
   try {
-    body = server.open(name);
+    opened = server.open(name);
   } catch (error) {
     const failure = asFailure(error);
     await connection.send(encoder.encode("FNF@"));
@@ -121,6 +121,7 @@ async function sendFile(
     }, started);
     return;
   }
+  using body = opened;
   // "OK@" leaves on its own, as the original sent it: its client reads the status separately.
   await connection.send(encoder.encode("OK@"));
   await connection.flush();

@@ -78,6 +78,8 @@ export interface ServerStats {
   bytesSent: number;
   cacheBytes: number;
   cacheReserved: number;
+  /** Bytes evicted from the cache but still being sent to slow readers; they count against the cap. */
+  cachePinned: number;
   cacheCapacity: number;
   cacheEntries: number;
   diskReads: number;
@@ -161,6 +163,7 @@ export class FileServer {
       bytesSent: this.#bytesSent + this.#inFlightBytes(),
       cacheBytes: cache.used,
       cacheReserved: cache.reserved,
+      cachePinned: cache.pinned,
       cacheCapacity: cache.capacity,
       cacheEntries: cache.size,
       diskReads: this.store.diskReads,
@@ -380,21 +383,23 @@ export class FileServer {
   }
 
   async #answerGet(connection: Connection, name: string, offset: number, started: number) {
-    let body: FileBody;
+    let opened: FileBody | undefined;
     try {
-      body = this.open(name);
-      if (offset > body.stamp.size) {
+      opened = this.open(name);
+      if (offset > opened.stamp.size) {
         throw new FileServerError(
           ErrorCode.BadRequest,
-          `offset ${offset} is past the end of "${body.name}" (${body.stamp.size} bytes)`,
+          `offset ${offset} is past the end of "${opened.name}" (${opened.stamp.size} bytes)`,
         );
       }
     } catch (error) {
+      opened?.[Symbol.dispose]();
       const failure = asFailure(error);
       await connection.send(encodeError(failure.code, failure.message));
       this.logRequest(connection, { op: "get", name, error: errorCodeName(failure.code) }, started);
       return;
     }
+    using body = opened;
     const head = await connection.reserve(FILE_FRAME_BYTES);
     writeFileFrame(head, 0, {
       size: body.stamp.size,

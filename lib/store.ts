@@ -2,12 +2,15 @@
  * The file store: turns a requested name into the bytes to send, from the cache when it holds a
  * fresh copy, otherwise from disk. A miss that fits is read from disk once, straight into a
  * reserved cache entry, and every request for that file (the one that caused the load and any
- * that arrive meanwhile) streams from the entry as it fills. Files that cannot be cached stream
- * from disk through a small shared pool of buffers, so memory stays bounded under any load.
+ * that arrive meanwhile) streams from the entry as it fills. Every such request holds the entry
+ * until its answer is sent, so bytes that slow readers keep alive after an eviction still count
+ * against the cache's cap. Files that cannot be cached stream from disk through a small shared
+ * pool of big buffers, or a small private one when the pool is all lent, so memory stays bounded
+ * under any load and no request waits on another.
  */
 
 import { createHash } from "node:crypto";
-import { ByteCache, type PolicyName } from "./cache.ts";
+import { ByteCache, type PolicyName, type Release, type Reservation } from "./cache.ts";
 import { ErrorCode, FileServerError } from "./errors.ts";
 import { Front } from "./front.ts";
 import { DataFolder } from "./names.ts";
@@ -15,6 +18,8 @@ import type { Source } from "./protocol.ts";
 
 /** Bytes read from disk per step, and the size of the pooled buffers. */
 export const CHUNK_BYTES = 1024 * 1024;
+/** The buffer a stream from disk uses when every pooled one is lent. */
+const PRIVATE_CHUNK_BYTES = 64 * 1024;
 
 /** What identifies one version of a file on disk: if any of these change, it is a new file. */
 export interface Stamp {
@@ -41,8 +46,11 @@ export interface CachedFile {
   stamp: Stamp;
 }
 
-/** A file ready to send: its metadata, its bytes in order, then its digest. */
-export interface FileBody {
+/**
+ * A file ready to send: its metadata, its bytes in order, then its digest. Dispose of it once the
+ * answer is sent or abandoned, so the cache stops counting the bytes it keeps alive.
+ */
+export interface FileBody extends Disposable {
   readonly name: string;
   readonly stamp: Stamp;
   /** "cache" when the bytes were already in memory, "disk" when this request read from disk. */
@@ -63,7 +71,7 @@ export interface StoreOptions {
   /** Cache capacity in bytes. */
   cacheBytes: number;
   policy?: PolicyName;
-  /** Buffers for streaming files that are not cached; each is CHUNK_BYTES. */
+  /** Pooled buffers for streaming files that are not cached; each is CHUNK_BYTES. */
   streamBuffers?: number;
 }
 
@@ -71,7 +79,8 @@ export interface StoreOptions {
 export class FileStore {
   readonly folder: DataFolder;
   readonly cache: ByteCache<string, CachedFile>;
-  readonly #loads = new Map<string, Load>();
+  /** Loads in progress, with the room they fill. */
+  readonly #loads = new Map<string, { load: Load; room: Reservation<CachedFile> }>();
   readonly #digests = new DigestMemo(4096);
   readonly #pool: BufferPool;
   #diskReads = 0;
@@ -105,21 +114,28 @@ export class FileStore {
     const held = this.cache.peek(name);
     if (held && !sameStamp(held.stamp, stamp)) this.cache.delete(name);
     const hit = this.cache.get(name);
-    if (hit) return new MemoryBody("cache", Load.complete(name, hit));
+    if (hit) return new MemoryBody("cache", Load.complete(name, hit), this.cache.hold(name)!);
     const running = this.#loads.get(name);
-    if (running && sameStamp(running.stamp, stamp)) return new MemoryBody("disk", running);
-    const reservation = this.cache.reserve(name, stamp.size);
+    if (running && sameStamp(running.load.stamp, stamp)) {
+      return new MemoryBody("disk", running.load, running.room.hold());
+    }
+    const room = this.cache.reserve(name, stamp.size);
     this.#diskReads++;
-    if (!reservation) return new StreamBody(name, path, stamp, this.#pool, this.#digests);
+    if (!room) return new StreamBody(name, path, stamp, this.#pool, this.#digests);
     const load = new Load(name, stamp);
-    this.#loads.set(name, load);
-    load.run(path).then(
-      (file) => reservation.commit(file),
-      () => reservation.release(),
-    ).finally(() => {
-      if (this.#loads.get(name) === load) this.#loads.delete(name);
+    this.#loads.set(name, { load, room });
+    // Settled in the same turn as it leaves #loads, so no request joins a load whose room is gone.
+    const settled = () => {
+      if (this.#loads.get(name)?.load === load) this.#loads.delete(name);
+    };
+    load.run(path).then((file) => {
+      settled();
+      room.commit(file);
+    }, () => {
+      settled();
+      room.release();
     });
-    return new MemoryBody("disk", load);
+    return new MemoryBody("disk", load, room.hold());
   }
 }
 
@@ -207,14 +223,20 @@ class Load {
   }
 }
 
-/** A body served from memory: a cached file, or a load in progress. */
+/** A body served from memory: a cached file, or a load in progress, held until disposed. */
 class MemoryBody implements FileBody {
   readonly source: Source;
   readonly #load: Load;
+  readonly #release: Release;
 
-  constructor(source: Source, load: Load) {
+  constructor(source: Source, load: Load, release: Release) {
     this.source = source;
     this.#load = load;
+    this.#release = release;
+  }
+
+  [Symbol.dispose](): void {
+    this.#release();
   }
 
   get name(): string {
@@ -266,10 +288,12 @@ class StreamBody implements FileBody {
     this.#digests = digests;
   }
 
+  [Symbol.dispose](): void {} // its buffer goes back to the pool as soon as chunks() ends
+
   async *chunks(offset: number): AsyncGenerator<Uint8Array> {
     const known = this.#digests.get(this.stamp);
     const hash = known ? undefined : createHash("sha256");
-    const buffer = await this.#pool.acquire();
+    const buffer = this.#pool.acquire();
     try {
       using file = await openUnchanged(this.#path, this.stamp, this.name);
       let position = 0;
@@ -347,10 +371,12 @@ function key(stamp: Stamp): string {
   return `${stamp.dev}:${stamp.ino}:${stamp.size}:${stamp.mtimeMs}`;
 }
 
-/** A fixed set of reusable buffers; a caller waits its turn when all are lent out. */
+/**
+ * A fixed set of big reusable buffers, made on first need. When all are lent (to readers that may
+ * have stalled), a caller gets a small buffer of its own instead of waiting its turn.
+ */
 class BufferPool {
   readonly #free: Uint8Array[] = [];
-  readonly #waiting: ((buffer: Uint8Array) => void)[] = [];
   readonly #bytes: number;
   #unmade: number;
 
@@ -359,20 +385,17 @@ class BufferPool {
     this.#bytes = bytes;
   }
 
-  /** A buffer, made on first need; waits for one to be released when all are lent out. */
-  acquire(): Promise<Uint8Array> {
+  /** A pooled buffer if one is free, else a small private one. */
+  acquire(): Uint8Array {
     const buffer = this.#free.pop();
-    if (buffer) return Promise.resolve(buffer);
-    if (this.#unmade > 0) {
-      this.#unmade--;
-      return Promise.resolve(new Uint8Array(this.#bytes));
-    }
-    return new Promise((resolve) => this.#waiting.push(resolve));
+    if (buffer) return buffer;
+    if (this.#unmade === 0) return new Uint8Array(PRIVATE_CHUNK_BYTES);
+    this.#unmade--;
+    return new Uint8Array(this.#bytes);
   }
 
+  /** Takes a buffer back (a private one is simply dropped). */
   release(buffer: Uint8Array): void {
-    const next = this.#waiting.shift();
-    if (next) next(buffer);
-    else this.#free.push(buffer);
+    if (buffer.length === this.#bytes) this.#free.push(buffer);
   }
 }

@@ -1,13 +1,20 @@
 /**
  * The byte-bounded cache and its eviction policies: random sequences of lookups, loads,
- * completions, failures and invalidations checked against a model after every step, each
+ * completions, failures, invalidations and readers' holds checked against a model after every
+ * step, each
  * policy's eviction order against its definition (FIFO, LRU, SIEVE of NSDI'24, S3-FIFO of
  * SOSP'23), and a sanity check that every operation stays cheap on a large cache.
  */
 
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import fc from "fast-check";
-import { ByteCache, POLICIES, type PolicyName, type Reservation } from "../lib/cache.ts";
+import {
+  ByteCache,
+  POLICIES,
+  type PolicyName,
+  type Release,
+  type Reservation,
+} from "../lib/cache.ts";
 import { createPolicy } from "../lib/policies.ts";
 import { randomBytes } from "./harness.ts";
 
@@ -18,11 +25,14 @@ interface Value {
   size: number;
 }
 
-/** One thing done to the cache; `pick` chooses among the reservations open (or settled). */
+/**
+ * One thing done to the cache; `pick` chooses among the reservations open (or settled, or the
+ * holds taken). `hold` holds a cached value, `holdLoad` a value being loaded, `letGo` releases.
+ */
 type Op =
-  | { kind: "get" | "peek" | "delete"; key: string }
+  | { kind: "get" | "peek" | "delete" | "hold"; key: string }
   | { kind: "reserve"; key: string; size: number }
-  | { kind: "commit" | "release" | "settleAgain"; pick: number };
+  | { kind: "commit" | "release" | "settleAgain" | "holdLoad" | "letGo"; pick: number };
 
 const KEYS = ["a", "b", "c", "d", "e", "f"];
 const key = fc.constantFrom(...KEYS);
@@ -42,6 +52,9 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ kind: fc.constant("commit" as const), pick }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("release" as const), pick }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("settleAgain" as const), pick }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("hold" as const), key }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("holdLoad" as const), pick }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("letGo" as const), pick }) },
 );
 
 /** The sum of the sizes of `items`. */
@@ -51,45 +64,57 @@ const total = (sizes: Iterable<{ size: number }>) => {
   return sum;
 };
 
+/** The model's view of one value's bytes, loading or loaded, and the holds on them. */
+interface Slot {
+  size: number;
+  value?: Value;
+  holds: number;
+}
+
 /**
  * Runs `ops` on a cache and on a model of it (the values committed and not yet gone, the
- * reservations open), checking after every step that the two agree and that the cache never
- * holds or promises more bytes than its capacity.
+ * reservations open, the holds taken), checking after every step that the two agree and that the
+ * cache never holds, promises or leaves pinned more bytes than its capacity.
  */
 function modelCheck(policy: PolicyName, capacity: number, ops: Op[]): void {
   const cache = new ByteCache<string, Value>({ capacity, policy });
-  const held = new Map<string, Value>();
-  const open: { key: string; size: number; room: Reservation<Value> }[] = [];
+  const held = new Map<string, Slot>();
+  const open: { key: string; slot: Slot; room: Reservation<Value> }[] = [];
   const settled: Reservation<Value>[] = [];
+  const holds: { slot: Slot; release: Release }[] = [];
+  const isHeld = (slot: Slot) => slot.holds > 0;
   let lookups = 0;
   let hits = 0;
   let evicted = 0;
   let serial = 0;
   for (const [step, op] of ops.entries()) {
     const where = `${policy}, capacity ${capacity}, step ${step} ${JSON.stringify(op)}`;
-    const crowded = cache.used + cache.reserved + ("size" in op ? op.size : 0) > capacity;
+    const pinned = cache.pinned;
+    const inUse = cache.used + cache.reserved + pinned;
+    const crowded = inUse + ("size" in op ? op.size : 0) > capacity;
     let evicting = false;
     switch (op.kind) {
       case "get": {
         lookups++;
         if (held.has(op.key)) hits++;
-        assertEquals(cache.get(op.key), held.get(op.key), where);
+        assertEquals(cache.get(op.key), held.get(op.key)?.value, where);
         break;
       }
       case "peek":
-        assertEquals(cache.peek(op.key), held.get(op.key), where);
+        assertEquals(cache.peek(op.key), held.get(op.key)?.value, where);
         break;
       case "delete":
         assertEquals(cache.delete(op.key), held.delete(op.key), where);
         break;
       case "reserve": {
         const room = cache.reserve(op.key, op.size);
-        const fits = total(open) + op.size <= capacity;
+        const slots = [...held.values()].filter(isHeld);
+        const fits = total(open.map((o) => o.slot)) + pinned + total(slots) + op.size <= capacity;
         assertEquals(room !== undefined, fits, `${where}: reserve answered ${room}`);
         if (op.size > capacity) assert(room === undefined, `${where}: larger than the cache`);
         if (room) {
           assertEquals(room.size, op.size, where);
-          open.push({ key: op.key, size: op.size, room });
+          open.push({ key: op.key, slot: { size: op.size, holds: 0 }, room });
           evicting = true;
         }
         break;
@@ -97,12 +122,12 @@ function modelCheck(policy: PolicyName, capacity: number, ops: Op[]): void {
       case "commit":
       case "release": {
         if (open.length === 0) break;
-        const [{ key, size, room }] = open.splice(op.pick % open.length, 1);
+        const [{ key, slot, room }] = open.splice(op.pick % open.length, 1);
         if (op.kind === "commit") {
-          const value = { key, serial: serial++, size };
-          room.commit(value);
-          held.set(key, value);
-          assertEquals(cache.peek(key), value, `${where}: the committed value is held`);
+          slot.value = { key, serial: serial++, size: slot.size };
+          room.commit(slot.value);
+          held.set(key, slot);
+          assertEquals(cache.peek(key), slot.value, `${where}: the committed value is held`);
         } else {
           room.release();
         }
@@ -116,6 +141,31 @@ function modelCheck(policy: PolicyName, capacity: number, ops: Op[]): void {
         throws(() => room.release(), /settled twice/);
         break;
       }
+      case "hold": {
+        const release = cache.hold(op.key);
+        const slot = held.get(op.key);
+        assertEquals(release !== undefined, slot !== undefined, where);
+        if (release && slot) {
+          slot.holds++;
+          holds.push({ slot, release });
+        }
+        break;
+      }
+      case "holdLoad": {
+        if (open.length === 0) break;
+        const { slot, room } = open[op.pick % open.length];
+        slot.holds++;
+        holds.push({ slot, release: room.hold() });
+        break;
+      }
+      case "letGo": {
+        if (holds.length === 0) break;
+        const [{ slot, release }] = holds.splice(op.pick % holds.length, 1);
+        release();
+        release(); // a second call does nothing
+        slot.holds--;
+        break;
+      }
     }
     const vanished = [...held.keys()].filter((k) => !cache.has(k));
     if (vanished.length > 0) {
@@ -124,9 +174,12 @@ function modelCheck(policy: PolicyName, capacity: number, ops: Op[]): void {
       for (const k of vanished) held.delete(k);
       evicted += vanished.length;
     }
-    assert(cache.used + cache.reserved <= capacity, `${where}: over capacity`);
+    const live = new Set([...held.values(), ...open.map((o) => o.slot)]);
+    const gone = new Set(holds.map((h) => h.slot).filter((slot) => !live.has(slot)));
+    assert(cache.used + cache.reserved + cache.pinned <= capacity, `${where}: over capacity`);
     assertEquals(cache.used, total(held.values()), `${where}: used`);
-    assertEquals(cache.reserved, total(open), `${where}: reserved`);
+    assertEquals(cache.reserved, total(open.map((o) => o.slot)), `${where}: reserved`);
+    assertEquals(cache.pinned, total(gone), `${where}: pinned`);
     assertEquals(cache.size, held.size, `${where}: size`);
     assertEquals(new Set(cache.keys()), new Set(held.keys()), `${where}: keys`);
     assertEquals([cache.hits, cache.misses], [hits, lookups - hits], `${where}: hits, misses`);

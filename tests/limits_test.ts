@@ -213,10 +213,8 @@ Deno.test("requests are bounded in both dialects, and a name at the limit still 
 Deno.test("slow readers cannot make the server hold copies of files beyond the cache's cap", async () => {
   // Two files that each fit the cache but not together, asked for in turn by readers that stop
   // reading: every load evicts the other file, whose readers still hold its bytes. Those bytes
-  // must stay counted against the cap (or be streamed from disk instead) until the readers go.
-  // Known to fail: the store keeps an evicted entry's bytes alive for its readers without
-  // counting them, so memory grows with the number of stalled readers (until the stall timeout
-  // drops them), not with the cap.
+  // must stay counted against the cap (or be streamed from disk instead) until the readers go,
+  // so memory grows with the cap, not with the number of stalled readers.
   const cacheBytes = 16 * 1024 * 1024;
   const size = 12 * 1024 * 1024;
   const readers = 40;

@@ -6,6 +6,7 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
+import type { PolicyName } from "../lib/cache.ts";
 import { ErrorCode, FileServerError, NotFoundError } from "../lib/errors.ts";
 import { openRoot } from "../lib/names.ts";
 import { CHUNK_BYTES, type FileBody, FileStore } from "../lib/store.ts";
@@ -14,8 +15,12 @@ import { randomBytes, sha256, tempFolder } from "./harness.ts";
 const MiB = 1024 * 1024;
 
 /** A store over `folder` with a cache of `cacheBytes`. */
-async function openStore(folder: string, cacheBytes = 64 * MiB): Promise<FileStore> {
-  return new FileStore({ root: await openRoot(folder), cacheBytes });
+async function openStore(
+  folder: string,
+  cacheBytes = 64 * MiB,
+  policy?: PolicyName,
+): Promise<FileStore> {
+  return new FileStore({ root: await openRoot(folder), cacheBytes, policy });
 }
 
 /** The bytes of `chunks` from where it stands to its end, copied (chunks are views). */
@@ -45,6 +50,7 @@ function assertBytes(actual: Uint8Array, expected: Uint8Array): void {
 
 /** Asserts that `body` yields the file `whole` from `offset`, then the whole file's digest. */
 async function assertBody(body: FileBody, whole: Uint8Array, offset = 0): Promise<void> {
+  using _sent = body; // as the server does once an answer is sent
   assertBytes(await collect(body.chunks(offset)), whole.subarray(offset));
   assertEquals(await body.digest(), await sha256(whole));
 }
@@ -147,14 +153,23 @@ Deno.test("a changed, replaced, grown or deleted file is never served stale", as
 Deno.test("evicting an entry never disturbs a body being read from it", async (t) => {
   const a = randomBytes(4 * CHUNK_BYTES + 7, 31);
   const b = randomBytes(4 * CHUNK_BYTES + 9, 32);
-  await using data = await tempFolder({ "a.bin": a, "b.bin": b });
-  const store = await openStore(data.path, 6 * MiB); // room for one of the two
+  const c = randomBytes(4 * CHUNK_BYTES + 11, 33);
+  await using data = await tempFolder({ "a.bin": a, "b.bin": b, "c.bin": c });
+  // Room for two of the three; FIFO evicts the oldest whether or not it is being read.
+  const store = await openStore(data.path, 10 * MiB, "fifo");
 
-  /** Loads b.bin fully, which must evict a.bin to make room. */
+  /** Loads b.bin then c.bin, which evicts a.bin (the oldest), then b.bin, to make room. */
   const evictA = async () => {
     assert(store.cache.has("a.bin"), "a.bin was not cached");
     await assertBody(store.open("b.bin"), b);
-    assertEquals([store.cache.has("a.bin"), store.cache.has("b.bin")], [false, true]);
+    await assertBody(store.open("c.bin"), c);
+    assertEquals(["a.bin", "b.bin", "c.bin"].map((name) => store.cache.has(name)), [
+      false,
+      false,
+      true,
+    ]);
+    assertEquals(store.cache.pinned, a.length, "a.bin's bytes still being read count");
+    assert(store.cache.used + store.cache.pinned <= store.cache.capacity);
   };
 
   await t.step("a body read from the cache", async () => {
@@ -166,12 +181,15 @@ Deno.test("evicting an entry never disturbs a body being read from it", async (t
     assert(!first.done);
     const evictions = store.cache.evictions;
     await evictA();
-    assertEquals(store.cache.evictions, evictions + 1);
+    assertEquals(store.cache.evictions, evictions + 2);
     assertBytes(concat(first.value, await collect(chunks)), a);
     assertEquals(await body.digest(), await sha256(a));
+    body[Symbol.dispose]();
+    assertEquals(store.cache.pinned, 0, "the bytes are let go once the body is done");
   });
 
   await t.step("a body that started while its file loaded from disk", async () => {
+    store.cache.delete("c.bin");
     const body = store.open("a.bin");
     assertEquals(body.source, "disk");
     const chunks = body.chunks(0);
@@ -182,7 +200,24 @@ Deno.test("evicting an entry never disturbs a body being read from it", async (t
     await evictA();
     assertBytes(concat(copy, await collect(chunks)), a);
     assertEquals(await body.digest(), await sha256(a));
+    body[Symbol.dispose]();
+    assertEquals(store.cache.pinned, 0, "the bytes are let go once the body is done");
   });
+});
+
+Deno.test("slow readers keep the cache within its cap: what they hold is not evicted for room", async () => {
+  const a = randomBytes(4 * CHUNK_BYTES, 34);
+  const b = randomBytes(4 * CHUNK_BYTES, 35);
+  await using data = await tempFolder({ "a.bin": a, "b.bin": b });
+  const store = await openStore(data.path, 6 * MiB); // room for one of the two
+  await assertBody(store.open("a.bin"), a);
+  using reading = store.open("a.bin");
+  assertEquals(reading.source, "cache");
+  await assertBody(store.open("b.bin"), b); // streams from disk: a.bin is being read
+  assertEquals([store.cache.has("a.bin"), store.cache.has("b.bin")], [true, false]);
+  reading[Symbol.dispose]();
+  await assertBody(store.open("b.bin"), b); // now a.bin can make room
+  assertEquals([store.cache.has("a.bin"), store.cache.has("b.bin")], [false, true]);
 });
 
 Deno.test("a file larger than the cache streams, is never cached, and keeps its digest", async () => {
