@@ -4,7 +4,7 @@ SERVER_PERMS := --allow-net --allow-read
 # Extra arguments for `make run`, e.g. make run ARGS="--port 5000 --policy lru"
 ARGS ?=
 
-.PHONY: run test build bench sample-data clean
+.PHONY: run test build bench soak sample-data clean
 
 ## run: start the server with its defaults on server_data/
 run:
@@ -21,9 +21,13 @@ test:
 build:
 	@./scripts/build
 
-## bench: the benchmark suite (bounded in time, not part of test)
+## bench: the benchmark suite (bounded in time, not part of test); ARGS=--quick for a short one
 bench:
-	$(DENO) run --allow-all bench/main.ts
+	$(DENO) run --allow-all bench/main.ts $(ARGS)
+
+## soak: two minutes of mixed load, every answer checked byte for byte (ARGS adds options)
+soak:
+	$(DENO) run --allow-all bench/soak.ts --seconds 120 $(ARGS)
 
 ## sample-data: larger sample files in server_data/big/ (git-ignored)
 sample-data:
