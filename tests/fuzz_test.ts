@@ -23,7 +23,7 @@ import {
   readText,
 } from "../lib/protocol.ts";
 import { MAX_REQUEST_PAYLOAD } from "../lib/server.ts";
-import { randomBytes, sha256, startServer, tempFolder } from "./harness.ts";
+import { concat, randomBytes, sha256, startServer, tempFolder, until } from "./harness.ts";
 
 const encoder = new TextEncoder();
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
@@ -227,16 +227,6 @@ const cases = fc.record({
 
 type Case = typeof cases extends fc.Arbitrary<infer C> ? C : never;
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Driving one peer and judging the answer
 
@@ -395,15 +385,6 @@ function checkLegacy(answer: Uint8Array, reset: boolean, files: Uint8Array[]): s
 
 function equal(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((byte, i) => byte === b[i]);
-}
-
-/** Resolves once `check` holds, polling the server's own state (no fixed sleeps). */
-async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,18 +15,10 @@ import {
   spawnServer,
   startServer,
   tempFolder,
+  until,
 } from "./harness.ts";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-
-/** Resolves once `check` holds, polling the server's own state (no fixed sleeps). */
-async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 Deno.test("the connection limit: the next client is told the server is busy", async (t) => {
   await using data = await tempFolder({ "a.txt": "a" });

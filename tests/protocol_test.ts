@@ -49,6 +49,7 @@ import {
   writeFileFrame,
   writeHeader,
 } from "../lib/protocol.ts";
+import { concat } from "./harness.ts";
 
 const utf8 = new TextEncoder();
 const BadRequest = ErrorCode.BadRequest;
@@ -87,17 +88,6 @@ function unframe(frame: Uint8Array): { type: number; payload: Uint8Array } {
   const length = new DataView(frame.buffer, frame.byteOffset, frame.length).getUint32(1);
   strictEqual(frame.length, HEADER_BYTES + length, "the header's length is the payload's");
   return { type: frame[0], payload: frame.subarray(HEADER_BYTES) };
-}
-
-/** The parts joined into one array. */
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    all.set(part, at);
-    at += part.length;
-  }
-  return all;
 }
 
 /** A header claiming `length` payload bytes of `type`. */

@@ -10,7 +10,7 @@ import type { PolicyName } from "../lib/cache.ts";
 import { ErrorCode, FileServerError, NotFoundError } from "../lib/errors.ts";
 import { openRoot } from "../lib/names.ts";
 import { CHUNK_BYTES, type FileBody, FileStore } from "../lib/store.ts";
-import { randomBytes, sha256, tempFolder } from "./harness.ts";
+import { concat, randomBytes, sha256, tempFolder } from "./harness.ts";
 
 const MiB = 1024 * 1024;
 
@@ -27,18 +27,7 @@ async function openStore(
 async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   for await (const chunk of chunks) parts.push(chunk.slice());
-  return concat(...parts);
-}
-
-/** The parts joined into one array. */
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const bytes = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    bytes.set(part, at);
-    at += part.length;
-  }
-  return bytes;
+  return concat(parts);
 }
 
 /** Asserts `actual` is `expected`, naming the first difference rather than dumping megabytes. */
@@ -130,7 +119,7 @@ Deno.test("a changed, replaced, grown or deleted file is never served stale", as
     const tail = randomBytes(1000, 24);
     await Deno.writeFile(path, tail, { append: true });
     await Deno.utime(path, before.atime!, before.mtime!); // only the size tells
-    current = concat(current, tail);
+    current = concat([current, tail]);
     await serveFresh();
   });
 
@@ -182,7 +171,7 @@ Deno.test("evicting an entry never disturbs a body being read from it", async (t
     const evictions = store.cache.evictions;
     await evictA();
     assertEquals(store.cache.evictions, evictions + 2);
-    assertBytes(concat(first.value, await collect(chunks)), a);
+    assertBytes(concat([first.value, await collect(chunks)]), a);
     assertEquals(await body.digest(), await sha256(a));
     body[Symbol.dispose]();
     assertEquals(store.cache.pinned, 0, "the bytes are let go once the body is done");
@@ -198,7 +187,7 @@ Deno.test("evicting an entry never disturbs a body being read from it", async (t
     const copy = first.value.slice();
     await assertBody(store.open("a.bin"), a); // the same load, now committed
     await evictA();
-    assertBytes(concat(copy, await collect(chunks)), a);
+    assertBytes(concat([copy, await collect(chunks)]), a);
     assertEquals(await body.digest(), await sha256(a));
     body[Symbol.dispose]();
     assertEquals(store.cache.pinned, 0, "the bytes are let go once the body is done");
