@@ -1,6 +1,9 @@
 # The project's commands. Deno is found or installed on demand by scripts/deno.
 DENO := ./scripts/deno
-SERVER_PERMS := --allow-net --allow-read
+# The server's permissions, and a young generation capped at 4 MiB: under many connections V8
+# otherwise grows it to tens of MiB of garbage (docs/PERFORMANCE.md); scripts/build and the
+# benchmarks run the server the same way.
+SERVER_FLAGS := --allow-net --allow-read --v8-flags=--max-semi-space-size=4
 # Extra arguments for `make run`, e.g. make run ARGS="--port 5000 --policy lru"
 ARGS ?=
 
@@ -8,7 +11,7 @@ ARGS ?=
 
 ## run: start the server with its defaults on server_data/
 run:
-	$(DENO) run $(SERVER_PERMS) server.ts $(ARGS)
+	$(DENO) run $(SERVER_FLAGS) server.ts $(ARGS)
 
 ## test: format check, lint, type check, the examples in lib/ and every test
 test:

@@ -52,6 +52,7 @@ async function startServer(args: string[]): Promise<{ port: number; process: Den
       "run",
       "--allow-net",
       "--allow-read",
+      "--v8-flags=--max-semi-space-size=4", // as make run and the built server run it
       `${ROOT}server.ts`,
       "--port",
       String(port),

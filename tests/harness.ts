@@ -111,7 +111,16 @@ export interface ServerProcess extends AsyncDisposable {
 /** Starts server.ts with `args` (plus --port 0) and waits for its listening line. */
 export async function spawnServer(args: string[]): Promise<ServerProcess> {
   const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-read", `${ROOT}server.ts`, "--port", "0", ...args],
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "--v8-flags=--max-semi-space-size=4", // as make run and the built server run it
+      `${ROOT}server.ts`,
+      "--port",
+      "0",
+      ...args,
+    ],
     cwd: ROOT,
     stdout: "piped",
     stderr: "inherit",
