@@ -10,12 +10,13 @@ import {
   parseInteger,
   parsePort,
   parseSeconds,
+  parseSizeFlag,
   UsageError,
 } from "./lib/cli.ts";
 import { describe } from "./lib/errors.ts";
 import { LOG_FORMATS, type LogFormat, Logger } from "./lib/log.ts";
 import { FileServer, type ServerOptions } from "./lib/server.ts";
-import { parseSize, SIZE_UNITS_HELP } from "./lib/units.ts";
+import { SIZE_UNITS_HELP } from "./lib/units.ts";
 
 const USAGE = `Usage: server [PORT] [options]
 
@@ -61,12 +62,7 @@ export function parseServerArgs(args: string[]): ServerOptions | "help" {
     positionals[0] ?? values.port ?? "4457",
     positionals[0] ? "PORT" : "--port",
   );
-  let cacheBytes: number;
-  try {
-    cacheBytes = parseSize(values["cache-size"]);
-  } catch (error) {
-    throw new UsageError(`--cache-size: ${(error as Error).message}`);
-  }
+  const cacheBytes = parseSizeFlag(values["cache-size"], "--cache-size");
   if (!POLICIES.includes(values.policy as PolicyName)) {
     throw new UsageError(`--policy takes one of ${POLICIES.join(", ")}, not "${values.policy}"`);
   }

@@ -6,7 +6,7 @@
  * against the known contents, and its digest against their SHA-256. The server's `stats` is
  * sampled for the cache's bytes (which must never pass the cap) and /proc for its RSS.
  *
- * Usage: deno run -A bench/soak.ts [--seconds N] [--seed S] [--clients C]
+ * Usage: deno run -A bench/soak.ts [--seconds N] [--seed S] [--clients C] [--cache-size SIZE]
  * Exits 1 on any wrong byte, lost file, cache over its cap, failed honest request, bad input the
  * server did not refuse (or close on before its idle timeout), error in the server's log, or an
  * unclean exit on SIGTERM. The RSS figures are reported, not judged.
@@ -15,7 +15,7 @@
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { FileClient, ServerError } from "../lib/client.ts";
-import { parseCommandLine, parseInteger, UsageError } from "../lib/cli.ts";
+import { parseCommandLine, parseInteger, parseSizeFlag, UsageError } from "../lib/cli.ts";
 import { ErrorCode, errorCodeName, isDisconnect } from "../lib/errors.ts";
 import { GREETING, PREAMBLE } from "../lib/protocol.ts";
 import { formatBytes } from "../lib/units.ts";
@@ -686,11 +686,13 @@ if (import.meta.main) {
       seconds: { type: "string", default: "30" },
       seed: { type: "string", default: "1" },
       clients: { type: "string", default: "32" },
+      "cache-size": { type: "string", default: "16MiB" },
     });
     options = {
       seconds: parseInteger(values.seconds, "--seconds", 1, 86_400),
       seed: parseInteger(values.seed, "--seed", 0, 2 ** 31),
       clients: parseInteger(values.clients, "--clients", 1, 5_000),
+      cacheBytes: parseSizeFlag(values["cache-size"], "--cache-size"),
     };
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;

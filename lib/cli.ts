@@ -4,6 +4,7 @@
  */
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { parseSize } from "./units.ts";
 
 /** Exit codes: 0 all done, 1 a file failed, 2 usage, 3 connection trouble. */
 export const Exit = { Ok: 0, Failed: 1, Usage: 2, Connection: 3 } as const;
@@ -50,4 +51,13 @@ export function parseSeconds(text: string, flag: string): number {
     throw new UsageError(`${flag} takes a number of seconds above 0, not "${text}"`);
   }
   return Math.round(value * 1000);
+}
+
+/** Parses a size in bytes ("67108864", "64MiB", "64MB") given for `flag`. */
+export function parseSizeFlag(text: string, flag: string): number {
+  try {
+    return parseSize(text);
+  } catch (error) {
+    throw new UsageError(`${flag}: ${(error as Error).message}`);
+  }
 }
