@@ -8,7 +8,7 @@
  */
 
 import { FileClient } from "../lib/client.ts";
-import { ROOT } from "../tests/harness.ts";
+import { ROOT, SERVER_COMMAND } from "../tests/harness.ts";
 import { type LoadResult } from "./loadgen.ts";
 
 const quick = Deno.args.includes("--quick");
@@ -48,16 +48,7 @@ function freePort(): number {
 async function startServer(args: string[]): Promise<{ port: number; process: Deno.ChildProcess }> {
   const port = freePort();
   const process = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--v8-flags=--max-semi-space-size=4", // as make run and the built server run it
-      `${ROOT}server.ts`,
-      "--port",
-      String(port),
-      ...args,
-    ],
+    args: [...SERVER_COMMAND, "--port", String(port), ...args],
     stdout: "null",
     stderr: "inherit",
   }).spawn();

@@ -6,32 +6,7 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { type Output, randomBytes, ROOT, tempFolder } from "./harness.ts";
-
-/** Runs `program` with `args` to completion, with `env` added to (or removed from) this one's. */
-async function run(
-  program: string,
-  args: string[],
-  options: { cwd?: string; env?: Record<string, string | undefined> } = {},
-): Promise<Output> {
-  const env = { ...Deno.env.toObject(), ...options.env };
-  for (const [key, value] of Object.entries(env)) if (value === undefined) delete env[key];
-  const output = await new Deno.Command(program, {
-    args,
-    cwd: options.cwd ?? ROOT,
-    env: env as Record<string, string>,
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  return {
-    code: output.code,
-    stdout: new TextDecoder().decode(output.stdout),
-    stderr: new TextDecoder().decode(output.stderr),
-    bytes: output.stdout,
-  };
-}
+import { type Output, randomBytes, run, tempFolder } from "./harness.ts";
 
 /** `make build` as a user types it (not as a sub-make of `make test`), into `outDir`. */
 function makeBuild(outDir: string, env: Record<string, string> = {}): Promise<Output> {

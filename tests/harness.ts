@@ -81,11 +81,27 @@ export interface Output {
   bytes: Uint8Array;
 }
 
-/** Runs the real client (client.ts) as a subprocess with `args`, in `cwd`. */
-export async function runClient(args: string[], cwd = ROOT): Promise<Output> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-read", "--allow-write", `${ROOT}client.ts`, ...args],
-    cwd,
+/**
+ * Runs `program` with `args` to completion in `cwd`, capturing what it prints. With `env`, the
+ * program gets this environment with `env` added (a key set to undefined is removed).
+ */
+export async function run(
+  program: string,
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string | undefined> } = {},
+): Promise<Output> {
+  let env: Record<string, string> | undefined;
+  if (options.env) {
+    env = {};
+    for (const [key, value] of Object.entries({ ...Deno.env.toObject(), ...options.env })) {
+      if (value !== undefined) env[key] = value;
+    }
+  }
+  const output = await new Deno.Command(program, {
+    args,
+    cwd: options.cwd ?? ROOT,
+    env,
+    clearEnv: env !== undefined,
     stdout: "piped",
     stderr: "piped",
     stdin: "null",
@@ -97,6 +113,24 @@ export async function runClient(args: string[], cwd = ROOT): Promise<Output> {
     bytes: output.stdout,
   };
 }
+
+/** Runs the real client (client.ts) as a subprocess with `args`, in `cwd`. */
+export function runClient(args: string[], cwd = ROOT): Promise<Output> {
+  const permissions = ["--allow-net", "--allow-read", "--allow-write"];
+  return run(Deno.execPath(), ["run", ...permissions, `${ROOT}client.ts`, ...args], { cwd });
+}
+
+/**
+ * How server.ts is run, as `make run` runs it: its permissions, and V8's young generation capped
+ * at 4 MiB (as the built server has it; see docs/PERFORMANCE.md).
+ */
+export const SERVER_COMMAND = [
+  "run",
+  "--allow-net",
+  "--allow-read",
+  "--v8-flags=--max-semi-space-size=4",
+  `${ROOT}server.ts`,
+];
 
 /** A server started as a subprocess (server.ts), for signals and the startup line. */
 export interface ServerProcess extends AsyncDisposable {
@@ -111,16 +145,7 @@ export interface ServerProcess extends AsyncDisposable {
 /** Starts server.ts with `args` (plus --port 0) and waits for its listening line. */
 export async function spawnServer(args: string[]): Promise<ServerProcess> {
   const process = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--v8-flags=--max-semi-space-size=4", // as make run and the built server run it
-      `${ROOT}server.ts`,
-      "--port",
-      "0",
-      ...args,
-    ],
+    args: [...SERVER_COMMAND, "--port", "0", ...args],
     cwd: ROOT,
     stdout: "piped",
     stderr: "inherit",
