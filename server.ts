@@ -102,7 +102,14 @@ if (import.meta.main) {
     console.error(`server: cannot start: ${describe(error)}`);
     Deno.exit(1);
   }
+  // The first signal shuts down gracefully; a second one, while that waits, stops at once.
+  let stopping = false;
   const stop = (signal: string) => {
+    if (stopping) {
+      console.error(`server: ${signal} again: stopping without waiting for transfers in flight`);
+      Deno.exit(1);
+    }
+    stopping = true;
     server.logger.event("shutdown", { signal });
     server.close().then(() => Deno.exit(Exit.Ok));
   };

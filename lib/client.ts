@@ -4,7 +4,6 @@
  * answers one by one.
  */
 
-import { ErrorCode, errorCodeName } from "./errors.ts";
 import {
   encodeFrame,
   encodeGet,
@@ -290,11 +289,4 @@ export function reason(error: unknown): string {
   if (error instanceof Deno.errors.BrokenPipe) return "the server closed the connection";
   if (error instanceof Error) return error.message.replace(/ \(os error \d+\)$/, "");
   return String(error);
-}
-
-/** A one-line description of a server error for people. */
-export function describeServerError(error: ServerError): string {
-  return error.code === ErrorCode.NotFound
-    ? error.message
-    : `${error.message} (${errorCodeName(error.code)})`;
 }

@@ -4,6 +4,8 @@
  * in one write) while large bodies go straight from their own memory to the socket.
  */
 
+import { isDisconnect } from "./errors.ts";
+
 /** Bytes gathered before a write; also the threshold above which a piece is written directly. */
 const GATHER_BYTES = 16 * 1024;
 
@@ -13,6 +15,9 @@ const GATHER_BYTES = 16 * 1024;
  */
 const spare: Uint8Array[] = [];
 const MAX_SPARE = 64;
+
+/** Longest wait in {@link Connection.finish} for the peer to close its side. */
+const LINGER_MS = 1000;
 
 /** A server-side connection with output gathering and a progress clock for timeouts. */
 export class Connection {
@@ -82,6 +87,31 @@ export class Connection {
       await this.#writeAll(out.subarray(0, length));
     } finally {
       if (spare.length < MAX_SPARE) spare.push(out);
+    }
+  }
+
+  /**
+   * Ends the connection politely: writes what is gathered, says no more will come (a TCP
+   * half-close), then reads and drops whatever the peer still sends until it closes too, for at
+   * most a second, and closes. Closing with bytes unread makes the kernel
+   * reset the connection, and a reset can destroy answers the peer has not read yet.
+   */
+  async finish(reason: string): Promise<void> {
+    if (this.closedBecause !== undefined) return;
+    try {
+      await this.flush();
+      await this.socket.closeWrite();
+      const timer = setTimeout(() => this.close(reason), LINGER_MS);
+      try {
+        const drain = new Uint8Array(4096);
+        while (await this.socket.read(drain) !== null);
+      } finally {
+        clearTimeout(timer);
+      }
+    } catch (error) {
+      if (!isDisconnect(error)) throw error;
+    } finally {
+      this.close(reason);
     }
   }
 

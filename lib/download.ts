@@ -51,7 +51,9 @@ export async function* downloadFiles(
   names: string[],
   options: DownloadOptions,
 ): AsyncGenerator<DownloadResult> {
-  const plans = await Promise.all(names.map((name) => plan(name, options.output)));
+  // A name given twice is fetched once: two downloads into one temporary file would collide.
+  const unique = [...new Set(names)];
+  const plans = await Promise.all(unique.map((name) => plan(name, options.output)));
   const requests = plans.filter((p) => p.error === undefined).map((p) =>
     FileClient.get(p.name, p.offset)
   );
@@ -170,7 +172,7 @@ async function receive(
     }
     if (!(error instanceof ServerError)) throw error;
     // Keep a partial file only when the server stopped for a passing reason, to resume later.
-    const passing = error.code === ErrorCode.ShuttingDown || error.code === ErrorCode.Timeout;
+    const passing = error.code === ErrorCode.ShuttingDown;
     if (part !== undefined && !passing) await removeQuietly(part);
     result.error = error.code === ErrorCode.BadRequest && p.offset > 0
       ? `${error.message}: ${CHANGED_SINCE}`

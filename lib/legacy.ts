@@ -109,7 +109,7 @@ async function sendFile(
 ): Promise<void> {
   let opened;
   try {
-    opened = server.open(name);
+    opened = server.store.open(name);
   } catch (error) {
     const failure = asFailure(error);
     await connection.send(encoder.encode("FNF@"));

@@ -49,7 +49,9 @@ export class Logger {
     for (const [key, value] of Object.entries(fields)) {
       if (value === undefined) continue;
       const text = String(value);
-      line += ` ${key}=${/[\s"=]/.test(text) || text === "" ? JSON.stringify(text) : text}`;
+      // Quoted (and so escaped) when it has spaces, quotes, = or control characters: a name a
+      // client sent can never break a line or send escape sequences to a terminal.
+      line += ` ${key}=${/[\s"=\p{Cc}]/u.test(text) || text === "" ? JSON.stringify(text) : text}`;
     }
     return line + "\n";
   }

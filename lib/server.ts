@@ -242,22 +242,17 @@ export class FileServer {
 
   /** Tells a client over the limit that the server is busy, in words both dialects understand. */
   async #refuseBusy(id: number, socket: Deno.Conn): Promise<void> {
-    const addr = socket.remoteAddr as Deno.NetAddr;
-    this.logger.event("busy", { id, peer: `${addr.hostname}:${addr.port}` });
+    const connection = new Connection(id, socket);
+    this.logger.event("busy", { id, peer: connection.peer });
     const limit = this.#options.maxConnections;
     const open = limit === 1 ? "1 connection is open" : `${limit} connections are open`;
-    const message = `DISCONNECTED@Server busy: ${open}; try again later.`;
     try {
-      await socket.write(new TextEncoder().encode(message));
-      await socket.closeWrite();
-      // Read what the client already sent, so closing does not reset the connection and lose
-      // the answer; give up after a moment.
-      const drain = new Uint8Array(4096);
-      const timer = setTimeout(() => socket.close(), 1000);
-      while (await socket.read(drain) !== null);
-      clearTimeout(timer);
-      socket.close();
+      await connection.send(
+        new TextEncoder().encode(`DISCONNECTED@Server busy: ${open}; try again later.`),
+      );
+      await connection.finish("busy");
     } catch (error) {
+      connection.close("busy");
       if (!isDisconnect(error)) this.logger.event("busy-error", { id, error: describe(error) });
     }
   }
@@ -286,7 +281,7 @@ export class FileServer {
         this.logger.event("connection-error", { id: connection.id, error: describe(error) });
       }
     } finally {
-      connection.close("done");
+      await connection.finish("done");
       this.#connections.delete(connection);
       this.#bytesSent += connection.bytesWritten;
       this.logger.event("close", {
@@ -324,6 +319,8 @@ export class FileServer {
         frame = reader.decoder.next();
         if (!frame) {
           await connection.flush();
+          // Only now, with every answer written, is the connection idle: a shutdown may close it.
+          connection.busy = false;
           frame = await reader.next();
           if (!frame) return;
         }
@@ -366,7 +363,6 @@ export class FileServer {
           return this.#fatal(connection, new ProtocolError(ErrorCode.BadRequest, message));
         }
       }
-      connection.busy = false;
     }
   }
 
@@ -385,7 +381,7 @@ export class FileServer {
   async #answerGet(connection: Connection, name: string, offset: number, started: number) {
     let opened: FileBody | undefined;
     try {
-      opened = this.open(name);
+      opened = this.store.open(name);
       if (offset > opened.stamp.size) {
         throw new FileServerError(
           ErrorCode.BadRequest,
@@ -449,11 +445,6 @@ export class FileServer {
       error: failure instanceof FileServerError ? errorCodeName(failure.code) : describe(failure),
     };
     this.logRequest(connection, { op, name: body.name, bytes: sent, ...outcome }, started);
-  }
-
-  /** Opens a file for sending through the store (shared by both dialects). */
-  open(name: string): FileBody {
-    return this.store.open(name);
   }
 
   /** Every servable file with its size, time and whether it is cached, in batches. */

@@ -6,7 +6,15 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { FileClient, ServerError } from "../lib/client.ts";
 import { ErrorCode } from "../lib/errors.ts";
-import { encodeGet, GREETING, PREAMBLE } from "../lib/protocol.ts";
+import {
+  encodeGet,
+  Frame,
+  FrameDecoder,
+  GREETING,
+  PREAMBLE,
+  readError,
+  readFileHeader,
+} from "../lib/protocol.ts";
 import {
   randomBytes,
   rawConnect,
@@ -186,4 +194,43 @@ Deno.test("SIGTERM: stops accepting, finishes transfers in flight, exits 0", asy
   assertEquals(digest, await sha256(big));
   assertEquals((await server.process.status).code, 0);
   assert(server.lines.some((line) => /stopped/.test(line)), "no summary logged");
+});
+
+Deno.test("a shutdown never cuts an answer short, even one waiting on a slow reader", async () => {
+  const file = randomBytes(4096, 60);
+  await using data = await tempFolder({ "small.bin": file });
+  const server = await startServer(data.path);
+  using socket = await rawConnect(server.addr.port);
+  // Far more answers than socket buffers hold, and no reading: the server ends up waiting to
+  // write, in the middle of an answer or between two.
+  const requests = 3000;
+  const get = encodeGet("small.bin");
+  const batch = new Uint8Array(PREAMBLE.length + get.length * requests);
+  batch.set(PREAMBLE);
+  for (let i = 0; i < requests; i++) batch.set(get, PREAMBLE.length + i * get.length);
+  const sending = socket.write(batch);
+  await until(() => server.stats().requests > 100, "the server to answer");
+  const closing = server.close();
+  const bytes = await socket.readToEnd();
+  socket[Symbol.dispose]();
+  await closing;
+  await sending.catch(() => {}); // the server stops reading once it shuts down
+  const decoder = new FrameDecoder({ maxPayload: 1 << 20 });
+  decoder.push(bytes.subarray(GREETING.length));
+  const types: number[] = [];
+  for (let frame = decoder.next(); frame; frame = decoder.next()) {
+    types.push(frame.type);
+    if (frame.type === Frame.File) assertEquals(readFileHeader(frame.payload).size, file.length);
+    if (frame.type === Frame.Data) assertEquals(frame.payload, file);
+    if (frame.type === Frame.Error) {
+      assertEquals(readError(frame.payload).code, ErrorCode.ShuttingDown);
+    }
+  }
+  assert(decoder.atBoundary, "the connection closed in the middle of a frame");
+  const answers = types.filter((type) => type === Frame.End).length;
+  assert(answers > 0 && answers < requests, `${answers} answers`);
+  const expected: number[] = [Frame.Hello];
+  for (let i = 0; i < answers; i++) expected.push(Frame.File, Frame.Data, Frame.End);
+  expected.push(Frame.Error);
+  assertEquals(types, expected, "whole answers, then the shutdown notice");
 });
