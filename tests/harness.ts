@@ -3,6 +3,7 @@
  * subprocess), the real client as a subprocess, and raw sockets for byte-level cases.
  */
 
+import { FileClient } from "../lib/client.ts";
 import { Logger, type LogSink } from "../lib/log.ts";
 import { FileServer, type ServerOptions } from "../lib/server.ts";
 
@@ -275,6 +276,18 @@ export async function until(check: () => boolean, what: string, timeoutMs = 10_0
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+}
+
+/** Downloads `name` (from byte `offset`) with the client library: its bytes, digest and source. */
+export async function fetchFile(client: FileClient, name: string, offset = 0) {
+  const parts: Uint8Array[] = [];
+  let source = "";
+  await client.send(FileClient.get(name, offset));
+  const digest = await client.readFile({
+    header: (h) => void (source = h.source),
+    data: (chunk) => void parts.push(chunk.slice()),
+  });
+  return { bytes: concat(parts), digest, source };
 }
 
 /** SHA-256 of `bytes`, as the server computes it. */

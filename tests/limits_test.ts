@@ -19,6 +19,7 @@ import {
 } from "../lib/protocol.ts";
 import { MAX_REQUEST_PAYLOAD } from "../lib/server.ts";
 import {
+  fetchFile,
   randomBytes,
   rawConnect,
   RawSocket,
@@ -43,20 +44,6 @@ async function openFileLimit(): Promise<number> {
   const limits = await Deno.readTextFile("/proc/self/limits");
   const soft = /^Max open files\s+(\S+)/m.exec(limits)?.[1];
   return soft === undefined || soft === "unlimited" ? Infinity : Number(soft);
-}
-
-/** Downloads `name` and returns its bytes and the digest the server sent. */
-async function fetchFile(client: FileClient, name: string) {
-  const parts: Uint8Array[] = [];
-  await client.send(FileClient.get(name));
-  const digest = await client.readFile({ header() {}, data: (c) => void parts.push(c.slice()) });
-  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    bytes.set(part, at);
-    at += part.length;
-  }
-  return { bytes, digest };
 }
 
 /** The median time in ms of ROUNDS rounds of GETS sequential GETs of a small file. */

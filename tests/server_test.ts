@@ -16,27 +16,17 @@ import {
   readError,
   readFileHeader,
 } from "../lib/protocol.ts";
-import { randomBytes, rawConnect, runClient, sha256, startServer, tempFolder } from "./harness.ts";
+import {
+  fetchFile,
+  randomBytes,
+  rawConnect,
+  runClient,
+  sha256,
+  startServer,
+  tempFolder,
+} from "./harness.ts";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-
-/** Downloads `name` with the client library and returns its bytes and digest. */
-async function fetchFile(client: FileClient, name: string, offset = 0) {
-  const parts: Uint8Array[] = [];
-  let source = "";
-  await client.send(FileClient.get(name, offset));
-  const digest = await client.readFile({
-    header: (h) => void (source = h.source),
-    data: (chunk) => void parts.push(chunk.slice()),
-  });
-  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    bytes.set(part, at);
-    at += part.length;
-  }
-  return { bytes, digest, source };
-}
 
 Deno.test("the real client, both forms, against a real server", async (t) => {
   const big = randomBytes(3 * 1024 * 1024 + 17, 3);
