@@ -18,11 +18,19 @@ export interface LogSink {
   write(bytes: Uint8Array): Promise<number>;
 }
 
+/**
+ * Lines held while the sink is slow to take them. Past this, lines are dropped and counted (and
+ * the count logged once the sink catches up), so a stalled log reader cannot make the server hold
+ * unbounded memory.
+ */
+export const MAX_PENDING_LINES = 10_000;
+
 /** Writes events as log lines. */
 export class Logger {
   readonly format: LogFormat;
   readonly #sink: LogSink;
   #pending: string[] = [];
+  #dropped = 0;
   #flushing: Promise<void> | undefined;
   readonly #encoder = new TextEncoder();
 
@@ -33,7 +41,8 @@ export class Logger {
 
   /** Logs one event with its fields. */
   event(event: string, fields: Record<string, LogValue> = {}): void {
-    this.#pending.push(this.#line(event, fields));
+    if (this.#pending.length < MAX_PENDING_LINES) this.#pending.push(this.#line(event, fields));
+    else this.#dropped++;
     this.#flushing ??= Promise.resolve().then(() => this.#flush());
   }
 
@@ -59,6 +68,10 @@ export class Logger {
   async #flush(): Promise<void> {
     try {
       while (this.#pending.length > 0) {
+        if (this.#dropped > 0) {
+          this.#pending.push(this.#line("log-dropped", { lines: this.#dropped }));
+          this.#dropped = 0;
+        }
         const bytes = this.#encoder.encode(this.#pending.join(""));
         this.#pending = [];
         for (let at = 0; at < bytes.length;) at += await this.#sink.write(bytes.subarray(at));
