@@ -59,16 +59,14 @@ export class Connection {
       await this.flush();
       if (bytes.length > GATHER_BYTES / 2) return await this.#writeAll(bytes);
     }
-    this.#out ??= spare.pop() ?? new Uint8Array(GATHER_BYTES);
-    this.#out.set(bytes, this.#length);
+    this.#gather().set(bytes, this.#length);
     this.#length += bytes.length;
   }
 
   /** Room in the gather buffer to build a piece in place; commit it with {@link sendReserved}. */
   async reserve(bytes: number): Promise<Uint8Array> {
     if (bytes > GATHER_BYTES - this.#length) await this.flush();
-    this.#out ??= spare.pop() ?? new Uint8Array(GATHER_BYTES);
-    return this.#out.subarray(this.#length, this.#length + bytes);
+    return this.#gather().subarray(this.#length, this.#length + bytes);
   }
 
   /** Queues `bytes` bytes written into the room {@link reserve} gave. */
@@ -124,6 +122,11 @@ export class Connection {
     } catch (error) {
       if (!(error instanceof Deno.errors.BadResource)) throw error;
     }
+  }
+
+  /** The gather buffer, taken from the spares (or made) when the connection first needs one. */
+  #gather(): Uint8Array {
+    return this.#out ??= spare.pop() ?? new Uint8Array(GATHER_BYTES);
   }
 
   async #writeAll(bytes: Uint8Array): Promise<void> {
