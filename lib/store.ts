@@ -4,9 +4,9 @@
  * reserved cache entry, and every request for that file (the one that caused the load and any
  * that arrive meanwhile) streams from the entry as it fills. Every such request holds the entry
  * until its answer is sent, so bytes that slow readers keep alive after an eviction still count
- * against the cache's cap. Files that cannot be cached stream from disk through a small shared
- * pool of big buffers, or a small private one when the pool is all lent, so memory stays bounded
- * under any load and no request waits on another.
+ * against the cache's cap. Files that cannot be cached stream from disk through a few shared big
+ * buffers, lent one chunk at a time, or a small buffer of the stream's own when all are out, so
+ * memory stays bounded under any load and no request waits on another.
  */
 
 import { createHash } from "node:crypto";
@@ -18,8 +18,10 @@ import type { Source } from "./protocol.ts";
 
 /** Bytes read from disk per step, and the size of the pooled buffers. */
 export const CHUNK_BYTES = 1024 * 1024;
-/** The buffer a stream from disk uses when every pooled one is lent. */
-const PRIVATE_CHUNK_BYTES = 64 * 1024;
+/** The buffer a stream from disk keeps for when every pooled one is lent. */
+const SMALL_CHUNK_BYTES = 16 * 1024;
+/** Small buffers kept for reuse once their streams end. */
+const MAX_SPARE_SMALL = 256;
 
 /** What identifies one version of a file on disk: if any of these change, it is a new file. */
 export interface Stamp {
@@ -288,23 +290,29 @@ class StreamBody implements FileBody {
     this.#digests = digests;
   }
 
-  [Symbol.dispose](): void {} // its buffer goes back to the pool as soon as chunks() ends
+  [Symbol.dispose](): void {} // its buffers go back to the pool as soon as chunks() ends
 
   async *chunks(offset: number): AsyncGenerator<Uint8Array> {
     const known = this.#digests.get(this.stamp);
     const hash = known ? undefined : createHash("sha256");
-    const buffer = this.#pool.acquire();
+    let own: Uint8Array | undefined;
     try {
       using file = await openUnchanged(this.#path, this.stamp, this.name);
       let position = 0;
       if (known && offset > 0) position = await file.seek(offset, Deno.SeekMode.Start);
       while (position < this.stamp.size) {
-        const want = Math.min(buffer.length, this.stamp.size - position);
-        const n = await file.read(buffer.subarray(0, want));
-        if (n === null) throw changed(this.name);
-        hash?.update(buffer.subarray(0, n));
-        if (position + n > offset) yield buffer.subarray(Math.max(0, offset - position), n);
-        position += n;
+        const big = this.#pool.lend();
+        const buffer = big ?? (own ??= this.#pool.small());
+        try {
+          const want = Math.min(buffer.length, this.stamp.size - position);
+          const n = await file.read(buffer.subarray(0, want));
+          if (n === null) throw changed(this.name);
+          hash?.update(buffer.subarray(0, n));
+          if (position + n > offset) yield buffer.subarray(Math.max(0, offset - position), n);
+          position += n;
+        } finally {
+          if (big) this.#pool.release(big);
+        }
       }
       await expectUnchanged(file, this.stamp, this.name);
       this.#digest = known ?? new Uint8Array(hash!.digest());
@@ -312,7 +320,7 @@ class StreamBody implements FileBody {
     } catch (error) {
       throw asServerError(error, this.name);
     } finally {
-      this.#pool.release(buffer);
+      if (own) this.#pool.release(own);
     }
   }
 
@@ -372,30 +380,38 @@ function key(stamp: Stamp): string {
 }
 
 /**
- * A fixed set of big reusable buffers, made on first need. When all are lent (to readers that may
- * have stalled), a caller gets a small buffer of its own instead of waiting its turn.
+ * Buffers for streaming from disk: a few big ones, each lent for one chunk at a time so they go
+ * round the streams that are moving, and small ones a stream keeps for when every big one is out
+ * (to slow readers, say). Nothing waits for a buffer, and stream memory stays at most the big ones
+ * plus one small buffer per stream.
  */
 class BufferPool {
-  readonly #free: Uint8Array[] = [];
-  readonly #bytes: number;
+  readonly #big: Uint8Array[] = [];
+  readonly #small: Uint8Array[] = [];
+  readonly #bigBytes: number;
   #unmade: number;
 
-  constructor(count: number, bytes: number) {
+  constructor(count: number, bigBytes: number) {
     this.#unmade = count;
-    this.#bytes = bytes;
+    this.#bigBytes = bigBytes;
   }
 
-  /** A pooled buffer if one is free, else a small private one. */
-  acquire(): Uint8Array {
-    const buffer = this.#free.pop();
-    if (buffer) return buffer;
-    if (this.#unmade === 0) return new Uint8Array(PRIVATE_CHUNK_BYTES);
+  /** A big buffer for one chunk, if one is free (or may still be made). */
+  lend(): Uint8Array | undefined {
+    const buffer = this.#big.pop();
+    if (buffer || this.#unmade === 0) return buffer;
     this.#unmade--;
-    return new Uint8Array(this.#bytes);
+    return new Uint8Array(this.#bigBytes);
   }
 
-  /** Takes a buffer back (a private one is simply dropped). */
+  /** A small buffer for a stream to keep until it ends. */
+  small(): Uint8Array {
+    return this.#small.pop() ?? new Uint8Array(SMALL_CHUNK_BYTES);
+  }
+
+  /** Takes back a buffer from {@link lend} or {@link small}. */
   release(buffer: Uint8Array): void {
-    if (buffer.length === this.#bytes) this.#free.push(buffer);
+    if (buffer.length === this.#bigBytes) this.#big.push(buffer);
+    else if (this.#small.length < MAX_SPARE_SMALL) this.#small.push(buffer);
   }
 }

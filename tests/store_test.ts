@@ -224,6 +224,58 @@ Deno.test("a file larger than the cache streams, is never cached, and keeps its 
   assertEquals(store.diskReads, 5);
 });
 
+Deno.test("more streams than pooled buffers all move at once, each chunk intact until its next step", async () => {
+  const files = Array.from({ length: 5 }, (_, i) => randomBytes(3 * CHUNK_BYTES + i, 60 + i));
+  await using data = await tempFolder(
+    Object.fromEntries(files.map((bytes, i) => [`s${i}.bin`, bytes])),
+  );
+  const store = new FileStore({
+    root: await openRoot(data.path),
+    cacheBytes: 2 * MiB,
+    streamBuffers: 2,
+  });
+  const bodies = files.map((_, i) => store.open(`s${i}.bin`));
+  const streams = bodies.map((body) => body.chunks(0));
+  const received: Uint8Array[][] = files.map(() => []);
+  const current: (Uint8Array | undefined)[] = [];
+  /** Takes stream i's next chunk, checking that every other stream's current chunk is unchanged. */
+  const step = async (i: number) => {
+    const next = await streams[i].next();
+    for (const [j, chunk] of current.entries()) {
+      if (j === i || chunk === undefined) continue;
+      const at = received[j].reduce((sum, part) => sum + part.length, 0) - chunk.length;
+      assertBytes(chunk, files[j].subarray(at, at + chunk.length));
+    }
+    current[i] = next.done ? undefined : next.value; // a finished stream's last chunk is gone
+    if (next.done) return false;
+    received[i].push(next.value.slice());
+    return true;
+  };
+  // Every stream holds a chunk at once: two in the big buffers, the rest in small ones.
+  for (let i = 0; i < files.length; i++) assert(await step(i), `stream ${i} had no first chunk`);
+  assertEquals(current.map((chunk) => chunk?.length === CHUNK_BYTES), [
+    true,
+    true,
+    false,
+    false,
+    false,
+  ]);
+  // Round robin to the end: the big buffers go round to whichever stream steps when one is free.
+  const open = new Set(files.keys());
+  while (open.size > 0) {
+    for (const i of [...open]) if (!await step(i)) open.delete(i);
+  }
+  for (const [i, body] of bodies.entries()) {
+    assertBytes(concat(received[i]), files[i]);
+    assertEquals(await body.digest(), await sha256(files[i]));
+    body[Symbol.dispose]();
+  }
+  assert(
+    received.slice(2).some((parts) => parts.some((part) => part.length === CHUNK_BYTES)),
+    "a stream that began on a small buffer never got a big one",
+  );
+});
+
 Deno.test("a load that fails gives its room back and tells the reader the file changed", async () => {
   const file = randomBytes(32 * CHUNK_BYTES, 51);
   await using data = await tempFolder({ "shrinks.bin": file });
