@@ -15,11 +15,17 @@ export { POLICIES, type PolicyName } from "./policies.ts";
 export const DEFAULT_POLICY: PolicyName = "sieve";
 
 /** Settings of a {@link ByteCache}. */
-export interface ByteCacheOptions {
+export interface ByteCacheOptions<V = unknown> {
   /** The most bytes the cache may hold (and have reserved) at once. */
   capacity: number;
   /** The eviction policy (default {@link DEFAULT_POLICY}). */
   policy?: PolicyName;
+  /**
+   * Called once for each committed value when it has left the cache and no reader holds it any
+   * more: from then on nothing uses it, so its memory can be given back at once rather than
+   * whenever the garbage collector comes round.
+   */
+  onDrop?: (value: V) => void;
 }
 
 /** Room held for one value while it loads; settle it exactly once. */
@@ -66,6 +72,7 @@ export class ByteCache<K, V> {
   readonly policy: PolicyName;
   readonly #entries = new Map<K, Slot<V>>();
   readonly #order: Policy<K>;
+  readonly #onDrop: ((value: V) => void) | undefined;
   #used = 0;
   #reserved = 0;
   #pinned = 0;
@@ -75,13 +82,14 @@ export class ByteCache<K, V> {
   #misses = 0;
   #evictions = 0;
 
-  constructor(options: ByteCacheOptions) {
+  constructor(options: ByteCacheOptions<V>) {
     if (!Number.isSafeInteger(options.capacity) || options.capacity < 0) {
       throw new RangeError(`a cache capacity is a whole number of bytes, not ${options.capacity}`);
     }
     this.capacity = options.capacity;
     this.policy = options.policy ?? DEFAULT_POLICY;
     this.#order = createPolicy<K>(this.policy, options.capacity);
+    this.#onDrop = options.onDrop;
   }
 
   /** Bytes of the values held. */
@@ -275,7 +283,10 @@ export class ByteCache<K, V> {
       released = true;
       if (--slot.holds > 0) return;
       if (slot.state === "cached") this.#held -= slot.size;
-      if (slot.state === "gone") this.#pinned -= slot.size;
+      if (slot.state === "gone") {
+        this.#pinned -= slot.size;
+        this.#drop(slot);
+      }
     };
   }
 
@@ -284,8 +295,14 @@ export class ByteCache<K, V> {
     if (slot.state === "cached") this.#used -= slot.size;
     if (slot.state === "cached" && slot.holds > 0) this.#held -= slot.size;
     slot.state = "gone";
-    slot.value = undefined;
     if (slot.holds > 0) this.#pinned += slot.size;
+    else this.#drop(slot);
+  }
+
+  #drop(slot: Slot<V>): void {
+    const value = slot.value;
+    slot.value = undefined;
+    if (value !== undefined) this.#onDrop?.(value);
   }
 
   #evictOne(): void {

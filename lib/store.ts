@@ -43,7 +43,7 @@ export function stampOf(info: Deno.FileInfo): Stamp {
 
 /** A whole file held in the cache. */
 export interface CachedFile {
-  bytes: Uint8Array;
+  bytes: Uint8Array<ArrayBuffer>;
   digest: Uint8Array;
   stamp: Stamp;
 }
@@ -89,7 +89,13 @@ export class FileStore {
 
   constructor(options: StoreOptions) {
     this.folder = new DataFolder(options.root);
-    this.cache = new ByteCache({ capacity: options.cacheBytes, policy: options.policy });
+    this.cache = new ByteCache({
+      capacity: options.cacheBytes,
+      policy: options.policy,
+      // Detaching frees the bytes now: left to the garbage collector, files the cache let go of
+      // would stay in memory beside their replacements, and the process would outgrow the cap.
+      onDrop: (file) => file.bytes.buffer.transfer(0),
+    });
     this.#pool = new BufferPool(options.streamBuffers ?? 16, CHUNK_BYTES);
   }
 
@@ -157,13 +163,17 @@ function changed(name: string): FileServerError {
 class Load {
   readonly name: string;
   readonly stamp: Stamp;
-  readonly bytes: Uint8Array;
+  readonly bytes: Uint8Array<ArrayBuffer>;
   #filled = 0;
   #digest: Uint8Array | undefined;
   #error: unknown;
   #waiters: (() => void)[] = [];
 
-  constructor(name: string, stamp: Stamp, bytes: Uint8Array = new Uint8Array(stamp.size)) {
+  constructor(
+    name: string,
+    stamp: Stamp,
+    bytes: Uint8Array<ArrayBuffer> = new Uint8Array(stamp.size),
+  ) {
     this.name = name;
     this.stamp = stamp;
     this.bytes = bytes;

@@ -1,9 +1,9 @@
 /**
  * The byte-bounded cache and its eviction policies: random sequences of lookups, loads,
  * completions, failures, invalidations and readers' holds checked against a model after every
- * step, each
- * policy's eviction order against its definition (FIFO, LRU, SIEVE of NSDI'24, S3-FIFO of
- * SOSP'23), and a sanity check that every operation stays cheap on a large cache.
+ * step (values let go of exactly when nothing holds them any more), each policy's eviction order
+ * against its definition (FIFO, LRU, SIEVE of NSDI'24, S3-FIFO of SOSP'23), and a sanity check
+ * that every operation stays cheap on a large cache.
  */
 
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
@@ -77,7 +77,13 @@ interface Slot {
  * cache never holds, promises or leaves pinned more bytes than its capacity.
  */
 function modelCheck(policy: PolicyName, capacity: number, ops: Op[]): void {
-  const cache = new ByteCache<string, Value>({ capacity, policy });
+  const dropped: Value[] = [];
+  const cache = new ByteCache<string, Value>({
+    capacity,
+    policy,
+    onDrop: (value) => dropped.push(value),
+  });
+  const committed: Slot[] = [];
   const held = new Map<string, Slot>();
   const open: { key: string; slot: Slot; room: Reservation<Value> }[] = [];
   const settled: Reservation<Value>[] = [];
@@ -127,6 +133,7 @@ function modelCheck(policy: PolicyName, capacity: number, ops: Op[]): void {
           slot.value = { key, serial: serial++, size: slot.size };
           room.commit(slot.value);
           held.set(key, slot);
+          committed.push(slot);
           assertEquals(cache.peek(key), slot.value, `${where}: the committed value is held`);
         } else {
           room.release();
@@ -184,6 +191,14 @@ function modelCheck(policy: PolicyName, capacity: number, ops: Op[]): void {
     assertEquals(new Set(cache.keys()), new Set(held.keys()), `${where}: keys`);
     assertEquals([cache.hits, cache.misses], [hits, lookups - hits], `${where}: hits, misses`);
     assertEquals(cache.evictions, evicted, `${where}: evictions`);
+    // A value is let go of exactly once, as soon as it is out of the cache and no longer held.
+    const free = committed.filter((slot) => held.get(slot.value!.key) !== slot && !isHeld(slot));
+    assertEquals(
+      new Set(dropped.map((value) => value.serial)),
+      new Set(free.map((slot) => slot.value!.serial)),
+      `${where}: dropped`,
+    );
+    assertEquals(dropped.length, free.length, `${where}: a value was dropped twice`);
   }
 }
 

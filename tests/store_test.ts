@@ -209,6 +209,26 @@ Deno.test("slow readers keep the cache within its cap: what they hold is not evi
   assertEquals([store.cache.has("a.bin"), store.cache.has("b.bin")], [false, true]);
 });
 
+Deno.test("the memory of files the cache lets go of is given back at once", async () => {
+  const files = Array.from({ length: 48 }, (_, i) => randomBytes(2 * MiB, 70 + i));
+  await using data = await tempFolder(
+    Object.fromEntries(files.map((bytes, i) => [`f${i}.bin`, bytes])),
+  );
+  const store = await openStore(data.path, 8 * MiB);
+  const before = Deno.memoryUsage().external;
+  let peak = 0;
+  for (const [i, bytes] of files.entries()) {
+    using body = store.open(`f${i}.bin`);
+    let length = 0;
+    for await (const chunk of body.chunks(0)) length += chunk.length; // no copies of our own
+    assertEquals(length, bytes.length);
+    peak = Math.max(peak, Deno.memoryUsage().external - before);
+  }
+  assertEquals(store.cache.evictions, files.length - 4);
+  // The cache's 8 MiB and one file's worth of slack.
+  assert(peak <= 10 * MiB, `memory outside the JS heap grew by ${(peak / MiB).toFixed(1)} MiB`);
+});
+
 Deno.test("a file larger than the cache streams, is never cached, and keeps its digest", async () => {
   const big = randomBytes(3 * CHUNK_BYTES + 123, 41);
   await using data = await tempFolder({ "big.bin": big });
