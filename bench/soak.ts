@@ -4,12 +4,14 @@
  * resumed and pipelined gets, the original dialect (file@ and list), bad input (garbage and bad
  * names) and clients that vanish mid-transfer. Every honest answer is checked byte for byte
  * against the known contents, and its digest against their SHA-256. The server's `stats` is
- * sampled for the cache's bytes (which must never pass the cap) and /proc for its RSS.
+ * sampled for the cache's bytes (which must never pass the cap) and /proc for its RSS, and a
+ * probe in a process of its own (bench/probe.ts) times how long a new client waits.
  *
  * Usage: deno run -A bench/soak.ts [--seconds N] [--seed S] [--clients C] [--cache-size SIZE]
  * Exits 1 on any wrong byte, lost file, cache over its cap, failed honest request, bad input the
- * server did not refuse (or close on before its idle timeout), error in the server's log, or an
- * unclean exit on SIGTERM. The RSS figures are reported, not judged.
+ * server did not refuse (or close on before its idle timeout), error in the server's log, new
+ * client the probe could not get greeted, or an unclean exit on SIGTERM. The RSS and latency
+ * figures are reported, not judged.
  */
 
 import { Buffer } from "node:buffer";
@@ -20,6 +22,7 @@ import { ErrorCode, errorCodeName, isDisconnect } from "../lib/errors.ts";
 import { GREETING, PREAMBLE } from "../lib/protocol.ts";
 import { formatBytes } from "../lib/units.ts";
 import { randomBytes, ROOT, spawnServer } from "../tests/harness.ts";
+import type { ProbeResult } from "./probe.ts";
 import { Rng } from "./traces.ts";
 
 /** What a soak run does. */
@@ -64,11 +67,16 @@ export interface SoakResult {
   maxRssBytes: number;
   maxRssAnonBytes: number;
   peakRssBytes: number;
-  /** The longest a new connection waited for its greeting (ms), and for a close after bad input. */
+  /**
+   * The longest a new connection of the load generator waited for its greeting (ms), and for a
+   * close after bad input: both include the generator's own delays, as it is busy with the load.
+   */
   maxGreetingMs: number;
   maxBadInputCloseMs: number;
   /** The longest the load generator's own event loop was late (ms): how saturated it was. */
   maxLoopLagMs: number;
+  /** What a new client saw, measured by bench/probe.ts in a process of its own. */
+  probe?: ProbeResult;
   /** Errors the server logged that no peer caused. */
   serverErrors: number;
   /** How the server exited on SIGTERM after the load. */
@@ -96,13 +104,18 @@ interface SharedFile {
   digest: Uint8Array;
 }
 
-/** Writes the files: many small (hits), medium ones (they churn the cache), large (never cached). */
+/**
+ * Writes the files: many small (hits), medium ones (about twice the cache in all, so they keep it
+ * full and churning whatever its size), large (never cached).
+ */
 async function writeFiles(seed: number, cacheBytes: number): Promise<SharedFile[][]> {
   await Deno.remove(DATA, { recursive: true }).catch(() => {});
   const rng = new Rng(seed);
+  const [mediumMin, mediumMax] = [256 * 1024, 2 * 1024 * 1024];
+  const mediumMean = (mediumMax - mediumMin) / Math.log(mediumMax / mediumMin);
   const kinds: [string, number, number, number][] = [
     ["small", 48, 1024, 64 * 1024],
-    ["medium", 24, 256 * 1024, 2 * 1024 * 1024],
+    ["medium", Math.max(24, Math.ceil(2 * cacheBytes / mediumMean)), mediumMin, mediumMax],
     ["large", 3, cacheBytes + 4 * 1024 * 1024, cacheBytes + 8 * 1024 * 1024],
   ];
   const groups: SharedFile[][] = [];
@@ -287,6 +300,10 @@ export async function runSoak(
     String(IDLE_TIMEOUT_S),
   ]);
   const port = server.port;
+  const probe = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", `${ROOT}bench/probe.ts`, String(port), String(seconds)],
+    stdout: "piped",
+  }).spawn();
   const result: SoakResult = {
     options: settings,
     requests: 0,
@@ -609,6 +626,14 @@ export async function runSoak(
   running = false;
   clearInterval(lag);
   await sampler;
+  const probed = await probe.output();
+  if (probed.success) result.probe = JSON.parse(new TextDecoder().decode(probed.stdout));
+  else result.failures.push(`the probe failed (exit ${probed.code})`);
+  if (result.probe && result.probe.failures > 0) {
+    result.failures.push(
+      `${result.probe.failures} new clients could not connect or were not greeted`,
+    );
+  }
 
   // Every file once more, each from a fresh client: nothing may be lost after the load.
   for (const file of all) {
@@ -649,6 +674,15 @@ export async function runSoak(
   return result;
 }
 
+/** The probe's figures on one line. */
+function formatProbe(probe: ProbeResult | undefined): string {
+  if (probe === undefined) return "no figures";
+  const ms = (value: number) => value.toFixed(0);
+  return `${probe.samples} connections: connect p50 ${ms(probe.connectP50Ms)}, ` +
+    `max ${ms(probe.connectMaxMs)} ms; greeting p50 ${ms(probe.greetingP50Ms)}, ` +
+    `p99 ${ms(probe.greetingP99Ms)}, max ${ms(probe.greetingMaxMs)} ms`;
+}
+
 /** The report of a run, one figure per line. */
 export function formatSoak(result: SoakResult): string {
   const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
@@ -668,9 +702,11 @@ export function formatSoak(result: SoakResult): string {
     `max sampled ${mib(result.maxRssBytes)} (private ${mib(result.maxRssAnonBytes)})`,
     `peak server RSS (VmHWM)   ${mib(result.peakRssBytes)}: ` +
     `${result.peakRssBytes <= budget ? "within" : "OVER"} cap + 64 MiB = ${mib(budget)}; ` +
-    `${mib(result.peakRssBytes - result.startRssBytes)} above the idle server`,
+    `${mib(result.peakRssBytes - result.startRssBytes)} above the idle server, ` +
+    `${mib(result.peakRssBytes - result.maxCacheCommitted)} besides the cache at its fullest`,
     `server errors logged      ${result.serverErrors}; exit on SIGTERM ${result.exitCode}`,
-    `new connections           greeting within ${result.maxGreetingMs.toFixed(0)} ms; ` +
+    `new clients (probe)       ${formatProbe(result.probe)}`,
+    `load generator's clients  greeted within ${result.maxGreetingMs.toFixed(0)} ms; ` +
     `bad input closed within ${result.maxBadInputCloseMs.toFixed(0)} ms`,
     `load generator max lag    ${result.maxLoopLagMs.toFixed(0)} ms`,
     ...result.errorSamples.map((sample) => `  error: ${sample}`),
