@@ -5,8 +5,8 @@
  * that arrive meanwhile) streams from the entry as it fills. Every such request holds the entry
  * until its answer is sent, so bytes that slow readers keep alive after an eviction still count
  * against the cache's cap. Files that cannot be cached stream from disk through a few shared big
- * buffers, lent one chunk at a time, or a small buffer of the stream's own when all are out, so
- * memory stays bounded under any load and no request waits on another.
+ * buffers, or a small buffer of the stream's own until a big one is free, so memory stays bounded
+ * under any load and no request waits on another.
  */
 
 import { createHash } from "node:crypto";
@@ -305,24 +305,21 @@ class StreamBody implements FileBody {
   async *chunks(offset: number): AsyncGenerator<Uint8Array> {
     const known = this.#digests.get(this.stamp);
     const hash = known ? undefined : createHash("sha256");
+    let big: Uint8Array | undefined;
     let own: Uint8Array | undefined;
     try {
       using file = await openUnchanged(this.#path, this.stamp, this.name);
       let position = 0;
       if (known && offset > 0) position = await file.seek(offset, Deno.SeekMode.Start);
       while (position < this.stamp.size) {
-        const big = this.#pool.lend();
+        big ??= this.#pool.lend(); // a stream that began without one takes one once one is free
         const buffer = big ?? (own ??= this.#pool.small());
-        try {
-          const want = Math.min(buffer.length, this.stamp.size - position);
-          const n = await file.read(buffer.subarray(0, want));
-          if (n === null) throw changed(this.name);
-          hash?.update(buffer.subarray(0, n));
-          if (position + n > offset) yield buffer.subarray(Math.max(0, offset - position), n);
-          position += n;
-        } finally {
-          if (big) this.#pool.release(big);
-        }
+        const want = Math.min(buffer.length, this.stamp.size - position);
+        const n = await file.read(buffer.subarray(0, want));
+        if (n === null) throw changed(this.name);
+        hash?.update(buffer.subarray(0, n));
+        if (position + n > offset) yield buffer.subarray(Math.max(0, offset - position), n);
+        position += n;
       }
       await expectUnchanged(file, this.stamp, this.name);
       this.#digest = known ?? new Uint8Array(hash!.digest());
@@ -330,6 +327,7 @@ class StreamBody implements FileBody {
     } catch (error) {
       throw asServerError(error, this.name);
     } finally {
+      if (big) this.#pool.release(big);
       if (own) this.#pool.release(own);
     }
   }
@@ -390,10 +388,9 @@ function key(stamp: Stamp): string {
 }
 
 /**
- * Buffers for streaming from disk: a few big ones, each lent for one chunk at a time so they go
- * round the streams that are moving, and small ones a stream keeps for when every big one is out
- * (to slow readers, say). Nothing waits for a buffer, and stream memory stays at most the big ones
- * plus one small buffer per stream.
+ * Buffers for streaming from disk: a few big ones, and small ones for streams that find every big
+ * one out (to other streams, slow readers among them). Nothing waits for a buffer, and stream
+ * memory stays at most the big ones, a small one per stream and the spare small ones kept.
  */
 class BufferPool {
   readonly #big: Uint8Array[] = [];
@@ -406,7 +403,7 @@ class BufferPool {
     this.#bigBytes = bigBytes;
   }
 
-  /** A big buffer for one chunk, if one is free (or may still be made). */
+  /** A big buffer, if one is free (or may still be made). */
   lend(): Uint8Array | undefined {
     const buffer = this.#big.pop();
     if (buffer || this.#unmade === 0) return buffer;
@@ -414,7 +411,7 @@ class BufferPool {
     return new Uint8Array(this.#bigBytes);
   }
 
-  /** A small buffer for a stream to keep until it ends. */
+  /** A small buffer for a stream to use until it ends. */
   small(): Uint8Array {
     return this.#small.pop() ?? new Uint8Array(SMALL_CHUNK_BYTES);
   }
