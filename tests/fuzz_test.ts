@@ -23,10 +23,9 @@ import {
   readText,
 } from "../lib/protocol.ts";
 import { MAX_REQUEST_PAYLOAD } from "../lib/server.ts";
-import { concat, randomBytes, sha256, startServer, tempFolder, until } from "./harness.ts";
+import { concat, randomBytes, sha256, startServer, tempFolder, text, until } from "./harness.ts";
 
 const encoder = new TextEncoder();
-const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 const hex = (bytes: Uint8Array) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 
 /** The shared files: tiny, empty, cached, and one larger than the cache (streamed from disk). */

@@ -23,10 +23,9 @@ import {
   spawnServer,
   startServer,
   tempFolder,
+  text,
   until,
 } from "./harness.ts";
-
-const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
 Deno.test("the connection limit: the next client is told the server is busy", async (t) => {
   await using data = await tempFolder({ "a.txt": "a" });

@@ -259,6 +259,11 @@ export class RawSocket implements Disposable {
   }
 }
 
+/** `bytes` read as UTF-8 text. */
+export function text(bytes: Uint8Array): string {
+  return new TextDecoder().decode(bytes);
+}
+
 /** The parts joined into one array. */
 export function concat(parts: readonly Uint8Array[]): Uint8Array {
   const all = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));

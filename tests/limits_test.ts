@@ -27,9 +27,8 @@ import {
   spawnServer,
   startServer,
   tempFolder,
+  text,
 } from "./harness.ts";
-
-const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
 const IDLE = 1000;
 const GETS = 50;

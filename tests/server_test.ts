@@ -24,9 +24,8 @@ import {
   sha256,
   startServer,
   tempFolder,
+  text,
 } from "./harness.ts";
-
-const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
 Deno.test("the real client, both forms, against a real server", async (t) => {
   const big = randomBytes(3 * 1024 * 1024 + 17, 3);
