@@ -89,15 +89,21 @@ export async function runLoad(
   }));
   const elapsed = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
-  const at = (q: number) =>
-    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
   return {
     requests,
     seconds: elapsed,
     requestsPerSecond: requests / elapsed,
-    p50Ms: at(0.5),
-    p99Ms: at(0.99),
+    p50Ms: quantile(latencies, 0.5),
+    p99Ms: quantile(latencies, 0.99),
   };
+}
+
+/**
+ * The value at quantile `q` (0 to 1) of `sorted`, an ascending list, by nearest rank; undefined
+ * when the list is empty.
+ */
+export function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
 if (import.meta.main) {

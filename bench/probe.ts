@@ -8,6 +8,7 @@
  */
 
 import { GREETING } from "../lib/protocol.ts";
+import { quantile } from "./loadgen.ts";
 
 /** What a probe run measured, in milliseconds. */
 export interface ProbeResult {
@@ -59,10 +60,7 @@ export async function runProbe(port: number, seconds: number): Promise<ProbeResu
     await new Promise((resolve) => setTimeout(resolve, INTERVAL_MS));
   }
   await Promise.all(pending);
-  const at = (values: number[], q: number) => {
-    const sorted = values.toSorted((a, b) => a - b);
-    return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-  };
+  const at = (values: number[], q: number) => quantile(values.toSorted((a, b) => a - b), q) ?? NaN;
   return {
     samples: connects.length,
     failures,
