@@ -17,7 +17,7 @@ run:
 test:
 	$(DENO) fmt --check
 	$(DENO) lint
-	$(DENO) check server.ts client.ts lib/ tests/ bench/ scripts/
+	$(DENO) check server.ts client.ts lib/ tests/ bench/ scripts/ testing/
 	$(DENO) test --allow-all --doc lib/ tests/
 
 ## build: self-contained executables dist/server and dist/client (honours DENORT_BIN)

@@ -3,12 +3,14 @@
  * Both the original form (`client HOST PORT list|help|file NAME`) and the modern one work.
  */
 
-import { Exit, parseCommandLine, parsePort, parseSeconds, UsageError } from "./lib/cli.ts";
-import { ConnectionError, FileClient, ServerError } from "./lib/client.ts";
-import { describeWriteFailure, downloadFiles } from "./lib/download.ts";
-import { ProgressBar } from "./lib/progress.ts";
-import type { ListEntry } from "./lib/protocol.ts";
-import { formatBytes } from "./lib/units.ts";
+import { FileClient } from "./lib/client/client.ts";
+import { downloadFiles } from "./lib/client/download.ts";
+import { ConnectionError, ServerError, writeFailure } from "./lib/client/errors.ts";
+import { ProgressBar } from "./lib/client/progress.ts";
+import { Exit, parseCommandLine, parsePort, parseSeconds, UsageError } from "./lib/shared/cli.ts";
+import { DEFAULT_HOST, DEFAULT_PORT } from "./lib/shared/defaults.ts";
+import type { ListEntry, ServerStats } from "./lib/shared/protocol.ts";
+import { formatBytes } from "./lib/shared/units.ts";
 
 const USAGE = `Usage: client [--host HOST] [--port PORT] COMMAND [ARGS]
        client HOST PORT list | help | file NAME      (the original form)
@@ -23,8 +25,8 @@ Commands:
   help                   the server's list of requests
 
 Options:
-  --host HOST            server address (default 127.0.0.1)
-  --port PORT            server port (default 4457)
+  --host HOST            server address (default ${DEFAULT_HOST})
+  --port PORT            server port (default ${DEFAULT_PORT})
   --timeout S            give up when the server sends nothing for S seconds (default 30)
   -h, --help             show this help
 
@@ -90,8 +92,8 @@ export function parseClientArgs(args: string[]): ClientCommand | { help: string 
     const command = positionals.find((word) => COMMANDS.includes(word) || word === "file");
     return { help: COMMAND_HELP[command === "file" ? "get" : command ?? ""] ?? USAGE };
   }
-  let host = values.host ?? "127.0.0.1";
-  let port = values.port === undefined ? 4457 : parsePort(values.port);
+  let host = values.host ?? DEFAULT_HOST;
+  let port = values.port === undefined ? DEFAULT_PORT : parsePort(values.port);
   let words = positionals;
   const original = words.length >= 3 && !COMMANDS.includes(words[0]) && /^\d+$/.test(words[1]);
   if (original) {
@@ -228,7 +230,7 @@ function printable(name: string): string {
 }
 
 /** Prints the server's counters as aligned lines, or as one JSON object. */
-function printStats(stats: Record<string, unknown>, json: boolean): void {
+function printStats(stats: ServerStats, json: boolean): void {
   if (json) {
     console.log(JSON.stringify(stats));
     return;
@@ -266,7 +268,7 @@ if (import.meta.main) {
     }
     if (error instanceof Error && "code" in error) {
       // Only printing touches the system outside the download's own handling: stdout failed.
-      console.error(`client: ${describeWriteFailure(error, "standard output")}`);
+      console.error(`client: ${writeFailure(error, "standard output")}`);
       Deno.exit(Exit.Failed);
     }
     throw error;

@@ -3,7 +3,9 @@
  * `server --help` lists the options; `server PORT` (a bare port) also works, as it did originally.
  */
 
-import { DEFAULT_POLICY, POLICIES, type PolicyName } from "./lib/cache.ts";
+import { DEFAULT_POLICY, POLICIES, type PolicyName } from "./lib/server/cache/cache.ts";
+import { LOG_FORMATS, type LogFormat, Logger } from "./lib/server/log.ts";
+import { FileServer, type ServerOptions } from "./lib/server/server.ts";
 import {
   Exit,
   parseCommandLine,
@@ -12,19 +14,18 @@ import {
   parseSeconds,
   parseSizeFlag,
   UsageError,
-} from "./lib/cli.ts";
-import { describe } from "./lib/errors.ts";
-import { LOG_FORMATS, type LogFormat, Logger } from "./lib/log.ts";
-import { FileServer, type ServerOptions } from "./lib/server.ts";
-import { SIZE_UNITS_HELP } from "./lib/units.ts";
+} from "./lib/shared/cli.ts";
+import { DEFAULT_HOST, DEFAULT_PORT } from "./lib/shared/defaults.ts";
+import { reasonOf } from "./lib/shared/errors.ts";
+import { SIZE_UNITS_HELP } from "./lib/shared/units.ts";
 
 const USAGE = `Usage: server [PORT] [options]
 
 Shares a folder over TCP, with an in-memory cache bounded in bytes.
 
 Options:
-  --host HOST              address to listen on (default 127.0.0.1)
-  --port PORT              port to listen on, 0 for any free one (default 4457)
+  --host HOST              address to listen on (default ${DEFAULT_HOST})
+  --port PORT              port to listen on, 0 for any free one (default ${DEFAULT_PORT})
   --data DIR               folder to share (default server_data)
   --cache-size SIZE        cache capacity (default 64MiB)
   --policy NAME            cache eviction policy: ${POLICIES.join(", ")} (default ${DEFAULT_POLICY})
@@ -42,7 +43,7 @@ Sizes: ${SIZE_UNITS_HELP}.`;
 /** Turns the command line into server options; throws UsageError on any mistake. */
 export function parseServerArgs(args: string[]): ServerOptions | "help" {
   const { values, positionals } = parseCommandLine(args, {
-    host: { type: "string", default: "127.0.0.1" },
+    host: { type: "string", default: DEFAULT_HOST },
     port: { type: "string" },
     data: { type: "string", default: "server_data" },
     "cache-size": { type: "string", default: "64MiB" },
@@ -59,7 +60,7 @@ export function parseServerArgs(args: string[]): ServerOptions | "help" {
     throw new UsageError("give the port either as PORT or as --port, not both");
   }
   const port = parsePort(
-    positionals[0] ?? values.port ?? "4457",
+    positionals[0] ?? values.port ?? String(DEFAULT_PORT),
     positionals[0] ? "PORT" : "--port",
   );
   const cacheBytes = parseSizeFlag(values["cache-size"], "--cache-size");
@@ -99,7 +100,7 @@ if (import.meta.main) {
   try {
     server = await FileServer.start(options);
   } catch (error) {
-    console.error(`server: cannot start: ${describe(error)}`);
+    console.error(`server: cannot start: ${reasonOf(error)}`);
     Deno.exit(1);
   }
   // The first signal shuts down gracefully; a second one, while that waits, stops at once.
@@ -110,7 +111,7 @@ if (import.meta.main) {
       Deno.exit(1);
     }
     stopping = true;
-    server.logger.event("shutdown", { signal });
+    options.logger.event("shutdown", { signal });
     server.close().then(() => Deno.exit(Exit.Ok));
   };
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));

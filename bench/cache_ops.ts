@@ -8,8 +8,8 @@
  * Usage: deno run bench/cache_ops.ts [--quick]
  */
 
-import { ByteCache, POLICIES, type PolicyName } from "../lib/cache.ts";
-import { parseCommandLine } from "../lib/cli.ts";
+import { ByteCache, POLICIES, type PolicyName } from "../lib/server/cache/cache.ts";
+import { parseCommandLine } from "../lib/shared/cli.ts";
 import { Rng, Zipf } from "./traces.ts";
 
 /** Entries the cache holds. */

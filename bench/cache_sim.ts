@@ -14,9 +14,9 @@
  * run (200,000), another length or another seed draws nothing unless given --svg.
  */
 
-import { ByteCache, DEFAULT_POLICY, POLICIES, type PolicyName } from "../lib/cache.ts";
-import { parseCommandLine, parseInteger } from "../lib/cli.ts";
-import { formatBytes } from "../lib/units.ts";
+import { ByteCache, DEFAULT_POLICY, POLICIES, type PolicyName } from "../lib/server/cache/cache.ts";
+import { parseCommandLine, parseInteger } from "../lib/shared/cli.ts";
+import { formatBytes } from "../lib/shared/units.ts";
 import { standardTraces, type Trace } from "./traces.ts";
 
 /** Cache sizes, as shares of a trace's distinct bytes. */

@@ -16,7 +16,8 @@ import {
   FrameDecoder,
   GREETING,
   PREAMBLE,
-} from "../lib/protocol.ts";
+} from "../lib/shared/protocol.ts";
+import { writeAll } from "../lib/shared/io.ts";
 
 /** The bytes of one answer to a GET of a `size`-byte file. */
 function cannedAnswer(size: number): Uint8Array {
@@ -33,9 +34,7 @@ function cannedAnswer(size: number): Uint8Array {
 /** Greets one connection, then answers each request it reads with `answer`. */
 async function serve(conn: Deno.TcpConn, answer: Uint8Array): Promise<void> {
   conn.setNoDelay(true);
-  const write = async (bytes: Uint8Array) => {
-    for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
-  };
+  const write = (bytes: Uint8Array) => writeAll(conn, bytes);
   await write(GREETING);
   const decoder = new FrameDecoder({ maxPayload: 4096 });
   const buffer = new Uint8Array(64 * 1024);

@@ -6,6 +6,8 @@
  * Usage: ceiling.ts PORT BYTES ROUNDS — listens on PORT, prints "ready", serves one connection.
  */
 
+import { writeAll } from "../lib/shared/io.ts";
+
 if (import.meta.main) {
   const [port, bytes, rounds] = Deno.args.map(Number);
   const listener = Deno.listen({ hostname: "127.0.0.1", port });
@@ -14,7 +16,7 @@ if (import.meta.main) {
   conn.setNoDelay(true);
   const payload = new Uint8Array(bytes).fill(0x5a); // touched now, not while timed
   for (let r = 0; r < rounds; r++) {
-    for (let at = 0; at < payload.length;) at += await conn.write(payload.subarray(at));
+    await writeAll(conn, payload);
   }
   conn.close();
   listener.close();

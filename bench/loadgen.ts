@@ -8,7 +8,8 @@
  * Prints one JSON line: { requests, seconds, requestsPerSecond, p50Ms, p99Ms }.
  */
 
-import { encodeGet, Frame, FrameDecoder, GREETING, PREAMBLE } from "../lib/protocol.ts";
+import { writeAll } from "../lib/shared/io.ts";
+import { encodeGet, Frame, FrameDecoder, GREETING, PREAMBLE } from "../lib/shared/protocol.ts";
 
 /** What one run measured. */
 export interface LoadResult {
@@ -47,10 +48,6 @@ async function open(port: number, request: Uint8Array): Promise<[Deno.TcpConn, n
       if (frame.type === Frame.End) return [conn, position - helloEnd];
     }
   }
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
 }
 
 /** Runs the load and returns what it measured. */

@@ -7,8 +7,8 @@
  * Usage: deno run -A bench/server_bench.ts [--quick]
  */
 
-import { FileClient } from "../lib/client.ts";
-import { ROOT, SERVER_COMMAND } from "../tests/harness.ts";
+import { FileClient } from "../lib/client/client.ts";
+import { ROOT, SERVER_COMMAND } from "../testing/support.ts";
 import { type LoadResult } from "./loadgen.ts";
 
 const quick = Deno.args.includes("--quick");

@@ -16,12 +16,14 @@
 
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { FileClient, ServerError } from "../lib/client.ts";
-import { parseCommandLine, parseInteger, parseSizeFlag, UsageError } from "../lib/cli.ts";
-import { ErrorCode, errorCodeName, isDisconnect } from "../lib/errors.ts";
-import { GREETING, PREAMBLE } from "../lib/protocol.ts";
-import { formatBytes } from "../lib/units.ts";
-import { randomBytes, ROOT, spawnServer } from "../tests/harness.ts";
+import { FileClient } from "../lib/client/client.ts";
+import { ServerError } from "../lib/client/errors.ts";
+import { isDisconnect } from "../lib/server/errors.ts";
+import { parseCommandLine, parseInteger, parseSizeFlag, UsageError } from "../lib/shared/cli.ts";
+import { ErrorCode, errorCodeName } from "../lib/shared/errors.ts";
+import { GREETING, PREAMBLE } from "../lib/shared/protocol.ts";
+import { formatBytes } from "../lib/shared/units.ts";
+import { randomBytes, ROOT, spawnServer } from "../testing/support.ts";
 import type { ProbeResult } from "./probe.ts";
 import { Rng } from "./traces.ts";
 
@@ -364,7 +366,7 @@ export async function runSoak(
     const client = await FileClient.connect("127.0.0.1", port);
     try {
       while (running) {
-        const stats = await client.stats() as Record<string, number>;
+        const stats = await client.stats();
         result.maxCacheBytes = Math.max(result.maxCacheBytes, stats.cacheBytes);
         result.maxCacheCommitted = Math.max(
           result.maxCacheCommitted,
@@ -446,7 +448,7 @@ export async function runSoak(
         return { honest: true };
       }],
       ["stats", 2, async () => {
-        const stats = await (await open()).stats() as Record<string, number>;
+        const stats = await (await open()).stats();
         if (stats.cacheBytes + stats.cacheReserved > stats.cacheCapacity) {
           throw new CheckFailed("error", `cache over its cap: ${JSON.stringify(stats)}`);
         }
@@ -648,7 +650,7 @@ export async function runSoak(
     }
   }
   const last = await FileClient.connect("127.0.0.1", port);
-  const stats = await last.stats() as Record<string, number>;
+  const stats = await last.stats();
   last.close();
   result.requests = stats.requests;
   result.peakRssBytes = await rss("VmHWM");

@@ -6,7 +6,8 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { type Output, randomBytes, run, tempFolder } from "./harness.ts";
+import { tempFolder } from "./harness.ts";
+import { type Output, randomBytes, run } from "../testing/support.ts";
 
 /** `make build` as a user types it (not as a sub-make of `make test`), into `outDir`. */
 function makeBuild(outDir: string, env: Record<string, string> = {}): Promise<Output> {

@@ -14,9 +14,9 @@ import {
   type PolicyName,
   type Release,
   type Reservation,
-} from "../lib/cache.ts";
-import { createPolicy } from "../lib/policies.ts";
-import { randomBytes } from "./harness.ts";
+} from "../lib/server/cache/cache.ts";
+import { createPolicy } from "../lib/server/cache/policies.ts";
+import { randomBytes } from "../testing/support.ts";
 
 /** A value the model can tell apart from every other: which commit made it, and its size. */
 interface Value {

@@ -6,7 +6,7 @@
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { parseClientArgs } from "../client.ts";
-import { UsageError } from "../lib/cli.ts";
+import { UsageError } from "../lib/shared/cli.ts";
 import { runClient, startServer, tempFolder } from "./harness.ts";
 
 Deno.test("parseClientArgs", async (t) => {

@@ -5,9 +5,11 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { ConnectionError, FileClient } from "../lib/client.ts";
-import { isDisconnect } from "../lib/errors.ts";
-import { downloadFiles, partialPath } from "../lib/download.ts";
+import { FileClient } from "../lib/client/client.ts";
+import { downloadFiles, partialPath } from "../lib/client/download.ts";
+import { ConnectionError } from "../lib/client/errors.ts";
+import { isDisconnect } from "../lib/server/errors.ts";
+import { writeAll } from "../lib/shared/io.ts";
 import {
   encodeEnd,
   encodeFileHeader,
@@ -24,16 +26,9 @@ import {
   PREAMBLE,
   readGet,
   writeHeader,
-} from "../lib/protocol.ts";
-import {
-  type Output,
-  randomBytes,
-  ROOT,
-  runClient,
-  spawnServer,
-  startServer,
-  tempFolder,
-} from "./harness.ts";
+} from "../lib/shared/protocol.ts";
+import { runClient, startServer, tempFolder } from "./harness.ts";
+import { type Output, randomBytes, ROOT, spawnServer } from "../testing/support.ts";
 
 const MiB = 1024 * 1024;
 
@@ -78,11 +73,6 @@ Deno.test("resume: kill the server mid-transfer, restart, rerun: the bytes equal
   assertEquals(await Deno.readFile(`${out.path}/movie.bin`), source);
   assert(!await exists(partialPath(`${out.path}/movie.bin`)), "the temporary file was left");
 });
-
-/** Writes all of `bytes` to `conn`. */
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
-}
 
 /**
  * A fake server, for what a real one never does: it greets like a file server, answers a LIST
@@ -256,7 +246,12 @@ Deno.test("the connection breaks mid-file: exit 3, the part is kept, the same co
   ]);
   assertEquals(again.code, 0, again.stderr);
   assertEquals(again.stdout, `saved ${target} (3.0 MiB, resumed from byte ${half})\n`);
-  assertEquals(server.counters.bodyBytes, source.length - half, "only the rest travelled");
+  const logged = server.log.lines.find((line) => / op=get name=movie\.bin /.test(line));
+  assertEquals(
+    / bytes=(\d+) /.exec(logged ?? "")?.[1],
+    String(source.length - half),
+    "only the rest travelled",
+  );
   assertEquals(await Deno.readFile(target), source);
   assert(!await exists(partialPath(target)), "the temporary file was left");
 });

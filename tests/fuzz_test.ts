@@ -7,8 +7,10 @@
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import fc from "fast-check";
-import { FileClient } from "../lib/client.ts";
-import { ErrorCode, isDisconnect } from "../lib/errors.ts";
+import { FileClient } from "../lib/client/client.ts";
+import { isDisconnect } from "../lib/server/errors.ts";
+import { MAX_REQUEST_PAYLOAD } from "../lib/server/framed.ts";
+import { ErrorCode } from "../lib/shared/errors.ts";
 import {
   encodeFrame,
   Frame,
@@ -21,9 +23,9 @@ import {
   readListEnd,
   readListPart,
   readText,
-} from "../lib/protocol.ts";
-import { MAX_REQUEST_PAYLOAD } from "../lib/server.ts";
-import { concat, randomBytes, sha256, startServer, tempFolder, text, until } from "./harness.ts";
+} from "../lib/shared/protocol.ts";
+import { concat, sha256, startServer, tempFolder, text, until } from "./harness.ts";
+import { randomBytes } from "../testing/support.ts";
 
 const encoder = new TextEncoder();
 const hex = (bytes: Uint8Array) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");

@@ -4,8 +4,9 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { FileClient, ServerError } from "../lib/client.ts";
-import { ErrorCode } from "../lib/errors.ts";
+import { FileClient } from "../lib/client/client.ts";
+import { ServerError } from "../lib/client/errors.ts";
+import { ErrorCode } from "../lib/shared/errors.ts";
 import {
   encodeGet,
   Frame,
@@ -14,18 +15,9 @@ import {
   PREAMBLE,
   readError,
   readFileHeader,
-} from "../lib/protocol.ts";
-import {
-  randomBytes,
-  rawConnect,
-  runClient,
-  sha256,
-  spawnServer,
-  startServer,
-  tempFolder,
-  text,
-  until,
-} from "./harness.ts";
+} from "../lib/shared/protocol.ts";
+import { rawConnect, runClient, sha256, startServer, tempFolder, text, until } from "./harness.ts";
+import { randomBytes, spawnServer } from "../testing/support.ts";
 
 Deno.test("the connection limit: the next client is told the server is busy", async (t) => {
   await using data = await tempFolder({ "a.txt": "a" });
@@ -67,7 +59,10 @@ Deno.test("idle and stalled connections are closed, and cost nothing after", asy
     using socket = await rawConnect(port);
     await socket.write(PREAMBLE);
     await socket.readToEnd();
-    assert(server.log.lines.some((line) => / reason=idle/.test(line)), "no idle close logged");
+    assert(
+      server.log.lines.some((line) => / reason=idle/.test(line)),
+      "no idle close logged",
+    );
   });
 
   await t.step("an original-dialect client that never sends its request is closed", async () => {

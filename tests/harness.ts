@@ -3,27 +3,12 @@
  * subprocess), the real client as a subprocess, and raw sockets for byte-level cases.
  */
 
-import { FileClient } from "../lib/client.ts";
-import { Logger, type LogSink } from "../lib/log.ts";
-import { FileServer, type ServerOptions } from "../lib/server.ts";
-
-/** The repository root, for running the entrypoints. */
-export const ROOT = new URL("..", import.meta.url).pathname;
-
-/** Deterministic pseudo-random bytes (xorshift32), so failures can be reproduced. */
-export function randomBytes(size: number, seed = 1): Uint8Array {
-  const bytes = new Uint8Array(size);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    bytes[i] = x & 0xff;
-  }
-  return bytes;
-}
+import { dirname, join } from "node:path";
+import { FileClient } from "../lib/client/client.ts";
+import { Logger, type LogSink } from "../lib/server/log.ts";
+import { FileServer, type ServerOptions } from "../lib/server/server.ts";
+import { writeAll } from "../lib/shared/io.ts";
+import { type Output, ROOT, run } from "../testing/support.ts";
 
 /** A temp folder filled with `files` (name → contents); removed by the returned dispose. */
 export async function tempFolder(
@@ -31,8 +16,8 @@ export async function tempFolder(
 ): Promise<{ path: string } & AsyncDisposable> {
   const path = await Deno.makeTempDir({ prefix: "fileserver-test-" });
   for (const [name, contents] of Object.entries(files)) {
-    const full = `${path}/${name}`;
-    await Deno.mkdir(full.slice(0, full.lastIndexOf("/")), { recursive: true });
+    const full = join(path, name);
+    await Deno.mkdir(dirname(full), { recursive: true });
     if (typeof contents === "string") await Deno.writeTextFile(full, contents);
     else await Deno.writeFile(full, contents);
   }
@@ -74,123 +59,10 @@ export async function startServer(
   });
 }
 
-/** What a finished subprocess printed and returned. */
-export interface Output {
-  code: number;
-  stdout: string;
-  stderr: string;
-  bytes: Uint8Array;
-}
-
-/**
- * Runs `program` with `args` to completion in `cwd`, capturing what it prints. With `env`, the
- * program gets this environment with `env` added (a key set to undefined is removed).
- */
-export async function run(
-  program: string,
-  args: string[],
-  options: { cwd?: string; env?: Record<string, string | undefined> } = {},
-): Promise<Output> {
-  let env: Record<string, string> | undefined;
-  if (options.env) {
-    env = {};
-    for (const [key, value] of Object.entries({ ...Deno.env.toObject(), ...options.env })) {
-      if (value !== undefined) env[key] = value;
-    }
-  }
-  const output = await new Deno.Command(program, {
-    args,
-    cwd: options.cwd ?? ROOT,
-    env,
-    clearEnv: env !== undefined,
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  return {
-    code: output.code,
-    stdout: new TextDecoder().decode(output.stdout),
-    stderr: new TextDecoder().decode(output.stderr),
-    bytes: output.stdout,
-  };
-}
-
 /** Runs the real client (client.ts) as a subprocess with `args`, in `cwd`. */
 export function runClient(args: string[], cwd = ROOT): Promise<Output> {
   const permissions = ["--allow-net", "--allow-read", "--allow-write"];
   return run(Deno.execPath(), ["run", ...permissions, `${ROOT}client.ts`, ...args], { cwd });
-}
-
-/**
- * How server.ts is run, as `make run` runs it: its permissions, V8's young generation capped at
- * 4 MiB and its old generation let grow by 20% between collections (as the built server has it;
- * see docs/PERFORMANCE.md).
- */
-export const SERVER_COMMAND = [
-  "run",
-  "--allow-net",
-  "--allow-read",
-  "--v8-flags=--max-semi-space-size=4,--heap-growing-percent=20",
-  `${ROOT}server.ts`,
-];
-
-/** A server started as a subprocess (server.ts), for signals and the startup line. */
-export interface ServerProcess extends AsyncDisposable {
-  process: Deno.ChildProcess;
-  port: number;
-  /** Lines logged so far (the reader keeps collecting). */
-  lines: string[];
-  /** Resolves when a logged line matches `pattern`. */
-  waitFor(pattern: RegExp): Promise<string>;
-}
-
-/** Starts server.ts with `args` (plus --port 0) and waits for its listening line. */
-export async function spawnServer(args: string[]): Promise<ServerProcess> {
-  const process = new Deno.Command(Deno.execPath(), {
-    args: [...SERVER_COMMAND, "--port", "0", ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "inherit",
-    stdin: "null",
-  }).spawn();
-  const lines: string[] = [];
-  const watchers: { pattern: RegExp; resolve: (line: string) => void }[] = [];
-  const reading = (async () => {
-    let rest = "";
-    for await (const chunk of process.stdout.pipeThrough(new TextDecoderStream())) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop()!;
-      for (const line of parts) {
-        lines.push(line);
-        for (const w of watchers.filter((w) => w.pattern.test(line))) {
-          watchers.splice(watchers.indexOf(w), 1);
-          w.resolve(line);
-        }
-      }
-    }
-  })();
-  const waitFor = (pattern: RegExp) => {
-    const seen = lines.find((line) => pattern.test(line));
-    if (seen) return Promise.resolve(seen);
-    return new Promise<string>((resolve) => watchers.push({ pattern, resolve }));
-  };
-  const listening = await waitFor(/listening/);
-  const port = Number(/address=[^ ]*:(\d+)/.exec(listening)![1]);
-  return {
-    process,
-    port,
-    lines,
-    waitFor,
-    async [Symbol.asyncDispose]() {
-      try {
-        process.kill("SIGKILL");
-      } catch {
-        // already exited
-      }
-      await process.status;
-      await reading;
-    },
-  };
 }
 
 /** A raw TCP connection to `port` with helpers to read exact byte counts or until close. */
@@ -209,8 +81,7 @@ export class RawSocket implements Disposable {
 
   /** Writes all of `bytes` (a string is sent as UTF-8). */
   async write(bytes: Uint8Array | string): Promise<void> {
-    const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
-    for (let at = 0; at < data.length;) at += await this.conn.write(data.subarray(at));
+    await writeAll(this.conn, typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes);
   }
 
   /** Reads exactly `count` bytes; throws if the connection closes first. */

@@ -6,9 +6,11 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { ConnectionError, FileClient, ServerError } from "../lib/client.ts";
-import { ErrorCode } from "../lib/errors.ts";
-import { MAX_NAME_BYTES } from "../lib/names.ts";
+import { FileClient } from "../lib/client/client.ts";
+import { ConnectionError, ServerError } from "../lib/client/errors.ts";
+import { MAX_REQUEST_PAYLOAD } from "../lib/server/framed.ts";
+import { ErrorCode } from "../lib/shared/errors.ts";
+import { MAX_NAME_BYTES } from "../lib/shared/names.ts";
 import {
   encodeFrame,
   encodeGet,
@@ -16,19 +18,17 @@ import {
   GREETING,
   HEADER_BYTES,
   PREAMBLE,
-} from "../lib/protocol.ts";
-import { MAX_REQUEST_PAYLOAD } from "../lib/server.ts";
+} from "../lib/shared/protocol.ts";
 import {
   fetchFile,
-  randomBytes,
   rawConnect,
   RawSocket,
   sha256,
-  spawnServer,
   startServer,
   tempFolder,
   text,
 } from "./harness.ts";
+import { randomBytes, spawnServer } from "../testing/support.ts";
 
 const IDLE = 1000;
 const GETS = 50;

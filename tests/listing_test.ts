@@ -4,8 +4,8 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { type ListEntry, walkFiles } from "../lib/listing.ts";
-import { openRoot, resolveFile } from "../lib/names.ts";
+import { openRoot, resolveFile } from "../lib/server/folder.ts";
+import { type FolderEntry, walkFiles } from "../lib/server/listing.ts";
 
 /** A temp folder filled with `files` (name → contents); removed when disposed. */
 async function tempFolder(files: Record<string, string> = {}) {
@@ -108,7 +108,7 @@ Deno.test("walkFiles streams a folder of 100,000 files", async () => {
   const started = performance.now();
   let seen = 0;
   let previous = "";
-  let last: ListEntry | undefined;
+  let last: FolderEntry | undefined;
   for await (const entry of walkFiles(base.path)) {
     assert(previous < entry.name, `${entry.name} came after ${previous}`);
     previous = entry.name;

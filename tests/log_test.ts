@@ -1,7 +1,7 @@
 /** The server's log: one line per event in either format, and bounded while its reader is slow. */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { Logger, type LogSink, MAX_PENDING_LINES } from "../lib/log.ts";
+import { Logger, type LogSink, MAX_PENDING_LINES } from "../lib/server/log.ts";
 import { MemoryLog } from "./harness.ts";
 
 Deno.test("log lines", async (t) => {

@@ -5,8 +5,10 @@
 
 import { ok as assert, rejects, strictEqual as assertEquals, throws } from "node:assert/strict";
 import fc from "fast-check";
-import { BadNameError, ErrorCode, NotFoundError } from "../lib/errors.ts";
-import { checkName, DataFolder, MAX_NAME_BYTES, openRoot, resolveFile } from "../lib/names.ts";
+import { NotFoundError } from "../lib/server/errors.ts";
+import { DataFolder, openRoot, resolveFile } from "../lib/server/folder.ts";
+import { ErrorCode } from "../lib/shared/errors.ts";
+import { BadNameError, checkName, MAX_NAME_BYTES } from "../lib/shared/names.ts";
 
 /**
  * A temp folder holding `data` (the root) with files, a folder, a FIFO and symbolic links, beside

@@ -7,7 +7,7 @@ import {
   ProgressBar,
   type ProgressOutput,
   renderProgress,
-} from "../lib/progress.ts";
+} from "../lib/client/progress.ts";
 
 const MiB = 1024 * 1024;
 

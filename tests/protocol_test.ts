@@ -13,7 +13,8 @@ import {
   throws,
 } from "node:assert/strict";
 import fc from "fast-check";
-import { ErrorCode, ProtocolError } from "../lib/errors.ts";
+import { ErrorCode, ProtocolError } from "../lib/shared/errors.ts";
+import { FrameReader, type Readable } from "../lib/shared/frame_reader.ts";
 import {
   type DecodedFrame,
   type DecoderOptions,
@@ -31,12 +32,10 @@ import {
   type FileHeader,
   Frame,
   FrameDecoder,
-  FrameReader,
   GREETING,
   HEADER_BYTES,
   type ListEntry,
   PREAMBLE,
-  type Readable,
   readEnd,
   readError,
   readFileHeader,
@@ -48,7 +47,7 @@ import {
   VERSION,
   writeFileFrame,
   writeHeader,
-} from "../lib/protocol.ts";
+} from "../lib/shared/protocol.ts";
 import { concat } from "./harness.ts";
 
 const utf8 = new TextEncoder();

@@ -4,8 +4,9 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { FileClient, ServerError } from "../lib/client.ts";
-import { ErrorCode } from "../lib/errors.ts";
+import { FileClient } from "../lib/client/client.ts";
+import { ServerError } from "../lib/client/errors.ts";
+import { ErrorCode } from "../lib/shared/errors.ts";
 import {
   encodeFrame,
   encodeGet,
@@ -15,10 +16,9 @@ import {
   PREAMBLE,
   readError,
   readFileHeader,
-} from "../lib/protocol.ts";
+} from "../lib/shared/protocol.ts";
 import {
   fetchFile,
-  randomBytes,
   rawConnect,
   runClient,
   sha256,
@@ -26,6 +26,7 @@ import {
   tempFolder,
   text,
 } from "./harness.ts";
+import { randomBytes } from "../testing/support.ts";
 
 Deno.test("the real client, both forms, against a real server", async (t) => {
   const big = randomBytes(3 * 1024 * 1024 + 17, 3);

@@ -6,12 +6,15 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
-import type { PolicyName } from "../lib/cache.ts";
-import { ErrorCode, FileServerError, NotFoundError } from "../lib/errors.ts";
-import { openRoot } from "../lib/names.ts";
-import { CHUNK_BYTES, type FileBody, FileStore } from "../lib/store.ts";
-import { concat, randomBytes, sha256, tempFolder } from "./harness.ts";
+import type { PolicyName } from "../lib/server/cache/cache.ts";
+import { NotFoundError } from "../lib/server/errors.ts";
+import { openRoot } from "../lib/server/folder.ts";
+import { type FileBody, FileStore } from "../lib/server/store.ts";
+import { ErrorCode, WireError } from "../lib/shared/errors.ts";
+import { concat, sha256, tempFolder } from "./harness.ts";
+import { randomBytes } from "../testing/support.ts";
 
+/** The store reads files in steps of a mebibyte: the sizes below span several of them. */
 const MiB = 1024 * 1024;
 
 /** A store over `folder` with a cache of `cacheBytes`. */
@@ -45,7 +48,7 @@ async function assertBody(body: FileBody, whole: Uint8Array, offset = 0): Promis
 }
 
 Deno.test("concurrent misses for one file share one disk read", async () => {
-  const file = randomBytes(5 * CHUNK_BYTES + 321, 11);
+  const file = randomBytes(5 * MiB + 321, 11);
   await using data = await tempFolder({ "shared.bin": file });
   const store = await openStore(data.path);
 
@@ -68,7 +71,7 @@ Deno.test("concurrent misses for one file share one disk read", async () => {
 });
 
 Deno.test("a changed, replaced, grown or deleted file is never served stale", async (t) => {
-  const original = randomBytes(2 * CHUNK_BYTES + 5, 21);
+  const original = randomBytes(2 * MiB + 5, 21);
   await using data = await tempFolder({ "f.bin": original });
   const path = `${data.path}/f.bin`;
   const store = await openStore(data.path);
@@ -140,12 +143,12 @@ Deno.test("a changed, replaced, grown or deleted file is never served stale", as
 });
 
 Deno.test("evicting an entry never disturbs a body being read from it", async (t) => {
-  const a = randomBytes(4 * CHUNK_BYTES + 7, 31);
-  const b = randomBytes(4 * CHUNK_BYTES + 9, 32);
-  const c = randomBytes(4 * CHUNK_BYTES + 11, 33);
+  const a = randomBytes(4 * MiB + 7, 31);
+  const b = randomBytes(4 * MiB + 9, 32);
+  const c = randomBytes(4 * MiB + 11, 33);
   await using data = await tempFolder({ "a.bin": a, "b.bin": b, "c.bin": c });
   // Room for two of the three; FIFO evicts the oldest whether or not it is being read.
-  const store = await openStore(data.path, 10 * MiB, "fifo");
+  let store = await openStore(data.path, 10 * MiB, "fifo");
 
   /** Loads b.bin then c.bin, which evicts a.bin (the oldest), then b.bin, to make room. */
   const evictA = async () => {
@@ -178,7 +181,7 @@ Deno.test("evicting an entry never disturbs a body being read from it", async (t
   });
 
   await t.step("a body that started while its file loaded from disk", async () => {
-    store.cache.delete("c.bin");
+    store = await openStore(data.path, 10 * MiB, "fifo");
     const body = store.open("a.bin");
     assertEquals(body.source, "disk");
     const chunks = body.chunks(0);
@@ -195,8 +198,8 @@ Deno.test("evicting an entry never disturbs a body being read from it", async (t
 });
 
 Deno.test("slow readers keep the cache within its cap: what they hold is not evicted for room", async () => {
-  const a = randomBytes(4 * CHUNK_BYTES, 34);
-  const b = randomBytes(4 * CHUNK_BYTES, 35);
+  const a = randomBytes(4 * MiB, 34);
+  const b = randomBytes(4 * MiB, 35);
   await using data = await tempFolder({ "a.bin": a, "b.bin": b });
   const store = await openStore(data.path, 6 * MiB); // room for one of the two
   await assertBody(store.open("a.bin"), a);
@@ -230,10 +233,10 @@ Deno.test("the memory of files the cache lets go of is given back at once", asyn
 });
 
 Deno.test("a file larger than the cache streams, is never cached, and keeps its digest", async () => {
-  const big = randomBytes(3 * CHUNK_BYTES + 123, 41);
+  const big = randomBytes(3 * MiB + 123, 41);
   await using data = await tempFolder({ "big.bin": big });
   const store = await openStore(data.path, 2 * MiB);
-  const tail = CHUNK_BYTES + 1000;
+  const tail = MiB + 1000;
 
   for (const offset of [tail, 0, tail, big.length, 0]) {
     const body = store.open("big.bin");
@@ -245,7 +248,7 @@ Deno.test("a file larger than the cache streams, is never cached, and keeps its 
 });
 
 Deno.test("more streams than pooled buffers all move at once, and take big buffers as they free up", async () => {
-  const files = Array.from({ length: 5 }, (_, i) => randomBytes(3 * CHUNK_BYTES + i, 60 + i));
+  const files = Array.from({ length: 5 }, (_, i) => randomBytes(3 * MiB + i, 60 + i));
   await using data = await tempFolder(
     Object.fromEntries(files.map((bytes, i) => [`s${i}.bin`, bytes])),
   );
@@ -273,7 +276,7 @@ Deno.test("more streams than pooled buffers all move at once, and take big buffe
   };
   // Every stream holds a chunk at once: two in the big buffers, the rest in small ones.
   for (let i = 0; i < files.length; i++) assert(await step(i), `stream ${i} had no first chunk`);
-  assertEquals(current.map((chunk) => chunk?.length === CHUNK_BYTES), [
+  assertEquals(current.map((chunk) => chunk?.length === MiB), [
     true,
     true,
     false,
@@ -283,7 +286,7 @@ Deno.test("more streams than pooled buffers all move at once, and take big buffe
   // The first stream runs to its end; the next stream to step takes the big buffer it gave back.
   while (await step(0));
   assert(await step(2), "stream 2 ended early");
-  assertEquals(current[2]?.length, CHUNK_BYTES, "stream 2 did not take the free big buffer");
+  assertEquals(current[2]?.length, MiB, "stream 2 did not take the free big buffer");
   // Round robin to the end.
   const open = new Set([1, 2, 3, 4]);
   while (open.size > 0) {
@@ -298,11 +301,11 @@ Deno.test("more streams than pooled buffers all move at once, and take big buffe
   using alone = store.open("s0.bin");
   const sizes: number[] = [];
   for await (const chunk of alone.chunks(0)) sizes.push(chunk.length);
-  assertEquals(sizes, [CHUNK_BYTES, CHUNK_BYTES, CHUNK_BYTES]);
+  assertEquals(sizes, [MiB, MiB, MiB]);
 });
 
 Deno.test("a load that fails gives its room back and tells the reader the file changed", async () => {
-  const file = randomBytes(32 * CHUNK_BYTES, 51);
+  const file = randomBytes(32 * MiB, 51);
   await using data = await tempFolder({ "shrinks.bin": file });
   const path = `${data.path}/shrinks.bin`;
   const store = await openStore(data.path);
@@ -312,12 +315,12 @@ Deno.test("a load that fails gives its room back and tells the reader the file c
   const chunks = body.chunks(0);
   const first = await chunks.next();
   assert(!first.done && first.value.length < file.length, "the load had finished");
-  Deno.truncateSync(path, 8 * CHUNK_BYTES); // before the load reads on
+  Deno.truncateSync(path, 8 * MiB); // before the load reads on
   await rejects(
     (async () => {
       while (!(await chunks.next()).done);
     })(),
-    (error) => error instanceof FileServerError && error.code === ErrorCode.Changed,
+    (error) => error instanceof WireError && error.code === ErrorCode.Changed,
   );
   assertEquals([store.cache.reserved, store.cache.used, store.cache.has("shrinks.bin")], [
     0,
@@ -327,6 +330,6 @@ Deno.test("a load that fails gives its room back and tells the reader the file c
 
   const after = store.open("shrinks.bin");
   assertEquals(after.source, "disk");
-  await assertBody(after, file.subarray(0, 8 * CHUNK_BYTES));
-  assertEquals(store.cache.used, 8 * CHUNK_BYTES);
+  await assertBody(after, file.subarray(0, 8 * MiB));
+  assertEquals(store.cache.used, 8 * MiB);
 });

@@ -1,6 +1,6 @@
 /**
  * What both command-line programs share: argument parsing that turns every mistake into one clear
- * line, and the exit codes of SPEC §7.
+ * line, and the exit codes.
  */
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
@@ -30,7 +30,16 @@ export function parseCommandLine<T extends Options>(args: string[], options: T) 
   }
 }
 
-/** Parses a whole number in [min, max] given for `flag`. */
+/**
+ * Parses a whole number in [min, max] given for `flag`.
+ * @example
+ * ```ts
+ * import { equal, throws } from "node:assert/strict";
+ * import { parseInteger } from "./cli.ts";
+ * equal(parseInteger("12", "--n", 1, 100), 12);
+ * throws(() => parseInteger("0", "--n", 1, 100), { name: "UsageError" });
+ * ```
+ */
 export function parseInteger(text: string, flag: string, min: number, max: number): number {
   const value = Number(text);
   if (!/^\d+$/.test(text.trim()) || value < min || value > max) {
@@ -44,7 +53,15 @@ export function parsePort(text: string, flag = "--port"): number {
   return parseInteger(text, flag, 0, 65535);
 }
 
-/** Parses a duration in seconds (fractions allowed) into milliseconds. */
+/**
+ * Parses a duration in seconds (fractions allowed) into milliseconds.
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { parseSeconds } from "./cli.ts";
+ * equal(parseSeconds("1.5", "--timeout"), 1500);
+ * ```
+ */
 export function parseSeconds(text: string, flag: string): number {
   const value = Number(text);
   if (text.trim() === "" || !Number.isFinite(value) || value <= 0) {

@@ -3,14 +3,13 @@
  * lookups ahead) per level of depth, never the whole tree, so a folder of 100,000 files streams.
  */
 
-import { checkName, resolveFile } from "./names.ts";
+import { join } from "node:path";
+import { checkName } from "../shared/names.ts";
+import type { ListEntry } from "../shared/protocol.ts";
+import { resolveFile } from "./folder.ts";
 
-/** One servable file: its name (relative to the data folder), size in bytes and mtime. */
-export interface ListEntry {
-  name: string;
-  size: number;
-  mtimeMs: number;
-}
+/** A servable file as the folder alone knows it: a list entry but for whether it is cached. */
+export type FolderEntry = Omit<ListEntry, "cached">;
 
 /**
  * Walks the data folder (a real path from openRoot) depth-first, yielding every servable regular
@@ -20,7 +19,7 @@ export interface ListEntry {
  * when its target stays inside the root and is a regular file. Entries within a folder come in
  * code-unit order, so the output is deterministic. Sub-folders that cannot be read are skipped.
  */
-export async function* walkFiles(root: string): AsyncGenerator<ListEntry> {
+export async function* walkFiles(root: string): AsyncGenerator<FolderEntry> {
   yield* walkFolder(root, "");
 }
 
@@ -28,17 +27,17 @@ export async function* walkFiles(root: string): AsyncGenerator<ListEntry> {
 const LOOKAHEAD = 32;
 
 /** Yields the files under the folder `prefix` names ("" for the root, else ending in "/"). */
-async function* walkFolder(root: string, prefix: string): AsyncGenerator<ListEntry> {
+async function* walkFolder(root: string, prefix: string): AsyncGenerator<FolderEntry> {
   let entries: Deno.DirEntry[];
   try {
-    entries = await Array.fromAsync(Deno.readDir(`${root}/${prefix}`));
+    entries = await Array.fromAsync(Deno.readDir(join(root, prefix)));
   } catch (error) {
     if (prefix === "") throw error;
     return;
   }
   entries = entries.filter((entry) => servable(prefix + entry.name));
   entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-  const lookups = new Map<number, Promise<ListEntry | undefined>>();
+  const lookups = new Map<number, Promise<FolderEntry | undefined>>();
   let ahead = 0;
   try {
     for (const [i, entry] of entries.entries()) {
@@ -80,9 +79,9 @@ async function lookup(
   root: string,
   name: string,
   isSymlink: boolean,
-): Promise<ListEntry | undefined> {
+): Promise<FolderEntry | undefined> {
   try {
-    const info = isSymlink ? resolveFile(root, name).info : await Deno.lstat(`${root}/${name}`);
+    const info = isSymlink ? resolveFile(root, name).info : await Deno.lstat(join(root, name));
     return info.isFile ? { name, size: info.size, mtimeMs: info.mtime?.getTime() ?? 0 } : undefined;
   } catch {
     return undefined;

@@ -3,7 +3,7 @@
  * at most ten times a second. Drawing is separate from rendering, so the text is tested alone.
  */
 
-import { formatBytes } from "./units.ts";
+import { formatBytes } from "../shared/units.ts";
 
 /** Files smaller than this finish too fast for a bar to help. */
 export const PROGRESS_MIN_BYTES = 1024 * 1024;
@@ -26,9 +26,12 @@ export interface ProgressState {
  * The bar's text for a state, fitted to `columns`.
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { renderProgress } from "./progress.ts";
- * renderProgress({ name: "a.bin", done: 512, total: 1024, elapsedMs: 1000 }, 60);
- * // "a.bin [######     ]   50%  512 B / 1.0 KiB  512 B/s  1s left"
+ * equal(
+ *   renderProgress({ name: "a.bin", done: 512, total: 1024, elapsedMs: 1000 }, 60),
+ *   "a.bin [######     ]   50%  512 B / 1.0 KiB  512 B/s  1s left",
+ * );
  * ```
  */
 export function renderProgress(state: ProgressState, columns: number): string {

@@ -1,8 +1,8 @@
 /**
- * The framed wire protocol (docs/PROTOCOL.md): the preamble, frame types, one encoder and one
- * reader function per message kind, and an incremental decoder that is correct for any split of
- * the bytes. Nothing here does I/O except {@link FrameReader}, which drives the decoder from a
- * socket with one reused buffer.
+ * The wire protocol (docs/PROTOCOL.md), as pure functions of bytes: the greeting and busy texts
+ * both dialects share, the framed protocol's preamble and frame types, one encoder and one reader
+ * per message kind, and an incremental decoder that is correct for any split of the bytes. The
+ * I/O that drives the decoder is apart, in frame_reader.ts.
  */
 
 import { ErrorCode, ProtocolError } from "./errors.ts";
@@ -15,6 +15,10 @@ export const VERSION = 1;
 export const PREAMBLE = new Uint8Array([...MAGIC, VERSION]);
 /** The greeting the server sends on every connection, in both dialects (30 bytes). */
 export const GREETING = new TextEncoder().encode("OK@Welcome to the File Server.");
+/** What the busy text, sent instead of the greeting, starts with; the original client prints it. */
+const BUSY_PREFIX = "DISCONNECTED@";
+/** The server's name and version, sent in HELLO. */
+export const SERVER_NAME = "fileserver/1.0";
 /** Bytes of a frame header: u8 type, u32 big-endian payload length. */
 export const HEADER_BYTES = 5;
 /** Bytes of a SHA-256 digest. */
@@ -413,47 +417,84 @@ export class FrameDecoder {
   }
 }
 
-/** The reading half of a socket, as {@link FrameReader} needs it. */
-export interface Readable {
-  read(buffer: Uint8Array): Promise<number | null>;
+/**
+ * The text a server at one of its limits sends instead of the greeting, in words both dialects'
+ * clients understand; `why` says which limit.
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { encodeBusy, readBusy } from "./protocol.ts";
+ * const text = encodeBusy("2 connections are open");
+ * equal(new TextDecoder().decode(text), "DISCONNECTED@Server busy: 2 connections are open; try again later.");
+ * equal(readBusy(text), "2 connections are open; try again later.");
+ * ```
+ */
+export function encodeBusy(why: string): Uint8Array {
+  return encoder.encode(`${BUSY_PREFIX}Server busy: ${why}; try again later.`);
 }
 
-/** Reads frames from a socket through a {@link FrameDecoder}, reusing one buffer. */
-export class FrameReader {
-  readonly decoder: FrameDecoder;
-  readonly #source: Readable;
-  #eof = false;
+/** The reason in a busy text (what follows "Server busy: "), or undefined if `bytes` is none. */
+export function readBusy(bytes: Uint8Array): string | undefined {
+  const text = lenientDecoder.decode(bytes);
+  if (!text.startsWith(BUSY_PREFIX)) return undefined;
+  return text.slice(BUSY_PREFIX.length).replace(/^Server busy: /, "").trim();
+}
 
-  constructor(source: Readable, options: DecoderOptions) {
-    this.#source = source;
-    this.decoder = new FrameDecoder(options);
+/** The counters a STATS answer carries, as a JSON object; scripts rely on these names. */
+export interface ServerStats {
+  policy: string;
+  requests: number;
+  hits: number;
+  misses: number;
+  hitRatio: number;
+  byteHitRatio: number;
+  evictions: number;
+  bytesSent: number;
+  cacheBytes: number;
+  cacheReserved: number;
+  /** Bytes evicted from the cache but still being sent to slow readers; they count against the cap. */
+  cachePinned: number;
+  cacheCapacity: number;
+  cacheEntries: number;
+  diskReads: number;
+  connections: number;
+  totalConnections: number;
+  errors: number;
+  uptimeSeconds: number;
+}
+
+/** Encodes a STATS_REPLY frame. */
+export function encodeStats(stats: ServerStats): Uint8Array {
+  return encodeText(Frame.StatsReply, JSON.stringify(stats));
+}
+
+/**
+ * Reads a STATS_REPLY payload: a JSON object whose values are numbers or strings. Anything else is
+ * a ProtocolError, so a broken server cannot make a reader print whatever it sent.
+ * @example
+ * ```ts
+ * import { equal, throws } from "node:assert/strict";
+ * import { encodeText, Frame, HEADER_BYTES, readStats } from "./protocol.ts";
+ * const payload = (text: string) => encodeText(Frame.StatsReply, text).subarray(HEADER_BYTES);
+ * equal(readStats(payload('{"requests":3}')).requests, 3);
+ * throws(() => readStats(payload("not json")), { name: "ProtocolError" });
+ * ```
+ */
+export function readStats(payload: Uint8Array): ServerStats {
+  let stats: unknown;
+  try {
+    stats = JSON.parse(readText(payload));
+  } catch (error) {
+    if (error instanceof ProtocolError) throw error;
+    throw badFrame("a STATS_REPLY frame is not JSON");
   }
-
-  /** Reads once more from the socket; false at end of stream. */
-  async fill(): Promise<boolean> {
-    if (this.#eof) return false;
-    const room = this.decoder.space();
-    const n = await this.#source.read(room);
-    if (n === null) {
-      this.#eof = true;
-      return false;
+  if (typeof stats !== "object" || stats === null || Array.isArray(stats)) {
+    throw badFrame("a STATS_REPLY frame is not a JSON object");
+  }
+  for (const value of Object.values(stats)) {
+    if (typeof value !== "number" && typeof value !== "string") {
+      throw badFrame("a STATS_REPLY frame holds a value that is neither a number nor text");
     }
-    this.decoder.advance(n);
-    return true;
   }
-
-  /** The next frame or piece; null at a clean end of stream; throws if the stream ends mid-frame. */
-  async next(): Promise<DecodedFrame | null> {
-    for (;;) {
-      const frame = this.decoder.next();
-      if (frame) return frame;
-      if (!await this.fill()) {
-        if (this.decoder.atBoundary) return null;
-        throw new ProtocolError(
-          ErrorCode.BadRequest,
-          "the connection closed in the middle of a frame",
-        );
-      }
-    }
-  }
+  return stats as ServerStats;
 }

@@ -6,11 +6,13 @@
  */
 
 import { createHash, type Hash } from "node:crypto";
-import { dirname, join } from "node:path";
-import { ConnectionError, FileClient, ServerError } from "./client.ts";
-import { ErrorCode } from "./errors.ts";
-import { checkName } from "./names.ts";
-import type { FileHeader } from "./protocol.ts";
+import { basename, dirname, join } from "node:path";
+import { ErrorCode } from "../shared/errors.ts";
+import { writeAll, type Writer } from "../shared/io.ts";
+import { checkName } from "../shared/names.ts";
+import type { FileHeader } from "../shared/protocol.ts";
+import { FileClient } from "./client.ts";
+import { ConnectionError, ServerError, writeFailure } from "./errors.ts";
 
 /** How files are saved. */
 export interface DownloadOptions {
@@ -35,10 +37,17 @@ export interface DownloadResult {
   error?: string;
 }
 
-/** The temporary name a download of `target` is written under. */
+/**
+ * The temporary name a download of `target` is written under: hidden, beside it.
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { partialPath } from "./download.ts";
+ * equal(partialPath("client_data/docs/a.txt"), "client_data/docs/.a.txt.part");
+ * ```
+ */
 export function partialPath(target: string): string {
-  const slash = target.lastIndexOf("/");
-  return `${target.slice(0, slash + 1)}.${target.slice(slash + 1)}.part`;
+  return join(dirname(target), `.${basename(target)}.part`);
 }
 
 /**
@@ -84,7 +93,7 @@ async function plan(name: string, output: string): Promise<Plan> {
     offset = (await Deno.stat(partialPath(target))).size;
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) {
-      return { name, offset: 0, error: describeWriteFailure(error, target) };
+      return { name, offset: 0, error: writeFailure(error, target) };
     }
   }
   return { name, target, offset };
@@ -107,7 +116,7 @@ async function receive(
   const result: DownloadResult = { name: p.name, bytes: 0, resumedFrom: p.offset };
   const part = p.target === undefined ? undefined : partialPath(p.target);
   const hash = options.verify ? createHash("sha256") : undefined;
-  let sink: { write(bytes: Uint8Array): Promise<number> } = Deno.stdout;
+  let sink: Writer = Deno.stdout;
   let out: Deno.FsFile | undefined;
   let failure: unknown;
   let total = 0;
@@ -131,7 +140,7 @@ async function receive(
         if (failure !== undefined) return;
         hash?.update(chunk);
         try {
-          for (let at = 0; at < chunk.length;) at += await sink.write(chunk.subarray(at));
+          await writeAll(sink, chunk);
         } catch (error) {
           failure = error;
         }
@@ -142,7 +151,7 @@ async function receive(
     out = undefined;
     if (failure !== undefined) {
       if (part !== undefined) await removeIfEmpty(part);
-      result.error = describeWriteFailure(failure, p.target ?? "standard output");
+      result.error = writeFailure(failure, p.target ?? "standard output");
       return result;
     }
     if (hash && !equal(new Uint8Array(hash.digest()), digest)) {
@@ -156,7 +165,7 @@ async function receive(
       try {
         await Deno.rename(part, p.target);
       } catch (error) {
-        result.error = describeWriteFailure(error, p.target);
+        result.error = writeFailure(error, p.target);
         return result;
       }
       result.path = p.target;
@@ -209,20 +218,4 @@ async function removeIfEmpty(path: string): Promise<void> {
 
 function equal(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((byte, i) => byte === b[i]);
-}
-
-/**
- * A failure to write `where` (disk full, no permission, a closed pipe) in one sentence, for the
- * user to act on.
- */
-export function describeWriteFailure(error: unknown, where: string): string {
-  const code = (error as { code?: unknown }).code;
-  if (error instanceof Deno.errors.PermissionDenied || code === "EACCES" || code === "EPERM") {
-    return `no permission to write ${where}`;
-  }
-  if (code === "ENOSPC" || code === "EDQUOT") return `the disk is full while writing ${where}`;
-  if (code === "EROFS") return `cannot write ${where}: the file system is read-only`;
-  if (code === "EPIPE") return `${where} was closed before everything was written`;
-  const message = error instanceof Error ? error.message : String(error);
-  return `cannot write ${where}: ${message.replace(/ \(os error \d+\)$/, "")}`;
 }

@@ -40,6 +40,21 @@ export interface Reservation<V> {
   hold(): Release;
 }
 
+/** What a cache's owner may show of it: its counters and which keys it holds. */
+export interface CacheView<K> {
+  readonly capacity: number;
+  readonly policy: PolicyName;
+  readonly used: number;
+  readonly reserved: number;
+  readonly pinned: number;
+  readonly size: number;
+  readonly hits: number;
+  readonly misses: number;
+  readonly evictions: number;
+  has(key: K): boolean;
+  keys(): IterableIterator<K>;
+}
+
 /** Lets go of a hold; calling it again does nothing. */
 export type Release = () => void;
 
@@ -56,16 +71,17 @@ interface Slot<V> {
  * A byte-bounded cache of values whose sizes are known before they are loaded.
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { ByteCache } from "./cache.ts";
  * const cache = new ByteCache<string, Uint8Array>({ capacity: 1024, policy: "lru" });
- * const room = cache.reserve("a.txt", 600);
- * room?.commit(new Uint8Array(600));
- * cache.get("a.txt")?.length; // 600
- * cache.reserve("b.txt", 600); // evicts a.txt to make room
- * cache.reserve("c.txt", 2048); // undefined: larger than the whole cache
+ * cache.reserve("a.txt", 600)?.commit(new Uint8Array(600));
+ * equal(cache.get("a.txt")?.length, 600);
+ * cache.reserve("b.txt", 600)?.commit(new Uint8Array(600)); // evicts a.txt to make room
+ * equal(cache.has("a.txt"), false);
+ * equal(cache.reserve("c.txt", 2048), undefined); // larger than the whole cache
  * ```
  */
-export class ByteCache<K, V> {
+export class ByteCache<K, V> implements CacheView<K> {
   /** The most bytes held and reserved at once. */
   readonly capacity: number;
   /** The eviction policy's name. */
@@ -131,9 +147,11 @@ export class ByteCache<K, V> {
    * The value under `key`, counted as a hit (and told to the policy) or a miss.
    * @example
    * ```ts
+   * import { equal } from "node:assert/strict";
    * import { ByteCache } from "./cache.ts";
    * const cache = new ByteCache<string, string>({ capacity: 10 });
-   * cache.get("a"); // undefined, and cache.misses is 1
+   * equal(cache.get("a"), undefined);
+   * equal(cache.misses, 1);
    * ```
    */
   get(key: K): V | undefined {
@@ -151,10 +169,12 @@ export class ByteCache<K, V> {
    * The value under `key`, without counting a lookup or telling the policy.
    * @example
    * ```ts
+   * import { equal } from "node:assert/strict";
    * import { ByteCache } from "./cache.ts";
    * const cache = new ByteCache<string, string>({ capacity: 10 });
    * cache.reserve("a", 1)?.commit("x");
-   * cache.peek("a"); // "x", and cache.hits is still 0
+   * equal(cache.peek("a"), "x");
+   * equal(cache.hits, 0);
    * ```
    */
   peek(key: K): V | undefined {
@@ -167,13 +187,17 @@ export class ByteCache<K, V> {
    * still in memory. Undefined when no value is held under `key`.
    * @example
    * ```ts
+   * import { equal, ok } from "node:assert/strict";
    * import { ByteCache } from "./cache.ts";
    * const cache = new ByteCache<string, string>({ capacity: 10 });
    * cache.reserve("a", 8)?.commit("12345678");
    * const release = cache.hold("a")!;
-   * cache.delete("a"); // cache.pinned is now 8: a reader still has those bytes
-   * cache.reserve("b", 8); // undefined: no room until the reader lets go
-   * release(); // cache.pinned is 0 again
+   * cache.delete("a");
+   * equal(cache.pinned, 8); // a reader still has those bytes
+   * equal(cache.reserve("b", 8), undefined); // no room until the reader lets go
+   * release();
+   * equal(cache.pinned, 0);
+   * ok(cache.reserve("b", 8));
    * ```
    */
   hold(key: K): Release | undefined {
@@ -185,8 +209,9 @@ export class ByteCache<K, V> {
    * True when a value is held under `key`.
    * @example
    * ```ts
+   * import { equal } from "node:assert/strict";
    * import { ByteCache } from "./cache.ts";
-   * new ByteCache<string, string>({ capacity: 10 }).has("a"); // false
+   * equal(new ByteCache<string, string>({ capacity: 10 }).has("a"), false);
    * ```
    */
   has(key: K): boolean {
@@ -197,10 +222,12 @@ export class ByteCache<K, V> {
    * The keys held, oldest admission first.
    * @example
    * ```ts
+   * import { deepEqual } from "node:assert/strict";
    * import { ByteCache } from "./cache.ts";
    * const cache = new ByteCache<string, string>({ capacity: 10 });
    * cache.reserve("a", 1)?.commit("x");
-   * [...cache.keys()]; // ["a"]
+   * cache.reserve("b", 1)?.commit("y");
+   * deepEqual([...cache.keys()], ["a", "b"]);
    * ```
    */
   keys(): IterableIterator<K> {
@@ -211,10 +238,12 @@ export class ByteCache<K, V> {
    * Drops the value under `key` (a stale or deleted file, say); true if one was held.
    * @example
    * ```ts
+   * import { equal } from "node:assert/strict";
    * import { ByteCache } from "./cache.ts";
    * const cache = new ByteCache<string, string>({ capacity: 10 });
    * cache.reserve("a", 4)?.commit("abcd");
-   * cache.delete("a"); // true, and cache.used is 0
+   * equal(cache.delete("a"), true);
+   * equal(cache.used, 0);
    * ```
    */
   delete(key: K): boolean {
@@ -233,12 +262,14 @@ export class ByteCache<K, V> {
    * Values being loaded are never evicted: they are not in the cache until committed.
    * @example
    * ```ts
+   * import { equal } from "node:assert/strict";
    * import { ByteCache } from "./cache.ts";
    * const cache = new ByteCache<string, string>({ capacity: 10 });
    * const room = cache.reserve("a", 8)!;
-   * cache.reserve("b", 8); // undefined: 8 of the 10 bytes are reserved
+   * equal(cache.reserve("b", 8), undefined); // 8 of the 10 bytes are reserved
    * room.release();
    * cache.reserve("b", 8)?.commit("12345678");
+   * equal(cache.used, 8);
    * ```
    */
   reserve(key: K, size: number): Reservation<V> | undefined {

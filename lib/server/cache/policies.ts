@@ -35,12 +35,13 @@ export interface Policy<K> {
  * A new, empty policy of the given kind for a cache of `capacity` bytes.
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { createPolicy } from "./policies.ts";
  * const lru = createPolicy<string>("lru", 100);
  * lru.insert("a", 10);
  * lru.insert("b", 10);
  * lru.touch("a");
- * lru.evict(); // "b"
+ * equal(lru.evict(), "b");
  * ```
  */
 export function createPolicy<K>(name: PolicyName, capacity: number): Policy<K> {

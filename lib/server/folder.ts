@@ -1,68 +1,13 @@
 /**
- * Which names may be served, and where they live. A file is named by its path relative to the
- * data folder, with "/" between folders. Every name has exactly one accepted spelling (nothing is
- * normalised, so "a//b" or "./a" are refused rather than rewritten), and nothing outside the data
- * folder can ever be read, not even through a symbolic link.
+ * The shared folder's rules: where a name that passes the name rules (checkName) lives on disk.
+ * Nothing outside the folder can ever be read, not even through a symbolic link, and only regular
+ * files are served.
  */
 
-import { BadNameError, NotFoundError } from "./errors.ts";
-import { Front } from "./front.ts";
-
-/**
- * The longest name accepted, in UTF-8 bytes. Four times a file system's usual limit for one
- * component (255 bytes) leaves room for deep folders, while staying far below PATH_MAX (4096) and
- * keeping every request frame small.
- */
-export const MAX_NAME_BYTES = 1024;
-
-const encoder = new TextEncoder();
-
-/**
- * Checks a client-supplied name and returns it in canonical form (the name itself: a name that
- * would need rewriting is refused instead), or throws BadNameError with one clear sentence saying
- * what is wrong. Refused: empty names, names over {@link MAX_NAME_BYTES}, invalid Unicode, control
- * characters (U+0000 to U+001F, U+007F), backslashes, absolute names, a trailing "/", empty, "."
- * or ".." components, and hidden names: any component starting with "." (such as ".env" or
- * ".git/config") is private to the server's host and never served.
- */
-export function checkName(name: string): string {
-  if (name === "") throw new BadNameError("a file name cannot be empty");
-  const bytes = encoder.encode(name).length;
-  if (bytes > MAX_NAME_BYTES) {
-    throw new BadNameError(
-      `a file name may be at most ${MAX_NAME_BYTES} bytes long, but this one is ${bytes} bytes`,
-    );
-  }
-  if (!name.isWellFormed()) {
-    throw new BadNameError(`${quote(name)} is not valid Unicode (it has a lone surrogate)`);
-  }
-  // deno-lint-ignore no-control-regex -- finding control characters is the point
-  const control = name.match(/[\u0000-\u001f\u007f]/);
-  if (control) {
-    const code = control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
-    throw new BadNameError(`${quote(name)} contains a control character (U+${code})`);
-  }
-  if (name.includes("\\")) {
-    throw new BadNameError(`${quote(name)} contains a backslash; folders are separated by "/"`);
-  }
-  if (name.startsWith("/")) {
-    throw new BadNameError(`${quote(name)} is absolute; names are relative to the data folder`);
-  }
-  if (name.endsWith("/")) {
-    throw new BadNameError(`${quote(name)} ends with "/"; a name must name a file`);
-  }
-  for (const part of name.split("/")) {
-    if (part === "") throw new BadNameError(`${quote(name)} has an empty component ("//")`);
-    if (part === "..") throw new BadNameError(`${quote(name)} has a ".." component`);
-    if (part === ".") throw new BadNameError(`${quote(name)} has a "." component`);
-    if (part.startsWith(".")) {
-      throw new BadNameError(
-        `${quote(name)} is hidden (starts with "."); hidden files are private`,
-      );
-    }
-  }
-  return name;
-}
+import { join } from "node:path";
+import { BadNameError, checkName, quote } from "../shared/names.ts";
+import { Front } from "./cache/front.ts";
+import { NotFoundError } from "./errors.ts";
 
 /**
  * Resolves a name to an open-able regular file inside `root` (a real path from
@@ -75,7 +20,7 @@ export function checkName(name: string): string {
  */
 export function resolveFile(root: string, name: string): { path: string; info: Deno.FileInfo } {
   checkName(name);
-  const path = missingAsNotFound(name, () => Deno.realPathSync(`${root}/${name}`));
+  const path = missingAsNotFound(name, () => Deno.realPathSync(join(root, name)));
   const inside = root.endsWith("/") ? root : `${root}/`;
   if (path !== root && !path.startsWith(inside)) {
     throw new BadNameError(`${quote(name)} leads outside the data folder`);
@@ -114,7 +59,7 @@ export class DataFolder {
     checkName(name);
     const known = this.#known.get(name);
     if (known) {
-      const info = statOrUndefined(`${this.root}/${name}`);
+      const info = statOrUndefined(join(this.root, name));
       if (info?.isFile && info.ino === known.ino && info.dev === known.dev) {
         return { path: known.path, info };
       }
@@ -176,9 +121,4 @@ function missingAsNotFound<T>(name: string, call: () => T): T {
     if (code === "EACCES") throw new NotFoundError(`${quote(name)} is not readable by the server`);
     throw error;
   }
-}
-
-/** A name in quotes, control characters and lone surrogates escaped, so messages stay one line. */
-function quote(name: string): string {
-  return JSON.stringify(name);
 }

@@ -20,12 +20,14 @@ export class Front<K> {
    * The oldest key; throws when the queue is empty.
    * @example
    * ```ts
+   * import { equal } from "node:assert/strict";
    * import { Front } from "./front.ts";
    * const queue = new Set(["a", "b"]);
    * const front = new Front(() => queue.values());
-   * const oldest = front.take(); // "a"
+   * const oldest = front.take();
+   * equal(oldest, "a");
    * queue.delete(oldest);
-   * front.take(); // "b"
+   * equal(front.take(), "b");
    * ```
    */
   take(): K {

@@ -4,6 +4,7 @@
  * in one write) while large bodies go straight from their own memory to the socket.
  */
 
+import { writeAll } from "../shared/io.ts";
 import { isDisconnect } from "./errors.ts";
 
 /** Bytes gathered before a write; also the threshold above which a piece is written directly. */
@@ -129,12 +130,17 @@ export class Connection {
     return this.#out ??= spare.pop() ?? new Uint8Array(GATHER_BYTES);
   }
 
-  async #writeAll(bytes: Uint8Array): Promise<void> {
-    for (let at = 0; at < bytes.length;) {
-      const n = await this.socket.write(bytes.subarray(at));
-      at += n;
+  #writeAll(bytes: Uint8Array): Promise<void> {
+    return writeAll(this.#counted, bytes);
+  }
+
+  /** The socket as a writer that records each write's bytes and progress. */
+  readonly #counted = {
+    write: async (bytes: Uint8Array): Promise<number> => {
+      const n = await this.socket.write(bytes);
       this.#bytesWritten += n;
       this.lastProgress = Date.now();
-    }
-  }
+      return n;
+    },
+  };
 }

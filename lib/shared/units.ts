@@ -24,8 +24,10 @@ export const SIZE_UNITS_HELP =
  * Parses "67108864", "64MiB", "64MB", "1.5GiB" into a whole number of bytes.
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { parseSize } from "./units.ts";
- * parseSize("64MiB"); // 67108864
+ * equal(parseSize("64MiB"), 67108864);
+ * equal(parseSize("64MB"), 64000000);
  * ```
  */
 export function parseSize(text: string): number {
@@ -43,8 +45,10 @@ export function parseSize(text: string): number {
  * Formats a byte count for people: "912 B", "1.5 KiB", "64.0 MiB".
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { formatBytes } from "./units.ts";
- * formatBytes(67108864); // "64.0 MiB"
+ * equal(formatBytes(67108864), "64.0 MiB");
+ * equal(formatBytes(912), "912 B");
  * ```
  */
 export function formatBytes(bytes: number): string {

@@ -10,14 +10,23 @@
  */
 
 import { createHash } from "node:crypto";
-import { ByteCache, type PolicyName, type Release, type Reservation } from "./cache.ts";
-import { ErrorCode, FileServerError } from "./errors.ts";
-import { Front } from "./front.ts";
-import { DataFolder } from "./names.ts";
-import type { Source } from "./protocol.ts";
+import { ErrorCode, WireError } from "../shared/errors.ts";
+import { quote } from "../shared/names.ts";
+import type { ListEntry, Source } from "../shared/protocol.ts";
+import {
+  ByteCache,
+  type CacheView,
+  type PolicyName,
+  type Release,
+  type Reservation,
+} from "./cache/cache.ts";
+import { Front } from "./cache/front.ts";
+import { asWireError } from "./errors.ts";
+import { DataFolder } from "./folder.ts";
+import { walkFiles } from "./listing.ts";
 
 /** Bytes read from disk per step, and the size of the pooled buffers. */
-export const CHUNK_BYTES = 1024 * 1024;
+const CHUNK_BYTES = 1024 * 1024;
 /** The buffer a stream from disk keeps for when every pooled one is lent. */
 const SMALL_CHUNK_BYTES = 16 * 1024;
 /** Small buffers kept for reuse once their streams end. */
@@ -32,7 +41,7 @@ export interface Stamp {
 }
 
 /** The stamp of the file `info` describes. */
-export function stampOf(info: Deno.FileInfo): Stamp {
+function stampOf(info: Deno.FileInfo): Stamp {
   return {
     size: info.size,
     mtimeMs: info.mtime?.getTime() ?? 0,
@@ -42,7 +51,7 @@ export function stampOf(info: Deno.FileInfo): Stamp {
 }
 
 /** A whole file held in the cache. */
-export interface CachedFile {
+interface CachedFile {
   bytes: Uint8Array<ArrayBuffer>;
   digest: Uint8Array;
   stamp: Stamp;
@@ -59,16 +68,19 @@ export interface FileBody extends Disposable {
   readonly source: Source;
   /**
    * The bytes from `offset` to the end, as views valid until the next step. Throws a
-   * FileServerError with code Changed if the file changed on disk while it was being read.
+   * WireError with code Changed if the file changed on disk while it was being read.
    */
   chunks(offset: number): AsyncGenerator<Uint8Array>;
   /** SHA-256 of the whole file; call after {@link chunks} has finished. */
   digest(): Promise<Uint8Array>;
 }
 
+/** List entries per batch of {@link FileStore.list}. */
+const LIST_BATCH = 1000;
+
 /** Settings of a {@link FileStore}. */
 export interface StoreOptions {
-  /** The data folder's real path (see openRoot in names.ts). */
+  /** The data folder's real path (see openRoot in folder.ts). */
   root: string;
   /** Cache capacity in bytes. */
   cacheBytes: number;
@@ -79,8 +91,8 @@ export interface StoreOptions {
 
 /** Reads files for the server, through the cache. */
 export class FileStore {
-  readonly folder: DataFolder;
-  readonly cache: ByteCache<string, CachedFile>;
+  readonly #folder: DataFolder;
+  readonly #cache: ByteCache<string, CachedFile>;
   /** Loads in progress, with the room they fill. */
   readonly #loads = new Map<string, { load: Load; room: Reservation<CachedFile> }>();
   readonly #digests = new DigestMemo(4096);
@@ -88,8 +100,8 @@ export class FileStore {
   #diskReads = 0;
 
   constructor(options: StoreOptions) {
-    this.folder = new DataFolder(options.root);
-    this.cache = new ByteCache({
+    this.#folder = new DataFolder(options.root);
+    this.#cache = new ByteCache({
       capacity: options.cacheBytes,
       policy: options.policy,
       // Detaching frees the bytes now: left to the garbage collector, files the cache let go of
@@ -97,6 +109,11 @@ export class FileStore {
       onDrop: (file) => file.bytes.buffer.transfer(0),
     });
     this.#pool = new BufferPool(options.streamBuffers ?? 16, CHUNK_BYTES);
+  }
+
+  /** The cache's counters and keys, to read. */
+  get cache(): CacheView<string> {
+    return this.#cache;
   }
 
   /** How many times a file was read from disk (a shared load counts once). */
@@ -111,23 +128,23 @@ export class FileStore {
   open(name: string): FileBody {
     let resolved;
     try {
-      resolved = this.folder.resolve(name);
+      resolved = this.#folder.resolve(name);
     } catch (error) {
       // Gone from disk (or no longer servable): it must leave the cache too.
-      if (error instanceof FileServerError) this.cache.delete(name);
+      if (error instanceof WireError) this.#cache.delete(name);
       throw error;
     }
     const { path, info } = resolved;
     const stamp = stampOf(info);
-    const held = this.cache.peek(name);
-    if (held && !sameStamp(held.stamp, stamp)) this.cache.delete(name);
-    const hit = this.cache.get(name);
-    if (hit) return new MemoryBody("cache", Load.complete(name, hit), this.cache.hold(name)!);
+    const held = this.#cache.peek(name);
+    if (held && !sameStamp(held.stamp, stamp)) this.#cache.delete(name);
+    const hit = this.#cache.get(name);
+    if (hit) return new MemoryBody("cache", Load.complete(name, hit), this.#cache.hold(name)!);
     const running = this.#loads.get(name);
     if (running && sameStamp(running.load.stamp, stamp)) {
       return new MemoryBody("disk", running.load, running.room.hold());
     }
-    const room = this.cache.reserve(name, stamp.size);
+    const room = this.#cache.reserve(name, stamp.size);
     this.#diskReads++;
     if (!room) return new StreamBody(name, path, stamp, this.#pool, this.#digests);
     const load = new Load(name, stamp);
@@ -145,15 +162,28 @@ export class FileStore {
     });
     return new MemoryBody("disk", load, room.hold());
   }
+
+  /** Every servable file with its size, time and whether it is cached, in batches. */
+  async *list(): AsyncGenerator<ListEntry[]> {
+    let batch: ListEntry[] = [];
+    for await (const entry of walkFiles(this.#folder.root)) {
+      batch.push({ ...entry, cached: this.#cache.has(entry.name) });
+      if (batch.length === LIST_BATCH) {
+        yield batch;
+        batch = [];
+      }
+    }
+    if (batch.length > 0) yield batch;
+  }
 }
 
 /** True when two stamps describe the same version of a file. */
-export function sameStamp(a: Stamp, b: Stamp): boolean {
+function sameStamp(a: Stamp, b: Stamp): boolean {
   return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino && a.dev === b.dev;
 }
 
-function changed(name: string): FileServerError {
-  return new FileServerError(
+function changed(name: string): WireError {
+  return new WireError(
     ErrorCode.Changed,
     `"${name}" changed on disk while it was being read`,
   );
@@ -205,7 +235,7 @@ class Load {
       this.#digest = new Uint8Array(hash.digest());
       return { bytes: this.bytes, digest: this.#digest, stamp: this.stamp };
     } catch (error) {
-      this.#error = asServerError(error, this.name);
+      this.#error = readFailure(error, this.name);
       throw this.#error;
     } finally {
       this.#wake();
@@ -272,14 +302,10 @@ class MemoryBody implements FileBody {
   }
 }
 
-/** A disk failure as an answer a peer can be given, keeping the errors that already are. */
-function asServerError(error: unknown, name: string): FileServerError {
-  if (error instanceof FileServerError) return error;
+/** A failure to read `name` as an answer for the peer: a file gone meanwhile has changed. */
+function readFailure(error: unknown, name: string): WireError {
   if (error instanceof Deno.errors.NotFound) return changed(name);
-  const reason = error instanceof Error ? error.message : String(error);
-  return new FileServerError(ErrorCode.Internal, `cannot read "${name}": ${reason}`, {
-    cause: error,
-  });
+  return asWireError(error, `cannot read ${quote(name)}`);
 }
 
 /** A body streamed from disk through pooled buffers, for files the cache cannot take. */
@@ -325,7 +351,7 @@ class StreamBody implements FileBody {
       this.#digest = known ?? new Uint8Array(hash!.digest());
       this.#digests.set(this.stamp, this.#digest);
     } catch (error) {
-      throw asServerError(error, this.name);
+      throw readFailure(error, this.name);
     } finally {
       if (big) this.#pool.release(big);
       if (own) this.#pool.release(own);

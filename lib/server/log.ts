@@ -4,6 +4,9 @@
  * costs one write per burst, not one per line.
  */
 
+import { reasonOf } from "../shared/errors.ts";
+import { writeAll, type Writer } from "../shared/io.ts";
+
 /** How log lines look: `text` for people, `json` for machines. */
 export type LogFormat = "text" | "json";
 
@@ -14,9 +17,7 @@ export const LOG_FORMATS: readonly LogFormat[] = ["text", "json"];
 export type LogValue = string | number | boolean | undefined;
 
 /** Where log lines go; a test can pass its own sink. */
-export interface LogSink {
-  write(bytes: Uint8Array): Promise<number>;
-}
+export type LogSink = Writer;
 
 /**
  * Lines held while the sink is slow to take them. Past this, lines are dropped and counted (and
@@ -74,10 +75,10 @@ export class Logger {
         }
         const bytes = this.#encoder.encode(this.#pending.join(""));
         this.#pending = [];
-        for (let at = 0; at < bytes.length;) at += await this.#sink.write(bytes.subarray(at));
+        await writeAll(this.#sink, bytes);
       }
     } catch (error) {
-      console.error(`cannot write the log: ${error instanceof Error ? error.message : error}`);
+      console.error(`cannot write the log: ${reasonOf(error)}`);
     } finally {
       this.#flushing = undefined;
     }

@@ -4,46 +4,34 @@
  * answers one by one.
  */
 
+import { ProtocolError } from "../shared/errors.ts";
+import { FrameReader } from "../shared/frame_reader.ts";
+import { writeAll } from "../shared/io.ts";
 import {
   encodeFrame,
   encodeGet,
   type FileHeader,
   Frame,
-  FrameReader,
   GREETING,
   type ListEntry,
   PREAMBLE,
+  readBusy,
   readEnd,
   readError,
   readFileHeader,
   readHello,
   readListEnd,
   readListPart,
+  readStats,
   readText,
-} from "./protocol.ts";
+  type ServerStats,
+} from "../shared/protocol.ts";
+import { ConnectionError, ServerError, socketReason } from "./errors.ts";
 
 /** Largest non-DATA frame the client accepts (list parts, stats, help, errors). */
 const MAX_ANSWER_PAYLOAD = 16 * 1024 * 1024;
 /** The client's read buffer: big reads are what make loopback fast. */
 const READ_BUFFER_BYTES = 1024 * 1024;
-
-/** The connection failed or the server broke the protocol: exit code 3 territory. */
-export class ConnectionError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "ConnectionError";
-  }
-}
-
-/** The server answered a request with an error (the connection itself is fine). */
-export class ServerError extends Error {
-  readonly code: number;
-  constructor(code: number, message: string) {
-    super(message);
-    this.name = "ServerError";
-    this.code = code;
-  }
-}
 
 /** What to do with the parts of a file answer as they arrive. */
 export interface FileHandler {
@@ -90,7 +78,7 @@ export class FileClient {
     try {
       socket = await Deno.connect({ hostname: host, port, transport: "tcp" });
     } catch (error) {
-      throw new ConnectionError(`cannot connect to ${host}:${port}: ${reason(error)}`, {
+      throw new ConnectionError(`cannot connect to ${host}:${port}: ${socketReason(error)}`, {
         cause: error,
       });
     }
@@ -99,8 +87,7 @@ export class FileClient {
       socket.setNoDelay(true);
       await client.#write(PREAMBLE);
       await client.#readGreeting();
-      const hello = await client.#expect(Frame.Hello);
-      client.server = readHello(hello).server;
+      client.server = client.#decode(readHello, await client.#expect(Frame.Hello)).server;
       return client;
     } catch (error) {
       client.close();
@@ -132,9 +119,9 @@ export class FileClient {
     const entries: ListEntry[] = [];
     for (;;) {
       const frame = await this.#next();
-      if (frame.type === Frame.ListPart) entries.push(...readListPart(frame.payload));
+      if (frame.type === Frame.ListPart) entries.push(...this.#decode(readListPart, frame.payload));
       else if (frame.type === Frame.ListEnd) {
-        const count = readListEnd(frame.payload);
+        const count = this.#decode(readListEnd, frame.payload);
         if (count !== entries.length) throw this.#broken("the list answer lost entries");
         return entries;
       } else this.#unexpected(frame.type, frame.payload);
@@ -142,15 +129,15 @@ export class FileClient {
   }
 
   /** Asks for the server's counters. */
-  async stats(): Promise<Record<string, unknown>> {
+  async stats(): Promise<ServerStats> {
     await this.send(encodeFrame(Frame.Stats));
-    return JSON.parse(readText(await this.#expect(Frame.StatsReply)));
+    return this.#decode(readStats, await this.#expect(Frame.StatsReply));
   }
 
   /** Asks for the server's help text. */
   async help(): Promise<string> {
     await this.send(encodeFrame(Frame.Help));
-    return readText(await this.#expect(Frame.HelpReply));
+    return this.#decode(readText, await this.#expect(Frame.HelpReply));
   }
 
   /** Encodes a GET request, for {@link send}. */
@@ -164,7 +151,7 @@ export class FileClient {
    * be discarded), ConnectionError when the connection breaks.
    */
   async readFile(handler: FileHandler): Promise<Uint8Array> {
-    const header = readFileHeader(await this.#expect(Frame.File));
+    const header = this.#decode(readFileHeader, await this.#expect(Frame.File));
     await handler.header(header);
     let remaining = header.size - header.offset;
     for (;;) {
@@ -175,7 +162,7 @@ export class FileClient {
         await handler.data(frame.payload);
       } else if (frame.type === Frame.End) {
         if (remaining !== 0) throw this.#broken("the server sent too few bytes");
-        return readEnd(frame.payload);
+        return this.#decode(readEnd, frame.payload);
       } else this.#unexpected(frame.type, frame.payload);
     }
   }
@@ -201,29 +188,36 @@ export class FileClient {
 
   async #write(bytes: Uint8Array): Promise<void> {
     try {
-      for (let at = 0; at < bytes.length;) at += await this.#socket.write(bytes.subarray(at));
+      await writeAll(this.#socket, bytes);
     } catch (error) {
-      throw this.#broken(reason(error), error);
+      throw this.#broken(socketReason(error), error);
+    }
+  }
+
+  /** Reads a payload with `read`; one that breaks the protocol's rules is the server's fault. */
+  #decode<T>(read: (payload: Uint8Array) => T, payload: Uint8Array): T {
+    try {
+      return read(payload);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      throw this.#broken(`the server broke the protocol: ${error.message}`, error);
     }
   }
 
   /** Reads the greeting, or the busy notice a full server sends instead. */
   async #readGreeting(): Promise<void> {
-    const decoder = this.#reader.decoder;
-    const text = () => new TextDecoder().decode(decoder.buffered);
-    const busy = "DISCONNECTED@";
-    while (decoder.buffered.length < GREETING.length && !text().startsWith(busy)) {
+    const reader = this.#reader;
+    while (reader.buffered.length < GREETING.length && readBusy(reader.buffered) === undefined) {
       if (!await this.#fill()) throw this.#broken("the server closed the connection at once");
     }
-    if (text().startsWith(busy)) {
+    if (readBusy(reader.buffered) !== undefined) {
       while (await this.#fill());
-      const why = text().slice(busy.length).replace(/^Server busy: /, "").trim();
-      throw new ConnectionError(`${this.#address()} is busy: ${why}`);
+      throw new ConnectionError(`${this.#address()} is busy: ${readBusy(reader.buffered)}`);
     }
-    if (!GREETING.every((byte, i) => decoder.buffered[i] === byte)) {
+    if (!GREETING.every((byte, i) => reader.buffered[i] === byte)) {
       throw this.#broken("this is not a file server (unexpected greeting)");
     }
-    decoder.skip(GREETING.length);
+    reader.skip(GREETING.length);
   }
 
   #fill(): Promise<boolean> {
@@ -247,7 +241,7 @@ export class FileClient {
       const result = await read();
       if (!timedOut) return result;
     } catch (error) {
-      if (!timedOut) throw this.#broken(reason(error), error);
+      if (!timedOut) throw this.#broken(socketReason(error), error);
     } finally {
       clearTimeout(timer);
     }
@@ -263,7 +257,7 @@ export class FileClient {
 
   #unexpected(type: number, payload: Uint8Array): never {
     if (type === Frame.Error) {
-      const { code, message } = readError(payload);
+      const { code, message } = this.#decode(readError, payload);
       throw new ServerError(code, message);
     }
     throw this.#broken(`unexpected answer of type 0x${type.toString(16)}`);
@@ -277,16 +271,4 @@ export class FileClient {
     if (cause instanceof ConnectionError) return cause;
     return new ConnectionError(`connection to ${this.#address()} broke: ${message}`, { cause });
   }
-}
-
-/** A short reason for a socket failure, in words a user knows. */
-export function reason(error: unknown): string {
-  if (error instanceof Deno.errors.ConnectionRefused) {
-    return "connection refused; is the server running?";
-  }
-  if (error instanceof Deno.errors.ConnectionReset) return "the server reset the connection";
-  if (error instanceof Deno.errors.TimedOut) return "timed out";
-  if (error instanceof Deno.errors.BrokenPipe) return "the server closed the connection";
-  if (error instanceof Error) return error.message.replace(/ \(os error \d+\)$/, "");
-  return String(error);
 }

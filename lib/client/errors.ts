@@ -1,0 +1,67 @@
+/**
+ * The client's errors, which decide its exit code: a connection that failed or a server that
+ * broke the protocol (exit 3), a server that refused a request (exit 1), and local failures put
+ * into words a user can act on.
+ */
+
+import { reasonOf } from "../shared/errors.ts";
+
+/** The connection failed, or the server broke the protocol: the session cannot go on. */
+export class ConnectionError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ConnectionError";
+  }
+}
+
+/** The server answered a request with an error (the connection itself is fine). */
+export class ServerError extends Error {
+  /** The wire code the server sent. */
+  readonly code: number;
+  constructor(code: number, message: string) {
+    super(message);
+    this.name = "ServerError";
+    this.code = code;
+  }
+}
+
+/**
+ * A short reason for a socket failure, in words a user knows.
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { socketReason } from "./errors.ts";
+ * equal(socketReason(new Deno.errors.ConnectionRefused("refused")), "connection refused; is the server running?");
+ * ```
+ */
+export function socketReason(error: unknown): string {
+  if (error instanceof Deno.errors.ConnectionRefused) {
+    return "connection refused; is the server running?";
+  }
+  if (error instanceof Deno.errors.ConnectionReset) return "the server reset the connection";
+  if (error instanceof Deno.errors.TimedOut) return "timed out";
+  if (error instanceof Deno.errors.BrokenPipe) return "the server closed the connection";
+  return reasonOf(error);
+}
+
+/**
+ * A failure to write `where` (disk full, no permission, a closed pipe) in one sentence, for the
+ * user to act on.
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { writeFailure } from "./errors.ts";
+ * const full = Object.assign(new Error("No space left on device (os error 28)"), { code: "ENOSPC" });
+ * equal(writeFailure(full, "a.bin"), "the disk is full while writing a.bin");
+ * ```
+ */
+export function writeFailure(error: unknown, where: string): string {
+  const code = (error as { code?: unknown }).code;
+  if (error instanceof Deno.errors.PermissionDenied || code === "EACCES" || code === "EPERM") {
+    return `no permission to write ${where}`;
+  }
+  if (code === "ENOSPC" || code === "EDQUOT") return `the disk is full while writing ${where}`;
+  if (code === "EROFS") return `cannot write ${where}: the file system is read-only`;
+  if (code === "EPIPE") return `${where} was closed before everything was written`;
+  return `cannot write ${where}: ${reasonOf(error)}`;
+}

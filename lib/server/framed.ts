@@ -1,0 +1,193 @@
+/**
+ * The framed protocol on the server's side (docs/PROTOCOL.md): the preamble, HELLO, then requests
+ * answered in order until QUIT or the end of the stream. Requests may be pipelined; the next is
+ * read only once the previous one is answered, so they wait in the socket, not in our memory.
+ */
+
+import { ErrorCode, ProtocolError, WireError } from "../shared/errors.ts";
+import type { FrameReader } from "../shared/frame_reader.ts";
+import {
+  encodeEnd,
+  encodeError,
+  encodeFrame,
+  encodeHello,
+  encodeListEnd,
+  encodeListParts,
+  encodeStats,
+  encodeText,
+  FILE_FRAME_BYTES,
+  Frame,
+  HEADER_BYTES,
+  MAGIC,
+  readGet,
+  SERVER_NAME,
+  VERSION,
+  writeFileFrame,
+  writeHeader,
+} from "../shared/protocol.ts";
+import type { Connection } from "./connection.ts";
+import type { FileBody } from "./store.ts";
+import type { Service } from "./service.ts";
+
+/** Largest request frame payload: an 8-byte offset and a name of up to 1 KiB, with room. */
+export const MAX_REQUEST_PAYLOAD = 4096;
+/** Largest DATA frame the server sends. */
+const MAX_DATA_FRAME = 1 << 30;
+
+const HELP_TEXT = [
+  "Requests:",
+  "  list           every file in the shared folder, with size, modification time and whether cached",
+  "  get NAME [AT]  the file NAME (a path relative to the folder), from byte AT (default 0)",
+  "  stats          the server's counters",
+  "  help           this text",
+  "  quit           end the session",
+].join("\n");
+
+/** Serves the framed protocol on `connection`, whose first bytes are in `reader`. */
+export async function serveFramed(
+  connection: Connection,
+  reader: FrameReader,
+  service: Service,
+): Promise<void> {
+  while (reader.buffered.length < MAGIC.length + 1) {
+    if (!await reader.fill()) return;
+  }
+  const preamble = reader.buffered;
+  if (!MAGIC.every((byte, i) => preamble[i] === byte)) {
+    return fatal(connection, service, new ProtocolError(ErrorCode.BadRequest, "bad preamble"));
+  }
+  if (preamble[MAGIC.length] !== VERSION) {
+    const message = `protocol version ${preamble[MAGIC.length]} is not supported; ` +
+      `this server speaks version ${VERSION}`;
+    return fatal(connection, service, new ProtocolError(ErrorCode.Unsupported, message));
+  }
+  reader.skip(MAGIC.length + 1);
+  await connection.send(encodeHello(SERVER_NAME));
+  for (;;) {
+    if (service.closing()) {
+      await connection.send(encodeError(ErrorCode.ShuttingDown, "the server is shutting down"));
+      await connection.flush();
+      return;
+    }
+    let frame;
+    try {
+      frame = reader.take();
+      if (!frame) {
+        await connection.flush();
+        // Only now, with every answer written, is the connection idle: a shutdown may close it.
+        connection.busy = false;
+        frame = await reader.next();
+        if (!frame) return;
+      }
+    } catch (error) {
+      if (error instanceof ProtocolError) return fatal(connection, service, error);
+      throw error;
+    }
+    connection.busy = true;
+    switch (frame.type) {
+      case Frame.Get: {
+        let request;
+        try {
+          request = readGet(frame.payload);
+        } catch (error) {
+          return fatal(connection, service, error as ProtocolError);
+        }
+        await answerGet(connection, service, request.name, request.offset);
+        break;
+      }
+      case Frame.List: {
+        const record = service.begin(connection, "list");
+        let count = 0;
+        for await (const batch of service.store.list()) {
+          for (const part of encodeListParts(batch)) await connection.send(part);
+          count += batch.length;
+        }
+        await connection.send(encodeListEnd(count));
+        record.done({ entries: count });
+        break;
+      }
+      case Frame.Stats: {
+        const record = service.begin(connection, "stats");
+        await connection.send(encodeStats(service.stats()));
+        record.done();
+        break;
+      }
+      case Frame.Help: {
+        const record = service.begin(connection, "help");
+        await connection.send(encodeText(Frame.HelpReply, HELP_TEXT));
+        record.done();
+        break;
+      }
+      case Frame.Quit: {
+        const record = service.begin(connection, "quit");
+        await connection.send(encodeFrame(Frame.Bye));
+        await connection.flush();
+        record.done();
+        return;
+      }
+      default: {
+        const message = `unknown request type 0x${frame.type.toString(16).padStart(2, "0")}`;
+        return fatal(connection, service, new ProtocolError(ErrorCode.BadRequest, message));
+      }
+    }
+  }
+}
+
+/** Sends an error for a protocol violation; the connection ends after it. */
+async function fatal(connection: Connection, service: Service, error: WireError): Promise<void> {
+  service.violation(connection, error);
+  await connection.send(encodeError(error.code, error.message));
+  await connection.flush();
+}
+
+/** FILE, DATA…, END; or ERROR when the file cannot be served or fails part-way. */
+async function answerGet(
+  connection: Connection,
+  service: Service,
+  name: string,
+  offset: number,
+): Promise<void> {
+  const record = service.begin(connection, "get");
+  let opened: FileBody | undefined;
+  try {
+    opened = service.store.open(name);
+    if (offset > opened.stamp.size) {
+      throw new WireError(
+        ErrorCode.BadRequest,
+        `offset ${offset} is past the end of "${opened.name}" (${opened.stamp.size} bytes)`,
+      );
+    }
+  } catch (error) {
+    opened?.[Symbol.dispose]();
+    const failure = record.refused(error, { name });
+    await connection.send(encodeError(failure.code, failure.message));
+    return;
+  }
+  using body = opened;
+  const head = await connection.reserve(FILE_FRAME_BYTES);
+  writeFileFrame(head, 0, {
+    size: body.stamp.size,
+    offset,
+    mtimeMs: body.stamp.mtimeMs,
+    source: body.source,
+  });
+  connection.sendReserved(FILE_FRAME_BYTES);
+  try {
+    await record.send(body, offset, async (chunk) => {
+      for (let at = 0; at < chunk.length; at += MAX_DATA_FRAME) {
+        const piece = chunk.subarray(at, at + MAX_DATA_FRAME);
+        const header = await connection.reserve(HEADER_BYTES);
+        writeHeader(header, 0, Frame.Data, piece.length);
+        connection.sendReserved(HEADER_BYTES);
+        await connection.send(piece);
+      }
+    });
+    await connection.send(encodeEnd(await body.digest()));
+  } catch (error) {
+    const failure = record.failed(error);
+    if (failure === undefined) throw error;
+    await connection.send(encodeError(failure.code, failure.message));
+    return;
+  }
+  record.done();
+}

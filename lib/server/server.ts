@@ -1,0 +1,253 @@
+/**
+ * The file server: listens, greets each connection, and hands it to its dialect (framed.ts or
+ * original.ts) by the first byte the client sends. It keeps the limits (the connection cap, the
+ * idle and stall timeout), the statistics, and shuts down gracefully.
+ */
+
+import { errorCodeName, reasonOf, type WireError } from "../shared/errors.ts";
+import { FrameReader } from "../shared/frame_reader.ts";
+import { encodeBusy, GREETING, MAGIC, type ServerStats } from "../shared/protocol.ts";
+import type { PolicyName } from "./cache/cache.ts";
+import { Connection } from "./connection.ts";
+import { isDisconnect } from "./errors.ts";
+import { openRoot } from "./folder.ts";
+import { MAX_REQUEST_PAYLOAD, serveFramed } from "./framed.ts";
+import type { Logger } from "./log.ts";
+import { MAX_ORIGINAL_REQUEST, serveOriginal } from "./original.ts";
+import { Request, type Service, type Tally } from "./service.ts";
+import { FileStore } from "./store.ts";
+
+/** Everything a server needs to start. */
+export interface ServerOptions {
+  host: string;
+  port: number;
+  /** The folder to share. */
+  folder: string;
+  cacheBytes: number;
+  policy?: PolicyName;
+  maxConnections: number;
+  /** A connection with no bytes moving for this long is closed (idle between requests or stalled). */
+  idleTimeoutMs: number;
+  /** How long a shutdown waits for answers in flight. */
+  shutdownTimeoutMs: number;
+  logger: Logger;
+}
+
+/** A running file server. */
+export class FileServer {
+  readonly #options: ServerOptions;
+  readonly #logger: Logger;
+  readonly #store: FileStore;
+  readonly #listener: Deno.Listener;
+  readonly #connections = new Set<Connection>();
+  readonly #sessions = new Set<Promise<void>>();
+  readonly #started = Date.now();
+  readonly #sweeper: ReturnType<typeof setInterval>;
+  readonly #tally: Tally = { requests: 0, errors: 0, bodyBytes: 0, bodyBytesFromCache: 0 };
+  /** What the dialects are given of the server. */
+  readonly #service: Service;
+  #nextId = 1;
+  #closing = false;
+  #closed: Promise<void> | undefined;
+  #bytesSent = 0;
+  #accepting: Promise<void>;
+
+  private constructor(options: ServerOptions, root: string, listener: Deno.Listener) {
+    this.#options = options;
+    this.#logger = options.logger;
+    this.#listener = listener;
+    this.#store = new FileStore({ root, cacheBytes: options.cacheBytes, policy: options.policy });
+    this.#service = {
+      store: this.#store,
+      closing: () => this.#closing,
+      stats: () => this.stats(),
+      begin: (connection, op) => new Request(this.#tally, this.#logger, connection, op),
+      violation: (connection, error) => this.#violation(connection, error),
+    };
+    const tick = Math.max(10, Math.min(1000, options.idleTimeoutMs / 4));
+    this.#sweeper = setInterval(() => this.#sweep(), tick);
+    this.#accepting = this.#acceptLoop();
+  }
+
+  /** Opens the folder, listens, and starts serving; logs the startup line. */
+  static async start(options: ServerOptions): Promise<FileServer> {
+    const root = await openRoot(options.folder);
+    const listener = Deno.listen({ hostname: options.host, port: options.port, transport: "tcp" });
+    const server = new FileServer(options, root, listener);
+    options.logger.event("listening", {
+      address: `${server.addr.hostname}:${server.addr.port}`,
+      folder: root,
+      cacheBytes: options.cacheBytes,
+      policy: server.#store.cache.policy,
+      maxConnections: options.maxConnections,
+    });
+    return server;
+  }
+
+  /** The address the server listens on (with the real port when 0 was asked for). */
+  get addr(): Deno.NetAddr {
+    return this.#listener.addr as Deno.NetAddr;
+  }
+
+  /** The server's counters now. */
+  stats(): ServerStats {
+    const cache = this.#store.cache;
+    const lookups = cache.hits + cache.misses;
+    const tally = this.#tally;
+    return {
+      policy: cache.policy,
+      requests: tally.requests,
+      hits: cache.hits,
+      misses: cache.misses,
+      hitRatio: lookups ? cache.hits / lookups : 0,
+      byteHitRatio: tally.bodyBytes ? tally.bodyBytesFromCache / tally.bodyBytes : 0,
+      evictions: cache.evictions,
+      bytesSent: this.#bytesSent + this.#inFlightBytes(),
+      cacheBytes: cache.used,
+      cacheReserved: cache.reserved,
+      cachePinned: cache.pinned,
+      cacheCapacity: cache.capacity,
+      cacheEntries: cache.size,
+      diskReads: this.#store.diskReads,
+      connections: this.#connections.size,
+      totalConnections: this.#nextId - 1,
+      errors: tally.errors,
+      uptimeSeconds: (Date.now() - this.#started) / 1000,
+    };
+  }
+
+  /**
+   * Stops accepting, lets answers in flight finish for up to the shutdown timeout, closes every
+   * connection, and logs a summary. Safe to call more than once.
+   */
+  close(): Promise<void> {
+    this.#closed ??= this.#shutdown();
+    return this.#closed;
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#closing = true;
+    this.#listener.close();
+    await this.#accepting;
+    for (const connection of this.#connections) {
+      if (!connection.busy) connection.close("shutdown");
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.#options.shutdownTimeoutMs);
+    });
+    await Promise.race([Promise.allSettled([...this.#sessions]), deadline]);
+    clearTimeout(timer);
+    for (const connection of this.#connections) connection.close("shutdown timeout");
+    await Promise.allSettled([...this.#sessions]);
+    clearInterval(this.#sweeper);
+    const stats = this.stats();
+    this.#logger.event("stopped", {
+      requests: stats.requests,
+      bytesSent: stats.bytesSent,
+      hits: stats.hits,
+      misses: stats.misses,
+      uptimeSeconds: Math.round(stats.uptimeSeconds),
+    });
+    await this.#logger.flush();
+  }
+
+  #inFlightBytes(): number {
+    let bytes = 0;
+    for (const connection of this.#connections) bytes += connection.bytesWritten;
+    return bytes;
+  }
+
+  async #acceptLoop(): Promise<void> {
+    for (;;) {
+      let socket: Deno.Conn;
+      try {
+        socket = await this.#listener.accept();
+      } catch (error) {
+        if (this.#closing || error instanceof Deno.errors.BadResource) return;
+        this.#logger.event("accept-error", { error: reasonOf(error) });
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        continue;
+      }
+      const id = this.#nextId++;
+      if (this.#connections.size >= this.#options.maxConnections) {
+        this.#refuseBusy(id, socket);
+        continue;
+      }
+      const connection = new Connection(id, socket);
+      this.#connections.add(connection);
+      const session = this.#session(connection);
+      this.#sessions.add(session);
+      session.finally(() => this.#sessions.delete(session));
+    }
+  }
+
+  /** Tells a client over the limit that the server is busy, in words both dialects understand. */
+  async #refuseBusy(id: number, socket: Deno.Conn): Promise<void> {
+    const connection = new Connection(id, socket);
+    this.#logger.event("busy", { id, peer: connection.peer });
+    const limit = this.#options.maxConnections;
+    try {
+      await connection.send(
+        encodeBusy(limit === 1 ? "1 connection is open" : `${limit} connections are open`),
+      );
+      await connection.finish("busy");
+    } catch (error) {
+      connection.close("busy");
+      if (!isDisconnect(error)) this.#logger.event("busy-error", { id, error: reasonOf(error) });
+    }
+  }
+
+  async #session(connection: Connection): Promise<void> {
+    const socket = connection.socket as Deno.TcpConn;
+    this.#logger.event("open", { id: connection.id, peer: connection.peer });
+    try {
+      socket.setNoDelay(true);
+      await connection.send(GREETING);
+      await connection.flush();
+      // Requests are small, so idle connections cost little memory; the first read can still
+      // take a whole original-dialect request, and shows one over the limit as too long.
+      const reader = new FrameReader(connection, {
+        maxPayload: MAX_REQUEST_PAYLOAD,
+        bufferBytes: MAX_ORIGINAL_REQUEST + 1,
+      });
+      if (!await reader.fill()) return;
+      const serve = reader.buffered[0] === MAGIC[0] ? serveFramed : serveOriginal;
+      await serve(connection, reader, this.#service);
+    } catch (error) {
+      if (!isDisconnect(error) && connection.closedBecause === undefined) {
+        this.#tally.errors++;
+        this.#logger.event("connection-error", { id: connection.id, error: reasonOf(error) });
+      }
+    } finally {
+      await connection.finish("done");
+      this.#connections.delete(connection);
+      this.#bytesSent += connection.bytesWritten;
+      this.#logger.event("close", {
+        id: connection.id,
+        bytes: connection.bytesWritten,
+        reason: connection.closedBecause,
+      });
+    }
+  }
+
+  /** Counts and logs a protocol violation. */
+  #violation(connection: Connection, error: WireError): void {
+    this.#tally.errors++;
+    this.#logger.event("protocol-error", {
+      id: connection.id,
+      code: errorCodeName(error.code),
+      error: error.message,
+    });
+  }
+
+  /** Closes connections that moved no bytes for the idle timeout (idle, or a stalled reader). */
+  #sweep(): void {
+    const now = Date.now();
+    for (const connection of this.#connections) {
+      if (now - connection.lastProgress > this.#options.idleTimeoutMs) {
+        connection.close(connection.busy ? "stalled" : "idle");
+      }
+    }
+  }
+}

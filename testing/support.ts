@@ -1,0 +1,135 @@
+/**
+ * What the tests and the benchmarks share: the real programs started as a user starts them, and
+ * reproducible data to feed them.
+ */
+
+/** The repository root, for running the entrypoints. */
+export const ROOT = new URL("..", import.meta.url).pathname;
+
+/** Deterministic pseudo-random bytes (xorshift32), so failures can be reproduced. */
+export function randomBytes(size: number, seed = 1): Uint8Array {
+  const bytes = new Uint8Array(size);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    bytes[i] = x & 0xff;
+  }
+  return bytes;
+}
+
+/** What a finished subprocess printed and returned. */
+export interface Output {
+  code: number;
+  stdout: string;
+  stderr: string;
+  bytes: Uint8Array;
+}
+
+/**
+ * Runs `program` with `args` to completion in `cwd`, capturing what it prints. With `env`, the
+ * program gets this environment with `env` added (a key set to undefined is removed).
+ */
+export async function run(
+  program: string,
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string | undefined> } = {},
+): Promise<Output> {
+  let env: Record<string, string> | undefined;
+  if (options.env) {
+    env = {};
+    for (const [key, value] of Object.entries({ ...Deno.env.toObject(), ...options.env })) {
+      if (value !== undefined) env[key] = value;
+    }
+  }
+  const output = await new Deno.Command(program, {
+    args,
+    cwd: options.cwd ?? ROOT,
+    env,
+    clearEnv: env !== undefined,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).output();
+  return {
+    code: output.code,
+    stdout: new TextDecoder().decode(output.stdout),
+    stderr: new TextDecoder().decode(output.stderr),
+    bytes: output.stdout,
+  };
+}
+
+/**
+ * How server.ts is run, as `make run` runs it: its permissions, V8's young generation capped at
+ * 4 MiB and its old generation let grow by 20% between collections (as the built server has it;
+ * see docs/PERFORMANCE.md).
+ */
+export const SERVER_COMMAND = [
+  "run",
+  "--allow-net",
+  "--allow-read",
+  "--v8-flags=--max-semi-space-size=4,--heap-growing-percent=20",
+  `${ROOT}server.ts`,
+];
+
+/** A server started as a subprocess (server.ts), for signals and the startup line. */
+export interface ServerProcess extends AsyncDisposable {
+  process: Deno.ChildProcess;
+  port: number;
+  /** Lines logged so far (the reader keeps collecting). */
+  lines: string[];
+  /** Resolves when a logged line matches `pattern`. */
+  waitFor(pattern: RegExp): Promise<string>;
+}
+
+/** Starts server.ts with `args` (plus --port 0) and waits for its listening line. */
+export async function spawnServer(args: string[]): Promise<ServerProcess> {
+  const process = new Deno.Command(Deno.execPath(), {
+    args: [...SERVER_COMMAND, "--port", "0", ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "inherit",
+    stdin: "null",
+  }).spawn();
+  const lines: string[] = [];
+  const watchers: { pattern: RegExp; resolve: (line: string) => void }[] = [];
+  const reading = (async () => {
+    let rest = "";
+    for await (const chunk of process.stdout.pipeThrough(new TextDecoderStream())) {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop()!;
+      for (const line of parts) {
+        lines.push(line);
+        for (const w of watchers.filter((w) => w.pattern.test(line))) {
+          watchers.splice(watchers.indexOf(w), 1);
+          w.resolve(line);
+        }
+      }
+    }
+  })();
+  const waitFor = (pattern: RegExp) => {
+    const seen = lines.find((line) => pattern.test(line));
+    if (seen) return Promise.resolve(seen);
+    return new Promise<string>((resolve) => watchers.push({ pattern, resolve }));
+  };
+  const listening = await waitFor(/listening/);
+  const port = Number(/address=[^ ]*:(\d+)/.exec(listening)![1]);
+  return {
+    process,
+    port,
+    lines,
+    waitFor,
+    async [Symbol.asyncDispose]() {
+      try {
+        process.kill("SIGKILL");
+      } catch {
+        // already exited
+      }
+      await process.status;
+      await reading;
+    },
+  };
+}
