@@ -368,7 +368,7 @@ function checkError(payload: Uint8Array, problems: string[]): void {
 function checkLegacy(answer: Uint8Array, reset: boolean, files: Uint8Array[]): string[] {
   const said = text(answer);
   const prefixOf = (whole: string) => reset ? whole.startsWith(said) : whole === said;
-  if (said === "" || prefixOf(LEGACY_ERROR) || prefixOf("FNF@")) return [];
+  if (said === "" || prefixOf(LEGACY_ERROR) || prefixOf("FNF")) return [];
   if (said.startsWith("OK@[HELP]") || said.startsWith("OK@\n[FILES INSIDE THE SERVER DIRECTORY]")) {
     return [];
   }

@@ -221,18 +221,18 @@ Deno.test("the original dialect, byte for byte", async (t) => {
     });
   }
 
-  await t.step("a missing file answers FNF@ and closes", async () => {
+  await t.step("a missing file answers FNF and closes", async () => {
     using socket = await rawConnect(port);
     await socket.readExactly(GREETING.length);
     await socket.write("file@missing.txt");
-    assertEquals(text(await socket.readToEnd()), "FNF@");
+    assertEquals(text(await socket.readToEnd()), "FNF");
   });
 
-  await t.step("a name escaping the folder answers FNF@", async () => {
+  await t.step("a name escaping the folder answers FNF", async () => {
     using socket = await rawConnect(port);
     await socket.readExactly(GREETING.length);
     await socket.write("file@../../etc/passwd");
-    assertEquals(text(await socket.readToEnd()), "FNF@");
+    assertEquals(text(await socket.readToEnd()), "FNF");
   });
 
   await t.step("list names the files and the cached ones, with one @", async () => {

@@ -34,6 +34,8 @@ export class Connection {
   #out: Uint8Array | undefined;
   #length = 0;
   #bytesWritten = 0;
+  readonly #opened = performance.now();
+  #firstByte: number | undefined;
 
   constructor(id: number, socket: Deno.Conn) {
     this.id = id;
@@ -47,10 +49,19 @@ export class Connection {
     return this.#bytesWritten;
   }
 
+  /**
+   * Milliseconds from the connection's start to the first byte the peer sent (undefined until it
+   * sends one): how long the peer takes to react to the greeting, on this machine and network now.
+   */
+  get reactionMs(): number | undefined {
+    return this.#firstByte === undefined ? undefined : this.#firstByte - this.#opened;
+  }
+
   /** Reads into `buffer`, like Deno.Conn.read, recording progress. */
   async read(buffer: Uint8Array): Promise<number | null> {
     const n = await this.socket.read(buffer);
     this.lastProgress = Date.now();
+    if (n) this.#firstByte ??= performance.now();
     return n;
   }
 

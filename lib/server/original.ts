@@ -1,7 +1,7 @@
 /**
  * The original text dialect, kept so clients written for the original server work unchanged:
  * after the greeting the client sends `list`, `help` or `file@NAME` and the server answers with
- * `OK@` and text, `OK@` and the file's bytes, or `FNF@`, then closes the connection.
+ * `OK@` and text, `OK@` and the file's bytes, or `FNF`, then closes the connection.
  */
 
 import { DEFAULT_PORT } from "../shared/defaults.ts";
@@ -53,6 +53,16 @@ const HELP = "[HELP]list: List all the files from the server (on cache and on a 
 
 const encoder = new TextEncoder();
 
+/**
+ * The pause between the status `OK@` and a file's first byte, so that the original client, which
+ * reads its status with one `recv(1024)`, finds `OK@` alone: twice the time the peer took to
+ * answer the greeting (how fast it reacts on this machine and network now), at least 10 ms and at
+ * most 100 ms. See docs/PROTOCOL.md for how this was chosen and what it costs.
+ */
+function statusGapMs(connection: Connection): number {
+  return Math.min(100, Math.max(10, 2 * (connection.reactionMs ?? 0)));
+}
+
 /** Answers one original-dialect request on `connection`, whose first bytes are in `reader`. */
 export async function serveOriginal(
   connection: Connection,
@@ -97,7 +107,10 @@ async function sendList(connection: Connection, service: Service): Promise<void>
   await connection.send(encoder.encode("\n[FILES IN CACHE]:\n" + cached));
 }
 
-/** `OK@` then the file's bytes then close; `FNF@` when it cannot be served. */
+/**
+ * `OK@` then the file's bytes then close; `FNF` when it cannot be served. The original server sent
+ * `FNF@`, but its client compares the status with exactly `FNF` to say "File not found!".
+ */
 async function sendFile(connection: Connection, service: Service, name: string): Promise<void> {
   const record = service.begin(connection, "legacy-file");
   let opened;
@@ -105,14 +118,16 @@ async function sendFile(connection: Connection, service: Service, name: string):
     opened = service.store.open(name);
   } catch (error) {
     record.refused(error, { name });
-    await connection.send(encoder.encode("FNF@"));
+    await connection.send(encoder.encode("FNF"));
     await connection.flush();
     return;
   }
   using body = opened;
-  // "OK@" leaves on its own, as the original sent it: its client reads the status separately.
+  // "OK@" leaves on its own, and the file only after a pause: the original client reads its
+  // status with one recv(1024), and bytes of the file read with it would be lost.
   await connection.send(encoder.encode("OK@"));
   await connection.flush();
+  await new Promise((resolve) => setTimeout(resolve, statusGapMs(connection)));
   try {
     await record.send(body, 0, (chunk) => connection.send(chunk));
     await connection.flush();
