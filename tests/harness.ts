@@ -73,7 +73,9 @@ export async function rawConnect(port: number): Promise<RawSocket> {
 /** A socket for byte-level tests. */
 export class RawSocket implements Disposable {
   readonly conn: Deno.TcpConn;
-  #pending = new Uint8Array(0);
+  /** Bytes read and not yet taken, in the pieces they came in (joined only when taken). */
+  #pending: Uint8Array[] = [];
+  #buffered = 0;
 
   constructor(conn: Deno.TcpConn) {
     this.conn = conn;
@@ -86,21 +88,21 @@ export class RawSocket implements Disposable {
 
   /** Reads exactly `count` bytes; throws if the connection closes first. */
   async readExactly(count: number): Promise<Uint8Array> {
-    while (this.#pending.length < count) {
-      if (!await this.#fill()) {
-        throw new Error(`closed after ${this.#pending.length} of ${count} bytes`);
-      }
+    while (this.#buffered < count) {
+      if (!await this.#fill()) throw new Error(`closed after ${this.#buffered} of ${count} bytes`);
     }
-    const out = this.#pending.slice(0, count);
-    this.#pending = this.#pending.slice(count);
-    return out;
+    const all = concat(this.#pending);
+    this.#pending = [all.subarray(count)];
+    this.#buffered -= count;
+    return all.slice(0, count);
   }
 
   /** Reads until the server closes the connection. */
   async readToEnd(): Promise<Uint8Array> {
     while (await this.#fill());
-    const out = this.#pending;
-    this.#pending = new Uint8Array(0);
+    const out = concat(this.#pending);
+    this.#pending = [];
+    this.#buffered = 0;
     return out;
   }
 
@@ -114,10 +116,8 @@ export class RawSocket implements Disposable {
       throw error;
     }
     if (n === null) return false;
-    const joined = new Uint8Array(this.#pending.length + n);
-    joined.set(this.#pending);
-    joined.set(buffer.subarray(0, n), this.#pending.length);
-    this.#pending = joined;
+    this.#pending.push(buffer.subarray(0, n));
+    this.#buffered += n;
     return true;
   }
 

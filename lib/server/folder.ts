@@ -18,20 +18,31 @@ import { NotFoundError } from "./errors.ts";
  * same path. It runs on every request, so it uses the synchronous calls: metadata lookups are
  * answered from the kernel's caches in microseconds, far less than a hop to a worker thread.
  */
-export function resolveFile(root: string, name: string): { path: string; info: Deno.FileInfo } {
+export function resolveFile(root: string, name: string): Resolved {
   checkName(name);
   const path = missingAsNotFound(name, () => Deno.realPathSync(join(root, name)));
   const inside = root.endsWith("/") ? root : `${root}/`;
   if (path !== root && !path.startsWith(inside)) {
     throw new BadNameError(`${quote(name)} leads outside the data folder`);
   }
-  if (path.slice(inside.length).split("/").some((part) => part.startsWith("."))) {
+  const realName = path.slice(inside.length);
+  if (realName.split("/").some((part) => part.startsWith("."))) {
     throw new BadNameError(`${quote(name)} leads to a hidden file; hidden files are private`);
   }
   const info = missingAsNotFound(name, () => Deno.statSync(path));
   if (info.isDirectory) throw new NotFoundError(`${quote(name)} is a folder, not a file`);
   if (!info.isFile) throw new NotFoundError(`${quote(name)} is not a regular file`);
-  return { path, info };
+  return { path, realName, info };
+}
+
+/** Where a servable name lives. */
+export interface Resolved {
+  /** The file's real path. */
+  path: string;
+  /** Its name as the folder knows it, through any links: the same file, one name. */
+  realName: string;
+  /** What `stat` says of the real path. */
+  info: Deno.FileInfo;
 }
 
 /** How many names a {@link DataFolder} remembers the real paths of. */
@@ -47,7 +58,7 @@ const REMEMBERED_NAMES = 10_000;
 export class DataFolder {
   /** The folder's real path. */
   readonly root: string;
-  readonly #known = new Map<string, { path: string; ino: number; dev: number }>();
+  readonly #known = new Map<string, Omit<Resolved, "info"> & { ino: number; dev: number }>();
   readonly #oldest = new Front(() => this.#known.keys());
 
   constructor(root: string) {
@@ -55,13 +66,13 @@ export class DataFolder {
   }
 
   /** Like {@link resolveFile}, with the same errors. */
-  resolve(name: string): { path: string; info: Deno.FileInfo } {
+  resolve(name: string): Resolved {
     checkName(name);
     const known = this.#known.get(name);
     if (known) {
       const info = statOrUndefined(join(this.root, name));
       if (info?.isFile && info.ino === known.ino && info.dev === known.dev) {
-        return { path: known.path, info };
+        return { path: known.path, realName: known.realName, info };
       }
       this.#known.delete(name);
     }
@@ -69,6 +80,7 @@ export class DataFolder {
     if (resolved.info.ino !== null) {
       this.#known.set(name, {
         path: resolved.path,
+        realName: resolved.realName,
         ino: resolved.info.ino,
         dev: resolved.info.dev,
       });

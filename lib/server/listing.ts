@@ -8,8 +8,11 @@ import { checkName } from "../shared/names.ts";
 import type { ListEntry } from "../shared/protocol.ts";
 import { resolveFile } from "./folder.ts";
 
-/** A servable file as the folder alone knows it: a list entry but for whether it is cached. */
-export type FolderEntry = Omit<ListEntry, "cached">;
+/**
+ * A servable file as the folder alone knows it: a list entry but for whether it is cached, with
+ * its real name (where a link leads; the name itself for anything else).
+ */
+export type FolderEntry = Omit<ListEntry, "cached"> & { realName: string };
 
 /**
  * Walks the data folder (a real path from openRoot) depth-first, yielding every servable regular
@@ -81,8 +84,11 @@ async function lookup(
   isSymlink: boolean,
 ): Promise<FolderEntry | undefined> {
   try {
-    const info = isSymlink ? resolveFile(root, name).info : await Deno.lstat(join(root, name));
-    return info.isFile ? { name, size: info.size, mtimeMs: info.mtime?.getTime() ?? 0 } : undefined;
+    const { info, realName } = isSymlink
+      ? resolveFile(root, name)
+      : { info: await Deno.lstat(join(root, name)), realName: name };
+    if (!info.isFile) return undefined;
+    return { name, size: info.size, mtimeMs: info.mtime?.getTime() ?? 0, realName };
   } catch {
     return undefined;
   }

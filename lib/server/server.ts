@@ -17,6 +17,9 @@ import { MAX_ORIGINAL_REQUEST, serveOriginal } from "./original.ts";
 import { Request, type Service, type Tally } from "./service.ts";
 import { FileStore } from "./store.ts";
 
+/** How long a shutdown waits for sessions to end once their sockets are closed. */
+const CLOSE_GRACE_MS = 1000;
+
 /** Everything a server needs to start. */
 export interface ServerOptions {
   host: string;
@@ -132,14 +135,11 @@ export class FileServer {
     for (const connection of this.#connections) {
       if (!connection.busy) connection.close("shutdown");
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, this.#options.shutdownTimeoutMs);
-    });
-    await Promise.race([Promise.allSettled([...this.#sessions]), deadline]);
-    clearTimeout(timer);
+    await this.#sessionsEnd(this.#options.shutdownTimeoutMs);
     for (const connection of this.#connections) connection.close("shutdown timeout");
-    await Promise.allSettled([...this.#sessions]);
+    // Closing its socket ends a session at its next step; one stuck where no socket reaches it
+    // (a disk that does not answer, say) must not hold the shutdown past its deadline.
+    await this.#sessionsEnd(CLOSE_GRACE_MS);
     clearInterval(this.#sweeper);
     const stats = this.stats();
     this.#logger.event("stopped", {
@@ -150,6 +150,14 @@ export class FileServer {
       uptimeSeconds: Math.round(stats.uptimeSeconds),
     });
     await this.#logger.flush();
+  }
+
+  /** Resolves when every session has ended, or after `ms`, whichever comes first. */
+  async #sessionsEnd(ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
+    await Promise.race([Promise.allSettled([...this.#sessions]), deadline]);
+    clearTimeout(timer);
   }
 
   #inFlightBytes(): number {

@@ -10,7 +10,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { ErrorCode, WireError } from "../shared/errors.ts";
+import { WireError } from "../shared/errors.ts";
 import { quote } from "../shared/names.ts";
 import type { ListEntry, Source } from "../shared/protocol.ts";
 import {
@@ -24,6 +24,7 @@ import { Front } from "./cache/front.ts";
 import { asWireError } from "./errors.ts";
 import { DataFolder } from "./folder.ts";
 import { walkFiles } from "./listing.ts";
+import { changed, sameStamp, type Stamp, stampOf, VersionFile } from "./version.ts";
 
 /** Bytes read from disk per step, and the size of the pooled buffers. */
 const CHUNK_BYTES = 1024 * 1024;
@@ -31,24 +32,6 @@ const CHUNK_BYTES = 1024 * 1024;
 const SMALL_CHUNK_BYTES = 16 * 1024;
 /** Small buffers kept for reuse once their streams end. */
 const MAX_SPARE_SMALL = 256;
-
-/** What identifies one version of a file on disk: if any of these change, it is a new file. */
-export interface Stamp {
-  size: number;
-  mtimeMs: number;
-  ino: number;
-  dev: number;
-}
-
-/** The stamp of the file `info` describes. */
-function stampOf(info: Deno.FileInfo): Stamp {
-  return {
-    size: info.size,
-    mtimeMs: info.mtime?.getTime() ?? 0,
-    ino: info.ino ?? 0,
-    dev: info.dev,
-  };
-}
 
 /** A whole file held in the cache. */
 interface CachedFile {
@@ -134,24 +117,25 @@ export class FileStore {
       if (error instanceof WireError) this.#cache.delete(name);
       throw error;
     }
-    const { path, info } = resolved;
+    // Cached under its real name: a file reached through links is one file, cached once.
+    const { path, realName: key, info } = resolved;
     const stamp = stampOf(info);
-    const held = this.#cache.peek(name);
-    if (held && !sameStamp(held.stamp, stamp)) this.#cache.delete(name);
-    const hit = this.#cache.get(name);
-    if (hit) return new MemoryBody("cache", Load.complete(name, hit), this.#cache.hold(name)!);
-    const running = this.#loads.get(name);
+    const held = this.#cache.peek(key);
+    if (held && !sameStamp(held.stamp, stamp)) this.#cache.delete(key);
+    const hit = this.#cache.get(key);
+    if (hit) return new MemoryBody("cache", Load.complete(name, hit), this.#cache.hold(key)!);
+    const running = this.#loads.get(key);
     if (running && sameStamp(running.load.stamp, stamp)) {
       return new MemoryBody("disk", running.load, running.room.hold());
     }
-    const room = this.#cache.reserve(name, stamp.size);
+    const room = this.#cache.reserve(key, stamp.size);
     this.#diskReads++;
     if (!room) return new StreamBody(name, path, stamp, this.#pool, this.#digests);
     const load = new Load(name, stamp);
-    this.#loads.set(name, { load, room });
+    this.#loads.set(key, { load, room });
     // Settled in the same turn as it leaves #loads, so no request joins a load whose room is gone.
     const settled = () => {
-      if (this.#loads.get(name)?.load === load) this.#loads.delete(name);
+      if (this.#loads.get(key)?.load === load) this.#loads.delete(key);
     };
     load.run(path).then((file) => {
       settled();
@@ -167,7 +151,8 @@ export class FileStore {
   async *list(): AsyncGenerator<ListEntry[]> {
     let batch: ListEntry[] = [];
     for await (const entry of walkFiles(this.#folder.root)) {
-      batch.push({ ...entry, cached: this.#cache.has(entry.name) });
+      const { realName, ...listed } = entry;
+      batch.push({ ...listed, cached: this.#cache.has(realName) });
       if (batch.length === LIST_BATCH) {
         yield batch;
         batch = [];
@@ -175,18 +160,6 @@ export class FileStore {
     }
     if (batch.length > 0) yield batch;
   }
-}
-
-/** True when two stamps describe the same version of a file. */
-function sameStamp(a: Stamp, b: Stamp): boolean {
-  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino && a.dev === b.dev;
-}
-
-function changed(name: string): WireError {
-  return new WireError(
-    ErrorCode.Changed,
-    `"${name}" changed on disk while it was being read`,
-  );
 }
 
 /** A file being read into memory (or already read): its bytes fill from the front. */
@@ -217,23 +190,32 @@ class Load {
     return load;
   }
 
-  /** Reads the file at `path` into memory, hashing as it goes; resolves to the cached form. */
+  /**
+   * Reads the file at `path` into memory, hashing as it goes; resolves to the cached form. The
+   * bytes of the last read are handed out only once the file is confirmed unchanged, so a file
+   * that changed while it loaded reaches no reader whole.
+   */
   async run(path: string): Promise<CachedFile> {
     try {
-      using file = await openUnchanged(path, this.stamp, this.name);
+      await using file = await VersionFile.open(path, this.stamp, this.name);
       const hash = createHash("sha256");
       const size = this.stamp.size;
-      while (this.#filled < size) {
-        const room = this.bytes.subarray(this.#filled, Math.min(size, this.#filled + CHUNK_BYTES));
+      for (let read = 0; read < size;) {
+        const room = this.bytes.subarray(read, Math.min(size, read + CHUNK_BYTES));
         const n = await file.read(room);
         if (n === null) throw changed(this.name);
         hash.update(room.subarray(0, n));
-        this.#filled += n;
-        this.#wake();
+        read += n;
+        if (read < size) {
+          this.#filled = read;
+          this.#wake();
+        }
       }
-      await expectUnchanged(file, this.stamp, this.name);
-      this.#digest = new Uint8Array(hash.digest());
-      return { bytes: this.bytes, digest: this.#digest, stamp: this.stamp };
+      const digest = new Uint8Array(hash.digest());
+      await file.confirm(digest);
+      this.#filled = size;
+      this.#digest = digest;
+      return { bytes: this.bytes, digest, stamp: this.stamp };
     } catch (error) {
       this.#error = readFailure(error, this.name);
       throw this.#error;
@@ -328,28 +310,33 @@ class StreamBody implements FileBody {
 
   [Symbol.dispose](): void {} // its buffers go back to the pool as soon as chunks() ends
 
+  /** The bytes from `offset`; the last piece comes only once the file is confirmed unchanged. */
   async *chunks(offset: number): AsyncGenerator<Uint8Array> {
     const known = this.#digests.get(this.stamp);
     const hash = known ? undefined : createHash("sha256");
+    const size = this.stamp.size;
     let big: Uint8Array | undefined;
     let own: Uint8Array | undefined;
     try {
-      using file = await openUnchanged(this.#path, this.stamp, this.name);
+      await using file = await VersionFile.open(this.#path, this.stamp, this.name);
+      const confirm = async () => {
+        this.#digest = known ?? new Uint8Array(hash!.digest());
+        await file.confirm(this.#digest);
+      };
       let position = 0;
-      if (known && offset > 0) position = await file.seek(offset, Deno.SeekMode.Start);
-      while (position < this.stamp.size) {
+      if (known && offset > 0) file.seek(position = offset);
+      if (position === size) await confirm();
+      while (position < size) {
         big ??= this.#pool.lend(); // a stream that began without one takes one once one is free
         const buffer = big ?? (own ??= this.#pool.small());
-        const want = Math.min(buffer.length, this.stamp.size - position);
-        const n = await file.read(buffer.subarray(0, want));
+        const n = await file.read(buffer.subarray(0, Math.min(buffer.length, size - position)));
         if (n === null) throw changed(this.name);
         hash?.update(buffer.subarray(0, n));
+        if (position + n === size) await confirm();
         if (position + n > offset) yield buffer.subarray(Math.max(0, offset - position), n);
         position += n;
       }
-      await expectUnchanged(file, this.stamp, this.name);
-      this.#digest = known ?? new Uint8Array(hash!.digest());
-      this.#digests.set(this.stamp, this.#digest);
+      this.#digests.set(this.stamp, this.#digest!);
     } catch (error) {
       throw readFailure(error, this.name);
     } finally {
@@ -362,28 +349,6 @@ class StreamBody implements FileBody {
     if (this.#digest === undefined) throw new Error("digest() called before chunks() finished");
     return Promise.resolve(this.#digest);
   }
-}
-
-/**
- * Opens the file at `path`, throwing Changed unless what opened is still the version `stamp`
- * describes: a file swapped (for a link leading elsewhere, say) between the name's check and the
- * open is never read, so no byte of it is sent.
- */
-async function openUnchanged(path: string, stamp: Stamp, name: string): Promise<Deno.FsFile> {
-  const file = await Deno.open(path);
-  try {
-    if (!sameStamp(stampOf(await file.stat()), stamp)) throw changed(name);
-    return file;
-  } catch (error) {
-    file.close();
-    throw error;
-  }
-}
-
-/** Throws Changed unless the open file is at its end and still matches `stamp`. */
-async function expectUnchanged(file: Deno.FsFile, stamp: Stamp, name: string): Promise<void> {
-  const extra = await file.read(new Uint8Array(1));
-  if (extra !== null || !sameStamp(stampOf(await file.stat()), stamp)) throw changed(name);
 }
 
 /** Digests of files too large to cache, remembered by stamp so each version is hashed once. */
@@ -410,7 +375,7 @@ class DigestMemo {
 }
 
 function key(stamp: Stamp): string {
-  return `${stamp.dev}:${stamp.ino}:${stamp.size}:${stamp.mtimeMs}`;
+  return `${stamp.dev}:${stamp.ino}:${stamp.size}:${stamp.mtimeMs}:${stamp.ctimeMs}`;
 }
 
 /**

@@ -1,0 +1,167 @@
+/**
+ * Versions of a file on disk, and reading one version only. A version is known by its stamp (size,
+ * times, inode, device): the server serves bytes only when the file it opened is the version it
+ * checked, and only when the file is still that version once read to its end. Whoever can write
+ * into the shared folder may swap a FIFO in for a file, or rewrite a file in place and put its
+ * modification time back; neither may make the server hang or pass mixed bytes off as a file.
+ */
+
+import { createHash } from "node:crypto";
+import { constants } from "node:fs";
+import { type FileHandle, open } from "node:fs/promises";
+import { ErrorCode, WireError } from "../shared/errors.ts";
+import { quote } from "../shared/names.ts";
+
+/**
+ * What identifies one version of a file: if any of these change, it is another version. The
+ * change time (ctime) is there because no user can set it back: rewriting a file in place and
+ * restoring its mtime with `touch -m -d` still moves its ctime.
+ */
+export interface Stamp {
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+  dev: number;
+}
+
+/** The stamp of the file `info` describes (from Deno's stat or node's: they agree). */
+export function stampOf(
+  info: { size: number; mtime: Date | null; ctime: Date | null; ino: number | null; dev: number },
+): Stamp {
+  return {
+    size: info.size,
+    mtimeMs: info.mtime?.getTime() ?? 0,
+    ctimeMs: info.ctime?.getTime() ?? 0,
+    ino: info.ino ?? 0,
+    dev: info.dev,
+  };
+}
+
+/**
+ * True when two stamps describe the same version of a file.
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { sameStamp } from "./version.ts";
+ * const stamp = { size: 3, mtimeMs: 1000, ctimeMs: 2000, ino: 7, dev: 1 };
+ * equal(sameStamp(stamp, { ...stamp }), true);
+ * equal(sameStamp(stamp, { ...stamp, ctimeMs: 3000 }), false); // rewritten, mtime put back
+ * ```
+ */
+export function sameStamp(a: Stamp, b: Stamp): boolean {
+  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs &&
+    a.ino === b.ino && a.dev === b.dev;
+}
+
+/** The error for a file that is not, or no longer, the version that was checked. */
+export function changed(name: string): WireError {
+  return new WireError(ErrorCode.Changed, `${quote(name)} changed on disk while it was being read`);
+}
+
+/**
+ * One version of a file, open for reading from its start. Reads go through the descriptor opened
+ * and checked by {@link VersionFile.open}, so what is read is that file and no other.
+ */
+export class VersionFile implements AsyncDisposable {
+  readonly #handle: FileHandle;
+  readonly #stamp: Stamp;
+  readonly #name: string;
+  readonly #started = Date.now();
+  #position = 0;
+
+  private constructor(handle: FileHandle, stamp: Stamp, name: string) {
+    this.#handle = handle;
+    this.#stamp = stamp;
+    this.#name = name;
+  }
+
+  /**
+   * Opens the file at `path`, only if it is the regular file `stamp` describes; throws Changed
+   * otherwise. The open never blocks: it asks for a non-blocking open, so a FIFO swapped in for
+   * the file (whose open would wait for a writer, holding one of the runtime's threads for good)
+   * opens at once and is refused, as is anything else that is not that version of the file.
+   */
+  static async open(path: string, stamp: Stamp, name: string): Promise<VersionFile> {
+    const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      const info = await handle.stat();
+      if (!info.isFile() || !sameStamp(stampOf(info), stamp)) throw changed(name);
+      return new VersionFile(handle, stamp, name);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
+  /** Where the next read starts. */
+  get position(): number {
+    return this.#position;
+  }
+
+  /** Moves the next read to `position`. */
+  seek(position: number): void {
+    this.#position = position;
+  }
+
+  /** Reads into `buffer` from the current position: the bytes read, or null at the end. */
+  async read(buffer: Uint8Array): Promise<number | null> {
+    const { bytesRead } = await this.#handle.read(buffer, 0, buffer.length, this.#position);
+    this.#position += bytesRead;
+    return bytesRead === 0 && buffer.length > 0 ? null : bytesRead;
+  }
+
+  /**
+   * Throws Changed unless the file, read to its end, is still the version it was opened as, with
+   * `digest` as its SHA-256. Call it before the last bytes are handed out, so that a changed file
+   * never reaches anyone whole.
+   *
+   * The runtime gives a file's ctime to the second, so a file changed in the same second as its
+   * read began could keep the stamp it had: then it is read and hashed once more, and must give
+   * the same digest (the way git treats "racily clean" files). Files changed a second or more
+   * before their read, nearly all of them, cost nothing more.
+   */
+  async confirm(digest: Uint8Array): Promise<void> {
+    const stamp = this.#stamp;
+    const end = stamp.size;
+    const { bytesRead } = await this.#handle.read(new Uint8Array(1), 0, 1, end);
+    if (bytesRead !== 0 || !sameStamp(stampOf(await this.#handle.stat()), stamp)) {
+      throw changed(this.#name);
+    }
+    if (stamp.ctimeMs + CTIME_RESOLUTION_MS <= this.#started) return;
+    if (!equal(await this.#hash(), digest)) throw changed(this.#name);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#handle.close();
+  }
+
+  /** SHA-256 of the whole file, read again from its start. */
+  async #hash(): Promise<Uint8Array> {
+    const hash = createHash("sha256");
+    const buffer = spare.pop() ?? new Uint8Array(REHASH_BYTES);
+    try {
+      for (let at = 0; at < this.#stamp.size;) {
+        const { bytesRead } = await this.#handle.read(buffer, 0, buffer.length, at);
+        if (bytesRead === 0) break;
+        hash.update(buffer.subarray(0, bytesRead));
+        at += bytesRead;
+      }
+    } finally {
+      if (spare.length < MAX_SPARE) spare.push(buffer);
+    }
+    return new Uint8Array(hash.digest());
+  }
+}
+
+/** Buffers for hashing a file again, kept for reuse: files just written are all read twice. */
+const spare: Uint8Array[] = [];
+const MAX_SPARE = 8;
+const REHASH_BYTES = 256 * 1024;
+
+/** How finely the runtime reports ctime, with a little room for the kernel's coarse clock. */
+const CTIME_RESOLUTION_MS = 1100;
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
