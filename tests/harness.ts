@@ -6,8 +6,16 @@
 import { dirname, join } from "node:path";
 import { FileClient } from "../lib/client/client.ts";
 import { Logger, type LogSink } from "../lib/server/log.ts";
+import { isDisconnect } from "../lib/server/errors.ts";
 import { FileServer, type ServerOptions } from "../lib/server/server.ts";
-import { writeAll } from "../lib/shared/io.ts";
+import { writeAll, type Writer } from "../lib/shared/io.ts";
+import {
+  type DecodedFrame,
+  encodeHello,
+  FrameDecoder,
+  GREETING,
+  PREAMBLE,
+} from "../lib/shared/protocol.ts";
 import { type Output, ROOT, run } from "../testing/support.ts";
 
 /** A temp folder filled with `files` (name → contents); removed by the returned dispose. */
@@ -57,6 +65,57 @@ export async function startServer(
     log,
     [Symbol.asyncDispose]: () => server.close(),
   });
+}
+
+/** A fake server, listening. */
+export interface FakeServer extends AsyncDisposable {
+  port: number;
+}
+
+/**
+ * A fake server, for what a real one never does. On each connection it sends the greeting,
+ * answers the preamble with a HELLO, and hands each request frame to `answer`, which writes what
+ * it likes and returns false to hang up there and then.
+ */
+export function fakeServer(
+  answer: (out: Writer, request: DecodedFrame) => Promise<boolean>,
+): FakeServer {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const sessions: Promise<void>[] = [];
+  const serve = async (conn: Deno.Conn) => {
+    await writeAll(conn, GREETING);
+    const decoder = new FrameDecoder({ maxPayload: 4096 });
+    const buffer = new Uint8Array(4096);
+    let greeted = false;
+    for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
+      decoder.push(buffer.subarray(0, n));
+      if (!greeted && decoder.buffered.length >= PREAMBLE.length) {
+        decoder.skip(PREAMBLE.length);
+        await writeAll(conn, encodeHello("fake"));
+        greeted = true;
+      }
+      for (let frame = decoder.next(); greeted && frame; frame = decoder.next()) {
+        if (!await answer(conn, frame)) return;
+      }
+    }
+  };
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      sessions.push(
+        serve(conn).catch((error) => {
+          if (!isDisconnect(error)) throw error;
+        }).finally(() => conn.close()),
+      );
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await accepting;
+      await Promise.all(sessions);
+    },
+  };
 }
 
 /** Runs the real client (client.ts) as a subprocess with `args`, in `cwd`. */
