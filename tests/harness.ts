@@ -222,7 +222,7 @@ export async function fetchFile(client: FileClient, name: string, offset = 0) {
   const digest = await client.readFile({
     header: (h) => void (source = h.source),
     data: (chunk) => void parts.push(chunk.slice()),
-  });
+  }, offset);
   return { bytes: concat(parts), digest, source };
 }
 

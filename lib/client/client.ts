@@ -8,6 +8,7 @@ import { ProtocolError } from "../shared/errors.ts";
 import { FrameReader } from "../shared/frame_reader.ts";
 import { writeAll } from "../shared/io.ts";
 import {
+  type DecodedFrame,
   encodeFrame,
   encodeGet,
   type FileHeader,
@@ -122,7 +123,11 @@ export class FileClient {
       if (frame.type === Frame.ListPart) entries.push(...this.#decode(readListPart, frame.payload));
       else if (frame.type === Frame.ListEnd) {
         const count = this.#decode(readListEnd, frame.payload);
-        if (count !== entries.length) throw this.#broken("the list answer lost entries");
+        if (count !== entries.length) {
+          throw this.#violation(
+            `its list's end counts ${count}, but the list held ${entries.length}`,
+          );
+        }
         return entries;
       } else this.#unexpected(frame.type, frame.payload);
     }
@@ -146,22 +151,32 @@ export class FileClient {
   }
 
   /**
-   * Reads one file answer, handing its parts to `handler`; returns the SHA-256 digest of the
-   * whole file. Throws ServerError when the server refuses or aborts it (a partial body must then
-   * be discarded), ConnectionError when the connection breaks.
+   * Reads one file answer to a GET from byte `offset`, handing its parts to `handler`; returns the
+   * SHA-256 digest of the whole file. Throws ServerError when the server refuses or aborts it (a
+   * partial body must then be discarded), ConnectionError when the connection breaks or the
+   * answer breaks the protocol (the wrong offset, more or fewer bytes than the size says).
    */
-  async readFile(handler: FileHandler): Promise<Uint8Array> {
+  async readFile(handler: FileHandler, offset = 0): Promise<Uint8Array> {
     const header = this.#decode(readFileHeader, await this.#expect(Frame.File));
+    if (header.offset !== offset) {
+      throw this.#violation(`it answered from byte ${header.offset}, not byte ${offset} as asked`);
+    }
     await handler.header(header);
     let remaining = header.size - header.offset;
     for (;;) {
       const frame = await this.#next();
       if (frame.type === Frame.Data) {
-        if (frame.payload.length > remaining) throw this.#broken("the server sent too many bytes");
+        if (frame.payload.length > remaining) {
+          throw this.#violation(`it sent more bytes than the file's size (${header.size})`);
+        }
         remaining -= frame.payload.length;
         await handler.data(frame.payload);
       } else if (frame.type === Frame.End) {
-        if (remaining !== 0) throw this.#broken("the server sent too few bytes");
+        if (remaining !== 0) {
+          throw this.#violation(
+            `it ended the file with ${remaining} of its ${header.size} bytes missing`,
+          );
+        }
         return this.#decode(readEnd, frame.payload);
       } else this.#unexpected(frame.type, frame.payload);
     }
@@ -194,13 +209,13 @@ export class FileClient {
     }
   }
 
-  /** Reads a payload with `read`; one that breaks the protocol's rules is the server's fault. */
-  #decode<T>(read: (payload: Uint8Array) => T, payload: Uint8Array): T {
+  /** Reads `input` with `read`; bytes that break the protocol's rules are the server's fault. */
+  #decode<A, T>(read: (input: A) => T, input: A): T {
     try {
-      return read(payload);
+      return read(input);
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
-      throw this.#broken(`the server broke the protocol: ${error.message}`, error);
+      throw this.#violation(error.message, error);
     }
   }
 
@@ -224,10 +239,22 @@ export class FileClient {
     return this.#read(() => this.#reader.fill());
   }
 
-  async #next() {
-    const frame = await this.#read(() => this.#reader.next());
-    if (!frame) throw this.#broken("the server closed the connection");
-    return frame;
+  /**
+   * The next frame, or piece of a DATA frame. The timeout is for each read, so a long answer that
+   * keeps coming is never cut short.
+   */
+  async #next(): Promise<DecodedFrame> {
+    for (;;) {
+      const frame = this.#decode((reader) => reader.take(), this.#reader);
+      if (frame) return frame;
+      if (!await this.#fill()) {
+        throw this.#broken(
+          this.#reader.atBoundary
+            ? "the server closed the connection"
+            : "the connection closed in the middle of a frame",
+        );
+      }
+    }
   }
 
   /** Runs one read from the socket, within the timeout if there is one. */
@@ -260,7 +287,7 @@ export class FileClient {
       const { code, message } = this.#decode(readError, payload);
       throw new ServerError(code, message);
     }
-    throw this.#broken(`unexpected answer of type 0x${type.toString(16)}`);
+    throw this.#violation(`unexpected answer of type 0x${type.toString(16)}`);
   }
 
   #address(): string {
@@ -270,5 +297,10 @@ export class FileClient {
   #broken(message: string, cause?: unknown): ConnectionError {
     if (cause instanceof ConnectionError) return cause;
     return new ConnectionError(`connection to ${this.#address()} broke: ${message}`, { cause });
+  }
+
+  /** The server broke the protocol's rules: its fault, and the session cannot go on. */
+  #violation(message: string, cause?: unknown): ConnectionError {
+    return this.#broken(`the server broke the protocol: ${message}`, cause);
   }
 }
