@@ -73,17 +73,21 @@ export interface FakeServer extends AsyncDisposable {
 }
 
 /**
- * A fake server, for what a real one never does. On each connection it sends the greeting,
- * answers the preamble with a HELLO, and hands each request frame to `answer`, which writes what
- * it likes and returns false to hang up there and then.
+ * A fake server, for what a real one never does. On each connection it runs `greet` (by default,
+ * it sends the greeting), answers the preamble with a HELLO, and hands each request frame to
+ * `answer`; both write what they like and return false to hang up there and then.
  */
 export function fakeServer(
   answer: (out: Writer, request: DecodedFrame) => Promise<boolean>,
+  greet = async (out: Writer) => {
+    await writeAll(out, GREETING);
+    return true;
+  },
 ): FakeServer {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const sessions: Promise<void>[] = [];
   const serve = async (conn: Deno.Conn) => {
-    await writeAll(conn, GREETING);
+    if (!await greet(conn)) return;
     const decoder = new FrameDecoder({ maxPayload: 4096 });
     const buffer = new Uint8Array(4096);
     let greeted = false;

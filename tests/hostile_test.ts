@@ -1,15 +1,19 @@
 /**
- * The client against a lying or broken server, run as a user runs it: a server that breaks the
- * protocol is named as at fault in one line (exit 3).
+ * The client against a lying or broken server, run as a user runs it: what the server says
+ * cannot drive the terminal, and a server that breaks the protocol is named as at fault in one
+ * line (exit 3).
  */
 
-import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { ErrorCode } from "../lib/shared/errors.ts";
 import { writeAll } from "../lib/shared/io.ts";
 import {
   encodeEnd,
+  encodeError,
   encodeFileHeader,
   encodeFrame,
   encodeListEnd,
+  encodeListParts,
   encodeText,
   Frame,
   type FrameType,
@@ -38,6 +42,73 @@ function fileFrame(size: bigint, offset: bigint): Uint8Array {
 function fileHeader(size: number): Uint8Array {
   return encodeFileHeader({ size, offset: 0, mtimeMs: 0, source: "disk" });
 }
+
+Deno.test("what a server says reaches the terminal with its control characters escaped", async (t) => {
+  const hostile = "no\x1b]0;pwned\x07\n\x1b[2Jway\u202e\u009b31m\x7f";
+  const escaped = "no\\u001b]0;pwned\\u0007\\u000a\\u001b[2Jway\\u202e\\u009b31m\\u007f";
+  // JSON.stringify writes the newline as \n; the rest is escaped as on a line.
+  const inJson = escaped.replace("\\u000a", "\\n");
+
+  await t.step("an error for a download is one line", async () => {
+    await using out = await tempFolder();
+    await using server = answering(encodeError(ErrorCode.NotFound, hostile));
+    const result = await runClient(["--port", String(server.port), "get", "a.txt", "-o", out.path]);
+    assertEquals(result.code, 1);
+    assertEquals(result.stderr, `client: a.txt: ${escaped}\n`);
+  });
+
+  await t.step("an error for a request is one line", async () => {
+    await using server = answering(encodeError(ErrorCode.Internal, hostile));
+    const result = await runClient(["--port", String(server.port), "stats"]);
+    assertEquals(result.code, 1);
+    assertEquals(result.stderr, `client: ${escaped}\n`);
+  });
+
+  await t.step("the busy text is one line", async () => {
+    await using server = fakeServer(() => Promise.resolve(false), async (out) => {
+      await writeAll(out, new TextEncoder().encode(`DISCONNECTED@Server busy: ${hostile}`));
+      return false;
+    });
+    const result = await runClient(["--port", String(server.port), "list"]);
+    assertEquals(result.code, 3);
+    assertEquals(result.stderr, `client: 127.0.0.1:${server.port} is busy: ${escaped}\n`);
+  });
+
+  await t.step("the help text keeps its lines, and only them", async () => {
+    await using server = answering(encodeText(Frame.HelpReply, `list\n${hostile}`));
+    const result = await runClient(["--port", String(server.port), "help"]);
+    assertEquals(result.code, 0, result.stderr);
+    assertEquals(result.stdout, `list\n${escaped.replace("\\u000a", "\n")}\n`);
+  });
+
+  await t.step("names in the list, as a table and as JSON", async () => {
+    const list = [{ name: hostile, size: 1, mtimeMs: 0, cached: false }];
+    await using server = fakeServer(async (out) => {
+      await writeAll(out, concat([...encodeListParts(list), encodeListEnd(list.length)]));
+      return true;
+    });
+    const table = await runClient(["--port", String(server.port), "list"]);
+    assertEquals(table.code, 0, table.stderr);
+    assertEquals(table.stdout.split("\n")[1].split(" ")[0], escaped);
+    const json = await runClient(["--port", String(server.port), "list", "--json"]);
+    assert(json.stdout.includes(inJson), json.stdout);
+    assertEquals(JSON.parse(json.stdout)[0].name, hostile);
+  });
+
+  await t.step("the counters' names and values, as a table and as JSON", async () => {
+    const stats = { [hostile]: hostile, requests: 3 };
+    await using server = fakeServer(async (out) => {
+      await writeAll(out, encodeText(Frame.StatsReply, JSON.stringify(stats)));
+      return true;
+    });
+    const table = await runClient(["--port", String(server.port), "stats"]);
+    assertEquals(table.code, 0, table.stderr);
+    assertEquals(table.stdout, `${escaped}  ${escaped}\n${"requests".padEnd(escaped.length)}  3\n`);
+    const json = await runClient(["--port", String(server.port), "stats", "--json"]);
+    assert(json.stdout.includes(inJson), json.stdout);
+    assertEquals(JSON.parse(json.stdout), stats);
+  });
+});
 
 Deno.test("a server that breaks the protocol is named as at fault: exit 3, one line", async (t) => {
   await using out = await tempFolder();
