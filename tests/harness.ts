@@ -70,6 +70,8 @@ export async function startServer(
 /** A fake server, listening. */
 export interface FakeServer extends AsyncDisposable {
   port: number;
+  /** Bytes written to clients so far, to tell how far a client let a server go. */
+  readonly written: number;
 }
 
 /**
@@ -86,8 +88,16 @@ export function fakeServer(
 ): FakeServer {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const sessions: Promise<void>[] = [];
+  let written = 0;
   const serve = async (conn: Deno.Conn) => {
-    if (!await greet(conn)) return;
+    const out: Writer = {
+      async write(bytes) {
+        const n = await conn.write(bytes);
+        written += n;
+        return n;
+      },
+    };
+    if (!await greet(out)) return;
     const decoder = new FrameDecoder({ maxPayload: 4096 });
     const buffer = new Uint8Array(4096);
     let greeted = false;
@@ -95,11 +105,11 @@ export function fakeServer(
       decoder.push(buffer.subarray(0, n));
       if (!greeted && decoder.buffered.length >= PREAMBLE.length) {
         decoder.skip(PREAMBLE.length);
-        await writeAll(conn, encodeHello("fake"));
+        await writeAll(out, encodeHello("fake"));
         greeted = true;
       }
       for (let frame = decoder.next(); greeted && frame; frame = decoder.next()) {
-        if (!await answer(conn, frame)) return;
+        if (!await answer(out, frame)) return;
       }
     }
   };
@@ -114,12 +124,23 @@ export function fakeServer(
   })();
   return {
     port: (listener.addr as Deno.NetAddr).port,
+    get written() {
+      return written;
+    },
     async [Symbol.asyncDispose]() {
       listener.close();
       await accepting;
       await Promise.all(sessions);
     },
   };
+}
+
+/**
+ * Writes `bytes` again and again, as a server that never stops talking, until the client hangs up
+ * (the write then throws a disconnect, which {@link fakeServer} ignores) or `limit` bytes are out.
+ */
+export async function keepWriting(out: Writer, bytes: Uint8Array, limit: number): Promise<void> {
+  for (let sent = 0; sent < limit; sent += bytes.length) await writeAll(out, bytes);
 }
 
 /** Runs the real client (client.ts) as a subprocess with `args`, in `cwd`. */

@@ -1,7 +1,7 @@
 /**
  * The client against a lying or broken server, run as a user runs it: what the server says
- * cannot drive the terminal, and a server that breaks the protocol is named as at fault in one
- * line (exit 3).
+ * cannot drive the terminal, a server that breaks the protocol is named as at fault in one line
+ * (exit 3), and one that never stops talking cannot make the client hold all it says.
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
@@ -17,9 +17,17 @@ import {
   encodeText,
   Frame,
   type FrameType,
+  type ListEntry,
   writeHeader,
 } from "../lib/shared/protocol.ts";
-import { concat, type FakeServer, fakeServer, runClient, tempFolder } from "./harness.ts";
+import {
+  concat,
+  type FakeServer,
+  fakeServer,
+  keepWriting,
+  runClient,
+  tempFolder,
+} from "./harness.ts";
 
 /** A fake server that answers the first request with `frames`, then hangs up. */
 function answering(...frames: Uint8Array[]): FakeServer {
@@ -190,4 +198,75 @@ Deno.test("a server that breaks the protocol is named as at fault: exit 3, one l
       assertEquals([...Deno.readDirSync(out.path)], [], "a file was left in the output folder");
     });
   }
+});
+
+const MiB = 1024 * 1024;
+
+/** `count` list entries named `name`. */
+function entries(count: number, name: string): ListEntry[] {
+  return Array.from({ length: count }, () => ({ name, size: 1, mtimeMs: 0, cached: false }));
+}
+
+Deno.test("a server that never stops talking cannot make the client hold it all", async (t) => {
+  /** What a fake writes at most; one that got this far was never stopped. */
+  const LIMIT = 128 * MiB;
+  /** What loopback sockets hold between the two (send and receive buffers), beyond what is read. */
+  const SOCKETS = 40 * MiB;
+  const busy = new TextEncoder().encode("DISCONNECTED@Server busy: ");
+  const endlessList = (name: string) => {
+    const part = concat(encodeListParts(entries(10_000, name)));
+    return fakeServer(async (out) => {
+      await keepWriting(out, part, LIMIT);
+      return false;
+    });
+  };
+  const cases: [string, () => FakeServer, number, string][] = [
+    [
+      "a busy text that never ends: the client reads 1 KiB of it",
+      () =>
+        fakeServer(() => Promise.resolve(false), async (out) => {
+          await writeAll(out, busy);
+          await keepWriting(out, new Uint8Array(64 * 1024).fill(0x78), LIMIT);
+          return false;
+        }),
+      MiB, // one read
+      `is busy: ${"x".repeat(1024 - busy.length)}`,
+    ],
+    [
+      "a list of entries without end, short names",
+      () => endlessList("a"),
+      1_000_000 * 20, // the entry bound, 20 bytes each
+      "the server's list is over 1,000,000 entries, the most this client takes",
+    ],
+    [
+      "a list of entries without end, long names",
+      () => endlessList("n".repeat(1000)),
+      64 * MiB, // the byte bound
+      "the server's list is over 64.0 MiB, the most this client takes",
+    ],
+  ];
+  for (const [what, start, read, message] of cases) {
+    await t.step(what, async () => {
+      await using server = start();
+      const result = await runClient(["--port", String(server.port), "list"]);
+      assertEquals(result.code, 3);
+      assertEquals(result.stderr.split("\n").length, 2, "one line");
+      assert(result.stderr.endsWith(`${message}\n`), result.stderr);
+      assert(
+        server.written < read + SOCKETS,
+        `the client let the server write ${(server.written / MiB).toFixed(1)} MiB`,
+      );
+    });
+  }
+});
+
+Deno.test("a list of 200,000 entries in one frame is read whole", async () => {
+  const [part] = encodeListParts(entries(200_000, ""), 16 * MiB);
+  await using server = fakeServer(async (out) => {
+    await writeAll(out, concat([part, encodeListEnd(200_000)]));
+    return true;
+  });
+  const result = await runClient(["--port", String(server.port), "list", "--json"]);
+  assertEquals(result.code, 0, result.stderr);
+  assertEquals(JSON.parse(result.stdout).length, 200_000);
 });

@@ -27,10 +27,17 @@ import {
   readText,
   type ServerStats,
 } from "../shared/protocol.ts";
+import { formatBytes } from "../shared/units.ts";
 import { ConnectionError, ServerError, socketReason } from "./errors.ts";
 
 /** Largest non-DATA frame the client accepts (list parts, stats, help, errors). */
 const MAX_ANSWER_PAYLOAD = 16 * 1024 * 1024;
+/** The most of a busy text the client reads: the server's is one short sentence. */
+const MAX_BUSY_BYTES = 1024;
+/** The most entries a list answer may hold; with the byte bound, what bounds its memory. */
+const MAX_LIST_ENTRIES = 1_000_000;
+/** The most bytes of entries (as sent) a list answer may hold. */
+const MAX_LIST_BYTES = 64 * 1024 * 1024;
 /** The client's read buffer: big reads are what make loopback fast. */
 const READ_BUFFER_BYTES = 1024 * 1024;
 
@@ -115,13 +122,25 @@ export class FileClient {
     return await this.readList();
   }
 
-  /** Reads a list answer. */
+  /**
+   * Reads a list answer. One longer than MAX_LIST_ENTRIES or MAX_LIST_BYTES breaks the connection:
+   * a server that sends entries forever cannot make the client hold them all.
+   */
   async readList(): Promise<ListEntry[]> {
     const entries: ListEntry[] = [];
+    let bytes = 0;
     for (;;) {
       const frame = await this.#next();
-      if (frame.type === Frame.ListPart) entries.push(...this.#decode(readListPart, frame.payload));
-      else if (frame.type === Frame.ListEnd) {
+      if (frame.type === Frame.ListPart) {
+        bytes += frame.payload.length;
+        if (bytes > MAX_LIST_BYTES) throw this.#tooLong(formatBytes(MAX_LIST_BYTES));
+        const part = this.#decode(readListPart, frame.payload);
+        if (entries.length + part.length > MAX_LIST_ENTRIES) {
+          throw this.#tooLong(`${MAX_LIST_ENTRIES.toLocaleString("en-US")} entries`);
+        }
+        // One by one: spreading a frame's worth of entries as arguments overflows the stack.
+        for (const entry of part) entries.push(entry);
+      } else if (frame.type === Frame.ListEnd) {
         const count = this.#decode(readListEnd, frame.payload);
         if (count !== entries.length) {
           throw this.#violation(
@@ -226,8 +245,10 @@ export class FileClient {
       if (!await this.#fill()) throw this.#broken("the server closed the connection at once");
     }
     if (readBusy(reader.buffered) !== undefined) {
-      while (await this.#fill());
-      throw new ConnectionError(`${this.#address()} is busy: ${readBusy(reader.buffered)}`);
+      // The text runs to the close, but a server that never closes cannot make us hold it all.
+      while (reader.buffered.length < MAX_BUSY_BYTES && await this.#fill());
+      const why = readBusy(reader.buffered.subarray(0, MAX_BUSY_BYTES));
+      throw new ConnectionError(`${this.#address()} is busy: ${why}`);
     }
     if (!GREETING.every((byte, i) => reader.buffered[i] === byte)) {
       throw this.#broken("this is not a file server (unexpected greeting)");
@@ -297,6 +318,11 @@ export class FileClient {
   #broken(message: string, cause?: unknown): ConnectionError {
     if (cause instanceof ConnectionError) return cause;
     return new ConnectionError(`connection to ${this.#address()} broke: ${message}`, { cause });
+  }
+
+  /** A list answer over one of the client's bounds, `bound`. */
+  #tooLong(bound: string): ConnectionError {
+    return this.#broken(`the server's list is over ${bound}, the most this client takes`);
   }
 
   /** The server broke the protocol's rules: its fault, and the session cannot go on. */
