@@ -31,8 +31,8 @@ Options:
   --timeout S            give up when the server sends nothing for S seconds (default 30)
   -h, --help             show this help
 
-Exit codes: 0 all done, 1 a file not found or failed, 2 usage, 3 could not connect or the
-connection broke.`;
+Exit codes: 0 all done, 1 a file not found or failed, 2 usage, 3 could not connect, the
+connection broke or the server broke the protocol.`;
 
 const COMMANDS = ["list", "get", "stats", "help"];
 
