@@ -7,6 +7,7 @@ import { FileClient } from "./lib/client/client.ts";
 import { downloadFiles } from "./lib/client/download.ts";
 import { ConnectionError, ServerError, writeFailure } from "./lib/client/errors.ts";
 import { ProgressBar } from "./lib/client/progress.ts";
+import { printable } from "./lib/client/terminal.ts";
 import { Exit, parseCommandLine, parsePort, parseSeconds, UsageError } from "./lib/shared/cli.ts";
 import { DEFAULT_HOST, DEFAULT_PORT } from "./lib/shared/defaults.ts";
 import type { ListEntry, ServerStats } from "./lib/shared/protocol.ts";
@@ -30,8 +31,8 @@ Options:
   --timeout S            give up when the server sends nothing for S seconds (default 30)
   -h, --help             show this help
 
-Exit codes: 0 all done, 1 a file not found or failed, 2 usage, 3 could not connect or the
-connection broke.`;
+Exit codes: 0 all done, 1 a file not found or failed, 2 usage, 3 could not connect, the
+connection broke or the server broke the protocol.`;
 
 const COMMANDS = ["list", "get", "stats", "help"];
 
@@ -139,7 +140,7 @@ export async function runClient(command: ClientCommand): Promise<number> {
         printStats(await client.stats(), command.json);
         return Exit.Ok;
       case "help":
-        console.log(await client.help());
+        console.log(printable(await client.help(), { multiline: true }));
         return Exit.Ok;
       case "get":
         return await get(client, command);
@@ -165,7 +166,7 @@ async function get(client: FileClient, command: ClientCommand): Promise<number> 
       bar.done();
       if (result.error !== undefined) {
         failed++;
-        console.error(`client: ${result.name}: ${result.error}`);
+        complain(`${result.name}: ${result.error}`);
       } else if (result.path !== undefined) {
         const resumed = result.resumedFrom > 0 ? `, resumed from byte ${result.resumedFrom}` : "";
         report(
@@ -183,13 +184,13 @@ async function get(client: FileClient, command: ClientCommand): Promise<number> 
 function printList(entries: ListEntry[], json: boolean): void {
   entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   if (json) {
-    console.log(JSON.stringify(entries.map((e) => ({
+    console.log(printable(JSON.stringify(entries.map((e) => ({
       name: e.name,
       size: e.size,
       modified: new Date(e.mtimeMs).toISOString(),
       mtimeMs: e.mtimeMs,
       cached: e.cached,
-    }))));
+    })))));
     return;
   }
   if (entries.length === 0) {
@@ -220,26 +221,25 @@ function localTime(ms: number): string {
     `${two(d.getHours())}:${two(d.getMinutes())}`;
 }
 
-/** A name from the server, with control characters escaped so it cannot drive the terminal. */
-function printable(name: string): string {
-  return name.replace(
-    // deno-lint-ignore no-control-regex -- escaping control characters is the point
-    /[\u0000-\u001f\u007f-\u009f]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
-}
-
 /** Prints the server's counters as aligned lines, or as one JSON object. */
 function printStats(stats: ServerStats, json: boolean): void {
   if (json) {
-    console.log(JSON.stringify(stats));
+    console.log(printable(JSON.stringify(stats)));
     return;
   }
-  const width = Math.max(...Object.keys(stats).map((key) => key.length));
-  for (const [key, value] of Object.entries(stats)) {
-    const shown = typeof value === "number" && !Number.isInteger(value) ? value.toFixed(3) : value;
-    console.log(`${key.padEnd(width)}  ${shown}`);
-  }
+  const rows = Object.entries(stats).map(([key, value]) => [
+    printable(key),
+    typeof value === "number" && !Number.isInteger(value)
+      ? value.toFixed(3)
+      : printable(`${value}`),
+  ]);
+  const width = Math.max(...rows.map(([key]) => key.length));
+  for (const [key, shown] of rows) console.log(`${key.padEnd(width)}  ${shown}`);
+}
+
+/** Tells the user of a failure in one line on standard error, what a server said escaped. */
+function complain(message: string): void {
+  console.error(`client: ${printable(message)}`);
 }
 
 if (import.meta.main) {
@@ -248,7 +248,7 @@ if (import.meta.main) {
     command = parseClientArgs(Deno.args);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    console.error(`client: ${error.message} (see client --help)`);
+    complain(`${error.message} (see client --help)`);
     Deno.exit(Exit.Usage);
   }
   if ("help" in command) {
@@ -259,16 +259,16 @@ if (import.meta.main) {
     Deno.exit(await runClient(command));
   } catch (error) {
     if (error instanceof ConnectionError) {
-      console.error(`client: ${error.message}`);
+      complain(error.message);
       Deno.exit(Exit.Connection);
     }
     if (error instanceof ServerError) {
-      console.error(`client: ${error.message}`);
+      complain(error.message);
       Deno.exit(Exit.Failed);
     }
     if (error instanceof Error && "code" in error) {
       // Only printing touches the system outside the download's own handling: stdout failed.
-      console.error(`client: ${writeFailure(error, "standard output")}`);
+      complain(writeFailure(error, "standard output"));
       Deno.exit(Exit.Failed);
     }
     throw error;

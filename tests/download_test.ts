@@ -8,26 +8,19 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { FileClient } from "../lib/client/client.ts";
 import { downloadFiles, partialPath } from "../lib/client/download.ts";
 import { ConnectionError } from "../lib/client/errors.ts";
-import { isDisconnect } from "../lib/server/errors.ts";
 import { writeAll } from "../lib/shared/io.ts";
 import {
   encodeEnd,
   encodeFileHeader,
   encodeFrame,
-  encodeHello,
   encodeListEnd,
   encodeListParts,
   Frame,
-  FrameDecoder,
-  type GetRequest,
-  GREETING,
   HEADER_BYTES,
-  type ListEntry,
-  PREAMBLE,
   readGet,
   writeHeader,
 } from "../lib/shared/protocol.ts";
-import { runClient, startServer, tempFolder } from "./harness.ts";
+import { type FakeServer, fakeServer, runClient, startServer, tempFolder } from "./harness.ts";
 import { type Output, randomBytes, ROOT, spawnServer } from "../testing/support.ts";
 
 const MiB = 1024 * 1024;
@@ -74,66 +67,16 @@ Deno.test("resume: kill the server mid-transfer, restart, rerun: the bytes equal
   assert(!await exists(partialPath(`${out.path}/movie.bin`)), "the temporary file was left");
 });
 
-/**
- * A fake server, for what a real one never does: it greets like a file server, answers a LIST
- * with `list`, and hands each GET to `answer`, which writes what it likes and returns false to
- * hang up there and then.
- */
-function fakeServer(
-  answer: (conn: Deno.Conn, request: GetRequest) => Promise<boolean>,
-  list: ListEntry[] = [],
-): { port: number } & AsyncDisposable {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const sessions: Promise<void>[] = [];
-  const serve = async (conn: Deno.Conn) => {
-    await writeAll(conn, GREETING);
-    const decoder = new FrameDecoder({ maxPayload: 4096 });
-    const buffer = new Uint8Array(4096);
-    let greeted = false;
-    for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
-      decoder.push(buffer.subarray(0, n));
-      if (!greeted && decoder.buffered.length >= PREAMBLE.length) {
-        decoder.skip(PREAMBLE.length);
-        await writeAll(conn, encodeHello("fake"));
-        greeted = true;
-      }
-      for (let frame = decoder.next(); greeted && frame; frame = decoder.next()) {
-        if (frame.type === Frame.List) {
-          for (const part of encodeListParts(list)) await writeAll(conn, part);
-          await writeAll(conn, encodeListEnd(list.length));
-        }
-        if (frame.type === Frame.Get && !await answer(conn, readGet(frame.payload))) return;
-      }
-    }
-  };
-  const accepting = (async () => {
-    for await (const conn of listener) {
-      sessions.push(
-        serve(conn).catch((error) => {
-          if (!isDisconnect(error)) throw error;
-        }).finally(() => conn.close()),
-      );
-    }
-  })();
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      await accepting;
-      await Promise.all(sessions);
-    },
-  };
-}
-
-/** A fake server that answers every GET with `body` and a digest of zeros. */
-function lyingServer(body: Uint8Array): { port: number } & AsyncDisposable {
-  return fakeServer(async (conn, { offset }) => {
+/** A fake server that answers every request as a GET of `body`, with a digest of zeros. */
+function lyingServer(body: Uint8Array): FakeServer {
+  return fakeServer(async (out, request) => {
+    const { offset } = readGet(request.payload);
     await writeAll(
-      conn,
+      out,
       encodeFileHeader({ size: body.length, offset, mtimeMs: 0, source: "disk" }),
     );
-    await writeAll(conn, encodeFrame(Frame.Data, body.subarray(offset)));
-    await writeAll(conn, encodeEnd(new Uint8Array(32)));
+    await writeAll(out, encodeFrame(Frame.Data, body.subarray(offset)));
+    await writeAll(out, encodeEnd(new Uint8Array(32)));
     return true;
   });
 }
@@ -214,15 +157,16 @@ Deno.test("the connection breaks mid-file: exit 3, the part is kept, the same co
   await using out = await tempFolder();
   const target = `${out.path}/movie.bin`;
 
-  await using dying = fakeServer(async (conn, { offset }) => {
+  await using dying = fakeServer(async (out, request) => {
+    const { offset } = readGet(request.payload);
     await writeAll(
-      conn,
+      out,
       encodeFileHeader({ size: source.length, offset, mtimeMs: 0, source: "disk" }),
     );
     const frame = new Uint8Array(HEADER_BYTES + half);
     writeHeader(frame, 0, Frame.Data, source.length - offset);
     frame.set(source.subarray(0, half), HEADER_BYTES);
-    await writeAll(conn, frame);
+    await writeAll(out, frame);
     return false;
   });
   const first = await runClient(["--port", String(dying.port), "get", "movie.bin", "-o", out.path]);
@@ -310,7 +254,11 @@ Deno.test("--no-verify keeps what arrives unchecked, a resumed prefix included",
 Deno.test("a hostile server's names are shown escaped and never used as paths", async () => {
   const names = ["../../outside.txt", "/etc/passwd", "evil\x1b[2Jname", "ok.txt"];
   const list = names.map((name) => ({ name, size: 1, mtimeMs: 0, cached: false }));
-  await using liar = fakeServer(() => Promise.resolve(false), list);
+  await using liar = fakeServer(async (out) => {
+    for (const part of encodeListParts(list)) await writeAll(out, part);
+    await writeAll(out, encodeListEnd(list.length));
+    return true;
+  });
   const table = await runClient(["--port", String(liar.port), "list"]);
   assertEquals(table.code, 0, table.stderr);
   assert(!table.stdout.includes("\x1b"), "a control character reached the terminal");
@@ -379,16 +327,18 @@ Deno.test("no permission to write the output folder is one line and exit 1", asy
   await using data = await tempFolder({ "a.txt": "a" });
   await using server = await startServer(data.path);
   await using out = await tempFolder();
-  await Deno.chmod(out.path, 0o755);
   await Deno.mkdir(`${out.path}/locked`, { mode: 0o555 });
   const args = ["--port", String(server.addr.port), "get", "a.txt", "-o", `${out.path}/locked`];
-  // File permissions do not bind root, so as root the client runs as the user "nobody".
+  // File permissions do not bind root, so as root the client runs without the capabilities that
+  // bypass them. It stays root, as another user could not read a checkout in a private folder.
+  const caps = "-dac_override,-dac_read_search";
+  const drop = `setpriv --bounding-set=${caps} --inh-caps=${caps}`;
   const script = Deno.uid() === 0
-    ? 'command -v setpriv > /dev/null || exit 99; exec setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"'
+    ? `${drop} true 2> /dev/null || exit 99; exec ${drop} -- "$@"`
     : '"$@"';
   const result = await runClientIn(script, args);
   if (result.code === 99) {
-    console.log("skipped: running as root without setpriv, so file permissions do not apply");
+    console.log("skipped: running as root, and setpriv is missing or cannot drop CAP_DAC_OVERRIDE");
     return;
   }
   assertEquals(result.code, 1, result.stderr);

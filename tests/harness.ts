@@ -6,8 +6,16 @@
 import { dirname, join } from "node:path";
 import { FileClient } from "../lib/client/client.ts";
 import { Logger, type LogSink } from "../lib/server/log.ts";
+import { isDisconnect } from "../lib/server/errors.ts";
 import { FileServer, type ServerOptions } from "../lib/server/server.ts";
-import { writeAll } from "../lib/shared/io.ts";
+import { writeAll, type Writer } from "../lib/shared/io.ts";
+import {
+  type DecodedFrame,
+  encodeHello,
+  FrameDecoder,
+  GREETING,
+  PREAMBLE,
+} from "../lib/shared/protocol.ts";
 import { type Output, ROOT, run } from "../testing/support.ts";
 
 /** A temp folder filled with `files` (name → contents); removed by the returned dispose. */
@@ -57,6 +65,82 @@ export async function startServer(
     log,
     [Symbol.asyncDispose]: () => server.close(),
   });
+}
+
+/** A fake server, listening. */
+export interface FakeServer extends AsyncDisposable {
+  port: number;
+  /** Bytes written to clients so far, to tell how far a client let a server go. */
+  readonly written: number;
+}
+
+/**
+ * A fake server, for what a real one never does. On each connection it runs `greet` (by default,
+ * it sends the greeting), answers the preamble with a HELLO, and hands each request frame to
+ * `answer`; both write what they like and return false to hang up there and then.
+ */
+export function fakeServer(
+  answer: (out: Writer, request: DecodedFrame) => Promise<boolean>,
+  greet = async (out: Writer) => {
+    await writeAll(out, GREETING);
+    return true;
+  },
+): FakeServer {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const sessions: Promise<void>[] = [];
+  let written = 0;
+  const serve = async (conn: Deno.Conn) => {
+    const out: Writer = {
+      async write(bytes) {
+        const n = await conn.write(bytes);
+        written += n;
+        return n;
+      },
+    };
+    if (!await greet(out)) return;
+    const decoder = new FrameDecoder({ maxPayload: 4096 });
+    const buffer = new Uint8Array(4096);
+    let greeted = false;
+    for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
+      decoder.push(buffer.subarray(0, n));
+      if (!greeted && decoder.buffered.length >= PREAMBLE.length) {
+        decoder.skip(PREAMBLE.length);
+        await writeAll(out, encodeHello("fake"));
+        greeted = true;
+      }
+      for (let frame = decoder.next(); greeted && frame; frame = decoder.next()) {
+        if (!await answer(out, frame)) return;
+      }
+    }
+  };
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      sessions.push(
+        serve(conn).catch((error) => {
+          if (!isDisconnect(error)) throw error;
+        }).finally(() => conn.close()),
+      );
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    get written() {
+      return written;
+    },
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await accepting;
+      await Promise.all(sessions);
+    },
+  };
+}
+
+/**
+ * Writes `bytes` again and again, as a server that never stops talking, until the client hangs up
+ * (the write then throws a disconnect, which {@link fakeServer} ignores) or `limit` bytes are out.
+ */
+export async function keepWriting(out: Writer, bytes: Uint8Array, limit: number): Promise<void> {
+  for (let sent = 0; sent < limit; sent += bytes.length) await writeAll(out, bytes);
 }
 
 /** Runs the real client (client.ts) as a subprocess with `args`, in `cwd`. */
@@ -163,7 +247,7 @@ export async function fetchFile(client: FileClient, name: string, offset = 0) {
   const digest = await client.readFile({
     header: (h) => void (source = h.source),
     data: (chunk) => void parts.push(chunk.slice()),
-  });
+  }, offset);
   return { bytes: concat(parts), digest, source };
 }
 

@@ -8,6 +8,7 @@ import { ProtocolError } from "../shared/errors.ts";
 import { FrameReader } from "../shared/frame_reader.ts";
 import { writeAll } from "../shared/io.ts";
 import {
+  type DecodedFrame,
   encodeFrame,
   encodeGet,
   type FileHeader,
@@ -26,10 +27,17 @@ import {
   readText,
   type ServerStats,
 } from "../shared/protocol.ts";
+import { formatBytes } from "../shared/units.ts";
 import { ConnectionError, ServerError, socketReason } from "./errors.ts";
 
 /** Largest non-DATA frame the client accepts (list parts, stats, help, errors). */
 const MAX_ANSWER_PAYLOAD = 16 * 1024 * 1024;
+/** The most of a busy text the client reads: the server's is one short sentence. */
+const MAX_BUSY_BYTES = 1024;
+/** The most entries a list answer may hold; with the byte bound, what bounds its memory. */
+const MAX_LIST_ENTRIES = 1_000_000;
+/** The most bytes of entries (as sent) a list answer may hold. */
+const MAX_LIST_BYTES = 64 * 1024 * 1024;
 /** The client's read buffer: big reads are what make loopback fast. */
 const READ_BUFFER_BYTES = 1024 * 1024;
 
@@ -114,15 +122,31 @@ export class FileClient {
     return await this.readList();
   }
 
-  /** Reads a list answer. */
+  /**
+   * Reads a list answer. One longer than MAX_LIST_ENTRIES or MAX_LIST_BYTES breaks the connection:
+   * a server that sends entries forever cannot make the client hold them all.
+   */
   async readList(): Promise<ListEntry[]> {
     const entries: ListEntry[] = [];
+    let bytes = 0;
     for (;;) {
       const frame = await this.#next();
-      if (frame.type === Frame.ListPart) entries.push(...this.#decode(readListPart, frame.payload));
-      else if (frame.type === Frame.ListEnd) {
+      if (frame.type === Frame.ListPart) {
+        bytes += frame.payload.length;
+        if (bytes > MAX_LIST_BYTES) throw this.#tooLong(formatBytes(MAX_LIST_BYTES));
+        const part = this.#decode(readListPart, frame.payload);
+        if (entries.length + part.length > MAX_LIST_ENTRIES) {
+          throw this.#tooLong(`${MAX_LIST_ENTRIES.toLocaleString("en-US")} entries`);
+        }
+        // One by one: spreading a frame's worth of entries as arguments overflows the stack.
+        for (const entry of part) entries.push(entry);
+      } else if (frame.type === Frame.ListEnd) {
         const count = this.#decode(readListEnd, frame.payload);
-        if (count !== entries.length) throw this.#broken("the list answer lost entries");
+        if (count !== entries.length) {
+          throw this.#violation(
+            `its list's end counts ${count}, but the list held ${entries.length}`,
+          );
+        }
         return entries;
       } else this.#unexpected(frame.type, frame.payload);
     }
@@ -146,22 +170,32 @@ export class FileClient {
   }
 
   /**
-   * Reads one file answer, handing its parts to `handler`; returns the SHA-256 digest of the
-   * whole file. Throws ServerError when the server refuses or aborts it (a partial body must then
-   * be discarded), ConnectionError when the connection breaks.
+   * Reads one file answer to a GET from byte `offset`, handing its parts to `handler`; returns the
+   * SHA-256 digest of the whole file. Throws ServerError when the server refuses or aborts it (a
+   * partial body must then be discarded), ConnectionError when the connection breaks or the
+   * answer breaks the protocol (the wrong offset, more or fewer bytes than the size says).
    */
-  async readFile(handler: FileHandler): Promise<Uint8Array> {
+  async readFile(handler: FileHandler, offset = 0): Promise<Uint8Array> {
     const header = this.#decode(readFileHeader, await this.#expect(Frame.File));
+    if (header.offset !== offset) {
+      throw this.#violation(`it answered from byte ${header.offset}, not byte ${offset} as asked`);
+    }
     await handler.header(header);
     let remaining = header.size - header.offset;
     for (;;) {
       const frame = await this.#next();
       if (frame.type === Frame.Data) {
-        if (frame.payload.length > remaining) throw this.#broken("the server sent too many bytes");
+        if (frame.payload.length > remaining) {
+          throw this.#violation(`it sent more bytes than the file's size (${header.size})`);
+        }
         remaining -= frame.payload.length;
         await handler.data(frame.payload);
       } else if (frame.type === Frame.End) {
-        if (remaining !== 0) throw this.#broken("the server sent too few bytes");
+        if (remaining !== 0) {
+          throw this.#violation(
+            `it ended the file with ${remaining} of its ${header.size} bytes missing`,
+          );
+        }
         return this.#decode(readEnd, frame.payload);
       } else this.#unexpected(frame.type, frame.payload);
     }
@@ -194,13 +228,13 @@ export class FileClient {
     }
   }
 
-  /** Reads a payload with `read`; one that breaks the protocol's rules is the server's fault. */
-  #decode<T>(read: (payload: Uint8Array) => T, payload: Uint8Array): T {
+  /** Reads `input` with `read`; bytes that break the protocol's rules are the server's fault. */
+  #decode<A, T>(read: (input: A) => T, input: A): T {
     try {
-      return read(payload);
+      return read(input);
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
-      throw this.#broken(`the server broke the protocol: ${error.message}`, error);
+      throw this.#violation(error.message, error);
     }
   }
 
@@ -211,8 +245,10 @@ export class FileClient {
       if (!await this.#fill()) throw this.#broken("the server closed the connection at once");
     }
     if (readBusy(reader.buffered) !== undefined) {
-      while (await this.#fill());
-      throw new ConnectionError(`${this.#address()} is busy: ${readBusy(reader.buffered)}`);
+      // The text runs to the close, but a server that never closes cannot make us hold it all.
+      while (reader.buffered.length < MAX_BUSY_BYTES && await this.#fill());
+      const why = readBusy(reader.buffered.subarray(0, MAX_BUSY_BYTES));
+      throw new ConnectionError(`${this.#address()} is busy: ${why}`);
     }
     if (!GREETING.every((byte, i) => reader.buffered[i] === byte)) {
       throw this.#broken("this is not a file server (unexpected greeting)");
@@ -224,10 +260,22 @@ export class FileClient {
     return this.#read(() => this.#reader.fill());
   }
 
-  async #next() {
-    const frame = await this.#read(() => this.#reader.next());
-    if (!frame) throw this.#broken("the server closed the connection");
-    return frame;
+  /**
+   * The next frame, or piece of a DATA frame. The timeout is for each read, so a long answer that
+   * keeps coming is never cut short.
+   */
+  async #next(): Promise<DecodedFrame> {
+    for (;;) {
+      const frame = this.#decode((reader) => reader.take(), this.#reader);
+      if (frame) return frame;
+      if (!await this.#fill()) {
+        throw this.#broken(
+          this.#reader.atBoundary
+            ? "the server closed the connection"
+            : "the connection closed in the middle of a frame",
+        );
+      }
+    }
   }
 
   /** Runs one read from the socket, within the timeout if there is one. */
@@ -260,7 +308,7 @@ export class FileClient {
       const { code, message } = this.#decode(readError, payload);
       throw new ServerError(code, message);
     }
-    throw this.#broken(`unexpected answer of type 0x${type.toString(16)}`);
+    throw this.#violation(`unexpected answer of type 0x${type.toString(16)}`);
   }
 
   #address(): string {
@@ -270,5 +318,15 @@ export class FileClient {
   #broken(message: string, cause?: unknown): ConnectionError {
     if (cause instanceof ConnectionError) return cause;
     return new ConnectionError(`connection to ${this.#address()} broke: ${message}`, { cause });
+  }
+
+  /** A list answer over one of the client's bounds, `bound`. */
+  #tooLong(bound: string): ConnectionError {
+    return this.#broken(`the server's list is over ${bound}, the most this client takes`);
+  }
+
+  /** The server broke the protocol's rules: its fault, and the session cannot go on. */
+  #violation(message: string, cause?: unknown): ConnectionError {
+    return this.#broken(`the server broke the protocol: ${message}`, cause);
   }
 }

@@ -124,7 +124,6 @@ async function receive(
     const digest = await client.readFile({
       async header(header: FileHeader) {
         total = header.size;
-        if (header.offset !== p.offset) throw new ConnectionError("the server resumed elsewhere");
         options.progress?.(p.name, p.offset, total);
         if (part === undefined) return;
         try {
@@ -146,7 +145,7 @@ async function receive(
         }
         options.progress?.(p.name, p.offset + result.bytes, total);
       },
-    });
+    }, p.offset);
     out?.close();
     out = undefined;
     if (failure !== undefined) {
@@ -173,11 +172,14 @@ async function receive(
     return result;
   } catch (error) {
     out?.close();
-    if (error instanceof ConnectionError && part !== undefined && p.offset + result.bytes > 0) {
-      throw new ConnectionError(
-        `${error.message}; ${p.name} is partly saved: run the same command again to resume`,
-        { cause: error },
-      );
+    if (error instanceof ConnectionError && part !== undefined) {
+      if (p.offset + result.bytes > 0) {
+        throw new ConnectionError(
+          `${error.message}; ${p.name} is partly saved: run the same command again to resume`,
+          { cause: error },
+        );
+      }
+      await removeIfEmpty(part);
     }
     if (!(error instanceof ServerError)) throw error;
     // Keep a partial file only when the server stopped for a passing reason, to resume later.

@@ -30,6 +30,11 @@ export class FrameReader {
     return this.#decoder.buffered;
   }
 
+  /** True when no partial frame is pending: the stream is at a frame boundary. */
+  get atBoundary(): boolean {
+    return this.#decoder.atBoundary;
+  }
+
   /** Drops `count` buffered bytes that the caller has read itself (a greeting, a preamble). */
   skip(count: number): void {
     this.#decoder.skip(count);
