@@ -30,9 +30,14 @@ Options:
   --cache-size SIZE        cache capacity (default 64MiB)
   --policy NAME            cache eviction policy: ${POLICIES.join(", ")} (default ${DEFAULT_POLICY})
   --max-connections N      connections served at once; the next one is told the server is busy
-                           (default 1024)
+                           (default 1024; lowered at start if the open-file limit cannot hold it)
+  --max-connections-per-host N
+                           connections served at once from one address, so that one host cannot
+                           take every place (default a quarter of --max-connections)
   --idle-timeout S         close a connection when no bytes move for S seconds, idle or stalled
                            (default 60)
+  --request-timeout S      close a connection whose request has not arrived whole S seconds
+                           after its first byte (default 10)
   --shutdown-timeout S     on SIGINT/SIGTERM, wait up to S seconds for answers in flight
                            (default 10)
   --log text|json          log format (default text)
@@ -49,6 +54,8 @@ export function parseServerArgs(args: string[]): ServerOptions | "help" {
     "cache-size": { type: "string", default: "64MiB" },
     policy: { type: "string", default: DEFAULT_POLICY },
     "max-connections": { type: "string", default: "1024" },
+    "max-connections-per-host": { type: "string" },
+    "request-timeout": { type: "string", default: "10" },
     "idle-timeout": { type: "string", default: "60" },
     "shutdown-timeout": { type: "string", default: "10" },
     log: { type: "string", default: "text" },
@@ -77,7 +84,16 @@ export function parseServerArgs(args: string[]): ServerOptions | "help" {
     cacheBytes,
     policy: values.policy as PolicyName,
     maxConnections: parseInteger(values["max-connections"], "--max-connections", 1, 1_000_000),
+    maxConnectionsPerHost: values["max-connections-per-host"] === undefined
+      ? undefined
+      : parseInteger(
+        values["max-connections-per-host"],
+        "--max-connections-per-host",
+        1,
+        1_000_000,
+      ),
     idleTimeoutMs: parseSeconds(values["idle-timeout"], "--idle-timeout"),
+    requestTimeoutMs: parseSeconds(values["request-timeout"], "--request-timeout"),
     shutdownTimeoutMs: parseSeconds(values["shutdown-timeout"], "--shutdown-timeout"),
     logger: new Logger(values.log as LogFormat),
   };

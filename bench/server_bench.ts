@@ -276,7 +276,15 @@ if (import.meta.main) {
     });
   }
 
-  const many = await startServer(["--data", `${WORK}/data`, "--cache-size", "64MiB"]);
+  // The thousand clients all come from this one address.
+  const many = await startServer([
+    "--data",
+    `${WORK}/data`,
+    "--cache-size",
+    "64MiB",
+    "--max-connections-per-host",
+    "1024",
+  ]);
   try {
     await download(many.port, "big.bin", 1, false);
     const result = await loadgen([many.port, "small.bin", 1000, 1, SECONDS]);

@@ -298,6 +298,9 @@ export async function runSoak(
     String(cacheBytes),
     "--max-connections",
     String(clients * 3 + 64),
+    // Every client of the soak comes from this one address.
+    "--max-connections-per-host",
+    String(clients * 3 + 64),
     "--idle-timeout",
     String(IDLE_TIMEOUT_S),
   ]);

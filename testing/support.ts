@@ -85,10 +85,18 @@ export interface ServerProcess extends AsyncDisposable {
   waitFor(pattern: RegExp): Promise<string>;
 }
 
-/** Starts server.ts with `args` (plus --port 0) and waits for its listening line. */
-export async function spawnServer(args: string[]): Promise<ServerProcess> {
-  const process = new Deno.Command(Deno.execPath(), {
-    args: [...SERVER_COMMAND, "--port", "0", ...args],
+/**
+ * Starts server.ts with `args` (plus --port 0) and waits for its listening line. With
+ * `openFiles`, the server runs under that open-file limit (`ulimit -n`), as a user's shell may set.
+ */
+export async function spawnServer(
+  args: string[],
+  { openFiles }: { openFiles?: number } = {},
+): Promise<ServerProcess> {
+  const command = [Deno.execPath(), ...SERVER_COMMAND, "--port", "0", ...args];
+  const limited = ["-c", `ulimit -n ${openFiles} && exec "$0" "$@"`, ...command];
+  const process = new Deno.Command(openFiles === undefined ? command[0] : "sh", {
+    args: openFiles === undefined ? command.slice(1) : limited,
     cwd: ROOT,
     stdout: "piped",
     stderr: "inherit",

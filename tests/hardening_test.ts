@@ -4,6 +4,7 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import net from "node:net";
 import { FileClient } from "../lib/client/client.ts";
 import { ServerError } from "../lib/client/errors.ts";
 import { ErrorCode } from "../lib/shared/errors.ts";
@@ -16,12 +17,24 @@ import {
   readError,
   readFileHeader,
 } from "../lib/shared/protocol.ts";
-import { rawConnect, runClient, sha256, startServer, tempFolder, text, until } from "./harness.ts";
+import {
+  concat,
+  rawConnect,
+  runClient,
+  sha256,
+  startServer,
+  tempFolder,
+  text,
+  until,
+} from "./harness.ts";
 import { randomBytes, spawnServer } from "../testing/support.ts";
 
 Deno.test("the connection limit: the next client is told the server is busy", async (t) => {
   await using data = await tempFolder({ "a.txt": "a" });
-  await using server = await startServer(data.path, { maxConnections: 2 });
+  await using server = await startServer(data.path, {
+    maxConnections: 2,
+    maxConnectionsPerHost: 2,
+  });
   const port = server.addr.port;
   const held = [await rawConnect(port), await rawConnect(port)];
   for (const socket of held) await socket.readExactly(GREETING.length);
@@ -227,4 +240,70 @@ Deno.test("a shutdown never cuts an answer short, even one waiting on a slow rea
   for (let i = 0; i < answers; i++) expected.push(Frame.File, Frame.Data, Frame.End);
   expected.push(Frame.Error);
   assertEquals(types, expected, "whole answers, then the shutdown notice");
+});
+
+/**
+ * A connection from `from` (another loopback address, playing another host) that sends `request`
+ * one byte every `everyMs`; resolves, once the server closes it, to all the server sent.
+ */
+function slowSender(port: number, from: string, request: Uint8Array, everyMs: number) {
+  const socket = net.connect({ host: "127.0.0.1", port, localAddress: from });
+  const received: Uint8Array[] = [];
+  let sent = 0;
+  const timer = setInterval(() => {
+    if (sent < request.length) socket.write(request.subarray(sent, ++sent));
+  }, everyMs);
+  socket.on("data", (chunk: Uint8Array) => received.push(chunk));
+  socket.on("error", () => {}); // a reset is a close too; what arrived before it is kept
+  return new Promise<string>((resolve) => {
+    socket.on("close", () => {
+      clearInterval(timer);
+      resolve(text(concat(received)));
+    });
+  });
+}
+
+Deno.test("slow senders from one host cannot lock other hosts out", async (t) => {
+  const file = randomBytes(50_000, 12);
+  await using data = await tempFolder({ "a.bin": file });
+  await using server = await startServer(data.path, { maxConnections: 8, requestTimeoutMs: 1000 });
+  const port = server.addr.port;
+  const get = new Uint8Array([...PREAMBLE, ...encodeGet("a".repeat(1000))]);
+
+  await t.step(
+    "one address gets a quarter of the places; the rest are told which limit",
+    async () => {
+      const senders = Array.from({ length: 8 }, () => slowSender(port, "127.0.0.2", get, 100));
+      const refusals = () => server.log.lines.filter((line) => / busy /.test(line)).length;
+      await until(
+        () => refusals() === 6 && server.stats().connections === 2,
+        "the senders' places",
+      );
+      const honest = await FileClient.connect("127.0.0.1", port);
+      await honest.send(FileClient.get("a.bin"));
+      assertEquals(await honest.readFile({ header() {}, data() {} }), await sha256(file));
+      honest.close();
+      const heard = await Promise.all(senders);
+      const busy = heard.filter((said) => said.startsWith("DISCONNECTED@"));
+      assertEquals(busy.length, 6);
+      assert(busy[0].includes("open from 127.0.0.2"), busy[0]);
+      assertEquals(heard.filter((said) => said.startsWith(text(GREETING))).length, 2);
+    },
+  );
+
+  await t.step(
+    "a request that trickles in is cut at the request timeout, in both dialects",
+    async () => {
+      const started = Date.now();
+      const framed = slowSender(port, "127.0.0.3", get, 100);
+      const original = slowSender(port, "127.0.0.3", new TextEncoder().encode("file@a.bin"), 300);
+      assertEquals(await original, text(GREETING));
+      assert(Date.now() - started < 5000, "a slow sender held its place past the request timeout");
+      assert((await framed).startsWith(text(GREETING)));
+      assertEquals(
+        server.log.lines.filter((line) => / reason=request-timeout/.test(line)).length,
+        4,
+      );
+    },
+  );
 });

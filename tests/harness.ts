@@ -57,6 +57,7 @@ export async function startServer(
     cacheBytes: 64 * 1024 * 1024,
     maxConnections: 1024,
     idleTimeoutMs: 60_000,
+    requestTimeoutMs: 10_000,
     shutdownTimeoutMs: 5_000,
     logger: new Logger("text", log),
     ...options,

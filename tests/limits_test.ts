@@ -94,7 +94,13 @@ Deno.test({
   const small = randomBytes(4096, 11);
   const digest = await sha256(small);
   await using data = await tempFolder({ "small.bin": small });
-  await using server = await spawnServer(["--data", data.path]);
+  // The idle crowd and the honest client share one address here.
+  await using server = await spawnServer([
+    "--data",
+    data.path,
+    "--max-connections-per-host",
+    "1024",
+  ]);
   const port = server.port;
 
   const quiet = await honestGets(port, small, digest);
@@ -243,3 +249,39 @@ Deno.test("slow readers cannot make the server hold copies of files beyond the c
     for (const socket of stalled) socket[Symbol.dispose]();
   }
 });
+
+Deno.test("under a low open-file limit, every client gets the greeting or the busy text", async () => {
+  await using data = await tempFolder({ "a.txt": "a" });
+  const args = ["--data", data.path, "--max-connections-per-host", "1024"];
+  await using server = await spawnServer(args, { openFiles: 256 });
+  const listening = await server.waitFor(/listening/);
+  const max = Number(/ maxConnections=(\d+)/.exec(listening)?.[1]);
+  assert(max < 128 && / lowered=/.test(listening), listening);
+
+  const clients = 300;
+  const sockets = await Promise.all(Array.from({ length: clients }, () => rawConnect(server.port)));
+  try {
+    const heard = await Promise.all(sockets.map(async (socket) => {
+      const first = await within(10_000, socket.readExactly(GREETING.length)).catch(() => null);
+      if (first === null) return "nothing";
+      return text(first) === text(GREETING) ? "greeting" : text(first).split("@")[0];
+    }));
+    const count = (what: string) => heard.filter((h) => h === what).length;
+    assertEquals([count("greeting"), count("DISCONNECTED"), count("nothing")], [
+      max,
+      clients - max,
+      0,
+    ]);
+  } finally {
+    for (const socket of sockets) socket[Symbol.dispose]();
+  }
+});
+
+/** `promise`, or a rejection if it takes longer than `ms`. */
+function within<T>(ms: number, promise: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  const late = new Promise<never>((_, reject) =>
+    timer = setTimeout(() => reject(new Error("late")), ms)
+  );
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}

@@ -23,6 +23,8 @@ const LINGER_MS = 1000;
 /** A server-side connection with output gathering and a progress clock for timeouts. */
 export class Connection {
   readonly id: number;
+  /** The peer's address, and with its port. */
+  readonly host: string;
   readonly peer: string;
   readonly socket: Deno.Conn;
   /** When bytes last moved in either direction (ms since the epoch). */
@@ -36,11 +38,13 @@ export class Connection {
   #bytesWritten = 0;
   readonly #opened = performance.now();
   #firstByte: number | undefined;
+  #requestSince: number | undefined;
 
   constructor(id: number, socket: Deno.Conn) {
     this.id = id;
     this.socket = socket;
     const addr = socket.remoteAddr as Deno.NetAddr;
+    this.host = addr.hostname;
     this.peer = `${addr.hostname}:${addr.port}`;
   }
 
@@ -57,11 +61,30 @@ export class Connection {
     return this.#firstByte === undefined ? undefined : this.#firstByte - this.#opened;
   }
 
-  /** Reads into `buffer`, like Deno.Conn.read, recording progress. */
+  /**
+   * When the first byte of a request not yet whole arrived (ms since the epoch), or undefined when
+   * none is pending. Bytes read start the clock; {@link requestDone} stops it.
+   */
+  get requestSince(): number | undefined {
+    return this.#requestSince;
+  }
+
+  /**
+   * Stops the request clock: a request has arrived whole. With `more`, bytes of the next one are
+   * already here, and its clock starts now.
+   */
+  requestDone(more: boolean): void {
+    this.#requestSince = more ? Date.now() : undefined;
+  }
+
+  /** Reads into `buffer`, like Deno.Conn.read, recording progress and starting the request clock. */
   async read(buffer: Uint8Array): Promise<number | null> {
     const n = await this.socket.read(buffer);
     this.lastProgress = Date.now();
-    if (n) this.#firstByte ??= performance.now();
+    if (n) {
+      this.#firstByte ??= performance.now();
+      this.#requestSince ??= this.lastProgress;
+    }
     return n;
   }
 

@@ -62,6 +62,7 @@ export async function serveFramed(
     return fatal(connection, service, new ProtocolError(ErrorCode.Unsupported, message));
   }
   reader.skip(MAGIC.length + 1);
+  connection.requestDone(reader.buffered.length > 0);
   await connection.send(encodeHello(SERVER_NAME));
   for (;;) {
     if (service.closing()) {
@@ -84,6 +85,7 @@ export async function serveFramed(
       throw error;
     }
     connection.busy = true;
+    connection.requestDone(reader.buffered.length > 0);
     switch (frame.type) {
       case Frame.Get: {
         let request;

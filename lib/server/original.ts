@@ -75,6 +75,7 @@ export async function serveOriginal(
     request = parseOriginal(reader.buffered);
   }
   connection.busy = true;
+  connection.requestDone(false);
   if (request.kind === "bad" || reader.buffered.length > MAX_ORIGINAL_REQUEST) {
     service.begin(connection, "legacy").failed(
       new WireError(ErrorCode.BadRequest, "not list, help or file@NAME"),

@@ -12,6 +12,13 @@ import { Connection } from "./connection.ts";
 import { isDisconnect } from "./errors.ts";
 import { openRoot } from "./folder.ts";
 import { MAX_REQUEST_PAYLOAD, serveFramed } from "./framed.ts";
+import {
+  connectionsThatFit,
+  descriptorsFor,
+  freeDescriptors,
+  Gate,
+  LINGERING_REFUSALS,
+} from "./limits.ts";
 import type { Logger } from "./log.ts";
 import { MAX_ORIGINAL_REQUEST, serveOriginal } from "./original.ts";
 import { Request, type Service, type Tally } from "./service.ts";
@@ -28,9 +35,14 @@ export interface ServerOptions {
   folder: string;
   cacheBytes: number;
   policy?: PolicyName;
+  /** Connections served at once; lowered at start to what the open-file limit holds. */
   maxConnections: number;
+  /** Connections served at once from one address (default a quarter of maxConnections). */
+  maxConnectionsPerHost?: number;
   /** A connection with no bytes moving for this long is closed (idle between requests or stalled). */
   idleTimeoutMs: number;
+  /** A request must arrive whole within this long of its first byte. */
+  requestTimeoutMs: number;
   /** How long a shutdown waits for answers in flight. */
   shutdownTimeoutMs: number;
   logger: Logger;
@@ -49,14 +61,23 @@ export class FileServer {
   readonly #tally: Tally = { requests: 0, errors: 0, bodyBytes: 0, bodyBytesFromCache: 0 };
   /** What the dialects are given of the server. */
   readonly #service: Service;
+  readonly #gate: Gate;
   #nextId = 1;
+  /** Refusals waiting for their peer to close (see LINGERING_REFUSALS). */
+  #lingering = 0;
   #closing = false;
   #closed: Promise<void> | undefined;
   #bytesSent = 0;
   #accepting: Promise<void>;
 
-  private constructor(options: ServerOptions, root: string, listener: Deno.Listener) {
+  private constructor(
+    options: ServerOptions,
+    root: string,
+    listener: Deno.Listener,
+    gate: Gate,
+  ) {
     this.#options = options;
+    this.#gate = gate;
     this.#logger = options.logger;
     this.#listener = listener;
     this.#store = new FileStore({ root, cacheBytes: options.cacheBytes, policy: options.policy });
@@ -67,22 +88,33 @@ export class FileServer {
       begin: (connection, op) => new Request(this.#tally, this.#logger, connection, op),
       violation: (connection, error) => this.#violation(connection, error),
     };
-    const tick = Math.max(10, Math.min(1000, options.idleTimeoutMs / 4));
+    const shortest = Math.min(options.idleTimeoutMs, options.requestTimeoutMs);
+    const tick = Math.max(10, Math.min(1000, shortest / 4));
     this.#sweeper = setInterval(() => this.#sweep(), tick);
     this.#accepting = this.#acceptLoop();
   }
 
-  /** Opens the folder, listens, and starts serving; logs the startup line. */
+  /**
+   * Opens the folder, listens, and starts serving; logs the startup line, which says so when the
+   * connection limit had to be lowered to fit the open-file limit.
+   */
   static async start(options: ServerOptions): Promise<FileServer> {
     const root = await openRoot(options.folder);
+    const wanted = options.maxConnections;
+    const max = connectionsThatFit(wanted, freeDescriptors(root, descriptorsFor(wanted)));
+    const perHost = Math.min(max, options.maxConnectionsPerHost ?? Math.ceil(max / 4));
     const listener = Deno.listen({ hostname: options.host, port: options.port, transport: "tcp" });
-    const server = new FileServer(options, root, listener);
+    const server = new FileServer(options, root, listener, new Gate(max, perHost));
     options.logger.event("listening", {
       address: `${server.addr.hostname}:${server.addr.port}`,
       folder: root,
       cacheBytes: options.cacheBytes,
       policy: server.#store.cache.policy,
-      maxConnections: options.maxConnections,
+      maxConnections: max,
+      maxConnectionsPerHost: perHost,
+      lowered: max < wanted
+        ? `--max-connections ${wanted} does not fit the open-file limit (ulimit -n); raise it to serve more`
+        : undefined,
     });
     return server;
   }
@@ -178,11 +210,12 @@ export class FileServer {
         continue;
       }
       const id = this.#nextId++;
-      if (this.#connections.size >= this.#options.maxConnections) {
-        this.#refuseBusy(id, socket);
+      const connection = new Connection(id, socket);
+      const full = this.#gate.enter(connection.host);
+      if (full !== undefined) {
+        this.#refuse(connection, full);
         continue;
       }
-      const connection = new Connection(id, socket);
       this.#connections.add(connection);
       const session = this.#session(connection);
       this.#sessions.add(session);
@@ -190,19 +223,25 @@ export class FileServer {
     }
   }
 
-  /** Tells a client over the limit that the server is busy, in words both dialects understand. */
-  async #refuseBusy(id: number, socket: Deno.Conn): Promise<void> {
-    const connection = new Connection(id, socket);
-    this.#logger.event("busy", { id, peer: connection.peer });
-    const limit = this.#options.maxConnections;
+  /**
+   * Tells a client over a limit that the server is busy, and which limit, in words both dialects
+   * understand. A refusal lingers for its peer to close, unless too many already do: each holds a
+   * descriptor, and past LINGERING_REFUSALS a flood would use up those the limits keep for it.
+   */
+  async #refuse(connection: Connection, why: string): Promise<void> {
+    const id = connection.id;
+    this.#logger.event("busy", { id, peer: connection.peer, why });
+    const linger = this.#lingering < LINGERING_REFUSALS;
+    if (linger) this.#lingering++;
     try {
-      await connection.send(
-        encodeBusy(limit === 1 ? "1 connection is open" : `${limit} connections are open`),
-      );
-      await connection.finish("busy");
+      await connection.send(encodeBusy(why));
+      if (linger) await connection.finish("busy");
+      else await connection.flush();
     } catch (error) {
-      connection.close("busy");
       if (!isDisconnect(error)) this.#logger.event("busy-error", { id, error: reasonOf(error) });
+    } finally {
+      connection.close("busy");
+      if (linger) this.#lingering--;
     }
   }
 
@@ -230,6 +269,7 @@ export class FileServer {
     } finally {
       await connection.finish("done");
       this.#connections.delete(connection);
+      this.#gate.leave(connection.host);
       this.#bytesSent += connection.bytesWritten;
       this.#logger.event("close", {
         id: connection.id,
@@ -249,12 +289,18 @@ export class FileServer {
     });
   }
 
-  /** Closes connections that moved no bytes for the idle timeout (idle, or a stalled reader). */
+  /**
+   * Closes connections that moved no bytes for the idle timeout (idle, or a stalled reader), and
+   * those whose request has not arrived whole within the request timeout of its first byte (a
+   * sender slow on purpose, whose trickle the idle timeout alone would never stop).
+   */
   #sweep(): void {
     const now = Date.now();
     for (const connection of this.#connections) {
       if (now - connection.lastProgress > this.#options.idleTimeoutMs) {
         connection.close(connection.busy ? "stalled" : "idle");
+      } else if (now - (connection.requestSince ?? now) > this.#options.requestTimeoutMs) {
+        connection.close("request-timeout");
       }
     }
   }

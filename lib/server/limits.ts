@@ -1,0 +1,112 @@
+/**
+ * The connection limits and the open-file limit they must fit in. Every connection holds a socket
+ * and, while it sends a file, that file: a connection limit the process's open-file limit cannot
+ * hold makes accept() fail with "Too many open files", and the clients past that point get
+ * nothing at all, not even the busy text. So the server counts the descriptors it can still open
+ * at start, and lowers its limit to what fits.
+ */
+
+/** Descriptors a connection may hold at once: its socket and the file it is sending. */
+const DESCRIPTORS_PER_CONNECTION = 2;
+
+/** Refusals that may linger at once (waiting up to a second for the peer to close). */
+export const LINGERING_REFUSALS = 64;
+
+/** Descriptors kept aside: for the refusals above, and for the runtime's own needs. */
+const RESERVED_DESCRIPTORS = LINGERING_REFUSALS + 32;
+
+/**
+ * How many more files this process can open now, counted up to `wanted`: it opens `probe` (any
+ * path it may open, such as the shared folder) until the system refuses or `wanted` are open, then
+ * closes them all. Deno gives no way to read the limit itself (/proc/self is closed to a program
+ * without every permission), and counting is exact: it sees the limit and what is in use alike.
+ */
+export function freeDescriptors(probe: string, wanted: number): number {
+  const opened: Deno.FsFile[] = [];
+  try {
+    while (opened.length < wanted) opened.push(Deno.openSync(probe));
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== "EMFILE") throw error;
+  } finally {
+    for (const file of opened) file.close();
+  }
+  return opened.length;
+}
+
+/** Descriptors to look for when `connections` are asked for. */
+export function descriptorsFor(connections: number): number {
+  return connections * DESCRIPTORS_PER_CONNECTION + RESERVED_DESCRIPTORS;
+}
+
+/**
+ * The most connections, up to `requested`, that `free` descriptors hold (at least one).
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { connectionsThatFit } from "./limits.ts";
+ * equal(connectionsThatFit(1024, 100_000), 1024);
+ * equal(connectionsThatFit(1024, 1000), 452); // ulimit -n 1024, 24 descriptors in use
+ * ```
+ */
+export function connectionsThatFit(requested: number, free: number): number {
+  const fit = Math.floor((free - RESERVED_DESCRIPTORS) / DESCRIPTORS_PER_CONNECTION);
+  return Math.max(1, Math.min(requested, fit));
+}
+
+/**
+ * The connection limits: at most `max` connections, at most `perHost` of them from one address,
+ * so that one host opening all it can (slowly sending, say) cannot lock every other host out.
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { Gate } from "./limits.ts";
+ * const gate = new Gate(3, 2);
+ * equal(gate.enter("10.0.0.1"), undefined);
+ * equal(gate.enter("10.0.0.1"), undefined);
+ * equal(gate.enter("10.0.0.1"), "2 connections are open from 10.0.0.1, the most one address may have");
+ * equal(gate.enter("10.0.0.2"), undefined);
+ * equal(gate.enter("10.0.0.3"), "3 connections are open");
+ * gate.leave("10.0.0.1");
+ * equal(gate.enter("10.0.0.3"), undefined);
+ * ```
+ */
+export class Gate {
+  readonly max: number;
+  readonly perHost: number;
+  readonly #hosts = new Map<string, number>();
+  #open = 0;
+
+  constructor(max: number, perHost: number) {
+    this.max = max;
+    this.perHost = perHost;
+  }
+
+  /**
+   * Takes a place for a connection from `host`; or, when that would pass a limit, takes none and
+   * says which limit, in words for the busy text (never with an "@", which would break the
+   * original client's reading of it).
+   */
+  enter(host: string): string | undefined {
+    if (this.#open >= this.max) return `${this.max} ${connections(this.max)} open`;
+    const fromHost = this.#hosts.get(host) ?? 0;
+    if (fromHost >= this.perHost) {
+      return `${fromHost} ${connections(fromHost)} open from ${host.replaceAll("@", "")}, ` +
+        "the most one address may have";
+    }
+    this.#hosts.set(host, fromHost + 1);
+    this.#open++;
+    return undefined;
+  }
+
+  /** Gives back the place a connection from `host` took. */
+  leave(host: string): void {
+    const fromHost = this.#hosts.get(host) ?? 0;
+    if (fromHost <= 1) this.#hosts.delete(host);
+    else this.#hosts.set(host, fromHost - 1);
+    this.#open--;
+  }
+}
+
+function connections(count: number): string {
+  return count === 1 ? "connection is" : "connections are";
+}
