@@ -9,11 +9,17 @@
 /** Descriptors a connection may hold at once: its socket and the file it is sending. */
 const DESCRIPTORS_PER_CONNECTION = 2;
 
-/** Refusals that may linger at once (waiting up to a second for the peer to close). */
+/**
+ * Refusals (busy texts being sent) at once; while this many are under way the server accepts no
+ * more, and the next clients wait in the kernel's queue for their turn to hear it.
+ */
+export const REFUSALS = 128;
+
+/** Of those, the refusals that may linger (waiting up to a second for the peer to close). */
 export const LINGERING_REFUSALS = 64;
 
 /** Descriptors kept aside: for the refusals above, and for the runtime's own needs. */
-const RESERVED_DESCRIPTORS = LINGERING_REFUSALS + 32;
+const RESERVED_DESCRIPTORS = REFUSALS + 32;
 
 /**
  * How many more files this process can open now, counted up to `wanted`: it opens `probe` (any
@@ -45,7 +51,7 @@ export function descriptorsFor(connections: number): number {
  * import { equal } from "node:assert/strict";
  * import { connectionsThatFit } from "./limits.ts";
  * equal(connectionsThatFit(1024, 100_000), 1024);
- * equal(connectionsThatFit(1024, 1000), 452); // ulimit -n 1024, 24 descriptors in use
+ * equal(connectionsThatFit(1024, 1000), 420); // ulimit -n 1024, 24 descriptors in use
  * ```
  */
 export function connectionsThatFit(requested: number, free: number): number {

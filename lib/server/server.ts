@@ -18,6 +18,7 @@ import {
   freeDescriptors,
   Gate,
   LINGERING_REFUSALS,
+  REFUSALS,
 } from "./limits.ts";
 import type { Logger } from "./log.ts";
 import { MAX_ORIGINAL_REQUEST, serveOriginal } from "./original.ts";
@@ -63,7 +64,8 @@ export class FileServer {
   readonly #service: Service;
   readonly #gate: Gate;
   #nextId = 1;
-  /** Refusals waiting for their peer to close (see LINGERING_REFUSALS). */
+  /** Refusals under way, and how many of them wait for their peer to close. */
+  readonly #refusals = new Set<Promise<void>>();
   #lingering = 0;
   #closing = false;
   #closed: Promise<void> | undefined;
@@ -213,7 +215,10 @@ export class FileServer {
       const connection = new Connection(id, socket);
       const full = this.#gate.enter(connection.host);
       if (full !== undefined) {
-        this.#refuse(connection, full);
+        const refusal = this.#refuse(connection, full);
+        this.#refusals.add(refusal);
+        refusal.finally(() => this.#refusals.delete(refusal));
+        if (this.#refusals.size >= REFUSALS) await Promise.race(this.#refusals);
         continue;
       }
       this.#connections.add(connection);
@@ -225,8 +230,9 @@ export class FileServer {
 
   /**
    * Tells a client over a limit that the server is busy, and which limit, in words both dialects
-   * understand. A refusal lingers for its peer to close, unless too many already do: each holds a
-   * descriptor, and past LINGERING_REFUSALS a flood would use up those the limits keep for it.
+   * understand. A refusal lingers for its peer to close (so that what the peer sent meanwhile
+   * cannot turn the close into a reset that destroys the text), unless LINGERING_REFUSALS already
+   * do: then the text is written and the socket closed, so that a flood moves on.
    */
   async #refuse(connection: Connection, why: string): Promise<void> {
     const id = connection.id;
