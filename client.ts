@@ -10,6 +10,7 @@ import { ProgressBar } from "./lib/client/progress.ts";
 import { printable } from "./lib/client/terminal.ts";
 import { Exit, parseCommandLine, parsePort, parseSeconds, UsageError } from "./lib/shared/cli.ts";
 import { DEFAULT_HOST, DEFAULT_PORT } from "./lib/shared/defaults.ts";
+import { type DigestAlgorithm, digestByName, DIGESTS } from "./lib/shared/digest.ts";
 import type { ListEntry, ServerStats } from "./lib/shared/protocol.ts";
 import { formatBytes } from "./lib/shared/units.ts";
 
@@ -20,7 +21,8 @@ Commands:
   list [--json]          the server's files: name, size, modified, whether cached
   get NAME... [options]  download files (several go over one connection)
       --output DIR       where to save (default client_data); - writes to standard output
-      --no-verify        skip the SHA-256 check of each file
+      --no-verify        skip the digest check of each file
+      --digest NAME      the digest to check with: xxh3-128 (default) or sha256
       --quiet            no progress bar (there is none anyway when stderr is not a terminal)
   stats [--json]         the server's counters
   help                   the server's list of requests
@@ -38,22 +40,26 @@ const COMMANDS = ["list", "get", "stats", "help"];
 
 /** `client COMMAND --help`: what one command does and takes. */
 const COMMAND_HELP: Record<string, string> = {
-  list: `Usage: client [--host HOST] [--port PORT] list [--json]
+  list: `Usage: client [--host HOST] [--port PORT] list [--json] [--sha256]
 
 Lists the server's files, sorted by name: size, modification time, and whether the server holds
-the file in its cache. --json prints one JSON array for scripts.`,
+the file in its cache. --json prints one JSON array for scripts; with --sha256, each file's
+SHA-256 too (in hex), to compare with a published sum (the server reads every file it has no
+digest of yet, so this can take a while on a large folder).`,
   get: `Usage: client [--host HOST] [--port PORT] get NAME... [options]
        client HOST PORT file NAME      (the original form)
 
 Downloads each NAME (a path relative to the server's folder); several go over one connection.
 Each file is written to a hidden temporary name beside its target (.NAME.part) and renamed only
-once complete and its SHA-256 matches the server's. An interrupted download resumes from where it
+once complete and its digest matches the server's. An interrupted download resumes from where it
 stopped when the same command runs again; if the file changed on the server meanwhile, the check
 fails, the partial file is deleted, and the next run starts afresh.
 
 Options:
   -o, --output DIR|-     where to save (default client_data); - writes the bytes to standard output
-  --no-verify            skip the SHA-256 check: faster, but a damaged or changed file goes unseen
+  --no-verify            skip the digest check: faster, but a damaged or changed file goes unseen
+  --digest NAME          the digest the server ends each file with, and the client checks:
+                         xxh3-128 (the default: fast) or sha256 (to compare with published sums)
   -q, --quiet            no progress bar (one shows on a terminal for files over 1 MiB)`,
   stats: `Usage: client [--host HOST] [--port PORT] stats [--json]
 
@@ -73,6 +79,10 @@ export interface ClientCommand {
   output: string;
   json: boolean;
   verify: boolean;
+  /** The one digest to ask for, or undefined to offer every one known, XXH3-128 first. */
+  digest?: DigestAlgorithm;
+  /** `list` with each file's SHA-256. */
+  sha256: boolean;
   quiet: boolean;
   timeoutMs: number;
 }
@@ -86,6 +96,8 @@ export function parseClientArgs(args: string[]): ClientCommand | { help: string 
     output: { type: "string", short: "o", default: "client_data" },
     json: { type: "boolean", default: false },
     "no-verify": { type: "boolean", default: false },
+    digest: { type: "string" },
+    sha256: { type: "boolean", default: false },
     quiet: { type: "boolean", short: "q", default: false },
     help: { type: "boolean", short: "h" },
   });
@@ -113,6 +125,12 @@ export function parseClientArgs(args: string[]): ClientCommand | { help: string 
   if (command !== "get" && names.length > 0) {
     throw new UsageError(`${command} takes no names, but got "${names[0]}"`);
   }
+  const digest = values.digest === undefined ? undefined : digestByName(values.digest);
+  if (values.digest !== undefined && digest === undefined) {
+    const known = DIGESTS.map((algorithm) => algorithm.name).join(" or ");
+    throw new UsageError(`--digest takes ${known}, not "${values.digest}"`);
+  }
+  if (values.sha256 && command !== "list") throw new UsageError("--sha256 goes with list");
   return {
     host,
     port,
@@ -121,6 +139,8 @@ export function parseClientArgs(args: string[]): ClientCommand | { help: string 
     output: values.output,
     json: values.json,
     verify: !values["no-verify"],
+    digest,
+    sha256: values.sha256,
     quiet: values.quiet,
     timeoutMs: parseSeconds(values.timeout, "--timeout"),
   };
@@ -130,11 +150,12 @@ export function parseClientArgs(args: string[]): ClientCommand | { help: string 
 export async function runClient(command: ClientCommand): Promise<number> {
   const client = await FileClient.connect(command.host, command.port, {
     timeoutMs: command.timeoutMs,
+    digests: command.digest && [command.digest],
   });
   try {
     switch (command.command) {
       case "list":
-        printList(await client.list(), command.json);
+        printList(await client.list(command.sha256), command.json);
         return Exit.Ok;
       case "stats":
         printStats(await client.stats(), command.json);
@@ -190,6 +211,7 @@ function printList(entries: ListEntry[], json: boolean): void {
       modified: new Date(e.mtimeMs).toISOString(),
       mtimeMs: e.mtimeMs,
       cached: e.cached,
+      ...(e.sha256 && { sha256: toHex(e.sha256) }),
     })))));
     return;
   }
@@ -211,6 +233,11 @@ function printList(entries: ListEntry[], json: boolean): void {
         .trimEnd(),
     );
   }
+}
+
+/** Bytes as lowercase hexadecimal, as sha256sum prints a digest. */
+function toHex(bytes: Uint8Array): string {
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
 /** A time as "2026-11-25 08:44" in the user's time zone, as `ls -l` shows it. */

@@ -15,14 +15,14 @@ import {
   Frame,
   FrameDecoder,
   GREETING,
-  PREAMBLE,
+  preamble,
 } from "../lib/shared/protocol.ts";
 import { writeAll } from "../lib/shared/io.ts";
 
 /** The bytes of one answer to a GET of a `size`-byte file. */
 function cannedAnswer(size: number): Uint8Array {
   const parts = [
-    encodeFileHeader({ size, offset: 0, mtimeMs: 0, source: "cache" }),
+    encodeFileHeader({ size, offset: 0, end: size, mtimeMs: 0, source: "cache" }),
     encodeFrame(Frame.Data, new Uint8Array(size)),
     encodeEnd(new Uint8Array(32)),
   ];
@@ -43,8 +43,8 @@ async function serve(conn: Deno.TcpConn, answer: Uint8Array): Promise<void> {
   for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
     decoder.push(buffer.subarray(0, n));
     if (!greeted) {
-      if (decoder.buffered.length < PREAMBLE.length) continue;
-      decoder.skip(PREAMBLE.length);
+      if (decoder.buffered.length < preamble(1).length) continue;
+      decoder.skip(preamble(1).length);
       await write(encodeHello("canned"));
       greeted = true;
     }

@@ -9,7 +9,7 @@
  */
 
 import { writeAll } from "../lib/shared/io.ts";
-import { encodeGet, Frame, FrameDecoder, GREETING, PREAMBLE } from "../lib/shared/protocol.ts";
+import { encodeGet, Frame, FrameDecoder, GREETING, preamble } from "../lib/shared/protocol.ts";
 
 /** What one run measured. */
 export interface LoadResult {
@@ -24,7 +24,7 @@ export interface LoadResult {
 async function open(port: number, request: Uint8Array): Promise<[Deno.TcpConn, number]> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   conn.setNoDelay(true);
-  await writeAll(conn, PREAMBLE);
+  await writeAll(conn, preamble(1));
   await writeAll(conn, request);
   const decoder = new FrameDecoder({ maxPayload: 1 << 24, streamed: [Frame.Data] });
   const buffer = new Uint8Array(1 << 16);

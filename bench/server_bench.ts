@@ -120,7 +120,7 @@ async function download(port: number, name: string, rounds: number, toFile: bool
   for (let r = 0; r < rounds; r++) {
     await file?.truncate(0);
     await file?.seek(0, Deno.SeekMode.Start);
-    await client.send(FileClient.get(name));
+    await client.send(client.get(name));
     await client.readFile({
       header() {},
       async data(chunk) {

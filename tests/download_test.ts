@@ -73,7 +73,7 @@ function lyingServer(body: Uint8Array): FakeServer {
     const { offset } = readGet(request.payload);
     await writeAll(
       out,
-      encodeFileHeader({ size: body.length, offset, mtimeMs: 0, source: "disk" }),
+      encodeFileHeader({ size: body.length, offset, end: body.length, mtimeMs: 0, source: "disk" }),
     );
     await writeAll(out, encodeFrame(Frame.Data, body.subarray(offset)));
     await writeAll(out, encodeEnd(new Uint8Array(32)));
@@ -161,7 +161,13 @@ Deno.test("the connection breaks mid-file: exit 3, the part is kept, the same co
     const { offset } = readGet(request.payload);
     await writeAll(
       out,
-      encodeFileHeader({ size: source.length, offset, mtimeMs: 0, source: "disk" }),
+      encodeFileHeader({
+        size: source.length,
+        offset,
+        end: source.length,
+        mtimeMs: 0,
+        source: "disk",
+      }),
     );
     const frame = new Uint8Array(HEADER_BYTES + half);
     writeHeader(frame, 0, Frame.Data, source.length - offset);

@@ -13,7 +13,7 @@ import {
   Frame,
   FrameDecoder,
   GREETING,
-  PREAMBLE,
+  preamble,
   readError,
   readFileHeader,
 } from "../lib/shared/protocol.ts";
@@ -21,11 +21,11 @@ import {
   concat,
   rawConnect,
   runClient,
-  sha256,
   startServer,
   tempFolder,
   text,
   until,
+  xxh3,
 } from "./harness.ts";
 import { randomBytes, spawnServer } from "../testing/support.ts";
 
@@ -70,7 +70,7 @@ Deno.test("idle and stalled connections are closed, and cost nothing after", asy
 
   await t.step("a framed client that sends nothing is closed after the idle timeout", async () => {
     using socket = await rawConnect(port);
-    await socket.write(PREAMBLE);
+    await socket.write(preamble(1));
     await socket.readToEnd();
     assert(
       server.log.lines.some((line) => / reason=idle/.test(line)),
@@ -85,17 +85,17 @@ Deno.test("idle and stalled connections are closed, and cost nothing after", asy
 
   await t.step("a reader that stops reading mid-transfer is dropped", async () => {
     using socket = await rawConnect(port);
-    await socket.write(new Uint8Array([...PREAMBLE, ...encodeGet("big.bin")]));
+    await socket.write(new Uint8Array([...preamble(1), ...encodeGet("big.bin")]));
     await until(() => server.log.lines.some((l) => / reason=stalled/.test(l)), "a stall");
     await until(() => server.stats().connections === 0, "the stalled connection to go");
   });
 
   await t.step("the server still serves an honest client", async () => {
     const client = await FileClient.connect("127.0.0.1", port);
-    await client.send(FileClient.get("a.txt"));
+    await client.send(client.get("a.txt"));
     const digest = await client.readFile({ header() {}, data() {} });
     client.close();
-    assertEquals(digest, await sha256(new TextEncoder().encode("a")));
+    assertEquals(digest, await xxh3(new TextEncoder().encode("a")));
   });
 });
 
@@ -109,7 +109,7 @@ Deno.test("clients that vanish mid-transfer cost only their sockets", async () =
     await Promise.all(
       Object.keys(files).map(async (name) => {
         const socket = await rawConnect(port);
-        await socket.write(new Uint8Array([...PREAMBLE, ...encodeGet(name)]));
+        await socket.write(new Uint8Array([...preamble(1), ...encodeGet(name)]));
         await socket.readExactly(GREETING.length + 64 * 1024);
         socket[Symbol.dispose]();
       }),
@@ -121,11 +121,11 @@ Deno.test("clients that vanish mid-transfer cost only their sockets", async () =
   assert(stats.cacheBytes <= stats.cacheCapacity);
   const client = await FileClient.connect("127.0.0.1", port);
   for (const [name, bytes] of Object.entries(files)) {
-    await client.send(FileClient.get(name));
+    await client.send(client.get(name));
     let length = 0;
     const digest = await client.readFile({ header() {}, data: (c) => void (length += c.length) });
     assertEquals(length, bytes.length);
-    assertEquals(digest, await sha256(bytes), `wrong digest for ${name}`);
+    assertEquals(digest, await xxh3(bytes), `wrong digest for ${name}`);
   }
   client.close();
 });
@@ -138,7 +138,7 @@ Deno.test("a file that changes during a transfer is never presented as right", a
       await Deno.writeFile(`${data.path}/grow.bin`, randomBytes(size, 30));
       await using server = await startServer(data.path, { cacheBytes: cacheBytes as number });
       const client = await FileClient.connect("127.0.0.1", server.addr.port);
-      await client.send(FileClient.get("grow.bin"));
+      await client.send(client.get("grow.bin"));
       let received = 0;
       const outcome = await client.readFile({
         header() {},
@@ -160,7 +160,7 @@ Deno.test("a file that changes during a transfer is never presented as right", a
     const client = await FileClient.connect("127.0.0.1", server.addr.port);
     const get = async () => {
       const parts: string[] = [];
-      await client.send(FileClient.get("grow.bin"));
+      await client.send(client.get("grow.bin"));
       await client.readFile({ header() {}, data: (c) => void parts.push(text(c)) });
       return parts.join("");
     };
@@ -182,7 +182,7 @@ Deno.test("SIGTERM: stops accepting, finishes transfers in flight, exits 0", asy
   await using data = await tempFolder({ "big.bin": big });
   await using server = await spawnServer(["--data", data.path]);
   const client = await FileClient.connect("127.0.0.1", server.port);
-  await client.send(FileClient.get("big.bin"));
+  await client.send(client.get("big.bin"));
   let received = 0;
   let signalled = false;
   const digest = await client.readFile({
@@ -198,7 +198,7 @@ Deno.test("SIGTERM: stops accepting, finishes transfers in flight, exits 0", asy
   });
   client.close();
   assertEquals(received, big.length);
-  assertEquals(digest, await sha256(big));
+  assertEquals(digest, await xxh3(big));
   assertEquals((await server.process.status).code, 0);
   assert(server.lines.some((line) => /stopped/.test(line)), "no summary logged");
 });
@@ -212,9 +212,9 @@ Deno.test("a shutdown never cuts an answer short, even one waiting on a slow rea
   // write, in the middle of an answer or between two.
   const requests = 3000;
   const get = encodeGet("small.bin");
-  const batch = new Uint8Array(PREAMBLE.length + get.length * requests);
-  batch.set(PREAMBLE);
-  for (let i = 0; i < requests; i++) batch.set(get, PREAMBLE.length + i * get.length);
+  const batch = new Uint8Array(preamble(1).length + get.length * requests);
+  batch.set(preamble(1));
+  for (let i = 0; i < requests; i++) batch.set(get, preamble(1).length + i * get.length);
   const sending = socket.write(batch);
   await until(() => server.stats().requests > 100, "the server to answer");
   const closing = server.close();
@@ -268,7 +268,7 @@ Deno.test("slow senders from one host cannot lock other hosts out", async (t) =>
   await using data = await tempFolder({ "a.bin": file });
   await using server = await startServer(data.path, { maxConnections: 8, requestTimeoutMs: 1000 });
   const port = server.addr.port;
-  const get = new Uint8Array([...PREAMBLE, ...encodeGet("a".repeat(1000))]);
+  const get = new Uint8Array([...preamble(1), ...encodeGet("a".repeat(1000))]);
 
   await t.step(
     "one address gets a quarter of the places; the rest are told which limit",
@@ -280,8 +280,8 @@ Deno.test("slow senders from one host cannot lock other hosts out", async (t) =>
         "the senders' places",
       );
       const honest = await FileClient.connect("127.0.0.1", port);
-      await honest.send(FileClient.get("a.bin"));
-      assertEquals(await honest.readFile({ header() {}, data() {} }), await sha256(file));
+      await honest.send(honest.get("a.bin"));
+      assertEquals(await honest.readFile({ header() {}, data() {} }), await xxh3(file));
       honest.close();
       const heard = await Promise.all(senders);
       const busy = heard.filter((said) => said.startsWith("DISCONNECTED@"));

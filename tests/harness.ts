@@ -9,12 +9,15 @@ import { Logger, type LogSink } from "../lib/server/log.ts";
 import { isDisconnect } from "../lib/server/errors.ts";
 import { FileServer, type ServerOptions } from "../lib/server/server.ts";
 import { writeAll, type Writer } from "../lib/shared/io.ts";
+import { digestOf, SHA256, XXH3_128 } from "../lib/shared/digest.ts";
+import { ErrorCode } from "../lib/shared/errors.ts";
 import {
   type DecodedFrame,
+  encodeError,
   encodeHello,
   FrameDecoder,
   GREETING,
-  PREAMBLE,
+  MAGIC,
 } from "../lib/shared/protocol.ts";
 import { type Output, ROOT, run } from "../testing/support.ts";
 
@@ -104,8 +107,13 @@ export function fakeServer(
     let greeted = false;
     for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
       decoder.push(buffer.subarray(0, n));
-      if (!greeted && decoder.buffered.length >= PREAMBLE.length) {
-        decoder.skip(PREAMBLE.length);
+      if (!greeted && decoder.buffered.length >= MAGIC.length + 1) {
+        // A server of protocol version 1, as the first ones were: newer clients fall back to it.
+        if (decoder.buffered[MAGIC.length] !== 1) {
+          await writeAll(out, encodeError(ErrorCode.Unsupported, "this server speaks version 1"));
+          return;
+        }
+        decoder.skip(MAGIC.length + 1);
         await writeAll(out, encodeHello("fake"));
         greeted = true;
       }
@@ -244,7 +252,7 @@ export async function until(check: () => boolean, what: string, timeoutMs = 10_0
 export async function fetchFile(client: FileClient, name: string, offset = 0) {
   const parts: Uint8Array[] = [];
   let source = "";
-  await client.send(FileClient.get(name, offset));
+  await client.send(client.get(name, offset));
   const digest = await client.readFile({
     header: (h) => void (source = h.source),
     data: (chunk) => void parts.push(chunk.slice()),
@@ -252,7 +260,12 @@ export async function fetchFile(client: FileClient, name: string, offset = 0) {
   return { bytes: concat(parts), digest, source };
 }
 
-/** SHA-256 of `bytes`, as the server computes it. */
-export async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+/** SHA-256 of `bytes`, as the server computes it (protocol version 1, and on request). */
+export function sha256(bytes: Uint8Array): Promise<Uint8Array> {
+  return digestOf(SHA256, bytes);
+}
+
+/** XXH3-128 of `bytes`, the digest a client and server of version 2 agree on by default. */
+export function xxh3(bytes: Uint8Array): Promise<Uint8Array> {
+  return digestOf(XXH3_128, bytes);
 }

@@ -48,7 +48,7 @@ function fileFrame(size: bigint, offset: bigint): Uint8Array {
 
 /** A file answer's header, as an honest server sends it. */
 function fileHeader(size: number): Uint8Array {
-  return encodeFileHeader({ size, offset: 0, mtimeMs: 0, source: "disk" });
+  return encodeFileHeader({ size, offset: 0, end: size, mtimeMs: 0, source: "disk" });
 }
 
 Deno.test("what a server says reaches the terminal with its control characters escaped", async (t) => {
@@ -140,7 +140,7 @@ Deno.test("a server that breaks the protocol is named as at fault: exit 3, one l
       "an offset past the size",
       get,
       [fileFrame(5n, 10n)],
-      "a FILE frame's offset is past its size",
+      "a FILE frame's range is not within its size",
     ],
     [
       "an answer from another offset than asked",
@@ -152,7 +152,7 @@ Deno.test("a server that breaks the protocol is named as at fault: exit 3, one l
       "an END shorter than a digest",
       get,
       [fileHeader(0), encodeFrame(Frame.End, new Uint8Array(31))],
-      "an END frame carries a 32-byte digest",
+      "an END frame carries a 32-byte sha256 digest",
     ],
     [
       "DATA beyond the size",

@@ -17,16 +17,16 @@ import {
   Frame,
   GREETING,
   HEADER_BYTES,
-  PREAMBLE,
+  preamble,
 } from "../lib/shared/protocol.ts";
 import {
   fetchFile,
   rawConnect,
   RawSocket,
-  sha256,
   startServer,
   tempFolder,
   text,
+  xxh3,
 } from "./harness.ts";
 import { randomBytes, spawnServer } from "../testing/support.ts";
 
@@ -68,7 +68,7 @@ async function honestGets(port: number, small: Uint8Array, digest: Uint8Array): 
 /** Opens one idle peer: framed ones send the preamble and get HELLO, the others stay silent. */
 async function idlePeer(port: number, framed: boolean): Promise<RawSocket> {
   const socket = await rawConnect(port);
-  if (framed) await socket.write(PREAMBLE);
+  if (framed) await socket.write(preamble(1));
   assertEquals(await socket.readExactly(GREETING.length), GREETING);
   if (framed) {
     const hello = await socket.readExactly(HEADER_BYTES);
@@ -92,7 +92,7 @@ Deno.test({
   ignore: !enoughFiles,
 }, async () => {
   const small = randomBytes(4096, 11);
-  const digest = await sha256(small);
+  const digest = await xxh3(small);
   await using data = await tempFolder({ "small.bin": small });
   // The idle crowd and the honest client share one address here.
   await using server = await spawnServer([
@@ -186,7 +186,7 @@ Deno.test("requests are bounded in both dialects, and a name at the limit still 
       const tooLong = [
         longest + "x", // one byte over the name limit
         "é".repeat(MAX_NAME_BYTES / 2 + 1), // over it in UTF-8 bytes, not in characters
-        "a".repeat(MAX_REQUEST_PAYLOAD - 8), // the largest GET frame the server reads
+        "a".repeat(MAX_REQUEST_PAYLOAD - 16), // the largest version 2 GET frame the server reads
       ];
       for (const name of tooLong) {
         const refused = await fetchFile(client, name).catch((error) => error);
@@ -225,7 +225,7 @@ Deno.test("slow readers cannot make the server hold copies of files beyond the c
     for (let i = 0; i < readers; i++) {
       const socket = await rawConnect(server.port);
       stalled.push(socket);
-      await socket.write(new Uint8Array([...PREAMBLE, ...encodeGet(i % 2 ? "b.bin" : "a.bin")]));
+      await socket.write(new Uint8Array([...preamble(1), ...encodeGet(i % 2 ? "b.bin" : "a.bin")]));
       await socket.readExactly(GREETING.length + 64 * 1024); // then it stops reading
     }
     // Every load has finished once nothing is reserved.

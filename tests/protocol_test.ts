@@ -13,12 +13,12 @@ import {
   throws,
 } from "node:assert/strict";
 import fc from "fast-check";
+import { SHA256, XXH3_128 } from "../lib/shared/digest.ts";
 import { ErrorCode, ProtocolError } from "../lib/shared/errors.ts";
 import { FrameReader, type Readable } from "../lib/shared/frame_reader.ts";
 import {
   type DecodedFrame,
   type DecoderOptions,
-  DIGEST_BYTES,
   encodeEnd,
   encodeError,
   encodeFileHeader,
@@ -27,15 +27,16 @@ import {
   encodeHello,
   encodeListEnd,
   encodeListParts,
+  encodeSetup,
   encodeText,
-  FILE_FRAME_BYTES,
+  fileFrameBytes,
   type FileHeader,
   Frame,
   FrameDecoder,
   GREETING,
   HEADER_BYTES,
   type ListEntry,
-  PREAMBLE,
+  preamble,
   readEnd,
   readError,
   readFileHeader,
@@ -43,6 +44,7 @@ import {
   readHello,
   readListEnd,
   readListPart,
+  readSetup,
   readText,
   VERSION,
   writeFileFrame,
@@ -63,21 +65,27 @@ function plain<T extends object>(record: T): T {
   return { ...record };
 }
 
-const fileHeaders: fc.Arbitrary<FileHeader> = fc.maxSafeNat().chain((size) =>
-  fc.record({
-    size: fc.constant(size),
-    offset: fc.integer({ min: 0, max: size }),
-    mtimeMs: fc.double(),
-    source: fc.constantFrom("cache" as const, "disk" as const),
-  }).map(plain)
-);
+/** FILE headers of protocol `version`: version 1's always run to the end of the file. */
+const fileHeaders = (version: number): fc.Arbitrary<FileHeader> =>
+  fc.maxSafeNat().chain((size) =>
+    fc.integer({ min: 0, max: size }).chain((end) =>
+      fc.record({
+        size: fc.constant(size),
+        offset: fc.integer({ min: 0, max: version === 1 ? size : end }),
+        end: fc.constant(version === 1 ? size : end),
+        mtimeMs: fc.double(),
+        source: fc.constantFrom("cache" as const, "disk" as const),
+      }).map(plain)
+    )
+  );
 
 const listEntries: fc.Arbitrary<ListEntry> = fc.record({
   name: anyText(60),
   size: fc.maxSafeNat(),
   mtimeMs: fc.double(),
   cached: fc.boolean(),
-}).map(plain);
+  sha256: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+}, { requiredKeys: ["name", "size", "mtimeMs", "cached"] }).map(plain);
 
 const errorCodes = fc.constantFrom(...Object.values(ErrorCode));
 
@@ -104,9 +112,9 @@ function throwsProtocol(run: () => unknown, code: ErrorCode): void {
 /** Whole frames of every kind, as the encoders make them. */
 const sampleFrames: fc.Arbitrary<Uint8Array> = fc.oneof(
   fc.tuple(anyText(), fc.maxSafeNat()).map(([name, offset]) => encodeGet(name, offset)),
-  anyText().map(encodeHello),
-  fileHeaders.map(encodeFileHeader),
-  fc.uint8Array({ minLength: DIGEST_BYTES, maxLength: DIGEST_BYTES }).map(encodeEnd),
+  anyText().map((name) => encodeHello(name)),
+  fileHeaders(1).map((header) => encodeFileHeader(header)),
+  fc.uint8Array({ minLength: SHA256.bytes, maxLength: SHA256.bytes }).map(encodeEnd),
   fc.tuple(errorCodes, anyText()).map(([code, message]) => encodeError(code, message)),
   fc.maxSafeNat().map(encodeListEnd),
   fc.array(listEntries, { minLength: 1, maxLength: 4, size: "max" }).map((entries) =>
@@ -251,12 +259,14 @@ async function readAll(reader: FrameReader, into: Collected): Promise<void> {
 
 Deno.test("encoders and readers round trip", async (t) => {
   await t.step("wire constants: preamble, greeting, header size", () => {
-    assertEquals([...PREAMBLE], [0x89, 0x46, 0x53, 0x50, 0x01]);
-    strictEqual(VERSION, 1);
+    assertEquals([...preamble(1)], [0x89, 0x46, 0x53, 0x50, 0x01]);
+    assertEquals([...preamble()], [0x89, 0x46, 0x53, 0x50, 0x02]);
+    strictEqual(VERSION, 2);
     assertEquals(GREETING, utf8.encode("OK@Welcome to the File Server."));
     strictEqual(GREETING.length, 30);
     strictEqual(HEADER_BYTES, 5);
-    strictEqual(FILE_FRAME_BYTES, HEADER_BYTES + 25);
+    strictEqual(fileFrameBytes(), HEADER_BYTES + 25);
+    strictEqual(fileFrameBytes(2), HEADER_BYTES + 33);
   });
 
   await t.step("a header is a type byte and a big-endian u32 length, written in place", () => {
@@ -283,51 +293,86 @@ Deno.test("encoders and readers round trip", async (t) => {
         const { type, payload } = unframe(encodeGet(name, offset));
         strictEqual(type, Frame.Get);
         strictEqual(payload.length, 8 + utf8.encode(name).length);
-        assertEquals(readGet(payload), { name, offset });
+        assertEquals(readGet(payload), { name, offset, end: 0 });
       }),
     );
     assertEquals(readGet(unframe(encodeGet("déjà vu/naïve 文件 🎉.txt")).payload), {
       name: "déjà vu/naïve 文件 🎉.txt",
       offset: 0,
+      end: 0,
     });
+  });
+
+  await t.step("GET in version 2: a range, offset to end (0 for the end of the file)", () => {
+    fc.assert(
+      fc.property(anyText(300), fc.maxSafeNat(), fc.maxSafeNat(), (name, a, b) => {
+        const [offset, end] = a <= b ? [a, b] : [b, a];
+        const { type, payload } = unframe(encodeGet(name, offset, 2, end));
+        strictEqual(type, Frame.Get);
+        strictEqual(payload.length, 16 + utf8.encode(name).length);
+        assertEquals(readGet(payload, 2), { name, offset, end });
+      }),
+    );
+    throws(() => encodeGet("a", 0, 1, 10), RangeError);
+  });
+
+  await t.step("SETUP: digests offered and a token of any bytes", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 255 }),
+        fc.uint8Array({ maxLength: 300 }),
+        (digests, token) => {
+          const { type, payload } = unframe(encodeSetup({ digests, token }));
+          strictEqual(type, Frame.Setup);
+          assertEquals(readSetup(payload), { digests, token });
+        },
+      ),
+    );
   });
 
   await t.step("HELLO: version and server name", () => {
     fc.assert(
       fc.property(anyText(), (server) => {
-        const { type, payload } = unframe(encodeHello(server));
-        strictEqual(type, Frame.Hello);
-        assertEquals(readHello(payload), { version: VERSION, server });
+        for (const [version, digest] of [[1, SHA256], [2, XXH3_128], [2, SHA256]] as const) {
+          const { type, payload } = unframe(encodeHello(server, version, digest));
+          strictEqual(type, Frame.Hello);
+          assertEquals(readHello(payload), { version, server, digest });
+        }
       }),
     );
   });
 
-  await t.step("FILE: size, offset, float mtime and source; written in place the same", () => {
-    fc.assert(
-      fc.property(fileHeaders, fc.nat(40), (file, at) => {
-        const frame = encodeFileHeader(file);
-        const { type, payload } = unframe(frame);
-        strictEqual(type, Frame.File);
-        assertEquals(readFileHeader(payload), file);
-        const target = new Uint8Array(at + FILE_FRAME_BYTES + 7).subarray(3);
-        writeFileFrame(target, at, file);
-        assertEquals(target.subarray(at, at + FILE_FRAME_BYTES), frame);
-      }),
-    );
-  });
+  for (const version of [1, 2]) {
+    await t.step(`FILE (version ${version}): size, range, mtime, source; in place the same`, () => {
+      fc.assert(
+        fc.property(fileHeaders(version), fc.nat(40), (file, at) => {
+          const frame = encodeFileHeader(file, version);
+          const { type, payload } = unframe(frame);
+          strictEqual(type, Frame.File);
+          assertEquals(readFileHeader(payload, version), file);
+          const bytes = fileFrameBytes(version);
+          const target = new Uint8Array(at + bytes + 7).subarray(3);
+          writeFileFrame(target, at, file, version);
+          assertEquals(target.subarray(at, at + bytes), frame);
+        }),
+      );
+    });
+  }
 
-  await t.step("END: the 32-byte digest, returned as a copy", () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), (digest) => {
-        const { type, payload } = unframe(encodeEnd(digest));
-        strictEqual(type, Frame.End);
-        const read = readEnd(payload);
-        assertEquals(read, digest);
-        payload.fill(0);
-        assertEquals(read, digest, "the digest does not change when the buffer is reused");
-      }),
-    );
-    throws(() => encodeEnd(new Uint8Array(31)), RangeError);
+  await t.step("END: the digest, of the length its algorithm gives, returned as a copy", () => {
+    for (const algorithm of [SHA256, XXH3_128]) {
+      const digests = fc.uint8Array({ minLength: algorithm.bytes, maxLength: algorithm.bytes });
+      fc.assert(
+        fc.property(digests, (digest) => {
+          const { type, payload } = unframe(encodeEnd(digest));
+          strictEqual(type, Frame.End);
+          const read = readEnd(payload, algorithm);
+          assertEquals(read, digest);
+          payload.fill(0);
+          assertEquals(read, digest, "the digest does not change when the buffer is reused");
+        }),
+      );
+    }
   });
 
   await t.step("ERROR: code and message; a message over 1 KiB is cut, even mid-character", () => {
@@ -375,7 +420,8 @@ Deno.test("encoders and readers round trip", async (t) => {
   });
 
   await t.step("LIST_PART batches hold every entry, split greedily at frameBytes", () => {
-    const entryBytes = (entry: ListEntry) => 19 + utf8.encode(entry.name).length;
+    const entryBytes = (entry: ListEntry) =>
+      19 + utf8.encode(entry.name).length + (entry.sha256?.length ?? 0);
     fc.assert(
       fc.property(
         fc.array(listEntries, { maxLength: 60, size: "max" }),
@@ -467,7 +513,7 @@ Deno.test("readers refuse malformed payloads with BadRequest", async (t) => {
 
   await t.step("FILE whose offset is past its size", () => {
     fc.assert(
-      fc.property(fileHeaders.filter((h) => h.size < Number.MAX_SAFE_INTEGER), (file) => {
+      fc.property(fileHeaders(1).filter((h) => h.size < Number.MAX_SAFE_INTEGER), (file) => {
         const payload = unframe(encodeFileHeader(file)).payload;
         new DataView(payload.buffer, payload.byteOffset).setBigUint64(8, BigInt(file.size + 1));
         throwsProtocol(() => readFileHeader(payload), BadRequest);
@@ -511,7 +557,9 @@ Deno.test("readers refuse malformed payloads with BadRequest", async (t) => {
           const payload = unframe(encodeListParts(list)[0]).payload;
           const ends = new Set<number>();
           let at = 0;
-          for (const entry of list) ends.add(at += 19 + utf8.encode(entry.name).length);
+          for (const entry of list) {
+            ends.add(at += 19 + utf8.encode(entry.name).length + (entry.sha256?.length ?? 0));
+          }
           const cut = 1 + n % (payload.length - 1);
           if (ends.has(cut)) return;
           throwsProtocol(() => readListPart(payload.subarray(0, cut)), BadRequest);
@@ -566,10 +614,10 @@ Deno.test("FrameDecoder: any split of the bytes", async (t) => {
 
   await t.step("skip() drops a checked preamble; never more than is buffered", () => {
     const decoder = new FrameDecoder({ maxPayload: 4096 });
-    decoder.push(concat([PREAMBLE, encodeFrame(Frame.List)]));
-    throws(() => decoder.skip(PREAMBLE.length + HEADER_BYTES + 1), RangeError);
-    assertEquals(decoder.buffered.subarray(0, PREAMBLE.length), PREAMBLE);
-    decoder.skip(PREAMBLE.length);
+    decoder.push(concat([preamble(1), encodeFrame(Frame.List)]));
+    throws(() => decoder.skip(preamble(1).length + HEADER_BYTES + 1), RangeError);
+    assertEquals(decoder.buffered.subarray(0, preamble(1).length), preamble(1));
+    decoder.skip(preamble(1).length);
     assertEquals(decoder.next(), { type: Frame.List, payload: new Uint8Array(0), last: true });
     strictEqual(decoder.atBoundary, true);
   });

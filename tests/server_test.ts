@@ -3,28 +3,33 @@
  * client as a subprocess, by the client library, and by raw sockets for byte-level cases.
  */
 
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert, strictEqual } from "node:assert/strict";
 import { FileClient } from "../lib/client/client.ts";
 import { ServerError } from "../lib/client/errors.ts";
+import { XXH3_128 } from "../lib/shared/digest.ts";
 import { ErrorCode } from "../lib/shared/errors.ts";
 import {
   encodeFrame,
   encodeGet,
+  encodeSetup,
   Frame,
   GREETING,
   HEADER_BYTES,
-  PREAMBLE,
+  preamble,
   readError,
   readFileHeader,
+  readHello,
+  VERSION,
 } from "../lib/shared/protocol.ts";
 import {
+  concat,
   fetchFile,
   rawConnect,
   runClient,
-  sha256,
   startServer,
   tempFolder,
   text,
+  xxh3,
 } from "./harness.ts";
 import { randomBytes } from "../testing/support.ts";
 
@@ -163,18 +168,18 @@ Deno.test("hits come from the cache, misses from disk, big files are never cache
       const first = await fetchFile(client, "small.bin");
       assertEquals(first.source, "disk");
       assertEquals(first.bytes, small);
-      assertEquals(first.digest, await sha256(small));
+      assertEquals(first.digest, await xxh3(small));
       const second = await fetchFile(client, "small.bin");
       assertEquals(second.source, "cache");
       assertEquals(second.bytes, small);
-      assertEquals(second.digest, await sha256(small));
+      assertEquals(second.digest, await xxh3(small));
     });
     await t.step("a file larger than the cache streams and stays uncached", async () => {
       for (let i = 0; i < 2; i++) {
         const got = await fetchFile(client, "large.bin");
         assertEquals(got.source, "disk");
         assertEquals(got.bytes, large);
-        assertEquals(got.digest, await sha256(large));
+        assertEquals(got.digest, await xxh3(large));
       }
       const stats = server.stats();
       assert(stats.cacheBytes <= stats.cacheCapacity);
@@ -185,11 +190,11 @@ Deno.test("hits come from the cache, misses from disk, big files are never cache
         const whole = name === "small.bin" ? small : large;
         const got = await fetchFile(client, name, 12345);
         assertEquals(got.bytes, whole.subarray(12345));
-        assertEquals(got.digest, await sha256(whole));
+        assertEquals(got.digest, await xxh3(whole));
       }
     });
     await t.step("an offset past the end is a clear bad request", async () => {
-      await client.send(FileClient.get("small.bin", small.length + 1));
+      await client.send(client.get("small.bin", small.length + 1));
       const error = await client.readFile({ header() {}, data() {} }).catch((e) => e);
       assert(error instanceof ServerError);
       assertEquals(error.code, ErrorCode.BadRequest);
@@ -300,7 +305,7 @@ Deno.test("framed protocol edge cases on raw sockets", async (t) => {
 
   async function session() {
     const socket = await rawConnect(port);
-    await socket.write(PREAMBLE);
+    await socket.write(preamble(1));
     assertEquals(await socket.readExactly(GREETING.length), GREETING);
     assertEquals((await readFrame(socket)).type, Frame.Hello);
     return socket;
@@ -370,12 +375,34 @@ Deno.test("framed protocol edge cases on raw sockets", async (t) => {
     assertEquals((await socket.readToEnd()).length, 0);
   });
 
-  await t.step("a wrong version is refused as unsupported", async () => {
+  await t.step("version 0 is refused as unsupported", async () => {
     using socket = await rawConnect(port);
-    await socket.write(new Uint8Array([...PREAMBLE.subarray(0, 4), 99]));
+    await socket.write(new Uint8Array([...preamble(1).subarray(0, 4), 0]));
     await socket.readExactly(GREETING.length);
     const frame = await readFrame(socket);
     assertEquals(readError(frame.payload).code, ErrorCode.Unsupported);
+  });
+
+  await t.step("a newer version is answered in the newest both speak", async () => {
+    using socket = await rawConnect(port);
+    const setup = encodeSetup({ digests: [99, XXH3_128.id], token: new Uint8Array(0) });
+    await socket.write(concat([preamble(99), setup]));
+    await socket.readExactly(GREETING.length);
+    const frame = await readFrame(socket);
+    strictEqual(frame.type, Frame.Hello);
+    const hello = readHello(frame.payload);
+    assertEquals([hello.version, hello.digest], [VERSION, XXH3_128]);
+  });
+
+  await t.step("a version 2 client that skips SETUP is told so", async () => {
+    using socket = await rawConnect(port);
+    await socket.write(concat([preamble(2), encodeFrame(Frame.Stats)]));
+    await socket.readExactly(GREETING.length);
+    const frame = await readFrame(socket);
+    assertEquals(readError(frame.payload), {
+      code: ErrorCode.BadRequest,
+      message: "a version 2 client sends SETUP first",
+    });
   });
 
   await t.step("the server still serves an honest client afterwards", async () => {

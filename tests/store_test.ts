@@ -9,7 +9,8 @@ import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:ass
 import type { PolicyName } from "../lib/server/cache/cache.ts";
 import { NotFoundError } from "../lib/server/errors.ts";
 import { openRoot } from "../lib/server/folder.ts";
-import { type FileBody, FileStore } from "../lib/server/store.ts";
+import { type FileBody, FileStore } from "../lib/server/store/store.ts";
+import { SHA256 } from "../lib/shared/digest.ts";
 import { ErrorCode, WireError } from "../lib/shared/errors.ts";
 import { concat, sha256, tempFolder } from "./harness.ts";
 import { randomBytes } from "../testing/support.ts";
@@ -43,7 +44,7 @@ function assertBytes(actual: Uint8Array, expected: Uint8Array): void {
 /** Asserts that `body` yields the file `whole` from `offset`, then the whole file's digest. */
 async function assertBody(body: FileBody, whole: Uint8Array, offset = 0): Promise<void> {
   using _sent = body; // as the server does once an answer is sent
-  assertBytes(await collect(body.chunks(offset)), whole.subarray(offset));
+  assertBytes(await collect(body.chunks(offset, body.stamp.size)), whole.subarray(offset));
   assertEquals(await body.digest(), await sha256(whole));
 }
 
@@ -52,18 +53,18 @@ Deno.test("concurrent misses for one file share one disk read", async () => {
   await using data = await tempFolder({ "shared.bin": file });
   const store = await openStore(data.path);
 
-  const early = Array.from({ length: 8 }, () => store.open("shared.bin"));
-  const reader = early[0].chunks(0);
+  const early = Array.from({ length: 8 }, () => store.open("shared.bin", SHA256));
+  const reader = early[0].chunks(0, early[0].stamp.size);
   const firstChunk = await reader.next(); // the load is under way, not finished
   assert(!firstChunk.done && firstChunk.value.length < file.length, "the load had finished");
-  const late = Array.from({ length: 8 }, () => store.open("shared.bin"));
+  const late = Array.from({ length: 8 }, () => store.open("shared.bin", SHA256));
   assertEquals(store.diskReads, 1);
   assertEquals(store.cache.misses, 16);
   for (const body of [...early, ...late]) assertEquals(body.source, "disk");
 
   await reader.return(undefined);
   await Promise.all([...early, ...late].map((body) => assertBody(body, file)));
-  const again = store.open("shared.bin");
+  const again = store.open("shared.bin", SHA256);
   assertEquals(again.source, "cache");
   await assertBody(again, file);
   assertEquals(store.diskReads, 1);
@@ -80,10 +81,10 @@ Deno.test("a changed, replaced, grown or deleted file is never served stale", as
   /** Serves f.bin once from disk and once from the cache, both as `current`. */
   const serveFresh = async () => {
     const reads = store.diskReads;
-    const loaded = store.open("f.bin");
+    const loaded = store.open("f.bin", SHA256);
     assertEquals(loaded.source, "disk");
     await assertBody(loaded, current);
-    const cached = store.open("f.bin");
+    const cached = store.open("f.bin", SHA256);
     assertEquals(cached.source, "cache");
     await assertBody(cached, current);
     assertEquals(store.diskReads, reads + 1);
@@ -131,7 +132,7 @@ Deno.test("a changed, replaced, grown or deleted file is never served stale", as
     const evictions = store.cache.evictions;
     let thrown: unknown;
     try {
-      store.open("f.bin");
+      store.open("f.bin", SHA256);
     } catch (error) {
       thrown = error;
     }
@@ -153,8 +154,8 @@ Deno.test("evicting an entry never disturbs a body being read from it", async (t
   /** Loads b.bin then c.bin, which evicts a.bin (the oldest), then b.bin, to make room. */
   const evictA = async () => {
     assert(store.cache.has("a.bin"), "a.bin was not cached");
-    await assertBody(store.open("b.bin"), b);
-    await assertBody(store.open("c.bin"), c);
+    await assertBody(store.open("b.bin", SHA256), b);
+    await assertBody(store.open("c.bin", SHA256), c);
     assertEquals(["a.bin", "b.bin", "c.bin"].map((name) => store.cache.has(name)), [
       false,
       false,
@@ -165,10 +166,10 @@ Deno.test("evicting an entry never disturbs a body being read from it", async (t
   };
 
   await t.step("a body read from the cache", async () => {
-    await assertBody(store.open("a.bin"), a);
-    const body = store.open("a.bin");
+    await assertBody(store.open("a.bin", SHA256), a);
+    const body = store.open("a.bin", SHA256);
     assertEquals(body.source, "cache");
-    const chunks = body.chunks(0);
+    const chunks = body.chunks(0, body.stamp.size);
     const first = await chunks.next();
     assert(!first.done);
     const evictions = store.cache.evictions;
@@ -182,13 +183,13 @@ Deno.test("evicting an entry never disturbs a body being read from it", async (t
 
   await t.step("a body that started while its file loaded from disk", async () => {
     store = await openStore(data.path, 10 * MiB, "fifo");
-    const body = store.open("a.bin");
+    const body = store.open("a.bin", SHA256);
     assertEquals(body.source, "disk");
-    const chunks = body.chunks(0);
+    const chunks = body.chunks(0, body.stamp.size);
     const first = await chunks.next();
     assert(!first.done && first.value.length < a.length, "the load had finished");
     const copy = first.value.slice();
-    await assertBody(store.open("a.bin"), a); // the same load, now committed
+    await assertBody(store.open("a.bin", SHA256), a); // the same load, now committed
     await evictA();
     assertBytes(concat([copy, await collect(chunks)]), a);
     assertEquals(await body.digest(), await sha256(a));
@@ -202,13 +203,13 @@ Deno.test("slow readers keep the cache within its cap: what they hold is not evi
   const b = randomBytes(4 * MiB, 35);
   await using data = await tempFolder({ "a.bin": a, "b.bin": b });
   const store = await openStore(data.path, 6 * MiB); // room for one of the two
-  await assertBody(store.open("a.bin"), a);
-  using reading = store.open("a.bin");
+  await assertBody(store.open("a.bin", SHA256), a);
+  using reading = store.open("a.bin", SHA256);
   assertEquals(reading.source, "cache");
-  await assertBody(store.open("b.bin"), b); // streams from disk: a.bin is being read
+  await assertBody(store.open("b.bin", SHA256), b); // streams from disk: a.bin is being read
   assertEquals([store.cache.has("a.bin"), store.cache.has("b.bin")], [true, false]);
   reading[Symbol.dispose]();
-  await assertBody(store.open("b.bin"), b); // now a.bin can make room
+  await assertBody(store.open("b.bin", SHA256), b); // now a.bin can make room
   assertEquals([store.cache.has("a.bin"), store.cache.has("b.bin")], [false, true]);
 });
 
@@ -221,9 +222,9 @@ Deno.test("the memory of files the cache lets go of is given back at once", asyn
   const before = Deno.memoryUsage().external;
   let peak = 0;
   for (const [i, bytes] of files.entries()) {
-    using body = store.open(`f${i}.bin`);
+    using body = store.open(`f${i}.bin`, SHA256);
     let length = 0;
-    for await (const chunk of body.chunks(0)) length += chunk.length; // no copies of our own
+    for await (const chunk of body.chunks(0, body.stamp.size)) length += chunk.length; // no copies of our own
     assertEquals(length, bytes.length);
     peak = Math.max(peak, Deno.memoryUsage().external - before);
   }
@@ -239,7 +240,7 @@ Deno.test("a file larger than the cache streams, is never cached, and keeps its 
   const tail = MiB + 1000;
 
   for (const offset of [tail, 0, tail, big.length, 0]) {
-    const body = store.open("big.bin");
+    const body = store.open("big.bin", SHA256);
     assertEquals(body.source, "disk");
     await assertBody(body, big, offset);
     assertEquals([store.cache.size, store.cache.used, store.cache.reserved], [0, 0, 0]);
@@ -257,8 +258,8 @@ Deno.test("more streams than pooled buffers all move at once, and take big buffe
     cacheBytes: 2 * MiB,
     streamBuffers: 2,
   });
-  const bodies = files.map((_, i) => store.open(`s${i}.bin`));
-  const streams = bodies.map((body) => body.chunks(0));
+  const bodies = files.map((_, i) => store.open(`s${i}.bin`, SHA256));
+  const streams = bodies.map((body) => body.chunks(0, body.stamp.size));
   const received: Uint8Array[][] = files.map(() => []);
   const current: (Uint8Array | undefined)[] = [];
   /** Takes stream i's next chunk, checking that every other stream's current chunk is unchanged. */
@@ -298,9 +299,9 @@ Deno.test("more streams than pooled buffers all move at once, and take big buffe
     body[Symbol.dispose]();
   }
   // Once they have all ended, a stream alone reads every chunk into a big buffer.
-  using alone = store.open("s0.bin");
+  using alone = store.open("s0.bin", SHA256);
   const sizes: number[] = [];
-  for await (const chunk of alone.chunks(0)) sizes.push(chunk.length);
+  for await (const chunk of alone.chunks(0, alone.stamp.size)) sizes.push(chunk.length);
   assertEquals(sizes, [MiB, MiB, MiB]);
 });
 
@@ -310,9 +311,9 @@ Deno.test("a load that fails gives its room back and tells the reader the file c
   const path = `${data.path}/shrinks.bin`;
   const store = await openStore(data.path);
 
-  const body = store.open("shrinks.bin");
+  const body = store.open("shrinks.bin", SHA256);
   assertEquals(store.cache.reserved, file.length);
-  const chunks = body.chunks(0);
+  const chunks = body.chunks(0, body.stamp.size);
   const first = await chunks.next();
   assert(!first.done && first.value.length < file.length, "the load had finished");
   Deno.truncateSync(path, 8 * MiB); // before the load reads on
@@ -328,7 +329,7 @@ Deno.test("a load that fails gives its room back and tells the reader the file c
     false,
   ]);
 
-  const after = store.open("shrinks.bin");
+  const after = store.open("shrinks.bin", SHA256);
   assertEquals(after.source, "disk");
   await assertBody(after, file.subarray(0, 8 * MiB));
   assertEquals(store.cache.used, 8 * MiB);

@@ -4,18 +4,21 @@
  * answers one by one.
  */
 
-import { ProtocolError } from "../shared/errors.ts";
+import { type DigestAlgorithm, DIGESTS, SHA256 } from "../shared/digest.ts";
+import { ErrorCode, ProtocolError } from "../shared/errors.ts";
 import { FrameReader } from "../shared/frame_reader.ts";
 import { writeAll } from "../shared/io.ts";
 import {
   type DecodedFrame,
   encodeFrame,
   encodeGet,
+  encodeList,
+  encodeSetup,
   type FileHeader,
   Frame,
   GREETING,
   type ListEntry,
-  PREAMBLE,
+  preamble,
   readBusy,
   readEnd,
   readError,
@@ -26,6 +29,7 @@ import {
   readStats,
   readText,
   type ServerStats,
+  VERSION,
 } from "../shared/protocol.ts";
 import { formatBytes } from "../shared/units.ts";
 import { ConnectionError, ServerError, socketReason } from "./errors.ts";
@@ -40,6 +44,14 @@ const MAX_LIST_ENTRIES = 1_000_000;
 const MAX_LIST_BYTES = 64 * 1024 * 1024;
 /** The client's read buffer: big reads are what make loopback fast. */
 const READ_BUFFER_BYTES = 1024 * 1024;
+
+/** How {@link FileClient.connect} connects. */
+export interface ConnectOptions {
+  /** Give up on a server that sends nothing for this long. */
+  timeoutMs?: number;
+  /** The digests to offer, best first (default: every one known, XXH3-128 first). */
+  digests?: readonly DigestAlgorithm[];
+}
 
 /** What to do with the parts of a file answer as they arrive. */
 export interface FileHandler {
@@ -59,6 +71,10 @@ export class FileClient {
   readonly #reader: FrameReader;
   readonly #timeoutMs: number | undefined;
 
+  /** The protocol version spoken, and the digest file answers end with, as HELLO settled them. */
+  version = 1;
+  digest: DigestAlgorithm = SHA256;
+
   private constructor(host: string, port: number, socket: Deno.TcpConn, timeoutMs?: number) {
     this.host = host;
     this.port = port;
@@ -73,14 +89,38 @@ export class FileClient {
 
   /**
    * Connects, greets and checks the server's HELLO; throws ConnectionError with a clear line.
-   * With `timeoutMs`, a server that sends nothing for that long (one that hangs, or a service
-   * that is not a file server and waits for its own kind of request) breaks the connection
-   * instead of leaving the client waiting forever.
+   * It speaks protocol version 2, offering `digests` (best first; by default every one known,
+   * XXH3-128 first), and speaks version 1 instead to a server that knows no other (its digest is
+   * SHA-256, so that takes SHA-256 among the digests offered). With `timeoutMs`, a server that
+   * sends nothing for that long (one that hangs, or a service that is not a file server and waits
+   * for its own kind of request) breaks the connection instead of leaving the client waiting.
    */
   static async connect(
     host: string,
     port: number,
-    options: { timeoutMs?: number } = {},
+    options: ConnectOptions = {},
+  ): Promise<FileClient> {
+    const digests = options.digests ?? DIGESTS;
+    try {
+      return await FileClient.#open(host, port, options, VERSION, digests);
+    } catch (error) {
+      if (!(error instanceof ServerError && error.code === ErrorCode.Unsupported)) throw error;
+      if (!digests.includes(SHA256)) {
+        throw new ConnectionError(
+          `${host}:${port} speaks only protocol version 1, whose digest is sha256, not ` +
+            digests.map((digest) => digest.name).join(" or "),
+        );
+      }
+      return await FileClient.#open(host, port, options, 1, [SHA256]);
+    }
+  }
+
+  static async #open(
+    host: string,
+    port: number,
+    options: ConnectOptions,
+    version: number,
+    digests: readonly DigestAlgorithm[],
   ): Promise<FileClient> {
     let socket: Deno.TcpConn;
     try {
@@ -93,9 +133,16 @@ export class FileClient {
     const client = new FileClient(host, port, socket, options.timeoutMs);
     try {
       socket.setNoDelay(true);
-      await client.#write(PREAMBLE);
+      const setup = encodeSetup({ digests: digests.map((d) => d.id), token: new Uint8Array(0) });
+      await client.send(...(version === 1 ? [preamble(1)] : [preamble(version), setup]));
       await client.#readGreeting();
-      client.server = client.#decode(readHello, await client.#expect(Frame.Hello)).server;
+      const hello = client.#decode(readHello, await client.#expect(Frame.Hello));
+      if (!digests.includes(hello.digest)) {
+        throw client.#violation(`it chose the digest ${hello.digest.name}, which was not offered`);
+      }
+      client.server = hello.server;
+      client.version = hello.version;
+      client.digest = hello.digest;
       return client;
     } catch (error) {
       client.close();
@@ -116,9 +163,14 @@ export class FileClient {
     await this.#write(all);
   }
 
-  /** Asks for the list of files and reads it. */
-  async list(): Promise<ListEntry[]> {
-    await this.send(encodeFrame(Frame.List));
+  /** Asks for the list of files and reads it; with `sha256`, each file's SHA-256 too. */
+  async list(sha256 = false): Promise<ListEntry[]> {
+    if (sha256 && this.version < 2) {
+      throw new ConnectionError(
+        `${this.#address()} speaks protocol version 1, which has no digests in its lists`,
+      );
+    }
+    await this.send(encodeList(sha256));
     return await this.readList();
   }
 
@@ -164,9 +216,12 @@ export class FileClient {
     return this.#decode(readText, await this.#expect(Frame.HelpReply));
   }
 
-  /** Encodes a GET request, for {@link send}. */
-  static get(name: string, offset = 0): Uint8Array {
-    return encodeGet(name, offset);
+  /**
+   * Encodes a GET request for bytes `offset` to `end` of `name` (0: to the end of the file), for
+   * {@link send}. Ranges need protocol version 2.
+   */
+  get(name: string, offset = 0, end = 0): Uint8Array {
+    return encodeGet(name, offset, this.version, end);
   }
 
   /**
@@ -176,12 +231,15 @@ export class FileClient {
    * answer breaks the protocol (the wrong offset, more or fewer bytes than the size says).
    */
   async readFile(handler: FileHandler, offset = 0): Promise<Uint8Array> {
-    const header = this.#decode(readFileHeader, await this.#expect(Frame.File));
+    const header = this.#decode(
+      (payload: Uint8Array) => readFileHeader(payload, this.version),
+      await this.#expect(Frame.File),
+    );
     if (header.offset !== offset) {
       throw this.#violation(`it answered from byte ${header.offset}, not byte ${offset} as asked`);
     }
     await handler.header(header);
-    let remaining = header.size - header.offset;
+    let remaining = header.end - header.offset;
     for (;;) {
       const frame = await this.#next();
       if (frame.type === Frame.Data) {
@@ -196,7 +254,7 @@ export class FileClient {
             `it ended the file with ${remaining} of its ${header.size} bytes missing`,
           );
         }
-        return this.#decode(readEnd, frame.payload);
+        return this.#decode((payload: Uint8Array) => readEnd(payload, this.digest), frame.payload);
       } else this.#unexpected(frame.type, frame.payload);
     }
   }

@@ -1,12 +1,12 @@
 /**
  * Saving files from the server: every download goes to a hidden temporary name beside its target
- * and is renamed only once complete and its SHA-256 matches the server's digest. A temporary file
+ * and is renamed only once complete and its digest matches the server's. A temporary file
  * left by an interrupted download is resumed from where it stopped. Names are checked with the
  * server's own rules, so nothing is ever written outside the output folder.
  */
 
-import { createHash, type Hash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
+import { createHasher, type Hasher, sameDigest } from "../shared/digest.ts";
 import { ErrorCode } from "../shared/errors.ts";
 import { writeAll, type Writer } from "../shared/io.ts";
 import { checkName } from "../shared/names.ts";
@@ -18,7 +18,7 @@ import { ConnectionError, ServerError, writeFailure } from "./errors.ts";
 export interface DownloadOptions {
   /** The output folder, or "-" for standard output. */
   output: string;
-  /** Check each file's SHA-256 against the server's (default true). */
+  /** Check each file's digest against the server's (default true). */
   verify: boolean;
   /** Told about each file's progress, e.g. to draw a progress bar. */
   progress?: (name: string, done: number, total: number) => void;
@@ -64,7 +64,7 @@ export async function* downloadFiles(
   const unique = [...new Set(names)];
   const plans = await Promise.all(unique.map((name) => plan(name, options.output)));
   const requests = plans.filter((p) => p.error === undefined).map((p) =>
-    FileClient.get(p.name, p.offset)
+    client.get(p.name, p.offset)
   );
   if (requests.length > 0) await client.send(...requests);
   for (const p of plans) {
@@ -115,7 +115,7 @@ async function receive(
 ): Promise<DownloadResult> {
   const result: DownloadResult = { name: p.name, bytes: 0, resumedFrom: p.offset };
   const part = p.target === undefined ? undefined : partialPath(p.target);
-  const hash = options.verify ? createHash("sha256") : undefined;
+  const hash = options.verify ? await createHasher(client.digest) : undefined;
   let sink: Writer = Deno.stdout;
   let out: Deno.FsFile | undefined;
   let failure: unknown;
@@ -153,7 +153,7 @@ async function receive(
       result.error = writeFailure(failure, p.target ?? "standard output");
       return result;
     }
-    if (hash && !equal(new Uint8Array(hash.digest()), digest)) {
+    if (hash && !sameDigest(hash.digest(), digest)) {
       if (part !== undefined) await removeQuietly(part);
       result.error = p.offset > 0
         ? `checksum mismatch: ${CHANGED_SINCE}`
@@ -192,7 +192,7 @@ async function receive(
   }
 }
 
-async function hashPrefix(path: string, length: number, hash: Hash): Promise<void> {
+async function hashPrefix(path: string, length: number, hash: Hasher): Promise<void> {
   using file = await Deno.open(path);
   const buffer = new Uint8Array(1024 * 1024);
   for (let done = 0; done < length;) {
@@ -216,8 +216,4 @@ async function removeIfEmpty(path: string): Promise<void> {
   } catch {
     // the failure being reported matters more than this clean-up
   }
-}
-
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }

@@ -4,6 +4,7 @@
  * read only once the previous one is answered, so they wait in the socket, not in our memory.
  */
 
+import { type DigestAlgorithm, digestById, SHA256 } from "../shared/digest.ts";
 import { ErrorCode, ProtocolError, WireError } from "../shared/errors.ts";
 import type { FrameReader } from "../shared/frame_reader.ts";
 import {
@@ -15,19 +16,28 @@ import {
   encodeListParts,
   encodeStats,
   encodeText,
-  FILE_FRAME_BYTES,
+  fileFrameBytes,
   Frame,
+  type GetRequest,
   HEADER_BYTES,
   MAGIC,
   readGet,
+  readList,
+  readSetup,
   SERVER_NAME,
   VERSION,
   writeFileFrame,
   writeHeader,
 } from "../shared/protocol.ts";
 import type { Connection } from "./connection.ts";
-import type { FileBody } from "./store.ts";
 import type { Service } from "./service.ts";
+import type { FileBody } from "./store/store.ts";
+
+/** What was agreed for one connection: the protocol version and the digest answers end with. */
+interface Terms {
+  version: number;
+  digest: DigestAlgorithm;
+}
 
 /** Largest request frame payload: an 8-byte offset and a name of up to 1 KiB, with room. */
 export const MAX_REQUEST_PAYLOAD = 4096;
@@ -49,21 +59,15 @@ export async function serveFramed(
   reader: FrameReader,
   service: Service,
 ): Promise<void> {
-  while (reader.buffered.length < MAGIC.length + 1) {
-    if (!await reader.fill()) return;
+  let terms;
+  try {
+    terms = await agree(connection, reader);
+  } catch (error) {
+    if (error instanceof ProtocolError) return fatal(connection, service, error);
+    throw error;
   }
-  const preamble = reader.buffered;
-  if (!MAGIC.every((byte, i) => preamble[i] === byte)) {
-    return fatal(connection, service, new ProtocolError(ErrorCode.BadRequest, "bad preamble"));
-  }
-  if (preamble[MAGIC.length] !== VERSION) {
-    const message = `protocol version ${preamble[MAGIC.length]} is not supported; ` +
-      `this server speaks version ${VERSION}`;
-    return fatal(connection, service, new ProtocolError(ErrorCode.Unsupported, message));
-  }
-  reader.skip(MAGIC.length + 1);
-  connection.requestDone(reader.buffered.length > 0);
-  await connection.send(encodeHello(SERVER_NAME));
+  if (terms === undefined) return;
+  await connection.send(encodeHello(SERVER_NAME, terms.version, terms.digest));
   for (;;) {
     if (service.closing()) {
       await connection.send(encodeError(ErrorCode.ShuttingDown, "the server is shutting down"));
@@ -90,17 +94,18 @@ export async function serveFramed(
       case Frame.Get: {
         let request;
         try {
-          request = readGet(frame.payload);
+          request = readGet(frame.payload, terms.version);
         } catch (error) {
           return fatal(connection, service, error as ProtocolError);
         }
-        await answerGet(connection, service, request.name, request.offset);
+        await answerGet(connection, service, request, terms);
         break;
       }
       case Frame.List: {
         const record = service.begin(connection, "list");
+        const { sha256 } = readList(frame.payload, terms.version);
         let count = 0;
-        for await (const batch of service.store.list()) {
+        for await (const batch of service.store.list(sha256)) {
           for (const part of encodeListParts(batch)) await connection.send(part);
           count += batch.length;
         }
@@ -135,6 +140,41 @@ export async function serveFramed(
   }
 }
 
+/**
+ * Reads the preamble (and, from version 2 on, SETUP) and settles the terms: the version is the
+ * newest both sides speak, the digest the client's first choice this server knows. Undefined when
+ * the client went away first; throws ProtocolError for terms that cannot be met.
+ */
+async function agree(connection: Connection, reader: FrameReader): Promise<Terms | undefined> {
+  while (reader.buffered.length < MAGIC.length + 1) {
+    if (!await reader.fill()) return undefined;
+  }
+  const preamble = reader.buffered;
+  if (!MAGIC.every((byte, i) => preamble[i] === byte)) {
+    throw new ProtocolError(ErrorCode.BadRequest, "bad preamble");
+  }
+  const asked = preamble[MAGIC.length];
+  if (asked === 0) throw new ProtocolError(ErrorCode.Unsupported, "there is no protocol version 0");
+  reader.skip(MAGIC.length + 1);
+  const version = Math.min(asked, VERSION);
+  if (version === 1) {
+    connection.requestDone(reader.buffered.length > 0);
+    return { version, digest: SHA256 };
+  }
+  const frame = await reader.next();
+  if (frame === null) return undefined;
+  connection.requestDone(reader.buffered.length > 0);
+  if (frame.type !== Frame.Setup) {
+    throw new ProtocolError(ErrorCode.BadRequest, `a version ${version} client sends SETUP first`);
+  }
+  const setup = readSetup(frame.payload);
+  const digest = setup.digests.map(digestById).find((known) => known !== undefined);
+  if (digest === undefined) {
+    throw new ProtocolError(ErrorCode.Unsupported, "none of the digests offered is known here");
+  }
+  return { version, digest };
+}
+
 /** Sends an error for a protocol violation; the connection ends after it. */
 async function fatal(connection: Connection, service: Service, error: WireError): Promise<void> {
   service.violation(connection, error);
@@ -146,17 +186,19 @@ async function fatal(connection: Connection, service: Service, error: WireError)
 async function answerGet(
   connection: Connection,
   service: Service,
-  name: string,
-  offset: number,
+  { name, offset, end: asked }: GetRequest,
+  terms: Terms,
 ): Promise<void> {
   const record = service.begin(connection, "get");
   let opened: FileBody | undefined;
+  let end;
   try {
-    opened = service.store.open(name);
-    if (offset > opened.stamp.size) {
+    opened = service.store.open(name, terms.digest);
+    end = asked === 0 ? opened.stamp.size : asked;
+    if (offset > end || end > opened.stamp.size) {
       throw new WireError(
         ErrorCode.BadRequest,
-        `offset ${offset} is past the end of "${opened.name}" (${opened.stamp.size} bytes)`,
+        `bytes ${offset} to ${end} are past the end of "${opened.name}" (${opened.stamp.size} bytes)`,
       );
     }
   } catch (error) {
@@ -166,16 +208,13 @@ async function answerGet(
     return;
   }
   using body = opened;
-  const head = await connection.reserve(FILE_FRAME_BYTES);
-  writeFileFrame(head, 0, {
-    size: body.stamp.size,
-    offset,
-    mtimeMs: body.stamp.mtimeMs,
-    source: body.source,
-  });
-  connection.sendReserved(FILE_FRAME_BYTES);
+  const frameBytes = fileFrameBytes(terms.version);
+  const head = await connection.reserve(frameBytes);
+  const { size, mtimeMs } = body.stamp;
+  writeFileFrame(head, 0, { size, offset, end, mtimeMs, source: body.source }, terms.version);
+  connection.sendReserved(frameBytes);
   try {
-    await record.send(body, offset, async (chunk) => {
+    await record.send(body, offset, end, async (chunk) => {
       for (let at = 0; at < chunk.length; at += MAX_DATA_FRAME) {
         const piece = chunk.subarray(at, at + MAX_DATA_FRAME);
         const header = await connection.reserve(HEADER_BYTES);

@@ -5,6 +5,7 @@
  */
 
 import { DEFAULT_PORT } from "../shared/defaults.ts";
+import { XXH3_128 } from "../shared/digest.ts";
 import { ErrorCode, WireError } from "../shared/errors.ts";
 import type { FrameReader } from "../shared/frame_reader.ts";
 import type { Connection } from "./connection.ts";
@@ -116,7 +117,9 @@ async function sendFile(connection: Connection, service: Service, name: string):
   const record = service.begin(connection, "legacy-file");
   let opened;
   try {
-    opened = service.store.open(name);
+    // This dialect sends no digest, but a file is confirmed unchanged before its last bytes, which
+    // can take hashing it: with the fastest digest.
+    opened = service.store.open(name, XXH3_128);
   } catch (error) {
     record.refused(error, { name });
     await connection.send(encoder.encode("FNF"));
@@ -130,7 +133,7 @@ async function sendFile(connection: Connection, service: Service, name: string):
   await connection.flush();
   await new Promise((resolve) => setTimeout(resolve, statusGapMs(connection)));
   try {
-    await record.send(body, 0, (chunk) => connection.send(chunk));
+    await record.send(body, 0, body.stamp.size, (chunk) => connection.send(chunk));
     await connection.flush();
   } catch (error) {
     record.failed(error);

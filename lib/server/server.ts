@@ -23,7 +23,7 @@ import {
 import type { Logger } from "./log.ts";
 import { MAX_ORIGINAL_REQUEST, serveOriginal } from "./original.ts";
 import { Request, type Service, type Tally } from "./service.ts";
-import { FileStore } from "./store.ts";
+import { FileStore } from "./store/store.ts";
 
 /** How long a shutdown waits for sessions to end once their sockets are closed. */
 const CLOSE_GRACE_MS = 1000;

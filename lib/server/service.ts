@@ -10,7 +10,7 @@ import { asWireError } from "./errors.ts";
 import type { ServerStats } from "../shared/protocol.ts";
 import type { Connection } from "./connection.ts";
 import type { Logger, LogValue } from "./log.ts";
-import type { FileBody, FileStore } from "./store.ts";
+import type { FileBody, FileStore } from "./store/store.ts";
 
 /** The server as a dialect sees it. */
 export interface Service {
@@ -55,16 +55,17 @@ export class Request {
   }
 
   /**
-   * Sends `body`'s bytes from `offset`, one chunk at a time through `emit` (which frames them or
-   * not, as its dialect wants), counting each once it is sent.
+   * Sends `body`'s bytes from `offset` to `end`, one chunk at a time through `emit` (which frames
+   * them or not, as its dialect wants), counting each once it is sent.
    */
   async send(
     body: FileBody,
     offset: number,
+    end: number,
     emit: (chunk: Uint8Array) => Promise<void>,
   ): Promise<void> {
     this.#body = body;
-    for await (const chunk of body.chunks(offset)) {
+    for await (const chunk of body.chunks(offset, end)) {
       await emit(chunk);
       this.#bytes += chunk.length;
       this.#tally.bodyBytes += chunk.length;

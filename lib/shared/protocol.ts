@@ -5,14 +5,29 @@
  * I/O that drives the decoder is apart, in frame_reader.ts.
  */
 
+import { type DigestAlgorithm, digestById, SHA256 } from "./digest.ts";
 import { ErrorCode, ProtocolError } from "./errors.ts";
 
 /** What a client sends first: four magic bytes then the protocol version. */
 export const MAGIC = new Uint8Array([0x89, 0x46, 0x53, 0x50]); // "\x89FSP"
-/** The protocol version this code speaks. */
-export const VERSION = 1;
-/** Magic and version together, as a client sends them. */
-export const PREAMBLE = new Uint8Array([...MAGIC, VERSION]);
+/**
+ * The newest protocol version this code speaks. Version 2 adds SETUP (digest and token), ranges
+ * in GET and FILE, and digests other than SHA-256; version 1 is still spoken in full.
+ */
+export const VERSION = 2;
+
+/**
+ * The preamble a client of protocol `version` sends: magic, then the version.
+ * @example
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
+ * import { preamble } from "./protocol.ts";
+ * deepEqual([...preamble(1)], [0x89, 0x46, 0x53, 0x50, 1]);
+ * ```
+ */
+export function preamble(version = VERSION): Uint8Array {
+  return new Uint8Array([...MAGIC, version]);
+}
 /** The greeting the server sends on every connection, in both dialects (30 bytes). */
 export const GREETING = new TextEncoder().encode("OK@Welcome to the File Server.");
 /** What the busy text, sent instead of the greeting, starts with; the original client prints it. */
@@ -21,8 +36,6 @@ const BUSY_PREFIX = "DISCONNECTED@";
 export const SERVER_NAME = "fileserver/1.0";
 /** Bytes of a frame header: u8 type, u32 big-endian payload length. */
 export const HEADER_BYTES = 5;
-/** Bytes of a SHA-256 digest. */
-export const DIGEST_BYTES = 32;
 
 /** Frame types. Requests have the high bit clear; answers have it set. */
 export const Frame = {
@@ -31,6 +44,7 @@ export const Frame = {
   Stats: 0x03,
   Help: 0x04,
   Quit: 0x05,
+  Setup: 0x06,
   Hello: 0x81,
   ListPart: 0x82,
   ListEnd: 0x83,
@@ -49,10 +63,12 @@ export type FrameType = typeof Frame[keyof typeof Frame];
 /** Where the bytes of a file answer come from. */
 export type Source = "cache" | "disk";
 
-/** The metadata frame that opens a file answer; DATA frames with `size - offset` bytes follow. */
+/** The metadata frame that opens a file answer; DATA frames with `end - offset` bytes follow. */
 export interface FileHeader {
   size: number;
   offset: number;
+  /** Where the bytes sent stop (exclusive): the size, unless a range was asked for. */
+  end: number;
   mtimeMs: number;
   source: Source;
 }
@@ -63,12 +79,29 @@ export interface ListEntry {
   size: number;
   mtimeMs: number;
   cached: boolean;
+  /** The file's SHA-256, when the list was asked with digests. */
+  sha256?: Uint8Array;
 }
 
-/** A decoded GET request. */
+/** A decoded GET request: the bytes of `name` from `offset` to `end` (0: to the end of the file). */
 export interface GetRequest {
   name: string;
   offset: number;
+  end: number;
+}
+
+/** A decoded SETUP request: the digests the client takes, best first, and its access token. */
+export interface Setup {
+  digests: number[];
+  token: Uint8Array;
+}
+
+/** A decoded HELLO answer. */
+export interface Hello {
+  version: number;
+  server: string;
+  /** The digest file answers end with (always SHA-256 in version 1). */
+  digest: DigestAlgorithm;
 }
 
 /** A decoded ERROR frame. */
@@ -96,83 +129,173 @@ export function encodeFrame(type: FrameType, payload: Uint8Array = new Uint8Arra
   return frame;
 }
 
-/** Encodes a GET request for `name` from byte `offset` (0 for the whole file). */
-export function encodeGet(name: string, offset = 0): Uint8Array {
-  if (!Number.isSafeInteger(offset) || offset < 0) {
-    throw new RangeError(`a GET offset is a whole number of bytes, not ${offset}`);
+/**
+ * Encodes a GET request for `name`, bytes `offset` to `end` (0: to the end of the file), in the
+ * form of protocol `version` (1 has no end: always to the end of the file).
+ * @example
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
+ * import { encodeGet, HEADER_BYTES, readGet } from "./protocol.ts";
+ * const frame = encodeGet("a.txt", 10, 2, 20);
+ * deepEqual(readGet(frame.subarray(HEADER_BYTES), 2), { name: "a.txt", offset: 10, end: 20 });
+ * ```
+ */
+export function encodeGet(name: string, offset = 0, version = 1, end = 0): Uint8Array {
+  for (const value of [offset, end]) {
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new RangeError(`a GET offset or end is a whole number of bytes, not ${value}`);
+    }
   }
+  if (version === 1 && end !== 0) throw new RangeError("protocol version 1 has no ranges");
+  const fixed = version === 1 ? 8 : 16;
   const nameBytes = encoder.encode(name);
-  const payload = new Uint8Array(8 + nameBytes.length);
-  new DataView(payload.buffer).setBigUint64(0, BigInt(offset));
-  payload.set(nameBytes, 8);
+  const payload = new Uint8Array(fixed + nameBytes.length);
+  const view = new DataView(payload.buffer);
+  view.setBigUint64(0, BigInt(offset));
+  if (version > 1) view.setBigUint64(8, BigInt(end));
+  payload.set(nameBytes, fixed);
   return encodeFrame(Frame.Get, payload);
 }
 
-/** Reads a GET payload; the name must be valid UTF-8 and the offset a safe integer. */
-export function readGet(payload: Uint8Array): GetRequest {
-  if (payload.length < 8) throw badFrame("a GET frame needs an 8-byte offset and a name");
+/** Reads a GET payload of protocol `version`; the name must be valid UTF-8. */
+export function readGet(payload: Uint8Array, version = 1): GetRequest {
+  const fixed = version === 1 ? 8 : 16;
+  if (payload.length < fixed) throw badFrame(`a GET frame needs ${fixed} bytes before its name`);
   const offset = readU64(payload, 0);
-  return { offset, name: readText(payload.subarray(8)) };
+  const end = version === 1 ? 0 : readU64(payload, 8);
+  if (end !== 0 && end < offset) throw badFrame("a GET frame's end is before its offset");
+  return { offset, end, name: readText(payload.subarray(fixed)) };
 }
 
-/** Encodes the HELLO answer to a preamble. */
-export function encodeHello(serverName: string): Uint8Array {
+/**
+ * Encodes SETUP, the first frame of a version 2 client: the digests it takes, best first, and its
+ * access token (empty for none).
+ * @example
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
+ * import { encodeSetup, HEADER_BYTES, readSetup } from "./protocol.ts";
+ * const token = new TextEncoder().encode("secret");
+ * const frame = encodeSetup({ digests: [2, 1], token });
+ * deepEqual(readSetup(frame.subarray(HEADER_BYTES)), { digests: [2, 1], token });
+ * ```
+ */
+export function encodeSetup(setup: Setup): Uint8Array {
+  if (setup.digests.length > 255 || setup.token.length > 0xffff) {
+    throw new RangeError("a SETUP frame takes at most 255 digests and a 65535-byte token");
+  }
+  const payload = new Uint8Array(1 + setup.digests.length + 2 + setup.token.length);
+  payload[0] = setup.digests.length;
+  payload.set(setup.digests, 1);
+  const at = 1 + setup.digests.length;
+  new DataView(payload.buffer).setUint16(at, setup.token.length);
+  payload.set(setup.token, at + 2);
+  return encodeFrame(Frame.Setup, payload);
+}
+
+/** Reads a SETUP payload. */
+export function readSetup(payload: Uint8Array): Setup {
+  const count = payload[0] ?? 0;
+  const at = 1 + count;
+  if (payload.length < at + 2) throw badFrame("a SETUP frame is cut short");
+  const length = new DataView(payload.buffer, payload.byteOffset).getUint16(at);
+  if (payload.length !== at + 2 + length) throw badFrame("a SETUP frame's token is cut short");
+  return { digests: [...payload.subarray(1, at)], token: payload.slice(at + 2) };
+}
+
+/**
+ * Encodes HELLO, the answer to a preamble (version 1) or to SETUP (version 2): the version spoken
+ * from here on, the digest file answers end with (version 2 only: version 1's is SHA-256), and
+ * the server's name.
+ */
+export function encodeHello(serverName: string, version = 1, digest = SHA256): Uint8Array {
   const text = encoder.encode(serverName);
-  const payload = new Uint8Array(1 + text.length);
-  payload[0] = VERSION;
-  payload.set(text, 1);
+  const fixed = version === 1 ? 1 : 2;
+  const payload = new Uint8Array(fixed + text.length);
+  payload[0] = version;
+  if (version > 1) payload[1] = digest.id;
+  payload.set(text, fixed);
   return encodeFrame(Frame.Hello, payload);
 }
 
-/** Reads a HELLO payload: the server's protocol version and its name. */
-export function readHello(payload: Uint8Array): { version: number; server: string } {
+/**
+ * Reads a HELLO payload.
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { XXH3_128 } from "./digest.ts";
+ * import { encodeHello, HEADER_BYTES, readHello } from "./protocol.ts";
+ * const hello = readHello(encodeHello("fileserver/2.0", 2, XXH3_128).subarray(HEADER_BYTES));
+ * equal(hello.digest.name, "xxh3-128");
+ * equal(readHello(encodeHello("old").subarray(HEADER_BYTES)).digest.name, "sha256");
+ * ```
+ */
+export function readHello(payload: Uint8Array): Hello {
   if (payload.length < 1) throw badFrame("a HELLO frame needs a version byte");
-  return { version: payload[0], server: readText(payload.subarray(1)) };
+  const version = payload[0];
+  if (version === 1) return { version, server: readText(payload.subarray(1)), digest: SHA256 };
+  if (payload.length < 2) throw badFrame("a version 2 HELLO frame needs a digest byte");
+  const digest = digestById(payload[1]);
+  if (digest === undefined) throw badFrame(`a HELLO frame names digest ${payload[1]}, unknown`);
+  return { version, server: readText(payload.subarray(2)), digest };
 }
 
-/** Bytes of a FILE frame's payload. */
-const FILE_PAYLOAD_BYTES = 8 + 8 + 8 + 1;
+/** Bytes of a whole FILE frame of protocol `version`, for callers that build it in place. */
+export function fileFrameBytes(version = 1): number {
+  return HEADER_BYTES + filePayloadBytes(version);
+}
 
-/** Bytes of a whole FILE frame, for callers that coalesce it with what follows. */
-export const FILE_FRAME_BYTES = HEADER_BYTES + FILE_PAYLOAD_BYTES;
+function filePayloadBytes(version: number): number {
+  return version === 1 ? 25 : 33;
+}
 
-/** Writes a whole FILE frame at `at` in `target` (which needs FILE_FRAME_BYTES of room). */
-export function writeFileFrame(target: Uint8Array, at: number, header: FileHeader): void {
-  writeHeader(target, at, Frame.File, FILE_PAYLOAD_BYTES);
+/** Writes a whole FILE frame of protocol `version` at `at` in `target` (with fileFrameBytes room). */
+export function writeFileFrame(
+  target: Uint8Array,
+  at: number,
+  header: FileHeader,
+  version = 1,
+): void {
+  writeHeader(target, at, Frame.File, filePayloadBytes(version));
   const view = new DataView(target.buffer, target.byteOffset + at + HEADER_BYTES);
   view.setBigUint64(0, BigInt(header.size));
   view.setBigUint64(8, BigInt(header.offset));
-  view.setFloat64(16, header.mtimeMs);
-  view.setUint8(24, header.source === "cache" ? 1 : 0);
+  const more = version === 1 ? 0 : 8;
+  if (version > 1) view.setBigUint64(16, BigInt(header.end));
+  view.setFloat64(16 + more, header.mtimeMs);
+  view.setUint8(24 + more, header.source === "cache" ? 1 : 0);
 }
 
-/** Encodes a FILE frame. */
-export function encodeFileHeader(header: FileHeader): Uint8Array {
-  const frame = new Uint8Array(FILE_FRAME_BYTES);
-  writeFileFrame(frame, 0, header);
+/** Encodes a FILE frame of protocol `version`. */
+export function encodeFileHeader(header: FileHeader, version = 1): Uint8Array {
+  const frame = new Uint8Array(fileFrameBytes(version));
+  writeFileFrame(frame, 0, header, version);
   return frame;
 }
 
-/** Reads a FILE payload. */
-export function readFileHeader(payload: Uint8Array): FileHeader {
-  if (payload.length !== FILE_PAYLOAD_BYTES) throw badFrame("a FILE frame has 25 payload bytes");
+/** Reads a FILE payload of protocol `version`. */
+export function readFileHeader(payload: Uint8Array, version = 1): FileHeader {
+  const bytes = filePayloadBytes(version);
+  if (payload.length !== bytes) throw badFrame(`a FILE frame has ${bytes} payload bytes`);
   const size = readU64(payload, 0);
   const offset = readU64(payload, 8);
-  if (offset > size) throw badFrame("a FILE frame's offset is past its size");
+  const more = version === 1 ? 0 : 8;
+  const end = version === 1 ? size : readU64(payload, 16);
+  if (offset > end || end > size) throw badFrame("a FILE frame's range is not within its size");
   const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
-  const source = payload[24] === 1 ? "cache" : "disk";
-  return { size, offset, mtimeMs: view.getFloat64(16), source };
+  const source = payload[24 + more] === 1 ? "cache" : "disk";
+  return { size, offset, end, mtimeMs: view.getFloat64(16 + more), source };
 }
 
-/** Encodes an END frame carrying the SHA-256 digest of the whole file. */
+/** Encodes an END frame carrying the digest of the whole file. */
 export function encodeEnd(digest: Uint8Array): Uint8Array {
-  if (digest.length !== DIGEST_BYTES) throw new RangeError("a SHA-256 digest has 32 bytes");
   return encodeFrame(Frame.End, digest);
 }
 
-/** Reads an END payload: the file's SHA-256 digest. */
-export function readEnd(payload: Uint8Array): Uint8Array {
-  if (payload.length !== DIGEST_BYTES) throw badFrame("an END frame carries a 32-byte digest");
+/** Reads an END payload: the whole file's digest, by `algorithm` (SHA-256 in version 1). */
+export function readEnd(payload: Uint8Array, algorithm = SHA256): Uint8Array {
+  if (payload.length !== algorithm.bytes) {
+    throw badFrame(`an END frame carries a ${algorithm.bytes}-byte ${algorithm.name} digest`);
+  }
   return payload.slice();
 }
 
@@ -208,6 +331,30 @@ export function readText(payload: Uint8Array): string {
 
 /** Bytes one list entry takes before its name: flags, mtime, size, name length. */
 const ENTRY_FIXED_BYTES = 1 + 8 + 8 + 2;
+/** An entry's flags: the file is cached; a SHA-256 follows its name. */
+const CACHED = 1;
+const WITH_SHA256 = 2;
+
+/**
+ * Encodes a LIST request; `sha256` asks for each file's SHA-256 with it (protocol version 2 only:
+ * the server reads every file it has no digest of, so it is for those who compare with a
+ * published sum, not for every listing).
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { encodeList, HEADER_BYTES, readList } from "./protocol.ts";
+ * equal(readList(encodeList(true).subarray(HEADER_BYTES), 2).sha256, true);
+ * equal(readList(encodeList().subarray(HEADER_BYTES), 1).sha256, false);
+ * ```
+ */
+export function encodeList(sha256 = false): Uint8Array {
+  return encodeFrame(Frame.List, sha256 ? new Uint8Array([WITH_SHA256]) : new Uint8Array(0));
+}
+
+/** Reads a LIST payload of protocol `version` (version 1's payload is ignored). */
+export function readList(payload: Uint8Array, version = 1): { sha256: boolean } {
+  return { sha256: version > 1 && ((payload[0] ?? 0) & WITH_SHA256) !== 0 };
+}
 
 /** Encodes list entries into LIST_PART frames of at most about `frameBytes` payload each. */
 export function encodeListParts(
@@ -231,13 +378,15 @@ export function encodeListParts(
   for (const entry of entries) {
     const name = encoder.encode(entry.name);
     if (name.length > 0xffff) throw new RangeError("a list entry's name is over 65535 bytes");
-    const part = new Uint8Array(ENTRY_FIXED_BYTES + name.length);
+    const digest = entry.sha256 ?? new Uint8Array(0);
+    const part = new Uint8Array(ENTRY_FIXED_BYTES + name.length + digest.length);
     const view = new DataView(part.buffer);
-    view.setUint8(0, entry.cached ? 1 : 0);
+    view.setUint8(0, (entry.cached ? CACHED : 0) | (entry.sha256 ? WITH_SHA256 : 0));
     view.setFloat64(1, entry.mtimeMs);
     view.setBigUint64(9, BigInt(entry.size));
     view.setUint16(17, name.length);
     part.set(name, ENTRY_FIXED_BYTES);
+    part.set(digest, ENTRY_FIXED_BYTES + name.length);
     if (length > 0 && length + part.length > frameBytes) flush();
     parts.push(part);
     length += part.length;
@@ -252,15 +401,18 @@ export function readListPart(payload: Uint8Array): ListEntry[] {
   const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
   for (let at = 0; at < payload.length;) {
     if (at + ENTRY_FIXED_BYTES > payload.length) throw badFrame("a list entry is cut short");
-    const nameLength = view.getUint16(at + 17);
-    const end = at + ENTRY_FIXED_BYTES + nameLength;
+    const flags = view.getUint8(at);
+    const nameEnd = at + ENTRY_FIXED_BYTES + view.getUint16(at + 17);
+    const end = nameEnd + (flags & WITH_SHA256 ? SHA256.bytes : 0);
     if (end > payload.length) throw badFrame("a list entry's name is cut short");
-    entries.push({
-      cached: view.getUint8(at) === 1,
+    const entry: ListEntry = {
+      cached: (flags & CACHED) !== 0,
       mtimeMs: view.getFloat64(at + 1),
       size: readU64(payload, at + 9),
-      name: readText(payload.subarray(at + ENTRY_FIXED_BYTES, end)),
-    });
+      name: readText(payload.subarray(at + ENTRY_FIXED_BYTES, nameEnd)),
+    };
+    if (flags & WITH_SHA256) entry.sha256 = payload.slice(nameEnd, end);
+    entries.push(entry);
     at = end;
   }
   return entries;

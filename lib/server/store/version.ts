@@ -6,11 +6,11 @@
  * modification time back; neither may make the server hang or pass mixed bytes off as a file.
  */
 
-import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
-import { ErrorCode, WireError } from "../shared/errors.ts";
-import { quote } from "../shared/names.ts";
+import { createHasher, type DigestAlgorithm, sameDigest } from "../../shared/digest.ts";
+import { ErrorCode, WireError } from "../../shared/errors.ts";
+import { quote } from "../../shared/names.ts";
 
 /**
  * What identifies one version of a file: if any of these change, it is another version. The
@@ -113,15 +113,15 @@ export class VersionFile implements AsyncDisposable {
 
   /**
    * Throws Changed unless the file, read to its end, is still the version it was opened as, with
-   * `digest` as its SHA-256. Call it before the last bytes are handed out, so that a changed file
-   * never reaches anyone whole.
+   * `digest` as its digest by `algorithm`. Call it before the last bytes are handed out, so that a
+   * changed file never reaches anyone whole.
    *
    * The runtime gives a file's ctime to the second, so a file changed in the same second as its
    * read began could keep the stamp it had: then it is read and hashed once more, and must give
    * the same digest (the way git treats "racily clean" files). Files changed a second or more
    * before their read, nearly all of them, cost nothing more.
    */
-  async confirm(digest: Uint8Array): Promise<void> {
+  async confirm(algorithm: DigestAlgorithm, digest: Uint8Array): Promise<void> {
     const stamp = this.#stamp;
     const end = stamp.size;
     const { bytesRead } = await this.#handle.read(new Uint8Array(1), 0, 1, end);
@@ -129,16 +129,16 @@ export class VersionFile implements AsyncDisposable {
       throw changed(this.#name);
     }
     if (stamp.ctimeMs + CTIME_RESOLUTION_MS <= this.#started) return;
-    if (!equal(await this.#hash(), digest)) throw changed(this.#name);
+    if (!sameDigest(await this.#hash(algorithm), digest)) throw changed(this.#name);
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.#handle.close();
   }
 
-  /** SHA-256 of the whole file, read again from its start. */
-  async #hash(): Promise<Uint8Array> {
-    const hash = createHash("sha256");
+  /** The digest of the whole file by `algorithm`, read again from its start. */
+  async #hash(algorithm: DigestAlgorithm): Promise<Uint8Array> {
+    const hash = await createHasher(algorithm);
     const buffer = spare.pop() ?? new Uint8Array(REHASH_BYTES);
     try {
       for (let at = 0; at < this.#stamp.size;) {
@@ -150,7 +150,7 @@ export class VersionFile implements AsyncDisposable {
     } finally {
       if (spare.length < MAX_SPARE) spare.push(buffer);
     }
-    return new Uint8Array(hash.digest());
+    return hash.digest();
   }
 }
 
@@ -161,7 +161,3 @@ const REHASH_BYTES = 256 * 1024;
 
 /** How finely the runtime reports ctime, with a little room for the kernel's coarse clock. */
 const CTIME_RESOLUTION_MS = 1100;
-
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
-}

@@ -1,0 +1,35 @@
+/**
+ * What the store hands a dialect for one request: a file's metadata, its bytes, then its digest.
+ */
+
+import type { Source } from "../../shared/protocol.ts";
+import type { WireError } from "../../shared/errors.ts";
+import { quote } from "../../shared/names.ts";
+import { asWireError } from "../errors.ts";
+import { changed, type Stamp } from "./version.ts";
+
+/**
+ * A file ready to send: its metadata, its bytes in order, then its digest (by the algorithm the
+ * body was opened with). Dispose of it once the answer is sent or abandoned, so the cache stops
+ * counting the bytes it keeps alive.
+ */
+export interface FileBody extends Disposable {
+  readonly name: string;
+  readonly stamp: Stamp;
+  /** "cache" when the bytes were already in memory, "disk" when this request read from disk. */
+  readonly source: Source;
+  /**
+   * The bytes from `offset` up to `end` (exclusive), as views valid until the next step. The last
+   * piece comes only once the file is confirmed unchanged; throws a WireError with code Changed if
+   * it changed on disk while it was being read.
+   */
+  chunks(offset: number, end: number): AsyncGenerator<Uint8Array>;
+  /** The whole file's digest; call once {@link chunks} has finished. */
+  digest(): Promise<Uint8Array>;
+}
+
+/** A failure to read `name` as an answer for the peer: a file gone meanwhile has changed. */
+export function readFailure(error: unknown, name: string): WireError {
+  if (error instanceof Deno.errors.NotFound) return changed(name);
+  return asWireError(error, `cannot read ${quote(name)}`);
+}
