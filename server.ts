@@ -26,6 +26,8 @@ Shares a folder over TCP, with an in-memory cache bounded in bytes.
 Options:
   --host HOST              address to listen on (default ${DEFAULT_HOST})
   --port PORT              port to listen on, 0 for any free one (default ${DEFAULT_PORT})
+  --http-port PORT         also serve HTTP on PORT (off unless given): files with ranges and
+                           digests, folder pages, /-/metrics for Prometheus, /-/healthy
   --data DIR               folder to share (default server_data)
   --cache-size SIZE        cache capacity (default 64MiB)
   --policy NAME            cache eviction policy: ${POLICIES.join(", ")} (default ${DEFAULT_POLICY})
@@ -50,6 +52,7 @@ export function parseServerArgs(args: string[]): ServerOptions | "help" {
   const { values, positionals } = parseCommandLine(args, {
     host: { type: "string", default: DEFAULT_HOST },
     port: { type: "string" },
+    "http-port": { type: "string" },
     data: { type: "string", default: "server_data" },
     "cache-size": { type: "string", default: "64MiB" },
     policy: { type: "string", default: DEFAULT_POLICY },
@@ -94,6 +97,9 @@ export function parseServerArgs(args: string[]): ServerOptions | "help" {
       ),
     idleTimeoutMs: parseSeconds(values["idle-timeout"], "--idle-timeout"),
     requestTimeoutMs: parseSeconds(values["request-timeout"], "--request-timeout"),
+    httpPort: values["http-port"] === undefined
+      ? undefined
+      : parsePort(values["http-port"], "--http-port"),
     shutdownTimeoutMs: parseSeconds(values["shutdown-timeout"], "--shutdown-timeout"),
     logger: new Logger(values.log as LogFormat),
   };

@@ -6,6 +6,7 @@
 
 import { writeAll } from "../shared/io.ts";
 import { isDisconnect } from "./errors.ts";
+import type { Protocol } from "./metrics.ts";
 
 /** Bytes gathered before a write; also the threshold above which a piece is written directly. */
 const GATHER_BYTES = 16 * 1024;
@@ -29,6 +30,8 @@ export class Connection {
   readonly socket: Deno.Conn;
   /** When bytes last moved in either direction (ms since the epoch). */
   lastProgress = Date.now();
+  /** The protocol spoken, once the server knows it (it counts requests by it). */
+  protocol: Protocol = "framed";
   /** True while a request is being answered: silence then is a stall, not idleness. */
   busy = false;
   /** Set once the connection is closed, with the reason for the log. */

@@ -6,6 +6,9 @@
  * at start, and lowers its limit to what fits.
  */
 
+import type { Connection } from "./connection.ts";
+import { isDisconnect } from "./errors.ts";
+
 /** Descriptors a connection may hold at once: its socket and the file it is sending. */
 const DESCRIPTORS_PER_CONNECTION = 2;
 
@@ -13,10 +16,10 @@ const DESCRIPTORS_PER_CONNECTION = 2;
  * Refusals (busy texts being sent) at once; while this many are under way the server accepts no
  * more, and the next clients wait in the kernel's queue for their turn to hear it.
  */
-export const REFUSALS = 128;
+const REFUSALS = 128;
 
 /** Of those, the refusals that may linger (waiting up to a second for the peer to close). */
-export const LINGERING_REFUSALS = 64;
+const LINGERING_REFUSALS = 64;
 
 /** Descriptors kept aside: for the refusals above, and for the runtime's own needs. */
 const RESERVED_DESCRIPTORS = REFUSALS + 32;
@@ -115,4 +118,44 @@ export class Gate {
 
 function connections(count: number): string {
   return count === 1 ? "connection is" : "connections are";
+}
+
+/**
+ * Clients over a limit, told so: each gets the busy text and its connection ends. A refusal
+ * lingers for its peer to close (so that what the peer sent meanwhile cannot turn the close into a
+ * reset that destroys the text), unless LINGERING_REFUSALS already do: then the text is written
+ * and the socket closed, so that a flood moves on. At most REFUSALS are under way at once.
+ */
+export class Refusals {
+  readonly #pending = new Set<Promise<void>>();
+  readonly #onError: (id: number, error: unknown) => void;
+  #lingering = 0;
+
+  /** `onError` hears of failures other than the peer going away. */
+  constructor(onError: (id: number, error: unknown) => void) {
+    this.#onError = onError;
+  }
+
+  /** Starts refusing `connection` with `busy`; resolves when another refusal may start. */
+  async refuse(connection: Connection, busy: Uint8Array): Promise<void> {
+    const refusal = this.#refuse(connection, busy);
+    this.#pending.add(refusal);
+    refusal.finally(() => this.#pending.delete(refusal));
+    if (this.#pending.size >= REFUSALS) await Promise.race(this.#pending);
+  }
+
+  async #refuse(connection: Connection, busy: Uint8Array): Promise<void> {
+    const linger = this.#lingering < LINGERING_REFUSALS;
+    if (linger) this.#lingering++;
+    try {
+      await connection.send(busy);
+      if (linger) await connection.finish("busy");
+      else await connection.flush();
+    } catch (error) {
+      if (!isDisconnect(error)) this.#onError(connection.id, error);
+    } finally {
+      connection.close("busy");
+      if (linger) this.#lingering--;
+    }
+  }
 }

@@ -62,6 +62,41 @@ async function* walkFolder(root: string, prefix: string): AsyncGenerator<FolderE
   }
 }
 
+/** What one folder holds: the names of its sub-folders, and its files. */
+export interface FolderContents {
+  folders: string[];
+  files: FolderEntry[];
+}
+
+/**
+ * The servable files and sub-folders directly inside the folder `prefix` ("" for the root, else a
+ * name ending in "/"), each kind in code-unit order: what a folder's page shows. Undefined when
+ * `prefix` is not a folder the walk would enter: missing, hidden, or reached through a link.
+ */
+export async function readFolder(
+  root: string,
+  prefix: string,
+): Promise<FolderContents | undefined> {
+  const path = join(root, prefix);
+  if (prefix !== "" && (!prefix.endsWith("/") || !servable(prefix.slice(0, -1)))) return undefined;
+  let entries: Deno.DirEntry[];
+  try {
+    if (await Deno.realPath(path) !== join(root, prefix.slice(0, -1) || ".")) return undefined;
+    entries = await Array.fromAsync(Deno.readDir(path));
+  } catch {
+    return undefined; // missing, not a folder, or unreadable: no such folder to show
+  }
+  entries = entries.filter((entry) => servable(prefix + entry.name));
+  entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  const folders = entries.filter((entry) => entry.isDirectory).map((entry) => entry.name);
+  const files = await Promise.all(
+    entries.filter((entry) => !entry.isDirectory).map((entry) =>
+      lookup(root, prefix + entry.name, entry.isSymlink)
+    ),
+  );
+  return { folders, files: files.filter((file) => file !== undefined) };
+}
+
 /** True when `name` passes {@link checkName}. */
 function servable(name: string): boolean {
   try {

@@ -1,32 +1,33 @@
 /**
- * The file server: listens, greets each connection, and hands it to its dialect (framed.ts or
- * original.ts) by the first byte the client sends. It keeps the limits (the connection cap, the
- * idle and stall timeout), the statistics, and shuts down gracefully.
+ * The file server: listens on its own port (and on an HTTP port when asked), and hands each
+ * connection to what serves it: native.ts picks the framed or original dialect by the first byte
+ * a client sends, http/ serves HTTP. It keeps the limits (the connection caps, the idle and
+ * request deadlines), the statistics, and shuts down gracefully.
  */
 
 import { errorCodeName, reasonOf, type WireError } from "../shared/errors.ts";
-import { FrameReader } from "../shared/frame_reader.ts";
-import { encodeBusy, GREETING, MAGIC, type ServerStats } from "../shared/protocol.ts";
+import { encodeBusy, type ServerStats } from "../shared/protocol.ts";
 import type { PolicyName } from "./cache/cache.ts";
 import { Connection } from "./connection.ts";
 import { isDisconnect } from "./errors.ts";
 import { openRoot } from "./folder.ts";
-import { MAX_REQUEST_PAYLOAD, serveFramed } from "./framed.ts";
-import {
-  connectionsThatFit,
-  descriptorsFor,
-  freeDescriptors,
-  Gate,
-  LINGERING_REFUSALS,
-  REFUSALS,
-} from "./limits.ts";
+import { httpBusy, serveHttp } from "./http/serve.ts";
+import { connectionsThatFit, descriptorsFor, freeDescriptors, Gate, Refusals } from "./limits.ts";
 import type { Logger } from "./log.ts";
-import { MAX_ORIGINAL_REQUEST, serveOriginal } from "./original.ts";
+import { Histogram, renderMetrics } from "./metrics.ts";
+import { serveNative } from "./native.ts";
 import { Request, type Service, type Tally } from "./service.ts";
 import { FileStore } from "./store/store.ts";
 
 /** How long a shutdown waits for sessions to end once their sockets are closed. */
 const CLOSE_GRACE_MS = 1000;
+
+/** A port the server listens on: how it serves a connection, and how it tells one it is busy. */
+interface Port {
+  listener: Deno.Listener;
+  serve(connection: Connection, service: Service): Promise<void>;
+  busy(why: string): Uint8Array;
+}
 
 /** Everything a server needs to start. */
 export interface ServerOptions {
@@ -44,6 +45,8 @@ export interface ServerOptions {
   idleTimeoutMs: number;
   /** A request must arrive whole within this long of its first byte. */
   requestTimeoutMs: number;
+  /** A port for HTTP too, on the same host (none unless given; 0 for any free one). */
+  httpPort?: number;
   /** How long a shutdown waits for answers in flight. */
   shutdownTimeoutMs: number;
   logger: Logger;
@@ -54,46 +57,54 @@ export class FileServer {
   readonly #options: ServerOptions;
   readonly #logger: Logger;
   readonly #store: FileStore;
-  readonly #listener: Deno.Listener;
+  readonly #ports: Port[];
   readonly #connections = new Set<Connection>();
   readonly #sessions = new Set<Promise<void>>();
   readonly #started = Date.now();
   readonly #sweeper: ReturnType<typeof setInterval>;
-  readonly #tally: Tally = { requests: 0, errors: 0, bodyBytes: 0, bodyBytesFromCache: 0 };
+  readonly #tally: Tally = {
+    requests: { framed: 0, original: 0, http: 0 },
+    durations: new Histogram(),
+    errors: 0,
+    bodyBytes: 0,
+    bodyBytesFromCache: 0,
+  };
   /** What the dialects are given of the server. */
   readonly #service: Service;
   readonly #gate: Gate;
   #nextId = 1;
-  /** Refusals under way, and how many of them wait for their peer to close. */
-  readonly #refusals = new Set<Promise<void>>();
-  #lingering = 0;
+  readonly #refusals: Refusals;
   #closing = false;
   #closed: Promise<void> | undefined;
   #bytesSent = 0;
-  #accepting: Promise<void>;
+  #accepting: Promise<void[]>;
 
-  private constructor(
-    options: ServerOptions,
-    root: string,
-    listener: Deno.Listener,
-    gate: Gate,
-  ) {
+  private constructor(options: ServerOptions, root: string, ports: Port[], gate: Gate) {
     this.#options = options;
     this.#gate = gate;
     this.#logger = options.logger;
-    this.#listener = listener;
+    this.#ports = ports;
+    this.#refusals = new Refusals((id, error) =>
+      this.#logger.event("busy-error", { id, error: reasonOf(error) })
+    );
     this.#store = new FileStore({ root, cacheBytes: options.cacheBytes, policy: options.policy });
     this.#service = {
       store: this.#store,
       closing: () => this.#closing,
       stats: () => this.stats(),
+      metrics: () =>
+        renderMetrics({
+          stats: this.stats(),
+          requests: this.#tally.requests,
+          durations: this.#tally.durations,
+        }),
       begin: (connection, op) => new Request(this.#tally, this.#logger, connection, op),
       violation: (connection, error) => this.#violation(connection, error),
     };
     const shortest = Math.min(options.idleTimeoutMs, options.requestTimeoutMs);
     const tick = Math.max(10, Math.min(1000, shortest / 4));
     this.#sweeper = setInterval(() => this.#sweep(), tick);
-    this.#accepting = this.#acceptLoop();
+    this.#accepting = Promise.all(ports.map((port) => this.#acceptLoop(port)));
   }
 
   /**
@@ -105,10 +116,21 @@ export class FileServer {
     const wanted = options.maxConnections;
     const max = connectionsThatFit(wanted, freeDescriptors(root, descriptorsFor(wanted)));
     const perHost = Math.min(max, options.maxConnectionsPerHost ?? Math.ceil(max / 4));
-    const listener = Deno.listen({ hostname: options.host, port: options.port, transport: "tcp" });
-    const server = new FileServer(options, root, listener, new Gate(max, perHost));
+    const listen = (port: number) =>
+      Deno.listen({ hostname: options.host, port, transport: "tcp" });
+    const ports: Port[] = [{
+      listener: listen(options.port),
+      serve: serveNative,
+      busy: encodeBusy,
+    }];
+    if (options.httpPort !== undefined) {
+      ports.push({ listener: listen(options.httpPort), serve: serveHttp, busy: httpBusy });
+    }
+    const server = new FileServer(options, root, ports, new Gate(max, perHost));
+    const http = server.httpAddr;
     options.logger.event("listening", {
       address: `${server.addr.hostname}:${server.addr.port}`,
+      http: http && `${http.hostname}:${http.port}`,
       folder: root,
       cacheBytes: options.cacheBytes,
       policy: server.#store.cache.policy,
@@ -123,7 +145,12 @@ export class FileServer {
 
   /** The address the server listens on (with the real port when 0 was asked for). */
   get addr(): Deno.NetAddr {
-    return this.#listener.addr as Deno.NetAddr;
+    return this.#ports[0].listener.addr as Deno.NetAddr;
+  }
+
+  /** The address of the HTTP port, if there is one. */
+  get httpAddr(): Deno.NetAddr | undefined {
+    return this.#ports[1]?.listener.addr as Deno.NetAddr | undefined;
   }
 
   /** The server's counters now. */
@@ -133,7 +160,7 @@ export class FileServer {
     const tally = this.#tally;
     return {
       policy: cache.policy,
-      requests: tally.requests,
+      requests: tally.requests.framed + tally.requests.original + tally.requests.http,
       hits: cache.hits,
       misses: cache.misses,
       hitRatio: lookups ? cache.hits / lookups : 0,
@@ -164,7 +191,7 @@ export class FileServer {
 
   async #shutdown(): Promise<void> {
     this.#closing = true;
-    this.#listener.close();
+    for (const { listener } of this.#ports) listener.close();
     await this.#accepting;
     for (const connection of this.#connections) {
       if (!connection.busy) connection.close("shutdown");
@@ -200,11 +227,11 @@ export class FileServer {
     return bytes;
   }
 
-  async #acceptLoop(): Promise<void> {
+  async #acceptLoop(port: Port): Promise<void> {
     for (;;) {
       let socket: Deno.Conn;
       try {
-        socket = await this.#listener.accept();
+        socket = await port.listener.accept();
       } catch (error) {
         if (this.#closing || error instanceof Deno.errors.BadResource) return;
         this.#logger.event("accept-error", { error: reasonOf(error) });
@@ -215,58 +242,23 @@ export class FileServer {
       const connection = new Connection(id, socket);
       const full = this.#gate.enter(connection.host);
       if (full !== undefined) {
-        const refusal = this.#refuse(connection, full);
-        this.#refusals.add(refusal);
-        refusal.finally(() => this.#refusals.delete(refusal));
-        if (this.#refusals.size >= REFUSALS) await Promise.race(this.#refusals);
+        this.#logger.event("busy", { id, peer: connection.peer });
+        await this.#refusals.refuse(connection, port.busy(full));
         continue;
       }
       this.#connections.add(connection);
-      const session = this.#session(connection);
+      const session = this.#session(connection, port.serve);
       this.#sessions.add(session);
       session.finally(() => this.#sessions.delete(session));
     }
   }
 
-  /**
-   * Tells a client over a limit that the server is busy, and which limit, in words both dialects
-   * understand. A refusal lingers for its peer to close (so that what the peer sent meanwhile
-   * cannot turn the close into a reset that destroys the text), unless LINGERING_REFUSALS already
-   * do: then the text is written and the socket closed, so that a flood moves on.
-   */
-  async #refuse(connection: Connection, why: string): Promise<void> {
-    const id = connection.id;
-    this.#logger.event("busy", { id, peer: connection.peer, why });
-    const linger = this.#lingering < LINGERING_REFUSALS;
-    if (linger) this.#lingering++;
-    try {
-      await connection.send(encodeBusy(why));
-      if (linger) await connection.finish("busy");
-      else await connection.flush();
-    } catch (error) {
-      if (!isDisconnect(error)) this.#logger.event("busy-error", { id, error: reasonOf(error) });
-    } finally {
-      connection.close("busy");
-      if (linger) this.#lingering--;
-    }
-  }
-
-  async #session(connection: Connection): Promise<void> {
+  async #session(connection: Connection, serve: Port["serve"]): Promise<void> {
     const socket = connection.socket as Deno.TcpConn;
     this.#logger.event("open", { id: connection.id, peer: connection.peer });
     try {
       socket.setNoDelay(true);
-      await connection.send(GREETING);
-      await connection.flush();
-      // Requests are small, so idle connections cost little memory; the first read can still
-      // take a whole original-dialect request, and shows one over the limit as too long.
-      const reader = new FrameReader(connection, {
-        maxPayload: MAX_REQUEST_PAYLOAD,
-        bufferBytes: MAX_ORIGINAL_REQUEST + 1,
-      });
-      if (!await reader.fill()) return;
-      const serve = reader.buffered[0] === MAGIC[0] ? serveFramed : serveOriginal;
-      await serve(connection, reader, this.#service);
+      await serve(connection, this.#service);
     } catch (error) {
       if (!isDisconnect(error) && connection.closedBecause === undefined) {
         this.#tally.errors++;

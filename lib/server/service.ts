@@ -10,6 +10,7 @@ import { asWireError } from "./errors.ts";
 import type { ServerStats } from "../shared/protocol.ts";
 import type { Connection } from "./connection.ts";
 import type { Logger, LogValue } from "./log.ts";
+import type { Histogram, Protocol } from "./metrics.ts";
 import type { FileBody, FileStore } from "./store/store.ts";
 
 /** The server as a dialect sees it. */
@@ -20,15 +21,20 @@ export interface Service {
   closing(): boolean;
   /** The server's counters now. */
   stats(): ServerStats;
+  /** The server's numbers as a Prometheus metrics page. */
+  metrics(): string;
   /** Starts the record of one request, `op`, on `connection`. */
   begin(connection: Connection, op: string): Request;
   /** Counts and logs bytes from the peer that broke the protocol; the connection ends after. */
   violation(connection: Connection, error: WireError): void;
 }
 
-/** The counters that requests add to, kept by the server for its stats. */
+/** The counters that requests add to, kept by the server for its stats and metrics. */
 export interface Tally {
-  requests: number;
+  /** Requests, by the protocol they came in. */
+  requests: Record<Protocol, number>;
+  /** How long requests took. */
+  durations: Histogram;
   /** Requests that failed on the server's side or broke the protocol (not refusals). */
   errors: number;
   /** File bytes sent, and those of them sent from the cache (for the byte hit ratio). */
@@ -51,7 +57,7 @@ export class Request {
     this.#logger = logger;
     this.#connection = connection;
     this.#op = op;
-    tally.requests++;
+    tally.requests[connection.protocol]++;
   }
 
   /**
@@ -105,13 +111,15 @@ export class Request {
   }
 
   #log(fields: Record<string, LogValue>): void {
+    const ms = performance.now() - this.#started;
+    this.#tally.durations.observe(ms / 1000);
     const file = this.#body && { name: this.#body.name, bytes: this.#bytes };
     this.#logger.event("request", {
       id: this.#connection.id,
       op: this.#op,
       ...file,
       ...fields,
-      ms: Math.round((performance.now() - this.#started) * 100) / 100,
+      ms: Math.round(ms * 100) / 100,
     });
   }
 }

@@ -24,7 +24,11 @@ export interface FileBody extends Disposable {
    * it changed on disk while it was being read.
    */
   chunks(offset: number, end: number): AsyncGenerator<Uint8Array>;
-  /** The whole file's digest; call once {@link chunks} has finished. */
+  /**
+   * The whole file's digest. Once {@link chunks} has finished it costs nothing; before, it reads
+   * the file (or waits for its load) to work the digest out, so an answer that must name its
+   * digest first (HTTP's headers) can.
+   */
   digest(): Promise<Uint8Array>;
 }
 

@@ -14,7 +14,7 @@ import { WireError } from "../../shared/errors.ts";
 import type { ListEntry } from "../../shared/protocol.ts";
 import { ByteCache, type CacheView, type PolicyName, type Reservation } from "../cache/cache.ts";
 import { DataFolder } from "../folder.ts";
-import { walkFiles } from "../listing.ts";
+import { readFolder, walkFiles } from "../listing.ts";
 import type { FileBody } from "./body.ts";
 import { Digests } from "./digests.ts";
 import { Load, MemoryBody } from "./load.ts";
@@ -148,6 +148,20 @@ export class FileStore {
       }
     }
     if (batch.length > 0) yield batch;
+  }
+
+  /**
+   * The sub-folders and files directly inside the folder `prefix` ("" for the root, else a name
+   * ending in "/"), with whether each file is cached; undefined when it is no folder to show.
+   */
+  async folder(prefix: string): Promise<{ folders: string[]; files: ListEntry[] } | undefined> {
+    const contents = await readFolder(this.#folder.root, prefix);
+    if (contents === undefined) return undefined;
+    const files = contents.files.map(({ realName, ...file }) => ({
+      ...file,
+      cached: this.#cache.has(realName),
+    }));
+    return { folders: contents.folders, files };
   }
 
   /**

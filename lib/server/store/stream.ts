@@ -88,8 +88,8 @@ export class StreamBody implements FileBody {
   }
 
   digest(): Promise<Uint8Array> {
-    if (this.#digest === undefined) throw new Error("digest() called before chunks() finished");
-    return Promise.resolve(this.#digest);
+    if (this.#digest) return Promise.resolve(this.#digest);
+    return this.#digests.of(this.#path, this.stamp, this.name, this.#algorithm);
   }
 }
 

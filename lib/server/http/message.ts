@@ -1,0 +1,165 @@
+/**
+ * HTTP/1.1 messages as bytes (RFC 9112), for the little the file server needs: request heads of
+ * GET and HEAD, and response heads. Pure functions, apart from any socket.
+ */
+
+/** Longest request head accepted (request line and headers), as common servers allow. */
+export const MAX_HEAD_BYTES = 16 * 1024;
+
+/** A parsed request head. */
+export interface RequestHead {
+  method: string;
+  /** The request target's path, percent-decoded; undefined when it cannot be decoded. */
+  path: string | undefined;
+  /** "HTTP/1.1" or "HTTP/1.0". */
+  version: string;
+  /** Header fields by lowercase name; repeated fields joined with ", ". */
+  headers: Map<string, string>;
+}
+
+/** Why a request head cannot be answered: the status to answer with, and a sentence. */
+export class HttpError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = "HttpError";
+    this.status = status;
+  }
+}
+
+const decoder = new TextDecoder("latin1");
+const encoder = new TextEncoder();
+
+/**
+ * Where the head ends in `bytes` (the index after its blank line), or -1 while it is incomplete.
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { headEnd } from "./message.ts";
+ * const bytes = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: a\r\n\r\nGET");
+ * equal(headEnd(bytes), 27);
+ * equal(headEnd(bytes.subarray(0, 20)), -1);
+ * ```
+ */
+export function headEnd(bytes: Uint8Array): number {
+  for (let at = bytes.indexOf(10); at !== -1; at = bytes.indexOf(10, at + 1)) {
+    if (bytes[at + 1] === 10) return at + 2;
+    if (bytes[at + 1] === 13 && bytes[at + 2] === 10) return at + 3;
+  }
+  return -1;
+}
+
+/**
+ * Parses a request head (up to and including its blank line). Throws HttpError for what cannot be
+ * served: a malformed line (400), an HTTP version other than 1.x (505), a request with a body
+ * (GET and HEAD take none; 413 for a length, 501 for a transfer coding).
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { parseRequestHead } from "./message.ts";
+ * const head = parseRequestHead(new TextEncoder().encode(
+ *   "GET /docs/caf%C3%A9.txt?x=1 HTTP/1.1\r\nHost: a\r\nRange: bytes=0-9\r\n\r\n",
+ * ));
+ * equal(head.path, "/docs/café.txt");
+ * equal(head.headers.get("range"), "bytes=0-9");
+ * ```
+ */
+export function parseRequestHead(bytes: Uint8Array): RequestHead {
+  const lines = decoder.decode(bytes).split(/\r?\n/);
+  const [method, target, version, ...rest] = lines[0].split(" ");
+  if (!method || !target || !version || rest.length > 0 || !/^[A-Z]+$/.test(method)) {
+    throw new HttpError(400, "the request line is not METHOD TARGET VERSION");
+  }
+  if (!/^HTTP\/1\.[01]$/.test(version)) {
+    throw new HttpError(505, `${version.slice(0, 16)} is not spoken here; HTTP/1.1 is`);
+  }
+  const headers = new Map<string, string>();
+  for (const line of lines.slice(1)) {
+    if (line === "") continue;
+    const colon = line.indexOf(":");
+    const name = line.slice(0, colon).toLowerCase();
+    if (colon <= 0 || !/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name)) {
+      throw new HttpError(400, "a header line is malformed");
+    }
+    const value = line.slice(colon + 1).trim();
+    headers.set(name, headers.has(name) ? `${headers.get(name)}, ${value}` : value);
+  }
+  if (headers.has("transfer-encoding")) {
+    throw new HttpError(501, "requests with a body are not taken here");
+  }
+  const length = headers.get("content-length");
+  if (length !== undefined && length !== "0") {
+    throw new HttpError(413, "requests with a body are not taken here");
+  }
+  return { method, path: decodePath(target), version, headers };
+}
+
+/** The path of a request target ("/a%20b?q" → "/a b"), or undefined if it is not a valid one. */
+function decodePath(target: string): string | undefined {
+  // Bytes outside ASCII are UTF-8 that a client sent unencoded; the head was read as latin1.
+  const utf8 = new TextDecoder().decode(Uint8Array.from(target, (c) => c.charCodeAt(0)));
+  let path = utf8.split("?")[0].split("#")[0];
+  const absolute = /^https?:\/\/[^/]*(\/.*)?$/i.exec(path); // as sent to a proxy
+  if (absolute) path = absolute[1] ?? "/";
+  if (!path.startsWith("/")) return undefined;
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when the connection stays open after answering `head`. */
+export function keepsAlive(head: RequestHead): boolean {
+  const connection = head.headers.get("connection")?.toLowerCase() ?? "";
+  if (head.version === "HTTP/1.0") return /\bkeep-alive\b/.test(connection);
+  return !/\bclose\b/.test(connection);
+}
+
+const REASONS: Record<number, string> = {
+  200: "OK",
+  206: "Partial Content",
+  301: "Moved Permanently",
+  304: "Not Modified",
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  408: "Request Timeout",
+  413: "Content Too Large",
+  414: "URI Too Long",
+  416: "Range Not Satisfiable",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  503: "Service Unavailable",
+  505: "HTTP Version Not Supported",
+};
+
+/**
+ * A response head: status line, the given fields in order, and the blank line.
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { encodeResponseHead } from "./message.ts";
+ * const head = encodeResponseHead(404, [["Content-Length", "0"]]);
+ * equal(new TextDecoder().decode(head), "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+ * ```
+ */
+export function encodeResponseHead(status: number, fields: [string, string][]): Uint8Array {
+  let head = `HTTP/1.1 ${status} ${REASONS[status] ?? "Unknown"}\r\n`;
+  for (const [name, value] of fields) head += `${name}: ${value}\r\n`;
+  return encoder.encode(head + "\r\n");
+}
+
+/** A date as HTTP writes it (RFC 9110 IMF-fixdate): "Sun, 06 Nov 1994 08:49:37 GMT". */
+export function httpDate(ms: number): string {
+  return new Date(ms).toUTCString();
+}
+
+/** The time an HTTP date names, whole seconds, or undefined for one that is not a date. */
+export function parseHttpDate(text: string): number | undefined {
+  const ms = Date.parse(text);
+  return Number.isNaN(ms) ? undefined : ms;
+}

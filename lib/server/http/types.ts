@@ -1,0 +1,48 @@
+/**
+ * Content types by file extension, for the types browsers and tools act on; anything else is
+ * application/octet-stream, which every client saves as it is.
+ */
+
+const TYPES: Record<string, string> = {
+  css: "text/css; charset=utf-8",
+  csv: "text/csv; charset=utf-8",
+  gif: "image/gif",
+  gz: "application/gzip",
+  htm: "text/html; charset=utf-8",
+  html: "text/html; charset=utf-8",
+  ico: "image/x-icon",
+  jpeg: "image/jpeg",
+  jpg: "image/jpeg",
+  js: "text/javascript; charset=utf-8",
+  json: "application/json",
+  md: "text/markdown; charset=utf-8",
+  mjs: "text/javascript; charset=utf-8",
+  mp3: "audio/mpeg",
+  mp4: "video/mp4",
+  pdf: "application/pdf",
+  png: "image/png",
+  svg: "image/svg+xml",
+  tar: "application/x-tar",
+  txt: "text/plain; charset=utf-8",
+  wasm: "application/wasm",
+  webm: "video/webm",
+  webp: "image/webp",
+  xml: "application/xml",
+  zip: "application/zip",
+};
+
+/**
+ * The Content-Type for a file called `name`.
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { contentType } from "./types.ts";
+ * equal(contentType("docs/index.HTML"), "text/html; charset=utf-8");
+ * equal(contentType("data.bin"), "application/octet-stream");
+ * ```
+ */
+export function contentType(name: string): string {
+  const dot = name.lastIndexOf(".");
+  const extension = dot > name.lastIndexOf("/") ? name.slice(dot + 1).toLowerCase() : "";
+  return TYPES[extension] ?? "application/octet-stream";
+}

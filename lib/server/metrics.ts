@@ -1,0 +1,157 @@
+/**
+ * The server's numbers in the Prometheus text format (version 0.0.4), for every dashboard: the
+ * same counters `stats` shows, counted once, with requests by protocol and a histogram of how
+ * long requests take.
+ */
+
+import type { ServerStats } from "../shared/protocol.ts";
+
+/** The protocols a request can come in by, as the `protocol` label names them. */
+export const PROTOCOLS = ["framed", "original", "http"] as const;
+
+/** One of {@link PROTOCOLS}. */
+export type Protocol = typeof PROTOCOLS[number];
+
+/** Upper bounds of the duration buckets, in seconds: half a millisecond to ten seconds. */
+const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/**
+ * A histogram of durations, as Prometheus keeps one: a count per bucket (cumulative when shown),
+ * the sum and the count.
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { Histogram } from "./metrics.ts";
+ * const histogram = new Histogram();
+ * histogram.observe(0.002);
+ * histogram.observe(3);
+ * equal(histogram.count, 2);
+ * equal(histogram.cumulative()[2], 1); // at most 2.5 ms
+ * ```
+ */
+export class Histogram {
+  readonly #counts = new Array<number>(BUCKETS.length).fill(0);
+  count = 0;
+  sum = 0;
+
+  /** Counts one duration of `seconds`. */
+  observe(seconds: number): void {
+    const bucket = BUCKETS.findIndex((bound) => seconds <= bound);
+    if (bucket !== -1) this.#counts[bucket]++;
+    this.count++;
+    this.sum += seconds;
+  }
+
+  /** How many durations were at most each bucket's bound, bucket by bucket. */
+  cumulative(): number[] {
+    let total = 0;
+    return this.#counts.map((count) => total += count);
+  }
+}
+
+/** What the metrics page shows: the stats, requests by protocol, and their durations. */
+export interface Measures {
+  stats: ServerStats;
+  requests: Record<Protocol, number>;
+  durations: Histogram;
+}
+
+/**
+ * The metrics page.
+ * @example
+ * ```ts
+ * import { ok } from "node:assert/strict";
+ * import { Histogram, renderMetrics } from "./metrics.ts";
+ * const stats = { hits: 3 } as unknown as import("../shared/protocol.ts").ServerStats;
+ * const text = renderMetrics({ stats, requests: { framed: 2, original: 0, http: 1 }, durations: new Histogram() });
+ * ok(text.includes("fileserver_cache_hits_total 3\n"));
+ * ok(text.includes('fileserver_requests_total{protocol="http"} 1\n'));
+ * ```
+ */
+export function renderMetrics({ stats, requests, durations }: Measures): string {
+  const cumulative = durations.cumulative();
+  const metrics: [string, string, string, [string, number][]][] = [
+    ...SIMPLE.map(([name, type, help, value]): [string, string, string, [string, number][]] => [
+      name,
+      type,
+      help,
+      [["", value(stats)]],
+    ]),
+    [
+      "fileserver_requests_total",
+      "counter",
+      "Requests, by the protocol they came in.",
+      Object.entries(requests).map(([protocol, count]) => [`{protocol="${protocol}"}`, count]),
+    ],
+    [
+      "fileserver_request_duration_seconds",
+      "histogram",
+      "How long requests took, from reading them to their last byte handed to the kernel.",
+      [
+        ...BUCKETS.map((bound, i): [string, number] => [`_bucket{le="${bound}"}`, cumulative[i]]),
+        [`_bucket{le="+Inf"}`, durations.count],
+        ["_sum", durations.sum],
+        ["_count", durations.count],
+      ],
+    ],
+  ];
+  const lines = metrics.flatMap(([name, type, help, samples]) => [
+    `# HELP ${name} ${help}`,
+    `# TYPE ${name} ${type}`,
+    ...samples.map(([labels, value]) => `${name}${labels} ${value ?? 0}`),
+  ]);
+  return lines.join("\n") + "\n";
+}
+
+/** The metrics that are one number of the stats each: name, type, help, and the number. */
+const SIMPLE: [string, string, string, (stats: ServerStats) => number][] = [
+  ["fileserver_cache_bytes", "gauge", "Bytes of files held in the cache.", (s) => s.cacheBytes],
+  [
+    "fileserver_cache_reserved_bytes",
+    "gauge",
+    "Bytes reserved for files being loaded into the cache.",
+    (s) => s.cacheReserved,
+  ],
+  [
+    "fileserver_cache_pinned_bytes",
+    "gauge",
+    "Bytes evicted from the cache but still being sent; they count against its capacity.",
+    (s) => s.cachePinned,
+  ],
+  [
+    "fileserver_cache_capacity_bytes",
+    "gauge",
+    "The most bytes the cache may hold.",
+    (s) => s.cacheCapacity,
+  ],
+  ["fileserver_cache_entries", "gauge", "Files held in the cache.", (s) => s.cacheEntries],
+  ["fileserver_cache_hits_total", "counter", "Lookups that found the file cached.", (s) => s.hits],
+  ["fileserver_cache_misses_total", "counter", "Lookups that did not.", (s) => s.misses],
+  [
+    "fileserver_cache_evictions_total",
+    "counter",
+    "Files evicted to make room.",
+    (s) => s.evictions,
+  ],
+  ["fileserver_disk_reads_total", "counter", "Files read from disk.", (s) => s.diskReads],
+  ["fileserver_bytes_sent_total", "counter", "Bytes written to clients.", (s) => s.bytesSent],
+  ["fileserver_connections", "gauge", "Connections open now.", (s) => s.connections],
+  [
+    "fileserver_connections_total",
+    "counter",
+    "Connections accepted, the refused included.",
+    (s) => s.totalConnections,
+  ],
+  [
+    "fileserver_errors_total",
+    "counter",
+    "Requests that failed on the server's side or broke the protocol.",
+    (s) => s.errors,
+  ],
+  [
+    "fileserver_uptime_seconds",
+    "gauge",
+    "Seconds since the server started.",
+    (s) => s.uptimeSeconds,
+  ],
+];

@@ -1,0 +1,227 @@
+/**
+ * The HTTP port, driven as its users drive it: with fetch, and with curl (on every Debian
+ * machine). Bytes and digest headers, ranges and resumption, validators, folder pages, the
+ * metrics page, the name rules, and the limits the native port has.
+ */
+
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { join } from "node:path";
+import { rawConnect, sha256, startServer, tempFolder, text, until } from "./harness.ts";
+import { randomBytes, run } from "../testing/support.ts";
+
+const MiB = 1024 * 1024;
+
+Deno.test("files over HTTP: bytes, validators, digests and ranges", async (t) => {
+  const big = randomBytes(3 * MiB + 11, 1);
+  const files = { "a.txt": "hello\n", "docs/big.bin": big, "docs/café au lait.txt": "☕\n" };
+  await using data = await tempFolder(files);
+  await using server = await startServer(data.path, { httpPort: 0 });
+  const base = `http://127.0.0.1:${server.httpAddr!.port}`;
+  const digest = (await sha256(big)).toBase64();
+
+  await t.step(
+    "GET: the bytes, their length, type, dates, ETag and both digest headers",
+    async () => {
+      const response = await fetch(`${base}/docs/big.bin`);
+      assertEquals(response.status, 200);
+      assertEquals(new Uint8Array(await response.arrayBuffer()), big);
+      const headers = Object.fromEntries(response.headers);
+      assertEquals(headers["content-length"], String(big.length));
+      assertEquals(headers["content-type"], "application/octet-stream");
+      assertEquals(headers["accept-ranges"], "bytes");
+      assertEquals(headers["repr-digest"], `sha-256=:${digest}:`);
+      assertEquals(headers["digest"], `SHA-256=${digest}`);
+      assert(/^"[\w-]{43}"$/.test(headers["etag"]), headers["etag"]);
+      const { mtime } = await Deno.stat(join(data.path, "docs/big.bin"));
+      assertEquals(headers["last-modified"], mtime!.toUTCString());
+    },
+  );
+
+  await t.step("HEAD: the same head, no body", async () => {
+    const response = await fetch(`${base}/a.txt`, { method: "HEAD" });
+    assertEquals([response.status, response.headers.get("content-length")], [200, "6"]);
+    assertEquals(await response.text(), "");
+  });
+
+  await t.step("names with spaces and accents, percent-encoded", async () => {
+    const response = await fetch(`${base}/docs/caf%C3%A9%20au%20lait.txt`);
+    assertEquals([response.status, await response.text()], [200, "☕\n"]);
+  });
+
+  await t.step("Range: a part (206), a suffix, and one past the end (416)", async () => {
+    const part = await fetch(`${base}/docs/big.bin`, { headers: { Range: "bytes=100-199" } });
+    assertEquals(part.status, 206);
+    assertEquals(part.headers.get("content-range"), `bytes 100-199/${big.length}`);
+    assertEquals(new Uint8Array(await part.arrayBuffer()), big.subarray(100, 200));
+    const tail = await fetch(`${base}/docs/big.bin`, { headers: { Range: "bytes=-10" } });
+    assertEquals(new Uint8Array(await tail.arrayBuffer()), big.subarray(big.length - 10));
+    const past = await fetch(`${base}/docs/big.bin`, {
+      headers: { Range: `bytes=${big.length}-` },
+    });
+    assertEquals([past.status, past.headers.get("content-range")], [416, `bytes */${big.length}`]);
+    await past.body?.cancel();
+  });
+
+  await t.step("If-Range with another ETag gets the whole file", async () => {
+    const response = await fetch(`${base}/docs/big.bin`, {
+      headers: { Range: "bytes=0-9", "If-Range": '"not-this-one"' },
+    });
+    assertEquals([response.status, (await response.arrayBuffer()).byteLength], [200, big.length]);
+  });
+
+  await t.step("If-None-Match and If-Modified-Since: 304 while current", async () => {
+    const first = await fetch(`${base}/a.txt`);
+    await first.body?.cancel();
+    const etag = first.headers.get("etag")!;
+    const byTag = await fetch(`${base}/a.txt`, { headers: { "If-None-Match": etag } });
+    assertEquals(byTag.status, 304);
+    const lastModified = first.headers.get("last-modified")!;
+    const byDate = await fetch(`${base}/a.txt`, { headers: { "If-Modified-Since": lastModified } });
+    assertEquals(byDate.status, 304);
+    const other = await fetch(`${base}/a.txt`, { headers: { "If-None-Match": '"x"' } });
+    assertEquals([other.status, await other.text()], [200, "hello\n"]);
+  });
+
+  await t.step("curl -C - resumes a partial download to the exact bytes", async () => {
+    const out = join(data.path, "..", `curl-${server.httpAddr!.port}.bin`);
+    await Deno.writeFile(out, big.subarray(0, 1_000_000));
+    const curl = await run("curl", ["-sf", "-C", "-", "-o", out, `${base}/docs/big.bin`]);
+    assertEquals(curl.code, 0, curl.stderr);
+    assertEquals(await Deno.readFile(out), big);
+    await Deno.remove(out);
+  });
+
+  await t.step("hidden files, escapes and other methods are refused", async () => {
+    await Deno.writeTextFile(join(data.path, ".env"), "SECRET=1");
+    assertEquals((await fetch(`${base}/.env`).then(drain)).status, 400);
+    using socket = await rawConnect(server.httpAddr!.port);
+    await socket.write(
+      "GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert(text(await socket.readToEnd()).startsWith("HTTP/1.1 400 "));
+    const post = await fetch(`${base}/a.txt`, { method: "DELETE" }).then(drain);
+    assertEquals([post.status, post.headers.get("allow")], [405, "GET, HEAD"]);
+    assertEquals((await fetch(`${base}/missing.txt`).then(drain)).status, 404);
+  });
+});
+
+Deno.test("folders over HTTP: an HTML page, or JSON when asked", async (t) => {
+  await using data = await tempFolder({ "a.txt": "a", "docs/<b>.txt": "bb", ".hidden": "h" });
+  await using server = await startServer(data.path, { httpPort: 0 });
+  const base = `http://127.0.0.1:${server.httpAddr!.port}`;
+
+  await t.step(
+    "the root page links the folder and the files, escaped, and no hidden file",
+    async () => {
+      const response = await fetch(`${base}/`);
+      assertEquals(response.headers.get("content-type"), "text/html; charset=utf-8");
+      const page = await response.text();
+      assert(page.includes('<a href="docs/">docs/</a>'), page);
+      assert(page.includes('<a href="a.txt">a.txt</a>'), page);
+      assert(!page.includes("hidden"), "a hidden file is listed");
+    },
+  );
+
+  await t.step("JSON for Accept: application/json", async () => {
+    const response = await fetch(`${base}/docs/`, { headers: { Accept: "application/json" } });
+    const listed = await response.json();
+    assertEquals(listed.map((e: { name: string; size: number }) => [e.name, e.size]), [[
+      "<b>.txt",
+      2,
+    ]]);
+  });
+
+  await t.step("a folder's URL without its slash is redirected; a missing one is 404", async () => {
+    const moved = await fetch(`${base}/docs`, { redirect: "manual" }).then(drain);
+    assertEquals([moved.status, moved.headers.get("location")], [301, "/docs/"]);
+    assertEquals((await fetch(`${base}/nope/`).then(drain)).status, 404);
+  });
+});
+
+Deno.test("/-/metrics is the Prometheus text format and moves with requests; /-/healthy", async () => {
+  await using data = await tempFolder({ "a.txt": "a" });
+  await using server = await startServer(data.path, { httpPort: 0 });
+  const base = `http://127.0.0.1:${server.httpAddr!.port}`;
+  const scrape = async () => {
+    const response = await fetch(`${base}/-/metrics`);
+    assertEquals(response.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+    const samples = new Map<string, number>();
+    for (const line of (await response.text()).trimEnd().split("\n")) {
+      if (line.startsWith("# HELP ") || line.startsWith("# TYPE ")) continue;
+      const match = /^([a-z_]+(?:\{[a-z]+="[^"]*"\})?) (-?[\d.e+-]+|\+Inf)$/.exec(line);
+      assert(match, `not a sample line: ${line}`);
+      samples.set(match[1], Number(match[2]));
+    }
+    return samples;
+  };
+  const before = await scrape();
+  assertEquals(await (await fetch(`${base}/a.txt`)).text(), "a");
+  assertEquals(await (await fetch(`${base}/a.txt`)).text(), "a");
+  const after = await scrape();
+  const moved = (name: string) => after.get(name)! - before.get(name)!;
+  assertEquals(moved('fileserver_requests_total{protocol="http"}'), 3); // two files, one scrape
+  assertEquals([moved("fileserver_cache_misses_total"), moved("fileserver_cache_hits_total")], [
+    1,
+    1,
+  ]);
+  assertEquals(after.get("fileserver_cache_bytes"), 1);
+  assertEquals(after.get("fileserver_cache_capacity_bytes"), server.stats().cacheCapacity);
+  assertEquals(moved("fileserver_request_duration_seconds_count"), 3);
+  assertEquals(
+    after.get('fileserver_request_duration_seconds_bucket{le="+Inf"}'),
+    after.get("fileserver_request_duration_seconds_count"),
+  );
+  const healthy = await fetch(`${base}/-/healthy`);
+  assertEquals([healthy.status, await healthy.text()], [200, "OK\n"]);
+});
+
+Deno.test("HTTP holds the native port's limits and never completes a changed file", async (t) => {
+  const big = randomBytes(96 * MiB, 3);
+  await using data = await tempFolder({ "a.txt": "a", "big.bin": big });
+  await using server = await startServer(data.path, {
+    httpPort: 0,
+    maxConnections: 8,
+    requestTimeoutMs: 500,
+    cacheBytes: 8 * MiB,
+  });
+  const port = server.httpAddr!.port;
+
+  await t.step("a request head that trickles in is cut at the request timeout", async () => {
+    using socket = await rawConnect(port);
+    await socket.write("GET /a.txt HTTP/1.1\r\n");
+    await until(() => server.log.lines.some((l) => / reason=request-timeout/.test(l)), "the cut");
+  });
+
+  await t.step("one address holds a quarter of the places; the next hears 503", async () => {
+    const held = await Promise.all([1, 2].map(() => rawConnect(port)));
+    await until(() => server.stats().connections === 2, "two connections");
+    using refused = await rawConnect(port);
+    const answer = text(await refused.readToEnd());
+    assert(answer.startsWith("HTTP/1.1 503 Service Unavailable\r\n"), answer);
+    assert(answer.includes("2 connections are open from 127.0.0.1"), answer);
+    for (const socket of held) socket[Symbol.dispose]();
+  });
+
+  await t.step("a file rewritten mid-answer ends short, never whole", async () => {
+    await until(() => server.stats().connections === 0, "the earlier connections to close");
+    using socket = await rawConnect(port);
+    await socket.write("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+    const head = text(await socket.readExactly(512));
+    assert(head.startsWith("HTTP/1.1 200 OK\r\n"), head);
+    await socket.readExactly(30 * MiB);
+    const path = join(data.path, "big.bin");
+    const { mtime, atime } = await Deno.stat(path);
+    await using file = await Deno.open(path, { write: true });
+    await file.write(randomBytes(MiB, 4));
+    await Deno.utime(path, atime!, mtime!);
+    const rest = await socket.readToEnd();
+    const body = 512 - (head.indexOf("\r\n\r\n") + 4) + 30 * MiB + rest.length;
+    assert(body < big.length, "the whole length came, as if the file were unchanged");
+  });
+});
+
+/** A response with its body read and dropped, so the connection is free again. */
+async function drain(response: Response): Promise<Response> {
+  await response.body?.cancel();
+  return response;
+}
