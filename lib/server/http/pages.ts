@@ -99,7 +99,7 @@ td.cached { color: #26734d; font-size: .875rem; }
 ${rows.join("\n")}
 </tbody>
 </table>
-<p>${view.folders.length} folders, ${view.files.length} files</p>
+<p>${count(view.folders.length, "folder")}, ${count(view.files.length, "file")}</p>
 </body>
 </html>
 `;
@@ -109,6 +109,10 @@ function row(href: string, name: string, size: string, when: string, cached: str
   return `<tr><td class="name"><a href="${href}">${escape(name)}</a></td>` +
     `<td class="size">${size}</td><td class="when">${when}</td>` +
     `<td class="cached">${cached}</td></tr>`;
+}
+
+function count(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? "" : "s"}`;
 }
 
 function baseName(name: string): string {
