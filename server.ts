@@ -40,6 +40,9 @@ Options:
                            (default 60)
   --request-timeout S      close a connection whose request has not arrived whole S seconds
                            after its first byte (default 10)
+  --trust-proxy ADDR,...   connections from these addresses (a load balancer such as haproxy
+                           with send-proxy) start with a PROXY protocol line naming the client,
+                           who then counts for the limits and the logs in the proxy's stead
   --shutdown-timeout S     on SIGINT/SIGTERM, wait up to S seconds for answers in flight
                            (default 10)
   --log text|json          log format (default text)
@@ -59,6 +62,7 @@ export function parseServerArgs(args: string[]): ServerOptions | "help" {
     "max-connections": { type: "string", default: "1024" },
     "max-connections-per-host": { type: "string" },
     "request-timeout": { type: "string", default: "10" },
+    "trust-proxy": { type: "string" },
     "idle-timeout": { type: "string", default: "60" },
     "shutdown-timeout": { type: "string", default: "10" },
     log: { type: "string", default: "text" },
@@ -97,6 +101,7 @@ export function parseServerArgs(args: string[]): ServerOptions | "help" {
       ),
     idleTimeoutMs: parseSeconds(values["idle-timeout"], "--idle-timeout"),
     requestTimeoutMs: parseSeconds(values["request-timeout"], "--request-timeout"),
+    trustProxies: values["trust-proxy"]?.split(",").map((address) => address.trim()),
     httpPort: values["http-port"] === undefined
       ? undefined
       : parsePort(values["http-port"], "--http-port"),

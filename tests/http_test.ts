@@ -225,3 +225,51 @@ async function drain(response: Response): Promise<Response> {
   await response.body?.cancel();
   return response;
 }
+
+Deno.test("behind a trusted proxy, the per-host cap counts the clients it names", async (t) => {
+  await using data = await tempFolder({ "a.txt": "a" });
+  await using server = await startServer(data.path, {
+    httpPort: 0,
+    maxConnections: 8,
+    trustProxies: ["127.0.0.1"],
+  });
+  const port = server.httpAddr!.port;
+  /** A connection from the proxy, carrying `client`, asking for a.txt and keeping the line open. */
+  const carry = async (client: string) => {
+    const socket = await rawConnect(port);
+    await socket.write(
+      `PROXY TCP4 ${client} 127.0.0.1 40000 ${port}\r\nGET /a.txt HTTP/1.1\r\n\r\n`,
+    );
+    return socket;
+  };
+
+  await t.step("three clients through one proxy are all served", async () => {
+    const sockets = await Promise.all(["192.0.2.1", "192.0.2.2", "192.0.2.3"].map(carry));
+    for (const socket of sockets) {
+      assert(text(await socket.readExactly(15)).startsWith("HTTP/1.1 200 OK"));
+      socket[Symbol.dispose]();
+    }
+    assert(
+      server.log.lines.some((line) => /peer="192\.0\.2\.1:40000 via 127\.0\.0\.1:\d+"/.test(line)),
+    );
+  });
+
+  await t.step("a third connection of one client is refused, naming that client", async () => {
+    await until(() => server.stats().connections === 0, "the earlier connections to close");
+    const held = [await carry("192.0.2.9"), await carry("192.0.2.9")];
+    await until(() => server.stats().connections === 2, "two connections of one client");
+    using third = await carry("192.0.2.9");
+    const answer = text(await third.readToEnd());
+    assert(answer.startsWith("HTTP/1.1 503 ") && answer.includes("open from 192.0.2.9"), answer);
+    for (const socket of held) socket[Symbol.dispose]();
+  });
+
+  await t.step(
+    "a connection from the proxy without a PROXY line is closed unanswered",
+    async () => {
+      using socket = await rawConnect(port);
+      await socket.write("GET /a.txt HTTP/1.1\r\n\r\n");
+      assertEquals(text(await socket.readToEnd()), "");
+    },
+  );
+});

@@ -24,9 +24,8 @@ const LINGER_MS = 1000;
 /** A server-side connection with output gathering and a progress clock for timeouts. */
 export class Connection {
   readonly id: number;
-  /** The peer's address, and with its port. */
-  readonly host: string;
-  readonly peer: string;
+  #host: string;
+  #peer: string;
   readonly socket: Deno.Conn;
   /** When bytes last moved in either direction (ms since the epoch). */
   lastProgress = Date.now();
@@ -42,13 +41,35 @@ export class Connection {
   readonly #opened = performance.now();
   #firstByte: number | undefined;
   #requestSince: number | undefined;
+  #unread: Uint8Array | undefined;
 
   constructor(id: number, socket: Deno.Conn) {
     this.id = id;
     this.socket = socket;
     const addr = socket.remoteAddr as Deno.NetAddr;
-    this.host = addr.hostname;
-    this.peer = `${addr.hostname}:${addr.port}`;
+    this.#host = addr.hostname;
+    this.#peer = `${addr.hostname}:${addr.port}`;
+  }
+
+  /** The peer's address (the client's, when a trusted proxy named it). */
+  get host(): string {
+    return this.#host;
+  }
+
+  /** The peer's address and port, for logs. */
+  get peer(): string {
+    return this.#peer;
+  }
+
+  /** Records the client a trusted proxy carries on this connection (see proxy.ts). */
+  forwardedFor(client: { host: string; port: number }): void {
+    this.#host = client.host;
+    this.#peer = `${client.host}:${client.port} via ${this.#peer}`;
+  }
+
+  /** Puts `bytes` back to be read again first (what followed a PROXY line, say). */
+  unread(bytes: Uint8Array): void {
+    if (bytes.length > 0) this.#unread = bytes.slice();
   }
 
   /** Total bytes written to the socket. */
@@ -82,6 +103,13 @@ export class Connection {
 
   /** Reads into `buffer`, like Deno.Conn.read, recording progress and starting the request clock. */
   async read(buffer: Uint8Array): Promise<number | null> {
+    const unread = this.#unread;
+    if (unread) {
+      const n = Math.min(buffer.length, unread.length);
+      buffer.set(unread.subarray(0, n));
+      this.#unread = n < unread.length ? unread.subarray(n) : undefined;
+      return n;
+    }
     const n = await this.socket.read(buffer);
     this.lastProgress = Date.now();
     if (n) {

@@ -16,6 +16,7 @@ import { connectionsThatFit, descriptorsFor, freeDescriptors, Gate, Refusals } f
 import type { Logger } from "./log.ts";
 import { Histogram, renderMetrics } from "./metrics.ts";
 import { serveNative } from "./native.ts";
+import { readProxyLine } from "./proxy.ts";
 import { Request, type Service, type Tally } from "./service.ts";
 import { FileStore } from "./store/store.ts";
 
@@ -47,6 +48,11 @@ export interface ServerOptions {
   requestTimeoutMs: number;
   /** A port for HTTP too, on the same host (none unless given; 0 for any free one). */
   httpPort?: number;
+  /**
+   * Addresses of proxies whose connections start with a PROXY line naming the client they
+   * carry, who then counts for the limits and the logs in the proxy's stead.
+   */
+  trustProxies?: string[];
   /** How long a shutdown waits for answers in flight. */
   shutdownTimeoutMs: number;
   logger: Logger;
@@ -240,25 +246,38 @@ export class FileServer {
       }
       const id = this.#nextId++;
       const connection = new Connection(id, socket);
-      const full = this.#gate.enter(connection.host);
+      // A trusted proxy's connections are counted for the client it names, once it has.
+      const proxied = this.#options.trustProxies?.includes(connection.host) ?? false;
+      const full = proxied ? undefined : this.#gate.enter(connection.host);
       if (full !== undefined) {
         this.#logger.event("busy", { id, peer: connection.peer });
         await this.#refusals.refuse(connection, port.busy(full));
         continue;
       }
       this.#connections.add(connection);
-      const session = this.#session(connection, port.serve);
+      const session = this.#session(connection, port, proxied);
       this.#sessions.add(session);
       session.finally(() => this.#sessions.delete(session));
     }
   }
 
-  async #session(connection: Connection, serve: Port["serve"]): Promise<void> {
+  async #session(connection: Connection, port: Port, proxied: boolean): Promise<void> {
     const socket = connection.socket as Deno.TcpConn;
-    this.#logger.event("open", { id: connection.id, peer: connection.peer });
+    let admitted = !proxied;
     try {
       socket.setNoDelay(true);
-      await serve(connection, this.#service);
+      if (proxied) {
+        const client = await readProxyLine(connection);
+        if (client) connection.forwardedFor(client);
+        const full = this.#gate.enter(connection.host);
+        if (full !== undefined) {
+          this.#logger.event("busy", { id: connection.id, peer: connection.peer });
+          return await connection.send(port.busy(full));
+        }
+        admitted = true;
+      }
+      this.#logger.event("open", { id: connection.id, peer: connection.peer });
+      await port.serve(connection, this.#service);
     } catch (error) {
       if (!isDisconnect(error) && connection.closedBecause === undefined) {
         this.#tally.errors++;
@@ -267,7 +286,7 @@ export class FileServer {
     } finally {
       await connection.finish("done");
       this.#connections.delete(connection);
-      this.#gate.leave(connection.host);
+      if (admitted) this.#gate.leave(connection.host);
       this.#bytesSent += connection.bytesWritten;
       this.#logger.event("close", {
         id: connection.id,

@@ -1,0 +1,59 @@
+/**
+ * The PROXY protocol (version 1, the text one haproxy's `send-proxy` writes): a proxy in front of
+ * the server starts each connection with one line naming the client it carries, so that the
+ * server's limits count that client, not the proxy, and its logs name it. Only connections from
+ * addresses the operator trusts (`--trust-proxy`) may, and must, start with it: from anyone else
+ * the line would be a lie the server believed.
+ */
+
+import type { Connection } from "./connection.ts";
+
+/** The longest PROXY line (version 1): 107 bytes with its CRLF. */
+const MAX_LINE = 107;
+
+/** The client a PROXY line names, or undefined for "UNKNOWN" (a proxy's own health check, say). */
+export type Forwarded = { host: string; port: number } | undefined;
+
+/**
+ * Reads a PROXY line: the client's address and port; undefined for `PROXY UNKNOWN`. Throws an
+ * Error with one sentence when the line is not one.
+ * @example
+ * ```ts
+ * import { deepEqual, equal, throws } from "node:assert/strict";
+ * import { parseProxyLine } from "./proxy.ts";
+ * deepEqual(parseProxyLine("PROXY TCP4 192.0.2.7 127.0.0.1 51234 8080"), { host: "192.0.2.7", port: 51234 });
+ * deepEqual(parseProxyLine("PROXY TCP6 2001:db8::7 ::1 51234 8080"), { host: "2001:db8::7", port: 51234 });
+ * equal(parseProxyLine("PROXY UNKNOWN"), undefined);
+ * throws(() => parseProxyLine("GET / HTTP/1.1"), /does not start with a PROXY line/);
+ * ```
+ */
+export function parseProxyLine(line: string): Forwarded {
+  if (/^PROXY UNKNOWN( |$)/.test(line)) return undefined;
+  const match = /^PROXY TCP[46] ([0-9A-Fa-f.:]+) [0-9A-Fa-f.:]+ (\d{1,5}) \d{1,5}$/.exec(line);
+  if (!match || Number(match[2]) > 65535) {
+    throw new Error("the connection does not start with a PROXY line");
+  }
+  return { host: match[1], port: Number(match[2]) };
+}
+
+/**
+ * Reads the PROXY line a trusted proxy starts `connection` with, and puts back what followed it
+ * for the dialect to read. Throws when the line is missing, malformed or cut short.
+ */
+export async function readProxyLine(connection: Connection): Promise<Forwarded> {
+  const buffer = new Uint8Array(MAX_LINE + 1024);
+  let filled = 0;
+  for (;;) {
+    const end = buffer.subarray(0, filled).indexOf(10);
+    if (end !== -1) {
+      if (end === 0 || buffer[end - 1] !== 13) break;
+      connection.unread(buffer.subarray(end + 1, filled));
+      return parseProxyLine(new TextDecoder().decode(buffer.subarray(0, end - 1)));
+    }
+    if (filled >= MAX_LINE) break;
+    const n = await connection.read(buffer.subarray(filled));
+    if (n === null) break;
+    filled += n;
+  }
+  throw new Error("the connection does not start with a PROXY line");
+}
