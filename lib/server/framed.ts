@@ -162,9 +162,8 @@ async function agree(connection: Connection, reader: FrameReader): Promise<Terms
     return { version, digest: SHA256 };
   }
   const frame = await reader.next();
-  if (frame === null) return undefined;
   connection.requestDone(reader.buffered.length > 0);
-  if (frame.type !== Frame.Setup) {
+  if (frame?.type !== Frame.Setup) {
     throw new ProtocolError(ErrorCode.BadRequest, `a version ${version} client sends SETUP first`);
   }
   const setup = readSetup(frame.payload);
