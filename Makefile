@@ -7,7 +7,10 @@ SERVER_FLAGS := --allow-net --allow-read --v8-flags=--max-semi-space-size=4,--he
 # Extra arguments for `make run`, e.g. make run ARGS="--port 5000 --policy lru"
 ARGS ?=
 
-.PHONY: run test build bench soak sample-data clean
+# Nodes for `make cluster`
+N ?= 3
+
+.PHONY: run test build bench soak cluster sample-data clean
 
 ## run: start the server with its defaults on server_data/
 run:
@@ -31,6 +34,10 @@ bench:
 ## soak: two minutes of mixed load, every answer checked byte for byte (ARGS adds options)
 soak:
 	$(DENO) run --allow-all bench/soak.ts --seconds 120 $(ARGS)
+
+## cluster: N nodes sharing server_data/ (cache split between them) and haproxy in front; Ctrl-C stops all
+cluster:
+	$(DENO) run --allow-all scripts/cluster.ts --nodes $(N)
 
 ## sample-data: larger sample files in server_data/big/ (git-ignored)
 sample-data:

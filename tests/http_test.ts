@@ -265,11 +265,17 @@ Deno.test("behind a trusted proxy, the per-host cap counts the clients it names"
   });
 
   await t.step(
-    "a connection from the proxy without a PROXY line is closed unanswered",
+    "the proxy's host speaking for itself, without a PROXY line, is served",
     async () => {
       using socket = await rawConnect(port);
-      await socket.write("GET /a.txt HTTP/1.1\r\n\r\n");
-      assertEquals(text(await socket.readToEnd()), "");
+      await socket.write("GET /a.txt HTTP/1.1\r\nConnection: close\r\n\r\n");
+      assert(text(await socket.readToEnd()).startsWith("HTTP/1.1 200 OK"));
     },
   );
+
+  await t.step("a malformed PROXY line closes the connection unanswered", async () => {
+    using socket = await rawConnect(port);
+    await socket.write("PROXY TCP4 nonsense\r\nGET /a.txt HTTP/1.1\r\n\r\n");
+    assertEquals(text(await socket.readToEnd()), "");
+  });
 });

@@ -2,8 +2,8 @@
  * The PROXY protocol (version 1, the text one haproxy's `send-proxy` writes): a proxy in front of
  * the server starts each connection with one line naming the client it carries, so that the
  * server's limits count that client, not the proxy, and its logs name it. Only connections from
- * addresses the operator trusts (`--trust-proxy`) may, and must, start with it: from anyone else
- * the line would be a lie the server believed.
+ * addresses the operator trusts (`--trust-proxy`) may start with it (from anyone else the line
+ * would be a lie the server believed); one from there without it is the proxy's host itself.
  */
 
 import type { Connection } from "./connection.ts";
@@ -38,12 +38,19 @@ export function parseProxyLine(line: string): Forwarded {
 
 /**
  * Reads the PROXY line a trusted proxy starts `connection` with, and puts back what followed it
- * for the dialect to read. Throws when the line is missing, malformed or cut short.
+ * for the dialect to read: the client it names, or undefined for none (`PROXY UNKNOWN`, or a
+ * connection that does not start with `PROXY `: the proxy's host speaking for itself). Throws when
+ * a PROXY line is malformed or cut short.
  */
 export async function readProxyLine(connection: Connection): Promise<Forwarded> {
   const buffer = new Uint8Array(MAX_LINE + 1024);
   let filled = 0;
   for (;;) {
+    const seen = new TextDecoder().decode(buffer.subarray(0, Math.min(filled, PREFIX.length)));
+    if (!PREFIX.startsWith(seen)) {
+      connection.unread(buffer.subarray(0, filled));
+      return undefined;
+    }
     const end = buffer.subarray(0, filled).indexOf(10);
     if (end !== -1) {
       if (end === 0 || buffer[end - 1] !== 13) break;
@@ -55,5 +62,7 @@ export async function readProxyLine(connection: Connection): Promise<Forwarded> 
     if (n === null) break;
     filled += n;
   }
-  throw new Error("the connection does not start with a PROXY line");
+  throw new Error("the connection's PROXY line is malformed or cut short");
 }
+
+const PREFIX = "PROXY ";

@@ -1,0 +1,80 @@
+/**
+ * `make cluster N=3`: N server nodes on this machine sharing one folder, each with 1/N of the
+ * cache and an HTTP port, plus haproxy in front of their HTTP ports when it is installed, all
+ * stopped together on Ctrl-C. Node i listens on 4460+i (native) and 8080+i (HTTP); haproxy on
+ * 8080. The client reaches them all with --servers 127.0.0.1:4461,127.0.0.1:4462,...
+ *
+ * Usage: deno run -A scripts/cluster.ts [--nodes N] [--data DIR] [--cache-size SIZE]
+ */
+
+import { join } from "node:path";
+import { formatBytes, parseSize } from "../lib/shared/units.ts";
+import { parseCommandLine, parseInteger } from "../lib/shared/cli.ts";
+import { ROOT, SERVER_COMMAND } from "../testing/support.ts";
+
+const { values } = parseCommandLine(Deno.args, {
+  nodes: { type: "string", default: "3" },
+  data: { type: "string", default: join(ROOT, "server_data") },
+  "cache-size": { type: "string", default: "64MiB" },
+});
+const nodes = parseInteger(values.nodes, "--nodes", 1, 64);
+const each = Math.floor(parseSize(values["cache-size"]) / nodes);
+
+const children: Deno.ChildProcess[] = [];
+const stopAll = async () => {
+  for (const child of children) {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // it has already exited
+    }
+  }
+  await Promise.all(children.map((child) => child.status));
+};
+Deno.addSignalListener("SIGINT", async () => {
+  console.log("\nstopping every node");
+  await stopAll();
+  Deno.exit(0);
+});
+
+for (let i = 1; i <= nodes; i++) {
+  const args = [
+    ...SERVER_COMMAND,
+    "--port",
+    String(4460 + i),
+    "--http-port",
+    String(8080 + i),
+    "--data",
+    values.data,
+    "--cache-size",
+    String(each),
+    "--trust-proxy",
+    "127.0.0.1",
+  ];
+  children.push(new Deno.Command(Deno.execPath(), { args, stdout: "inherit" }).spawn());
+}
+const servers = Array.from({ length: nodes }, (_, i) => `127.0.0.1:${4461 + i}`).join(",");
+console.log(`${nodes} nodes, ${formatBytes(each)} of cache each, sharing ${values.data}`);
+console.log(`client: client --servers ${servers} get NAME...`);
+
+const haproxy = await new Deno.Command("sh", { args: ["-c", "command -v haproxy"], stdout: "null" })
+  .output();
+if (haproxy.success) {
+  const template = await Deno.readTextFile(join(ROOT, "deploy/haproxy.cfg"));
+  const lines = Array.from(
+    { length: nodes },
+    (_, i) => `    server node${i + 1} 127.0.0.1:${8081 + i}`,
+  );
+  const config = template.replace(/( {4}server node\d+ .*\n)+/, lines.join("\n") + "\n");
+  const path = await Deno.makeTempFile({ prefix: "fileserver-haproxy-", suffix: ".cfg" });
+  await Deno.writeTextFile(path, config);
+  children.push(new Deno.Command("haproxy", { args: ["-db", "-f", path] }).spawn());
+  console.log("HTTP through haproxy: curl -O http://127.0.0.1:8080/NAME");
+} else {
+  console.log("haproxy is not installed (Debian: apt-get install haproxy): the nodes run alone");
+}
+console.log("Ctrl-C stops them all.");
+await Promise.race(children.map((child) => child.status));
+console.error("a process of the cluster ended; stopping the others");
+await stopAll();
+Deno.exit(1);
