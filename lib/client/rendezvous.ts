@@ -1,0 +1,39 @@
+/**
+ * Which server a name goes to, when several share one folder: rendezvous (highest random weight)
+ * hashing. Every client ranks the servers for a name the same way, with no state and no
+ * coordination, so each name is cached by one server; a server that goes away moves only the
+ * names it ranked first, each to its own next choice, spread evenly over the others.
+ */
+
+/**
+ * The servers, best first, for `name`.
+ * @example
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
+ * import { rank } from "./rendezvous.ts";
+ * const servers = ["10.0.0.1:4457", "10.0.0.2:4457", "10.0.0.3:4457"];
+ * const order = rank("docs/a.txt", servers);
+ * deepEqual([...order].sort(), [...servers].sort()); // each once
+ * deepEqual(rank("docs/a.txt", [...servers].reverse()), order); // whatever order they are given in
+ * // Without the first choice, the others keep their order.
+ * deepEqual(rank("docs/a.txt", servers.filter((s) => s !== order[0])), order.slice(1));
+ * ```
+ */
+export function rank(name: string, servers: readonly string[]): string[] {
+  const scored = servers.map((server) => ({ server, score: weight(server, name) }));
+  scored.sort((a, b) => b.score - a.score || (a.server < b.server ? -1 : 1));
+  return scored.map(({ server }) => server);
+}
+
+const encoder = new TextEncoder();
+
+/** A pseudo-random weight of `server` for `name`: FNV-1a over both, then murmur3's finaliser. */
+function weight(server: string, name: string): number {
+  let hash = 0x811c9dc5;
+  for (const byte of encoder.encode(`${server}\u0000${name}`)) {
+    hash = Math.imul(hash ^ byte, 0x01000193);
+  }
+  hash = Math.imul(hash ^ (hash >>> 16), 0x85ebca6b);
+  hash = Math.imul(hash ^ (hash >>> 13), 0xc2b2ae35);
+  return (hash ^ (hash >>> 16)) >>> 0;
+}
