@@ -21,7 +21,7 @@ test:
 	$(DENO) fmt --check
 	$(DENO) lint
 	$(DENO) check server.ts client.ts lib/ tests/ bench/ scripts/ testing/
-	$(DENO) test --allow-all --doc lib/ tests/
+	$(DENO) test --allow-all --doc lib/ tests/ bench/
 
 ## build: self-contained executables dist/server and dist/client (honours DENORT_BIN)
 build:

@@ -16,8 +16,9 @@ export const MAX_FILE_BYTES = 64 * 1024 * 1024;
  * and reproducible, which `Math.random` is not.
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { Rng } from "./traces.ts";
- * new Rng(7).next() === new Rng(7).next(); // true
+ * equal(new Rng(7).next(), new Rng(7).next());
  * ```
  */
 export class Rng {
@@ -70,9 +71,13 @@ export class Rng {
  * Sampling is O(1) with Vose's alias table.
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { Rng, Zipf } from "./traces.ts";
  * const zipf = new Zipf(10_000, 1.0);
- * zipf.sample(new Rng(1)); // a rank in [0, 10000), most often a small one
+ * const rng = new Rng(1);
+ * const ranks = Array.from({ length: 1000 }, () => zipf.sample(rng));
+ * ok(ranks.every((rank) => rank >= 0 && rank < 10_000));
+ * ok(ranks.filter((rank) => rank < 100).length > 400); // the first 1% get most requests
  * ```
  */
 export class Zipf {
