@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import { formatBytes, parseSize } from "../lib/shared/units.ts";
 import { parseCommandLine, parseInteger } from "../lib/shared/cli.ts";
-import { ROOT, SERVER_COMMAND } from "../testing/support.ts";
+import { haproxyConfig, ROOT, SERVER_COMMAND } from "../testing/support.ts";
 
 const { values } = parseCommandLine(Deno.args, {
   nodes: { type: "string", default: "3" },
@@ -60,12 +60,7 @@ console.log(`client: client --servers ${servers} get NAME...`);
 const haproxy = await new Deno.Command("sh", { args: ["-c", "command -v haproxy"], stdout: "null" })
   .output();
 if (haproxy.success) {
-  const template = await Deno.readTextFile(join(ROOT, "deploy/haproxy.cfg"));
-  const lines = Array.from(
-    { length: nodes },
-    (_, i) => `    server node${i + 1} 127.0.0.1:${8081 + i}`,
-  );
-  const config = template.replace(/( {4}server node\d+ .*\n)+/, lines.join("\n") + "\n");
+  const config = await haproxyConfig(Array.from({ length: nodes }, (_, i) => 8081 + i), 8080);
   const path = await Deno.makeTempFile({ prefix: "fileserver-haproxy-", suffix: ".cfg" });
   await Deno.writeTextFile(path, config);
   children.push(new Deno.Command("haproxy", { args: ["-db", "-f", path] }).spawn());

@@ -141,3 +141,15 @@ export async function spawnServer(
     },
   };
 }
+
+/**
+ * deploy/haproxy.cfg for nodes whose HTTP ports are `httpPorts` (on 127.0.0.1), with haproxy
+ * listening on `frontPort`: the shipped config, its server lines and port replaced.
+ */
+export async function haproxyConfig(httpPorts: number[], frontPort: number): Promise<string> {
+  const template = await Deno.readTextFile(`${ROOT}deploy/haproxy.cfg`);
+  const servers = httpPorts.map((port, i) => `    server node${i + 1} 127.0.0.1:${port}`);
+  return template
+    .replace(/( {4}server node\d+ .*\n)+/, servers.join("\n") + "\n")
+    .replace(/bind 127\.0\.0\.1:\d+/, `bind 127.0.0.1:${frontPort}`);
+}
