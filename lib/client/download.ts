@@ -8,11 +8,12 @@
 import { basename, dirname, join } from "node:path";
 import { createHasher, type Hasher, sameDigest } from "../shared/digest.ts";
 import { ErrorCode } from "../shared/errors.ts";
-import { writeAll, type Writer } from "../shared/io.ts";
+import type { Writer } from "../shared/io.ts";
 import { checkName } from "../shared/names.ts";
 import type { FileHeader } from "../shared/protocol.ts";
 import { FileClient } from "./client.ts";
 import { ConnectionError, ServerError, writeFailure } from "./errors.ts";
+import { Spool } from "./spool.ts";
 
 /** How files are saved. */
 export interface DownloadOptions {
@@ -67,9 +68,10 @@ export async function* downloadFiles(
     client.get(p.name, p.offset)
   );
   if (requests.length > 0) await client.send(...requests);
+  const spool = new Spool();
   for (const p of plans) {
     if (p.error !== undefined) yield { name: p.name, bytes: 0, resumedFrom: 0, error: p.error };
-    else yield await receive(client, p, options);
+    else yield await receive(client, spool, p, options);
   }
 }
 
@@ -99,55 +101,66 @@ async function plan(name: string, output: string): Promise<Plan> {
   return { name, target, offset };
 }
 
+/** Where the body of an answer that cannot be saved goes. */
+const discard: Writer = { write: (bytes) => Promise.resolve(bytes.length) };
+
 /** Why a resumed download failed its check, and what was done about it. */
 const CHANGED_SINCE = "the file changed on the server since the interrupted download; " +
   "deleted the partial download, run again to start afresh";
 
 /**
- * Receives one answer into its temporary file (or stdout), verifies and renames it. A local
- * failure (disk full, no permission) stops the writing but not the reading: the rest of the answer
- * is read and dropped, so the files after it on the connection still arrive.
+ * Receives one answer into its temporary file (or stdout) through `spool`, verifies and renames
+ * it. A local failure (disk full, no permission) stops the writing but not the reading: the rest of
+ * the answer is read and dropped, so the files after it on the connection still arrive. Whatever
+ * arrived before the connection broke is written before the error goes on, so a rerun resumes
+ * from there.
  */
 async function receive(
   client: FileClient,
+  spool: Spool,
   p: Plan,
   options: DownloadOptions,
 ): Promise<DownloadResult> {
   const result: DownloadResult = { name: p.name, bytes: 0, resumedFrom: p.offset };
   const part = p.target === undefined ? undefined : partialPath(p.target);
   const hash = options.verify ? await createHasher(client.digest) : undefined;
-  let sink: Writer = Deno.stdout;
   let out: Deno.FsFile | undefined;
+  let spooling = false;
   let failure: unknown;
   let total = 0;
+  /** Waits for the writes, closes the file, and tells of the first write failure. */
+  const settle = async () => {
+    if (spooling) failure ??= await spool.end();
+    spooling = false;
+    out?.close();
+    out = undefined;
+  };
   try {
     const digest = await client.readFile({
       async header(header: FileHeader) {
         total = header.size;
         options.progress?.(p.name, p.offset, total);
-        if (part === undefined) return;
         try {
-          await Deno.mkdir(dirname(part), { recursive: true });
-          sink = out = await Deno.open(part, { write: true, create: true, append: true });
-          if (hash && p.offset > 0) await hashPrefix(part, p.offset, hash);
+          if (part !== undefined) {
+            await Deno.mkdir(dirname(part), { recursive: true });
+            out = await Deno.open(part, { write: true, create: true, append: true });
+            if (hash && p.offset > 0) await hashPrefix(part, p.offset, hash);
+          }
         } catch (error) {
           failure = error;
         }
+        // After a failure the body is still read, to the end of the answer, and dropped.
+        spool.begin({ sink: failure === undefined ? out ?? Deno.stdout : discard, hasher: hash });
+        spooling = true;
       },
       async data(chunk: Uint8Array) {
         result.bytes += chunk.length;
-        if (failure !== undefined) return;
-        hash?.update(chunk);
-        try {
-          await writeAll(sink, chunk);
-        } catch (error) {
-          failure = error;
-        }
+        await spool.push(chunk);
         options.progress?.(p.name, p.offset + result.bytes, total);
       },
+      room: () => spool.room(),
     }, p.offset);
-    out?.close();
-    out = undefined;
+    await settle();
     if (failure !== undefined) {
       if (part !== undefined) await removeIfEmpty(part);
       result.error = writeFailure(failure, p.target ?? "standard output");
@@ -171,7 +184,7 @@ async function receive(
     }
     return result;
   } catch (error) {
-    out?.close();
+    await settle();
     if (error instanceof ConnectionError && part !== undefined) {
       if (p.offset + result.bytes > 0) {
         throw new ConnectionError(
