@@ -41,7 +41,7 @@ Deno.test("resume: kill the server mid-transfer, restart, rerun: the bytes equal
   await using first = await spawnServer(["--data", data.path]);
   const client = await FileClient.connect("127.0.0.1", first.port);
   let killed = false;
-  const broken = await Array.fromAsync(downloadFiles(client, ["movie.bin"], {
+  const broken = await Array.fromAsync(downloadFiles([client], ["movie.bin"], {
     ...options,
     progress(_name, done, total) {
       if (!killed && done > total / 2) {
@@ -58,7 +58,7 @@ Deno.test("resume: kill the server mid-transfer, restart, rerun: the bytes equal
 
   await using second = await spawnServer(["--data", data.path]);
   const again = await FileClient.connect("127.0.0.1", second.port);
-  const [result] = await Array.fromAsync(downloadFiles(again, ["movie.bin"], options));
+  const [result] = await Array.fromAsync(downloadFiles([again], ["movie.bin"], options));
   again.close();
   assertEquals(result.error, undefined);
   assertEquals(result.resumedFrom, kept);

@@ -23,11 +23,18 @@ export interface SpoolTarget {
   written?: (bytes: number) => void;
 }
 
+/** The file being spooled, and its first write failure. */
+interface Spooled {
+  target: SpoolTarget;
+  failure?: unknown;
+}
+
 /**
- * One file at a time: {@link begin}, {@link push} its bytes, {@link end}. A buffer is made only when
- * every one made so far is still being written, up to {@link BUFFERS}, and they are kept for the
- * next file: each new buffer's pages cost the kernel a fault and a page of zeros on first use, so
- * where writes keep up (to a pipe read at once, say) one or two are all that is ever paid for.
+ * One file at a time: {@link begin}, {@link push} its bytes, {@link end}; the next file may begin
+ * while the last one's writes finish. A buffer is made only when every one made so far is still
+ * being written, up to {@link BUFFERS}, and they are kept for the next file: each new buffer's
+ * pages cost the kernel a fault and a page of zeros on first use, so where writes keep up (to a
+ * pipe read at once, say) one or two are all that is ever paid for.
  */
 export class Spool {
   /** Buffers free to fill, and how many were made. */
@@ -35,16 +42,14 @@ export class Spool {
   #made = 0;
   /** Resolves the next wait for a free buffer. */
   #freed: (() => void) | undefined;
-  #target: SpoolTarget | undefined;
+  #file: Spooled | undefined;
   #buffer: Uint8Array | undefined;
   #filled = 0;
   #chain: Promise<void> = Promise.resolve();
-  #failure: unknown;
 
   /** Starts a file: what is pushed from now on goes to `target`. */
   begin(target: SpoolTarget): void {
-    this.#target = target;
-    this.#failure = undefined;
+    this.#file = { target };
   }
 
   /**
@@ -71,14 +76,15 @@ export class Spool {
   }
 
   /**
-   * Writes what is left and waits for every write of the file; returns the first write failure,
-   * or undefined when every byte was written.
+   * Ends the file: its last bytes are queued, and the promise returned settles once all its writes
+   * are done, with its first write failure (undefined when every byte was written). The next file
+   * may begin at once.
    */
-  async end(): Promise<unknown> {
+  end(): Promise<unknown> {
     if (this.#filled > 0) this.#submit();
-    await this.#chain;
-    this.#target = undefined;
-    return this.#failure;
+    const file = this.#file!;
+    this.#file = undefined;
+    return this.#chain.then(() => file.failure);
   }
 
   /** A free buffer: one written out, a new one while fewer than BUFFERS exist, or the next freed. */
@@ -95,18 +101,18 @@ export class Spool {
   #submit(): void {
     const buffer = this.#buffer!;
     const bytes = buffer.subarray(0, this.#filled);
-    const target = this.#target!;
+    const file = this.#file!;
     this.#buffer = undefined;
     this.#filled = 0;
-    target.hasher?.update(bytes);
+    file.target.hasher?.update(bytes);
     this.#chain = this.#chain.then(async () => {
       try {
-        if (this.#failure === undefined) {
-          await writeAll(target.sink, bytes);
-          target.written?.(bytes.length);
+        if (file.failure === undefined) {
+          await writeAll(file.target.sink, bytes);
+          file.target.written?.(bytes.length);
         }
       } catch (error) {
-        this.#failure = error;
+        file.failure = error;
       } finally {
         this.#free.push(buffer);
         this.#freed?.();
