@@ -1,13 +1,13 @@
 /**
  * The benchmark suite, in one run: the cache policies' hit ratios on synthetic traces, their
- * operations per second, then the server's speed beside the loopback ceiling (and nginx, when
- * installed). Each part is its own program, run one after another so they never compete for the
+ * operations per second, the server's speed beside the loopback ceiling (and nginx, when
+ * installed), then the client's downloads beside rsync and curl+nginx (when installed). Each part is its own program, run one after another so they never compete for the
  * machine. Every part prints ratios measured side by side in that same run.
  *
  * Usage: deno run -A bench/main.ts [--quick]
  */
 
-const PARTS = ["cache_sim.ts", "cache_ops.ts", "server_bench.ts"];
+const PARTS = ["cache_sim.ts", "cache_ops.ts", "server_bench.ts", "download.ts"];
 
 if (import.meta.main) {
   const quick = Deno.args.includes("--quick") ? ["--quick"] : [];
