@@ -329,6 +329,29 @@ Deno.test("a full disk is one line per file and exit 1", async (t) => {
   });
 });
 
+Deno.test("a write that fails mid-file is one line and exit 1; what was written stays; the next file arrives", async () => {
+  const big = randomBytes(3 * MiB, 8);
+  await using data = await tempFolder({ "a.bin": big, "b.txt": "b" });
+  await using server = await startServer(data.path);
+  await using out = await tempFolder();
+  // Files may grow to 1 MiB (ulimit -f counts 512-byte blocks); past that a write fails with
+  // EFBIG, SIGXFSZ being ignored as it is inherited.
+  const result = await runClientIn('trap "" XFSZ; ulimit -f 2048; exec "$@"', [
+    "--port",
+    String(server.addr.port),
+    "get",
+    "a.bin",
+    "b.txt",
+    "-o",
+    out.path,
+  ]);
+  assertEquals(result.code, 1, result.stderr);
+  assertEquals(result.stderr, `client: a.bin: cannot write ${out.path}/a.bin: File too large\n`);
+  assertEquals(result.stdout, `saved ${out.path}/b.txt (1 B)\n`);
+  assertEquals(await Deno.readFile(partialPath(`${out.path}/a.bin`)), big.subarray(0, MiB));
+  assert(!await exists(`${out.path}/a.bin`), "a file that failed got its final name");
+});
+
 Deno.test("no permission to write the output folder is one line and exit 1", async () => {
   await using data = await tempFolder({ "a.txt": "a" });
   await using server = await startServer(data.path);
