@@ -17,7 +17,7 @@ import { checkName } from "../shared/names.ts";
 import type { FileHeader } from "../shared/protocol.ts";
 import type { FileClient, FileHandler } from "./client.ts";
 import { ConnectionError, ServerError, writeFailure } from "./errors.ts";
-import { PIECE_BYTES, PieceRecord, recordPath, SavedRecord, TrailingDigest } from "./pieces.ts";
+import { OrderedDigest, PIECE_BYTES, PieceRecord, recordPath, SavedRecord } from "./pieces.ts";
 import { Spool } from "./spool.ts";
 
 /** How files are saved. */
@@ -114,6 +114,7 @@ export async function* downloadFiles(
     work(client, ahead, context).catch((error) => {
       broken ??= error;
       queue.stop();
+      for (const split of splits) split.abandon();
       for (const other of clients) other.close();
     })
   );
@@ -473,10 +474,10 @@ async function startSplit(
     (await openPart(job.part!, 0)).close();
     const saved = new SavedRecord(record, recordPath(job.part!));
     await saved.flush();
-    const trailing = context.options.verify
-      ? await TrailingDigest.open(job.part!, client.digest)
+    const digest = context.options.verify
+      ? await OrderedDigest.create(client.digest, job.part!, record.spans)
       : undefined;
-    const split = new Split(job, saved, trailing, context.options);
+    const split = new Split(job, saved, digest, context.options);
     context.splits.push(split);
     const pieces: Work[] = [];
     for (const [from, to] of record.missing()) {
@@ -497,7 +498,7 @@ async function startSplit(
 class Split {
   readonly job: Job;
   readonly saved: SavedRecord;
-  readonly #trailing: TrailingDigest | undefined;
+  readonly #ordered: OrderedDigest | undefined;
   readonly #options: DownloadOptions;
   readonly #resumedFrom: number;
   /** The digest every piece's answer ends with. */
@@ -511,15 +512,14 @@ class Split {
   constructor(
     job: Job,
     saved: SavedRecord,
-    trailing: TrailingDigest | undefined,
+    ordered: OrderedDigest | undefined,
     options: DownloadOptions,
   ) {
     this.job = job;
     this.saved = saved;
-    this.#trailing = trailing;
+    this.#ordered = ordered;
     this.#options = options;
     this.#resumedFrom = saved.record.written;
-    trailing?.advance(saved.record.frontier);
   }
 
   get failed(): boolean {
@@ -555,15 +555,16 @@ class Split {
     this.#options.progress?.(this.job.name, this.#resumedFrom + this.#received, this.record.size);
   }
 
-  /** Bytes `start` to `end` are written. */
-  wrote(start: number, end: number): void {
-    this.saved.add(start, end);
-    this.#trailing?.advance(this.record.frontier);
+  /** `bytes` are written at `position`; resolves once they are hashed, in their turn. */
+  wrote(position: number, bytes: Uint8Array): Promise<void> | undefined {
+    this.saved.add(position, position + bytes.length);
+    return this.#ordered?.offer(position, bytes);
   }
 
   /** The server refused a piece, or a write failed: the file fails. */
   fail(error: string, keep: boolean): void {
     this.#failure ??= { error, keep };
+    this.#ordered?.abandon();
   }
 
   /** A piece passed over by the queue after the file failed. */
@@ -577,10 +578,14 @@ class Split {
     if (--this.#left === 0) this.job.settle(this.#finish());
   }
 
+  /** A connection broke: whatever waits for its turn to be hashed is let go. */
+  abandon(): void {
+    this.#ordered?.abandon();
+  }
+
   /** After a broken connection: the record saved as it stands, for the rerun. */
   async keep(): Promise<void> {
     await Promise.all(this.#writes);
-    this.#trailing?.close();
     if (!this.job.settled) await this.saved.flush();
   }
 
@@ -598,8 +603,8 @@ class Split {
       resumedFrom: this.#resumedFrom,
       split: true,
     };
-    if (this.#failure === undefined && this.#trailing) {
-      const digest = await this.#trailing.digest(this.record.size);
+    if (this.#failure === undefined && this.#ordered) {
+      const digest = await this.#ordered.digest(this.record.size);
       if (!sameDigest(digest, this.#digest!)) {
         this.fail(
           this.#resumedFrom > 0
@@ -609,7 +614,6 @@ class Split {
         );
       }
     }
-    this.#trailing?.close();
     if (this.#failure !== undefined) {
       if (this.#failure.keep) await this.saved.flush();
       else await Promise.all([removeQuietly(part), removeQuietly(recordPath(part))]);
@@ -641,13 +645,13 @@ async function receivePiece(
           split.fail(writeFailure(error, job.target!), true);
         }
       }
-      spool.begin({
-        sink: out && !split.failed ? out : discard,
-        written(bytes) {
-          split.wrote(position, position + bytes);
-          position += bytes;
-        },
-      });
+      // Only bytes that reach the file are recorded as written.
+      const written = (bytes: Uint8Array) => {
+        const hashed = split.wrote(position, bytes);
+        position += bytes.length;
+        return hashed;
+      };
+      spool.begin(out && !split.failed ? { sink: out, written } : { sink: discard });
       began = true;
     },
     data(chunk: Uint8Array) {

@@ -4,8 +4,7 @@
  * beside it (`.NAME.part.ranges`) says which bytes are written, so an interrupted download resumes
  * with only the missing ones, however it was cut short. The record never claims a byte before its
  * write has completed; a run killed between two saves fetches a little again. The whole file is
- * verified once joined: the digest runs from the start of the file as far as it is written, read
- * back from disk, while later pieces still arrive (a digest cannot be computed out of order).
+ * verified, in order (a digest cannot be worked out out of order), as the pieces are written.
  */
 
 import { createHasher, type DigestAlgorithm, type Hasher } from "../shared/digest.ts";
@@ -14,7 +13,7 @@ import { createHasher, type DigestAlgorithm, type Hasher } from "../shared/diges
 export const PIECE_BYTES = 16 * 1024 * 1024;
 /** The least time between two saves of a record while pieces arrive. */
 const SAVE_EVERY_MS = 100;
-/** Bytes read back per step to verify. */
+/** Bytes read back per step to verify what an interrupted run wrote. */
 const VERIFY_STEP_BYTES = 4 * 1024 * 1024;
 
 /** The record of an interrupted download in pieces: where it lives beside the part. */
@@ -92,6 +91,11 @@ export class PieceRecord {
   /** How far the file is written without a gap from its start. */
   get frontier(): number {
     return this.#done[0]?.[0] === 0 ? this.#done[0][1] : 0;
+  }
+
+  /** The spans written, in order. */
+  get spans(): [number, number][] {
+    return this.#done.map(([start, end]) => [start, end]);
   }
 
   /** Bytes written in all. */
@@ -183,64 +187,108 @@ export class SavedRecord {
 }
 
 /**
- * The digest of a file being written out of order, worked out from its start as far as it is
- * written, by reading it back: {@link advance} as the written part grows, {@link digest} at the end.
+ * The digest of a file arriving in pieces, worked out in order from the bytes themselves as they
+ * are written: bytes that come ahead of their turn are held, their buffer with them, until the
+ * bytes before them are hashed (so a connection that runs ahead waits, with what it holds, for
+ * the others); bytes written by an interrupted run are read back from disk when their turn comes.
+ * Reading back what was just written cost as much again as hashing it (docs/PERFORMANCE.md).
  */
-export class TrailingDigest {
-  readonly #file: Deno.FsFile;
+export class OrderedDigest {
   readonly #hasher: Hasher;
-  #buffer: Uint8Array | undefined;
+  readonly #path: string;
+  /** Spans on disk from an earlier run, sorted. */
+  readonly #earlier: [number, number][];
+  readonly #waiting = new Map<number, { bytes: Uint8Array; hashed: () => void }>();
   #hashed = 0;
-  #frontier = 0;
-  #running: Promise<void> | undefined;
+  #running = false;
+  #progressed: (() => void) | undefined;
   #error: unknown;
+  #abandoned = false;
 
-  private constructor(file: Deno.FsFile, hasher: Hasher) {
-    this.#file = file;
+  private constructor(hasher: Hasher, path: string, earlier: [number, number][]) {
     this.#hasher = hasher;
+    this.#path = path;
+    this.#earlier = earlier;
   }
 
-  /** A digest by `algorithm` of the file at `path`, read as it is written. */
-  static async open(path: string, algorithm: DigestAlgorithm): Promise<TrailingDigest> {
-    return new TrailingDigest(await Deno.open(path), await createHasher(algorithm));
+  /**
+   * A digest by `algorithm` of the file at `path`, where the spans `earlier` were written by an
+   * interrupted run (and are read back in their turn).
+   */
+  static async create(
+    algorithm: DigestAlgorithm,
+    path: string,
+    earlier: [number, number][],
+  ): Promise<OrderedDigest> {
+    return new OrderedDigest(await createHasher(algorithm), path, earlier);
   }
 
-  /** The file is written without a gap up to `frontier`: hash up to there, in the background. */
-  advance(frontier: number): void {
-    this.#frontier = Math.max(this.#frontier, frontier);
-    this.#running ??= this.#run().catch((error) => void (this.#error ??= error)).finally(() => {
-      this.#running = undefined;
+  /** Takes `bytes`, written at `position`; resolves once they are hashed (or given up on). */
+  offer(position: number, bytes: Uint8Array): Promise<void> {
+    if (this.#abandoned) return Promise.resolve();
+    const hashed = new Promise<void>((resolve) => {
+      this.#waiting.set(position, { bytes, hashed: resolve });
+    });
+    this.#kick();
+    return hashed;
+  }
+
+  /** The digest of the first `size` bytes, once they are all hashed. */
+  async digest(size: number): Promise<Uint8Array> {
+    while (this.#hashed < size && this.#error === undefined) {
+      await new Promise<void>((resolve) => this.#progressed = resolve);
+    }
+    if (this.#error !== undefined) throw this.#error;
+    return this.#hasher.digest();
+  }
+
+  /** Lets go of every byte held, and of any to come: the file failed, or a connection broke. */
+  abandon(): void {
+    this.#abandoned = true;
+    for (const { hashed } of this.#waiting.values()) hashed();
+    this.#waiting.clear();
+  }
+
+  /** Hashes what is next in turn, until nothing is. */
+  #kick(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#hashAll().catch((error) => {
+      this.#error ??= error;
+      this.abandon();
+    }).finally(() => {
+      this.#running = false;
+      this.#progressed?.();
+      if (this.#waiting.has(this.#hashed) && !this.#abandoned) this.#kick();
     });
   }
 
-  /** The digest of the first `size` bytes, once they are all written; closes the file. */
-  async digest(size: number): Promise<Uint8Array> {
-    try {
-      this.advance(size);
-      while (this.#running) await this.#running;
-      if (this.#error !== undefined) throw this.#error;
-      return this.#hasher.digest();
-    } finally {
-      this.close();
+  async #hashAll(): Promise<void> {
+    for (;;) {
+      const next = this.#waiting.get(this.#hashed);
+      if (next) {
+        this.#waiting.delete(this.#hashed);
+        this.#hasher.update(next.bytes);
+        this.#hashed += next.bytes.length;
+        next.hashed();
+        continue;
+      }
+      const span = this.#earlier.find(([start, end]) =>
+        start <= this.#hashed && this.#hashed < end
+      );
+      if (span === undefined) return;
+      await this.#readBack(span[1]);
     }
   }
 
-  /** Stops reading the file. */
-  close(): void {
-    try {
-      this.#file.close();
-    } catch (error) {
-      if (!(error instanceof Deno.errors.BadResource)) throw error;
-    }
-  }
-
-  async #run(): Promise<void> {
-    while (this.#hashed < this.#frontier && this.#error === undefined) {
-      const buffer = this.#buffer ??= new Uint8Array(VERIFY_STEP_BYTES);
-      const want = Math.min(buffer.length, this.#frontier - this.#hashed);
-      await this.#file.seek(this.#hashed, Deno.SeekMode.Start);
-      const n = await this.#file.read(buffer.subarray(0, want));
-      if (n === null) throw new Error("the partial download ended before its recorded bytes");
+  /** Hashes the file from where the digest stands up to `end`, read from disk. */
+  async #readBack(end: number): Promise<void> {
+    using file = await Deno.open(this.#path);
+    await file.seek(this.#hashed, Deno.SeekMode.Start);
+    const buffer = new Uint8Array(Math.min(VERIFY_STEP_BYTES, end - this.#hashed));
+    while (this.#hashed < end) {
+      const n = await file.read(buffer.subarray(0, Math.min(buffer.length, end - this.#hashed)));
+      if (n === null) throw new Error("the partial download is shorter than its record says");
       this.#hasher.update(buffer.subarray(0, n));
       this.#hashed += n;
     }

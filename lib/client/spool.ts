@@ -19,8 +19,12 @@ export interface SpoolTarget {
   sink: Writer;
   /** Fed every byte, in order, before it is written. */
   hasher?: Hasher;
-  /** Told of each write completed, with its byte count (to record what is on disk). */
-  written?: (bytes: number) => void;
+  /**
+   * Shown the bytes of each write once it is done (to record what is on disk); the buffer is
+   * reused once what this returns settles (so the bytes can wait there for their turn to be
+   * hashed).
+   */
+  written?: (bytes: Uint8Array) => Promise<void> | void;
 }
 
 /** The file being spooled, and its first write failure. */
@@ -109,7 +113,7 @@ export class Spool {
       try {
         if (file.failure === undefined) {
           await writeAll(file.target.sink, bytes);
-          file.target.written?.(bytes.length);
+          await file.target.written?.(bytes);
         }
       } catch (error) {
         file.failure = error;
