@@ -1,7 +1,7 @@
 /**
  * Receiving, hashing and writing at once. The bytes of a file answer are gathered into a few large
- * buffers; each full buffer is hashed and its write started, and the next buffer fills while it is
- * written. Only when every buffer is still waiting to be written does receiving wait. Measured on
+ * buffers; each full buffer's write is started, and it is hashed while the write is under way, and
+ * the next buffer fills meanwhile. Only when every buffer is still waiting to be written does receiving wait. Measured on
  * loopback, this took a verified download from "receive, hash, wait for the write" in turn to the
  * speed of the writes themselves (docs/PERFORMANCE.md).
  */
@@ -108,13 +108,15 @@ export class Spool {
     const file = this.#file!;
     this.#buffer = undefined;
     this.#filled = 0;
-    file.target.hasher?.update(bytes);
     this.#chain = this.#chain.then(async () => {
       try {
         if (file.failure === undefined) {
-          await writeAll(file.target.sink, bytes);
+          // The write is under way on another thread while these bytes are hashed here.
+          const writing = writeAll(file.target.sink, bytes);
+          file.target.hasher?.update(bytes);
+          await writing;
           await file.target.written?.(bytes);
-        }
+        } else file.target.hasher?.update(bytes);
       } catch (error) {
         file.failure = error;
       } finally {
