@@ -1,9 +1,9 @@
 /**
  * Receiving, hashing and writing at once. The bytes of a file answer are gathered into a few large
- * buffers; each full buffer's write is started, and it is hashed while the write is under way, and
- * the next buffer fills meanwhile. Only when every buffer is still waiting to be written does receiving wait. Measured on
- * loopback, this took a verified download from "receive, hash, wait for the write" in turn to the
- * speed of the writes themselves (docs/PERFORMANCE.md).
+ * buffers; each full buffer's write is started and the buffer hashed while it is written, as the
+ * next buffer fills. Receiving waits only when every buffer is still waiting to be written.
+ * Measured on loopback, this took a verified download from "receive, hash, wait for the write" in
+ * turn close to the speed of an unverified one (docs/PERFORMANCE.md).
  */
 
 import type { Hasher } from "../shared/digest.ts";
