@@ -4,11 +4,18 @@
  */
 
 import { FileClient } from "./lib/client/client.ts";
-import { downloadFiles } from "./lib/client/download.ts";
+import { downloadFiles, SPLIT_MIN_BYTES } from "./lib/client/download.ts";
 import { ConnectionError, ServerError, writeFailure } from "./lib/client/errors.ts";
 import { ProgressBar } from "./lib/client/progress.ts";
 import { printable } from "./lib/client/terminal.ts";
-import { Exit, parseCommandLine, parsePort, parseSeconds, UsageError } from "./lib/shared/cli.ts";
+import {
+  Exit,
+  parseCommandLine,
+  parseInteger,
+  parsePort,
+  parseSeconds,
+  UsageError,
+} from "./lib/shared/cli.ts";
 import { DEFAULT_HOST, DEFAULT_PORT } from "./lib/shared/defaults.ts";
 import { type DigestAlgorithm, digestByName, DIGESTS } from "./lib/shared/digest.ts";
 import type { ListEntry, ServerStats } from "./lib/shared/protocol.ts";
@@ -23,6 +30,7 @@ Commands:
       --output DIR       where to save (default client_data); - writes to standard output
       --no-verify        skip the digest check of each file
       --digest NAME      the digest to check with: xxh3-128 (default) or sha256
+      --connections N    fetch over N connections at once (default 1; a large file in pieces)
       --quiet            no progress bar (there is none anyway when stderr is not a terminal)
   stats [--json]         the server's counters
   help                   the server's list of requests
@@ -37,6 +45,9 @@ Exit codes: 0 all done, 1 a file not found or failed, 2 usage, 3 could not conne
 connection broke or the server broke the protocol.`;
 
 const COMMANDS = ["list", "get", "stats", "help"];
+
+/** The most connections one `get` opens: past a few, more only crowd the server. */
+const MAX_CONNECTIONS = 16;
 
 /** `client COMMAND --help`: what one command does and takes. */
 const COMMAND_HELP: Record<string, string> = {
@@ -60,6 +71,14 @@ Options:
   --no-verify            skip the digest check: faster, but a damaged or changed file goes unseen
   --digest NAME          the digest the server ends each file with, and the client checks:
                          xxh3-128 (the default: fast) or sha256 (to compare with published sums)
+  --connections N        fetch over N connections at once, 1 to ${MAX_CONNECTIONS} (default 1): files
+                         are shared out among them, and when there are fewer files than
+                         connections, a file of ${
+    SPLIT_MIN_BYTES / 1024 / 1024
+  } MiB or more comes in pieces side by
+                         side, its progress kept in .NAME.part.ranges so a rerun fetches only
+                         what is missing. Faster where one connection cannot fill the network
+                         (high latency); a folder only, as standard output takes files in order
   -q, --quiet            no progress bar (one shows on a terminal for files over 1 MiB)`,
   stats: `Usage: client [--host HOST] [--port PORT] stats [--json]
 
@@ -83,6 +102,8 @@ export interface ClientCommand {
   digest?: DigestAlgorithm;
   /** `list` with each file's SHA-256. */
   sha256: boolean;
+  /** Connections a `get` fetches over. */
+  connections: number;
   quiet: boolean;
   timeoutMs: number;
 }
@@ -97,6 +118,7 @@ export function parseClientArgs(args: string[]): ClientCommand | { help: string 
     json: { type: "boolean", default: false },
     "no-verify": { type: "boolean", default: false },
     digest: { type: "string" },
+    connections: { type: "string", default: "1" },
     sha256: { type: "boolean", default: false },
     quiet: { type: "boolean", short: "q", default: false },
     help: { type: "boolean", short: "h" },
@@ -131,6 +153,10 @@ export function parseClientArgs(args: string[]): ClientCommand | { help: string 
     throw new UsageError(`--digest takes ${known}, not "${values.digest}"`);
   }
   if (values.sha256 && command !== "list") throw new UsageError("--sha256 goes with list");
+  const connections = parseInteger(values.connections, "--connections", 1, MAX_CONNECTIONS);
+  if (connections > 1 && values.output === "-") {
+    throw new UsageError("--connections goes with a folder: standard output takes files in order");
+  }
   return {
     host,
     port,
@@ -141,6 +167,7 @@ export function parseClientArgs(args: string[]): ClientCommand | { help: string 
     verify: !values["no-verify"],
     digest,
     sha256: values.sha256,
+    connections,
     quiet: values.quiet,
     timeoutMs: parseSeconds(values.timeout, "--timeout"),
   };
@@ -148,10 +175,12 @@ export function parseClientArgs(args: string[]): ClientCommand | { help: string 
 
 /** Runs a command against the server; returns the exit code. */
 export async function runClient(command: ClientCommand): Promise<number> {
-  const client = await FileClient.connect(command.host, command.port, {
-    timeoutMs: command.timeoutMs,
-    digests: command.digest && [command.digest],
-  });
+  const connect = () =>
+    FileClient.connect(command.host, command.port, {
+      timeoutMs: command.timeoutMs,
+      digests: command.digest && [command.digest],
+    });
+  const client = await connect();
   try {
     switch (command.command) {
       case "list":
@@ -164,24 +193,37 @@ export async function runClient(command: ClientCommand): Promise<number> {
         console.log(printable(await client.help(), { multiline: true }));
         return Exit.Ok;
       case "get":
-        return await get(client, command);
+        return await get(client, connect, command);
     }
   } finally {
     client.close();
   }
 }
 
-/** Downloads the command's files, telling how each went as soon as it is done. */
-async function get(client: FileClient, command: ClientCommand): Promise<number> {
+/**
+ * Downloads the command's files over `client` and as many more connections as asked for, telling
+ * how each went as soon as it is done.
+ */
+async function get(
+  client: FileClient,
+  connect: () => Promise<FileClient>,
+  command: ClientCommand,
+): Promise<number> {
   const bar = new ProgressBar(Deno.stderr, { quiet: command.quiet });
   const report = command.output === "-" ? console.error : console.log;
+  const more = await Promise.allSettled(
+    Array.from({ length: command.connections - 1 }, () => connect()),
+  );
+  const clients = [client, ...more.flatMap((r) => r.status === "fulfilled" ? [r.value] : [])];
   let failed = 0;
   try {
+    const refused = more.find((r) => r.status === "rejected");
+    if (refused) throw refused.reason;
     for await (
-      const result of downloadFiles(client, command.names, {
+      const result of downloadFiles(clients, command.names, {
         output: command.output,
         verify: command.verify,
-        progress: (name, done, total) => bar.update(name, done, total),
+        progress: progressOf(bar, command),
       })
     ) {
       bar.done();
@@ -189,7 +231,11 @@ async function get(client: FileClient, command: ClientCommand): Promise<number> 
         failed++;
         complain(`${result.name}: ${result.error}`);
       } else if (result.path !== undefined) {
-        const resumed = result.resumedFrom > 0 ? `, resumed from byte ${result.resumedFrom}` : "";
+        const resumed = result.resumedFrom === 0
+          ? ""
+          : result.split
+          ? `, ${formatBytes(result.resumedFrom)} of it from the interrupted run`
+          : `, resumed from byte ${result.resumedFrom}`;
         report(
           `saved ${result.path} (${formatBytes(result.resumedFrom + result.bytes)}${resumed})`,
         );
@@ -197,8 +243,31 @@ async function get(client: FileClient, command: ClientCommand): Promise<number> 
     }
   } finally {
     bar.done();
+    for (const other of clients.slice(1)) other.close();
   }
   return failed > 0 ? Exit.Failed : Exit.Ok;
+}
+
+/**
+ * What the progress bar is told: each file as it comes, or, when several files come at once over
+ * several connections, all of them together as one.
+ */
+function progressOf(bar: ProgressBar, command: ClientCommand) {
+  if (command.connections === 1 || command.names.length === 1) {
+    return (name: string, done: number, total: number) => bar.update(name, done, total);
+  }
+  const files = new Map<string, { done: number; total: number }>();
+  const label = `${new Set(command.names).size} files`;
+  return (name: string, done: number, total: number) => {
+    files.set(name, { done, total });
+    let allDone = 0;
+    let allTotal = 0;
+    for (const file of files.values()) {
+      allDone += file.done;
+      allTotal += file.total;
+    }
+    bar.update(label, allDone, allTotal);
+  };
 }
 
 /** Prints the list as a table sorted by name, times in local time; or as JSON for scripts. */

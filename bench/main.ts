@@ -1,13 +1,22 @@
 /**
  * The benchmark suite, in one run: the cache policies' hit ratios on synthetic traces, their
- * operations per second, then the server's speed beside the loopback ceiling (and nginx, when
- * installed), then its HTTP port beside nginx, then a cluster of nodes beside one node. Each part is its own program, run one after another so they never compete for the
- * machine. Every part prints ratios measured side by side in that same run.
+ * operations per second, the server's speed beside the loopback ceiling (and nginx, when
+ * installed), its HTTP port beside nginx, the client's downloads beside rsync and curl+nginx
+ * (when installed), then a cluster of nodes beside one node. Each part is its own program, run
+ * one after another so they never compete for the machine. Every part prints ratios measured
+ * side by side in that same run.
  *
  * Usage: deno run -A bench/main.ts [--quick]
  */
 
-const PARTS = ["cache_sim.ts", "cache_ops.ts", "server_bench.ts", "http_bench.ts", "cluster.ts"];
+const PARTS = [
+  "cache_sim.ts",
+  "cache_ops.ts",
+  "server_bench.ts",
+  "http_bench.ts",
+  "download.ts",
+  "cluster.ts",
+];
 
 if (import.meta.main) {
   const quick = Deno.args.includes("--quick") ? ["--quick"] : [];

@@ -8,8 +8,9 @@
  */
 
 import { FileClient } from "../lib/client/client.ts";
-import { ROOT, SERVER_COMMAND } from "../testing/support.ts";
+import { ROOT } from "../testing/support.ts";
 import { type LoadResult } from "./loadgen.ts";
+import { freePort, has, startNginx, startServer } from "./services.ts";
 
 const quick = Deno.args.includes("--quick");
 const SECONDS = quick ? 2 : 5;
@@ -35,37 +36,6 @@ function record(row: Row): void {
 
 function format(value: number): string {
   return value >= 100 ? value.toFixed(0) : value.toFixed(2);
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
-/** Starts server.ts as a subprocess on a free port; resolves once it accepts connections. */
-async function startServer(args: string[]): Promise<{ port: number; process: Deno.ChildProcess }> {
-  const port = freePort();
-  const process = new Deno.Command(Deno.execPath(), {
-    args: [...SERVER_COMMAND, "--port", String(port), ...args],
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
-  for (let attempt = 0;; attempt++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return { port, process };
-    } catch (error) {
-      if (attempt > 200) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-  }
-}
-
-async function stop(process: Deno.ChildProcess): Promise<void> {
-  process.kill("SIGKILL");
-  await process.status;
 }
 
 /** Spawns a bench program that prints "ready" once it listens on the port given first. */
@@ -152,54 +122,11 @@ async function peakRss(pid: number): Promise<number> {
   return Number(/VmHWM:\s+(\d+)/.exec(status)![1]) / 1024;
 }
 
-/** True when `command` is on PATH. */
-async function has(command: string): Promise<boolean> {
-  const found = await new Deno.Command("sh", {
-    args: ["-c", `command -v ${command}`],
-    stdout: "null",
-  })
-    .output();
-  return found.success;
-}
-
 /** Runs a command and returns its standard output. */
 async function run(command: string, args: string[]): Promise<string> {
   const output = await new Deno.Command(command, { args, stderr: "inherit" }).output();
   if (!output.success) throw new Error(`${command} failed`);
   return new TextDecoder().decode(output.stdout);
-}
-
-/** Serves WORK/data with nginx on a free port; returns the port and a stop function. */
-async function startNginx(): Promise<{ port: number; stop: () => Promise<void> }> {
-  const port = freePort();
-  const prefix = `${WORK}/nginx`;
-  await Deno.mkdir(`${prefix}/logs`, { recursive: true });
-  await Deno.writeTextFile(
-    `${prefix}/nginx.conf`,
-    `daemon off; worker_processes auto; pid ${prefix}/nginx.pid; error_log ${prefix}/logs/error.log;
-events { worker_connections 4096; }
-http { access_log ${prefix}/logs/access.log; sendfile on; tcp_nopush on; keepalive_requests 1000000;
-  server { listen 127.0.0.1:${port}; root ${WORK}/data; } }
-`,
-  );
-  const process = new Deno.Command("nginx", { args: ["-p", prefix, "-c", `${prefix}/nginx.conf`] })
-    .spawn();
-  for (let attempt = 0;; attempt++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      break;
-    } catch (error) {
-      if (attempt > 200) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-  }
-  return {
-    port,
-    stop: async () => {
-      process.kill("SIGTERM");
-      await process.status;
-    },
-  };
 }
 
 async function writeData(): Promise<number> {
@@ -261,7 +188,7 @@ if (import.meta.main) {
       record({ what: `${label}: latency p99`, value: result.p99Ms, unit: "ms" });
     }
   } finally {
-    await stop(server.process);
+    await server.stop();
   }
 
   for (const depth of [1, 16]) {
@@ -299,11 +226,11 @@ if (import.meta.main) {
       unit: "MiB",
     });
   } finally {
-    await stop(many.process);
+    await many.stop();
   }
 
   if (await has("nginx") && await has("curl") && await has("wrk")) {
-    const nginx = await startNginx();
+    const nginx = await startNginx(`${WORK}/data`, `${WORK}/nginx`);
     try {
       const url = `http://127.0.0.1:${nginx.port}`;
       const rates: number[] = [];

@@ -41,7 +41,7 @@ Deno.test("resume: kill the server mid-transfer, restart, rerun: the bytes equal
   await using first = await spawnServer(["--data", data.path]);
   const client = await FileClient.connect("127.0.0.1", first.port);
   let killed = false;
-  const broken = await Array.fromAsync(downloadFiles(client, ["movie.bin"], {
+  const broken = await Array.fromAsync(downloadFiles([client], ["movie.bin"], {
     ...options,
     progress(_name, done, total) {
       if (!killed && done > total / 2) {
@@ -58,7 +58,7 @@ Deno.test("resume: kill the server mid-transfer, restart, rerun: the bytes equal
 
   await using second = await spawnServer(["--data", data.path]);
   const again = await FileClient.connect("127.0.0.1", second.port);
-  const [result] = await Array.fromAsync(downloadFiles(again, ["movie.bin"], options));
+  const [result] = await Array.fromAsync(downloadFiles([again], ["movie.bin"], options));
   again.close();
   assertEquals(result.error, undefined);
   assertEquals(result.resumedFrom, kept);
@@ -327,6 +327,29 @@ Deno.test("a full disk is one line per file and exit 1", async (t) => {
     assertEquals(result.code, 1);
     assertEquals(result.stderr, "client: the disk is full while writing standard output\n");
   });
+});
+
+Deno.test("a write that fails mid-file is one line and exit 1; what was written stays; the next file arrives", async () => {
+  const big = randomBytes(3 * MiB, 8);
+  await using data = await tempFolder({ "a.bin": big, "b.txt": "b" });
+  await using server = await startServer(data.path);
+  await using out = await tempFolder();
+  // Files may grow to 1 MiB (ulimit -f counts 512-byte blocks); past that a write fails with
+  // EFBIG, SIGXFSZ being ignored as it is inherited.
+  const result = await runClientIn('trap "" XFSZ; ulimit -f 2048; exec "$@"', [
+    "--port",
+    String(server.addr.port),
+    "get",
+    "a.bin",
+    "b.txt",
+    "-o",
+    out.path,
+  ]);
+  assertEquals(result.code, 1, result.stderr);
+  assertEquals(result.stderr, `client: a.bin: cannot write ${out.path}/a.bin: File too large\n`);
+  assertEquals(result.stdout, `saved ${out.path}/b.txt (1 B)\n`);
+  assertEquals(await Deno.readFile(partialPath(`${out.path}/a.bin`)), big.subarray(0, MiB));
+  assert(!await exists(`${out.path}/a.bin`), "a file that failed got its final name");
 });
 
 Deno.test("no permission to write the output folder is one line and exit 1", async () => {

@@ -59,6 +59,11 @@ export interface FileHandler {
   header(header: FileHeader): Promise<void> | void;
   /** The next piece of the body; the view is only valid during the call. */
   data(chunk: Uint8Array): Promise<void> | void;
+  /**
+   * Where the client may read the next body bytes straight from the socket, sparing a copy; the
+   * bytes that come are then handed to {@link data} as a view at the start of this room.
+   */
+  room?(): Promise<Uint8Array> | Uint8Array;
 }
 
 /** A connection to a file server speaking the framed protocol. */
@@ -240,14 +245,23 @@ export class FileClient {
     }
     await handler.header(header);
     let remaining = header.end - header.offset;
+    const take = async (chunk: Uint8Array) => {
+      if (chunk.length > remaining) {
+        throw this.#violation(`it sent more bytes than the file's size (${header.size})`);
+      }
+      remaining -= chunk.length;
+      await handler.data(chunk);
+    };
     for (;;) {
       const frame = await this.#next();
       if (frame.type === Frame.Data) {
-        if (frame.payload.length > remaining) {
-          throw this.#violation(`it sent more bytes than the file's size (${header.size})`);
+        await take(frame.payload);
+        while (handler.room && this.#reader.unbuffered > 0) {
+          const room = await handler.room();
+          const n = await this.#read(() => this.#reader.readStreamed(room));
+          if (n === null) throw this.#broken("the connection closed in the middle of a frame");
+          await take(room.subarray(0, n));
         }
-        remaining -= frame.payload.length;
-        await handler.data(frame.payload);
       } else if (frame.type === Frame.End) {
         if (remaining !== 0) {
           throw this.#violation(

@@ -6,9 +6,6 @@
  * TLS's job); it catches corruption and files that changed, which a 128-bit hash does as well.
  */
 
-import { createHash } from "node:crypto";
-import { createXXHash128 } from "hash-wasm";
-
 /** A digest algorithm, by its wire id and the name people use for it. */
 export interface DigestAlgorithm {
   /** Its id on the wire (SETUP, HELLO). */
@@ -53,7 +50,8 @@ export interface Hasher {
 }
 
 /**
- * A new hasher for `algorithm`.
+ * A new hasher for `algorithm`. Each implementation is loaded on first use: loading one costs a
+ * process tens of milliseconds at start, and a download needs one at most (none unverified).
  * @example
  * ```ts
  * import { equal } from "node:assert/strict";
@@ -68,12 +66,14 @@ export interface Hasher {
  */
 export async function createHasher(algorithm: DigestAlgorithm): Promise<Hasher> {
   if (algorithm.id === SHA256.id) {
+    const { createHash } = await import("node:crypto");
     const hash = createHash("sha256");
     return {
       update: (bytes) => void hash.update(bytes),
       digest: () => new Uint8Array(hash.digest()),
     };
   }
+  const { createXXHash128 } = await import("hash-wasm");
   const hash = await createXXHash128();
   hash.init();
   return {

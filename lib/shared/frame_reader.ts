@@ -57,6 +57,29 @@ export class FrameReader {
     return true;
   }
 
+  /**
+   * Reads the next bytes of the streamed payload in progress straight into `target`, sparing the
+   * copy out of the reader's buffer: at most `target.length`, and at most what is left of the
+   * payload once what is buffered is handed out ({@link FrameDecoder.unbuffered}, which must not be
+   * 0). Returns how many came, or null at the end of the stream.
+   */
+  async readStreamed(target: Uint8Array): Promise<number | null> {
+    const room = target.subarray(0, Math.min(target.length, this.#decoder.unbuffered));
+    if (room.length === 0) throw new RangeError("no streamed bytes are left to read");
+    const n = await this.#source.read(room);
+    if (n === null) {
+      this.#eof = true;
+      return null;
+    }
+    this.#decoder.skipStreamed(n);
+    return n;
+  }
+
+  /** Streamed payload bytes that {@link readStreamed} may read (see FrameDecoder.unbuffered). */
+  get unbuffered(): number {
+    return this.#decoder.unbuffered;
+  }
+
   /** The next frame or piece; null at a clean end of stream; throws if the stream ends mid-frame. */
   async next(): Promise<DecodedFrame | null> {
     for (;;) {

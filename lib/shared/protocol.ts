@@ -534,6 +534,31 @@ export class FrameDecoder {
     this.#end += count;
   }
 
+  /**
+   * Bytes of the streamed payload in progress that are neither handed out nor buffered: the ones
+   * a reader may read straight to where they are going, then count with {@link skipStreamed}.
+   * @example
+   * ```ts
+   * import { equal } from "node:assert/strict";
+   * import { encodeFrame, Frame, FrameDecoder } from "./protocol.ts";
+   * const decoder = new FrameDecoder({ maxPayload: 16, streamed: [Frame.Data] });
+   * decoder.push(encodeFrame(Frame.Data, new Uint8Array(100)).subarray(0, 45)); // 40 bytes of 100
+   * equal(decoder.next()?.payload.length, 40);
+   * equal(decoder.unbuffered, 60);
+   * decoder.skipStreamed(60); // read elsewhere
+   * equal(decoder.atBoundary, true);
+   * ```
+   */
+  get unbuffered(): number {
+    return this.#start === this.#end ? this.#streamRemaining : 0;
+  }
+
+  /** Counts `count` bytes of the streamed payload as read elsewhere (see {@link unbuffered}). */
+  skipStreamed(count: number): void {
+    if (count < 0 || count > this.unbuffered) throw new RangeError("bad skip of streamed bytes");
+    this.#streamRemaining -= count;
+  }
+
   /** The next whole frame or streamed piece, or undefined when more bytes are needed. */
   next(): DecodedFrame | undefined {
     const available = this.#end - this.#start;

@@ -28,7 +28,7 @@ export class Load {
     name: string,
     stamp: Stamp,
     digests: Digests,
-    bytes: Uint8Array<ArrayBuffer> = new Uint8Array(stamp.size),
+    bytes: Uint8Array<ArrayBuffer>,
   ) {
     this.name = name;
     this.stamp = stamp;

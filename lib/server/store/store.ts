@@ -18,6 +18,7 @@ import { readFolder, walkFiles } from "../listing.ts";
 import type { FileBody } from "./body.ts";
 import { Digests } from "./digests.ts";
 import { Load, MemoryBody } from "./load.ts";
+import { Recycler } from "./recycle.ts";
 import { BufferPool, StreamBody } from "./stream.ts";
 import { sameStamp, type Stamp, stampOf } from "./version.ts";
 
@@ -54,6 +55,7 @@ export class FileStore {
   readonly #loads = new Map<string, { load: Load; room: Reservation<CachedFile> }>();
   readonly #digests = new Digests(4096);
   readonly #pool: BufferPool;
+  readonly #recycler = new Recycler();
   #diskReads = 0;
 
   constructor(options: StoreOptions) {
@@ -61,9 +63,10 @@ export class FileStore {
     this.#cache = new ByteCache({
       capacity: options.cacheBytes,
       policy: options.policy,
-      // Detaching frees the bytes now: left to the garbage collector, files the cache let go of
-      // would stay in memory beside their replacements, and the process would outgrow the cap.
-      onDrop: (file) => file.bytes.buffer.transfer(0),
+      // Reused by a load in the same turn, or detached, which frees the bytes now: left to the
+      // garbage collector, files the cache let go of would stay in memory beside their
+      // replacements, and the process would outgrow the cap.
+      onDrop: (file) => this.#recycler.give(file.bytes.buffer),
     });
     this.#pool = new BufferPool(options.streamBuffers ?? 16, STREAM_BUFFER_BYTES);
   }
@@ -109,7 +112,7 @@ export class FileStore {
     const room = this.#cache.reserve(key, stamp.size);
     this.#diskReads++;
     if (!room) return new StreamBody(name, path, stamp, algorithm, this.#pool, this.#digests);
-    const load = new Load(name, stamp, this.#digests);
+    const load = new Load(name, stamp, this.#digests, this.#recycler.take(stamp.size));
     this.#loads.set(key, { load, room });
     // Settled in the same turn as it leaves #loads, so no request joins a load whose room is gone.
     const settled = () => {

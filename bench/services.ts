@@ -1,0 +1,115 @@
+/**
+ * The servers the benchmarks run against, each as its own process on a free loopback port: ours
+ * (server.ts, as `make run` starts it), and nginx and an rsync daemon for comparison when they are
+ * installed.
+ */
+
+import { SERVER_COMMAND } from "../testing/support.ts";
+
+/** A server running for a benchmark. */
+export interface Service {
+  port: number;
+  process: Deno.ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** A free TCP port on loopback (free when asked; taken by whoever binds it first). */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** True when `command` is on PATH. */
+export async function has(command: string): Promise<boolean> {
+  const found = await new Deno.Command("sh", {
+    args: ["-c", `command -v ${command}`],
+    stdout: "null",
+  }).output();
+  return found.success;
+}
+
+/** Starts server.ts with `args` on a free port; resolves once it accepts connections. */
+export function startServer(args: string[]): Promise<Service> {
+  const port = freePort();
+  return started(
+    port,
+    new Deno.Command(Deno.execPath(), {
+      args: [...SERVER_COMMAND, "--port", String(port), ...args],
+      stdout: "null",
+      stderr: "inherit",
+    }),
+    "SIGKILL",
+  );
+}
+
+/** Serves `root` with nginx (sendfile on, as a production setup would), its files under `prefix`. */
+export async function startNginx(root: string, prefix: string): Promise<Service> {
+  const port = freePort();
+  await Deno.mkdir(`${prefix}/logs`, { recursive: true });
+  await Deno.writeTextFile(
+    `${prefix}/nginx.conf`,
+    `daemon off; worker_processes auto; pid ${prefix}/nginx.pid; error_log ${prefix}/logs/error.log;
+events { worker_connections 4096; }
+http { access_log ${prefix}/logs/access.log; sendfile on; tcp_nopush on; keepalive_requests 1000000;
+  server { listen 127.0.0.1:${port}; root ${root}; } }
+`,
+  );
+  const command = new Deno.Command("nginx", {
+    args: ["-p", prefix, "-c", `${prefix}/nginx.conf`],
+  });
+  return await started(port, command, "SIGTERM");
+}
+
+/**
+ * Serves `root` as the module `data` of an rsync daemon, its files under `prefix`. It runs as the
+ * user running the benchmark (a daemon started as root would otherwise switch to nobody).
+ */
+export async function startRsync(root: string, prefix: string): Promise<Service> {
+  const port = freePort();
+  await Deno.mkdir(prefix, { recursive: true });
+  await Deno.writeTextFile(
+    `${prefix}/rsyncd.conf`,
+    `use chroot = no
+uid = ${Deno.uid()}
+gid = ${Deno.gid()}
+pid file = ${prefix}/rsyncd.pid
+log file = ${prefix}/rsyncd.log
+[data]
+path = ${root}
+read only = yes
+`,
+  );
+  const command = new Deno.Command("rsync", {
+    args: [
+      "--daemon",
+      "--no-detach",
+      `--config=${prefix}/rsyncd.conf`,
+      `--port=${port}`,
+      "--address=127.0.0.1",
+    ],
+  });
+  return await started(port, command, "SIGTERM");
+}
+
+/** Spawns `command` and waits until `port` accepts connections. */
+async function started(port: number, command: Deno.Command, signal: Deno.Signal): Promise<Service> {
+  const process = command.spawn();
+  const stop = async () => {
+    process.kill(signal);
+    await process.status;
+  };
+  for (let attempt = 0;; attempt++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return { port, process, stop };
+    } catch (error) {
+      if (attempt > 200) {
+        await stop();
+        throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+}
