@@ -4,7 +4,14 @@
  */
 
 import { FileClient } from "./lib/client/client.ts";
-import { downloadFiles, SPLIT_MIN_BYTES } from "./lib/client/download.ts";
+import {
+  Cluster,
+  type Connect,
+  downloadShares,
+  mergeLists,
+  sumStats,
+} from "./lib/client/cluster.ts";
+import { SPLIT_MIN_BYTES } from "./lib/client/download.ts";
 import { ConnectionError, ServerError, writeFailure } from "./lib/client/errors.ts";
 import { ProgressBar } from "./lib/client/progress.ts";
 import { printable } from "./lib/client/terminal.ts";
@@ -18,10 +25,11 @@ import {
 } from "./lib/shared/cli.ts";
 import { DEFAULT_HOST, DEFAULT_PORT } from "./lib/shared/defaults.ts";
 import { type DigestAlgorithm, digestByName, DIGESTS } from "./lib/shared/digest.ts";
+import { reasonOf } from "./lib/shared/errors.ts";
 import type { ListEntry, ServerStats } from "./lib/shared/protocol.ts";
 import { formatBytes } from "./lib/shared/units.ts";
 
-const USAGE = `Usage: client [--host HOST] [--port PORT] COMMAND [ARGS]
+const USAGE = `Usage: client [--host HOST] [--port PORT | --servers H:P,...] COMMAND [ARGS]
        client HOST PORT list | help | file NAME      (the original form)
 
 Commands:
@@ -38,6 +46,10 @@ Commands:
 Options:
   --host HOST            server address (default ${DEFAULT_HOST})
   --port PORT            server port (default ${DEFAULT_PORT})
+  --servers H:P,H:P,...  several servers sharing one folder: each name goes to one of them (the
+                         same for every client given the same list), one that cannot be reached
+                         is left out; list merges their lists, stats shows each and the sum
+  --servers-file FILE    the same, one HOST:PORT per line (# starts a comment)
   --timeout S            give up when the server sends nothing for S seconds (default 30)
   -h, --help             show this help
 
@@ -91,8 +103,8 @@ Prints the list of requests the server understands.`,
 
 /** A parsed command line. */
 export interface ClientCommand {
-  host: string;
-  port: number;
+  /** The servers, each "host:port": one, or several sharing one folder. */
+  servers: string[];
   command: "list" | "get" | "stats" | "help";
   names: string[];
   output: string;
@@ -113,6 +125,8 @@ export function parseClientArgs(args: string[]): ClientCommand | { help: string 
   const { values, positionals } = parseCommandLine(args, {
     host: { type: "string" },
     port: { type: "string" },
+    servers: { type: "string" },
+    "servers-file": { type: "string" },
     timeout: { type: "string", default: "30" },
     output: { type: "string", short: "o", default: "client_data" },
     json: { type: "boolean", default: false },
@@ -154,12 +168,12 @@ export function parseClientArgs(args: string[]): ClientCommand | { help: string 
   }
   if (values.sha256 && command !== "list") throw new UsageError("--sha256 goes with list");
   const connections = parseInteger(values.connections, "--connections", 1, MAX_CONNECTIONS);
+  const servers = serversOf(values, original, `${host.includes(":") ? `[${host}]` : host}:${port}`);
   if (connections > 1 && values.output === "-") {
     throw new UsageError("--connections goes with a folder: standard output takes files in order");
   }
   return {
-    host,
-    port,
+    servers,
     command: command as ClientCommand["command"],
     names,
     output: values.output,
@@ -173,54 +187,99 @@ export function parseClientArgs(args: string[]): ClientCommand | { help: string 
   };
 }
 
-/** Runs a command against the server; returns the exit code. */
+/**
+ * The servers the command line names: --servers, --servers-file, or the one server of --host and
+ * --port (or HOST PORT), `one`.
+ */
+function serversOf(
+  values: { host?: string; port?: string; servers?: string; "servers-file"?: string },
+  original: boolean,
+  one: string,
+): string[] {
+  const file = values["servers-file"];
+  if (values.servers === undefined && file === undefined) return [one];
+  if (values.servers !== undefined && file !== undefined) {
+    throw new UsageError("give the servers either with --servers or with --servers-file, not both");
+  }
+  if (original || values.host !== undefined || values.port !== undefined) {
+    throw new UsageError("give the servers either with --servers or as one --host and --port");
+  }
+  let list = values.servers?.split(",") ?? [];
+  if (file !== undefined) {
+    try {
+      list = Deno.readTextFileSync(file).split("\n").filter((line) => !/^\s*(#|$)/.test(line));
+    } catch (error) {
+      throw new UsageError(`cannot read --servers-file ${file}: ${reasonOf(error)}`);
+    }
+  }
+  const servers = [...new Set(list.map((server) => server.trim()))];
+  for (const server of servers) {
+    const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d+)$/.exec(server);
+    if (!match) throw new UsageError(`a server is HOST:PORT, not "${server}"`);
+    parsePort(match[2], `the port of ${server}`);
+  }
+  if (servers.length === 0) throw new UsageError("--servers names no server");
+  return servers;
+}
+
+/** Runs a command against the server (or servers); returns the exit code. */
 export async function runClient(command: ClientCommand): Promise<number> {
-  const connect = () =>
-    FileClient.connect(command.host, command.port, {
-      timeoutMs: command.timeoutMs,
-      digests: command.digest && [command.digest],
-    });
-  const client = await connect();
+  const connect = (server: string) => {
+    const colon = server.lastIndexOf(":");
+    return FileClient.connect(
+      server.slice(0, colon).replace(/^\[(.*)\]$/, "$1"),
+      Number(server.slice(colon + 1)),
+      {
+        timeoutMs: command.timeoutMs,
+        digests: command.digest && [command.digest],
+      },
+    );
+  };
+  const cluster = new Cluster(command.servers, connect, (_server, error) => {
+    complain(`${error.message}; going on without it`);
+  });
   try {
     switch (command.command) {
-      case "list":
-        printList(await client.list(command.sha256), command.json);
+      case "list": {
+        const clients = [...(await cluster.reachable()).values()];
+        const lists = await Promise.all(clients.map((client) => client.list(command.sha256)));
+        printList(mergeLists(lists), command.json);
         return Exit.Ok;
-      case "stats":
-        printStats(await client.stats(), command.json);
+      }
+      case "stats": {
+        const reached = await cluster.reachable();
+        const stats = await Promise.all([...reached.values()].map((client) => client.stats()));
+        printStats([...reached.keys()], stats, command.json);
         return Exit.Ok;
-      case "help":
+      }
+      case "help": {
+        const [client] = (await cluster.reachable()).values();
         console.log(printable(await client.help(), { multiline: true }));
         return Exit.Ok;
+      }
       case "get":
-        return await get(client, connect, command);
+        return await get(await cluster.assign(command.names), connect, command);
     }
   } finally {
-    client.close();
+    await cluster.close();
   }
 }
 
 /**
- * Downloads the command's files over `client` and as many more connections as asked for, telling
- * how each went as soon as it is done.
+ * Downloads the command's files, each share over its server's connection and as many more as
+ * asked for, telling how each went as soon as it is done.
  */
 async function get(
-  client: FileClient,
-  connect: () => Promise<FileClient>,
+  shares: Map<FileClient, string[]>,
+  connect: Connect,
   command: ClientCommand,
 ): Promise<number> {
   const bar = new ProgressBar(Deno.stderr, { quiet: command.quiet });
   const report = command.output === "-" ? console.error : console.log;
-  const more = await Promise.allSettled(
-    Array.from({ length: command.connections - 1 }, () => connect()),
-  );
-  const clients = [client, ...more.flatMap((r) => r.status === "fulfilled" ? [r.value] : [])];
   let failed = 0;
   try {
-    const refused = more.find((r) => r.status === "rejected");
-    if (refused) throw refused.reason;
     for await (
-      const result of downloadFiles(clients, command.names, {
+      const result of downloadShares(shares, connect, command.connections, {
         output: command.output,
         verify: command.verify,
         progress: progressOf(bar, command),
@@ -243,7 +302,6 @@ async function get(
     }
   } finally {
     bar.done();
-    for (const other of clients.slice(1)) other.close();
   }
   return failed > 0 ? Exit.Failed : Exit.Ok;
 }
@@ -253,7 +311,7 @@ async function get(
  * several connections, all of them together as one.
  */
 function progressOf(bar: ProgressBar, command: ClientCommand) {
-  if (command.connections === 1 || command.names.length === 1) {
+  if ((command.connections === 1 && command.servers.length === 1) || command.names.length === 1) {
     return (name: string, done: number, total: number) => bar.update(name, done, total);
   }
   const files = new Map<string, { done: number; total: number }>();
@@ -317,20 +375,38 @@ function localTime(ms: number): string {
     `${two(d.getHours())}:${two(d.getMinutes())}`;
 }
 
-/** Prints the server's counters as aligned lines, or as one JSON object. */
-function printStats(stats: ServerStats, json: boolean): void {
+/**
+ * Prints the counters as aligned lines, or as one JSON object; of several servers, their sum
+ * beside each one's (as {"total": …, "servers": {"host:port": …}} in JSON).
+ */
+function printStats(servers: string[], all: ServerStats[], json: boolean): void {
+  const total = all.length === 1 ? all[0] : sumStats(all);
   if (json) {
-    console.log(printable(JSON.stringify(stats)));
+    const shown = all.length === 1
+      ? total
+      : { total, servers: Object.fromEntries(servers.map((server, i) => [server, all[i]])) };
+    console.log(printable(JSON.stringify(shown)));
     return;
   }
-  const rows = Object.entries(stats).map(([key, value]) => [
-    printable(key),
+  const columns = all.length === 1 ? [total] : [total, ...all];
+  const cell = (value: unknown) =>
     typeof value === "number" && !Number.isInteger(value)
       ? value.toFixed(3)
-      : printable(`${value}`),
-  ]);
-  const width = Math.max(...rows.map(([key]) => key.length));
-  for (const [key, shown] of rows) console.log(`${key.padEnd(width)}  ${shown}`);
+      : printable(`${value}`);
+  const rows = [
+    ...(all.length === 1 ? [] : [["", "total", ...servers.map((server) => printable(server))]]),
+    ...Object.keys(total).map((key) => [
+      printable(key),
+      ...columns.map((stats) => cell((stats as unknown as Record<string, unknown>)[key])),
+    ]),
+  ];
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  for (const row of rows) {
+    const aligned = row.map((text, i) =>
+      i === 0 ? text.padEnd(widths[i]) : all.length === 1 ? text : text.padStart(widths[i])
+    );
+    console.log(aligned.join("  ").trimEnd());
+  }
 }
 
 /** Tells the user of a failure in one line on standard error, what a server said escaped. */

@@ -153,3 +153,11 @@ export async function haproxyConfig(httpPorts: number[], frontPort: number): Pro
     .replace(/( {4}server node\d+ .*\n)+/, servers.join("\n") + "\n")
     .replace(/bind 127\.0\.0\.1:\d+/, `bind 127.0.0.1:${frontPort}`);
 }
+
+/** A free TCP port on loopback (free when asked; taken by whoever binds it first). */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}

@@ -17,15 +17,15 @@ Deno.test("parseClientArgs", async (t) => {
     );
     const command = parseClientArgs(["127.0.0.1", "4457", "list"]);
     assert(!("help" in command));
-    assertEquals([command.command, command.host, command.port], ["list", "127.0.0.1", 4457]);
+    assertEquals([command.command, command.servers], ["list", ["127.0.0.1:4457"]]);
   });
 
   await t.step("defaults: 127.0.0.1:4457, client_data, verified, 30 s timeout", () => {
     const command = parseClientArgs(["get", "a.txt"]);
     assert(!("help" in command));
     assertEquals(
-      [command.host, command.port, command.output, command.verify, command.timeoutMs],
-      ["127.0.0.1", 4457, "client_data", true, 30_000],
+      [command.servers, command.output, command.verify, command.timeoutMs],
+      [["127.0.0.1:4457"], "client_data", true, 30_000],
     );
   });
 
