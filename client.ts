@@ -3,7 +3,7 @@
  * Both the original form (`client HOST PORT list|help|file NAME`) and the modern one work.
  */
 
-import { FileClient } from "./lib/client/client.ts";
+import { type ConnectOptions, FileClient } from "./lib/client/client.ts";
 import { downloadFiles } from "./lib/client/download.ts";
 import { ConnectionError, ServerError, writeFailure } from "./lib/client/errors.ts";
 import { ProgressBar } from "./lib/client/progress.ts";
@@ -11,6 +11,7 @@ import { printable } from "./lib/client/terminal.ts";
 import { Exit, parseCommandLine, parsePort, parseSeconds, UsageError } from "./lib/shared/cli.ts";
 import { DEFAULT_HOST, DEFAULT_PORT } from "./lib/shared/defaults.ts";
 import { type DigestAlgorithm, digestByName, DIGESTS } from "./lib/shared/digest.ts";
+import { reasonOf } from "./lib/shared/errors.ts";
 import type { ListEntry, ServerStats } from "./lib/shared/protocol.ts";
 import { formatBytes } from "./lib/shared/units.ts";
 
@@ -31,10 +32,12 @@ Options:
   --host HOST            server address (default ${DEFAULT_HOST})
   --port PORT            server port (default ${DEFAULT_PORT})
   --timeout S            give up when the server sends nothing for S seconds (default 30)
+  --tls                  speak TLS, trusting the certificate authorities this system trusts
+  --ca FILE              trust the authority (or self-signed certificate) in FILE too; implies --tls
   -h, --help             show this help
 
-Exit codes: 0 all done, 1 a file not found or failed, 2 usage, 3 could not connect, the
-connection broke or the server broke the protocol.`;
+Exit codes: 0 all done, 1 a file not found or failed, 2 usage, 3 could not connect (the
+certificate refused among others), the connection broke or the server broke the protocol.`;
 
 const COMMANDS = ["list", "get", "stats", "help"];
 
@@ -85,6 +88,8 @@ export interface ClientCommand {
   sha256: boolean;
   quiet: boolean;
   timeoutMs: number;
+  /** Speak TLS; with `ca`, trusting the certificates in that file too. */
+  tls?: { ca?: string };
 }
 
 /** Turns the command line into a command; throws UsageError on any mistake. */
@@ -99,6 +104,8 @@ export function parseClientArgs(args: string[]): ClientCommand | { help: string 
     digest: { type: "string" },
     sha256: { type: "boolean", default: false },
     quiet: { type: "boolean", short: "q", default: false },
+    tls: { type: "boolean", default: false },
+    ca: { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -143,7 +150,34 @@ export function parseClientArgs(args: string[]): ClientCommand | { help: string 
     sha256: values.sha256,
     quiet: values.quiet,
     timeoutMs: parseSeconds(values.timeout, "--timeout"),
+    tls: values.tls || values.ca !== undefined ? { ca: values.ca } : undefined,
   };
+}
+
+/**
+ * What connecting takes beyond an address, as `command` says: TLS, with the certificate authority
+ * in --ca trusted too. Throws UsageError for a file that cannot be used.
+ */
+async function security(command: ClientCommand): Promise<Pick<ConnectOptions, "tls">> {
+  let caCerts: string[] | undefined;
+  const ca = command.tls?.ca;
+  if (ca !== undefined) {
+    const pem = await readFor("--ca", ca);
+    if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+      throw new UsageError(`--ca ${ca} holds no certificate in PEM form`);
+    }
+    caCerts = [pem];
+  }
+  return { tls: command.tls && { caCerts } };
+}
+
+/** The text of `file`, given with `flag`; throws UsageError when it cannot be read. */
+async function readFor(flag: string, file: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(file);
+  } catch (error) {
+    throw new UsageError(`cannot read ${flag} ${file}: ${reasonOf(error)}`);
+  }
 }
 
 /** Runs a command against the server; returns the exit code. */
@@ -151,6 +185,7 @@ export async function runClient(command: ClientCommand): Promise<number> {
   const client = await FileClient.connect(command.host, command.port, {
     timeoutMs: command.timeoutMs,
     digests: command.digest && [command.digest],
+    ...await security(command),
   });
   try {
     switch (command.command) {
@@ -285,6 +320,10 @@ if (import.meta.main) {
   try {
     Deno.exit(await runClient(command));
   } catch (error) {
+    if (error instanceof UsageError) {
+      complain(error.message);
+      Deno.exit(Exit.Usage);
+    }
     if (error instanceof ConnectionError) {
       complain(error.message);
       Deno.exit(Exit.Connection);

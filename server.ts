@@ -41,6 +41,9 @@ Options:
   --shutdown-timeout S     on SIGINT/SIGTERM, wait up to S seconds for answers in flight
                            (default 10)
   --log text|json          log format (default text)
+  --tls-cert FILE          speak TLS, with this certificate (PEM: the server's, then any
+                           intermediate ones)
+  --tls-key FILE           the certificate's private key (PEM); goes with --tls-cert
   -h, --help               show this help
 
 Sizes: ${SIZE_UNITS_HELP}.`;
@@ -59,6 +62,8 @@ export function parseServerArgs(args: string[]): ServerOptions | "help" {
     "idle-timeout": { type: "string", default: "60" },
     "shutdown-timeout": { type: "string", default: "10" },
     log: { type: "string", default: "text" },
+    "tls-cert": { type: "string" },
+    "tls-key": { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) return "help";
@@ -76,6 +81,12 @@ export function parseServerArgs(args: string[]): ServerOptions | "help" {
   }
   if (!LOG_FORMATS.includes(values.log as LogFormat)) {
     throw new UsageError(`--log takes text or json, not "${values.log}"`);
+  }
+  const [cert, key] = [values["tls-cert"], values["tls-key"]];
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new UsageError(
+      "--tls-cert and --tls-key go together: TLS needs the certificate and its key",
+    );
   }
   return {
     host: values.host,
@@ -96,6 +107,7 @@ export function parseServerArgs(args: string[]): ServerOptions | "help" {
     requestTimeoutMs: parseSeconds(values["request-timeout"], "--request-timeout"),
     shutdownTimeoutMs: parseSeconds(values["shutdown-timeout"], "--shutdown-timeout"),
     logger: new Logger(values.log as LogFormat),
+    tls: cert === undefined || key === undefined ? undefined : { cert, key },
   };
 }
 

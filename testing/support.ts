@@ -21,6 +21,64 @@ export function randomBytes(size: number, seed = 1): Uint8Array {
   return bytes;
 }
 
+/** Certificates made by {@link makeCertificates}: paths of PEM files. */
+export interface Certificates {
+  /** A private certificate authority's certificate: what a client trusts with --ca. */
+  ca: string;
+  /** The server's certificate for 127.0.0.1 and localhost, signed by `ca`, and its key. */
+  cert: string;
+  key: string;
+  /** The same key's certificate, signed by `ca`, that expired a day before it was made. */
+  expired: string;
+  /** The same key's certificate, signed by `ca`, for another name (other.example). */
+  otherName: string;
+  /** A self-signed certificate for 127.0.0.1 and localhost, made as docs/SECURITY.md says, and its key. */
+  selfSigned: string;
+  selfSignedKey: string;
+}
+
+/**
+ * Makes certificates for a TLS server on this machine in `folder`, with openssl: a private
+ * authority and the certificates it signs (a good one, an expired one, one for another name), and
+ * a self-signed one. EC P-256 keys, which take milliseconds to make.
+ */
+export async function makeCertificates(folder: string): Promise<Certificates> {
+  const openssl = async (command: string) => {
+    const result = await run("openssl", command.split(" "), { cwd: folder });
+    if (result.code !== 0) throw new Error(`openssl ${command} failed: ${result.stderr.trim()}`);
+  };
+  const ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+  const names = "subjectAltName=DNS:localhost,IP:127.0.0.1";
+  await openssl(`req -x509 ${ec} -days 3650 -subj /CN=test-authority -keyout ca.key -out ca.pem`);
+  await openssl(`req ${ec} -subj /CN=localhost -keyout server.key -out server.csr`);
+  const signed = [
+    ["server.pem", 365, names],
+    ["expired.pem", -1, names],
+    ["other-name.pem", 365, "subjectAltName=DNS:other.example"],
+  ] as const;
+  for (const [serial, [name, days, extensions]] of signed.entries()) {
+    await Deno.writeTextFile(`${folder}/${name}.ext`, `${extensions}\nbasicConstraints=CA:FALSE\n`);
+    await openssl(
+      `x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial ${serial + 1} ` +
+        `-days ${days} -extfile ${name}.ext -out ${name}`,
+    );
+  }
+  await openssl(
+    `req -x509 ${ec} -days 365 -subj /CN=localhost -addext ${names} ` +
+      "-addext basicConstraints=critical,CA:FALSE -keyout self.key -out self.pem",
+  );
+  const at = (name: string) => `${folder}/${name}`;
+  return {
+    ca: at("ca.pem"),
+    cert: at("server.pem"),
+    key: at("server.key"),
+    expired: at("expired.pem"),
+    otherName: at("other-name.pem"),
+    selfSigned: at("self.pem"),
+    selfSignedKey: at("self.key"),
+  };
+}
+
 /** What a finished subprocess printed and returned. */
 export interface Output {
   code: number;

@@ -152,10 +152,16 @@ export async function keepWriting(out: Writer, bytes: Uint8Array, limit: number)
   for (let sent = 0; sent < limit; sent += bytes.length) await writeAll(out, bytes);
 }
 
-/** Runs the real client (client.ts) as a subprocess with `args`, in `cwd`. */
-export function runClient(args: string[], cwd = ROOT): Promise<Output> {
+/**
+ * Runs the real client (client.ts) as a subprocess with `args`, with the permissions it is built
+ * with, in `cwd`; `env` is added to its environment (a key set to undefined is removed).
+ */
+export function runClient(
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string | undefined> } = {},
+): Promise<Output> {
   const permissions = ["--allow-net", "--allow-read", "--allow-write"];
-  return run(Deno.execPath(), ["run", ...permissions, `${ROOT}client.ts`, ...args], { cwd });
+  return run(Deno.execPath(), ["run", ...permissions, `${ROOT}client.ts`, ...args], options);
 }
 
 /** A raw TCP connection to `port` with helpers to read exact byte counts or until close. */

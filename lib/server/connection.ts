@@ -39,6 +39,7 @@ export class Connection {
   readonly #opened = performance.now();
   #firstByte: number | undefined;
   #requestSince: number | undefined;
+  #handshaking = false;
 
   constructor(id: number, socket: Deno.Conn) {
     this.id = id;
@@ -75,6 +76,28 @@ export class Connection {
    */
   requestDone(more: boolean): void {
     this.#requestSince = more ? Date.now() : undefined;
+  }
+
+  /**
+   * Completes the TLS handshake of a TLS connection (nothing to do for plain TCP) on the request
+   * clock, so a peer that does not finish it within the request timeout is closed as one that
+   * does not send its request. Deno cannot abort a handshake, though: a TLS socket closed during
+   * one stays open, out of the server's sight, until the peer completes or abandons it. So such a
+   * socket is only closed once its handshake ends, and this waits for that: the connection keeps
+   * its place (and its host's) as long as the socket is open, and the limits stay true.
+   */
+  async handshake(): Promise<void> {
+    if (!("handshake" in this.socket)) return;
+    this.#requestSince = Date.now();
+    this.#handshaking = true;
+    try {
+      await (this.socket as Deno.TlsConn).handshake();
+    } finally {
+      this.#handshaking = false;
+      if (this.closedBecause !== undefined) this.#closeSocket();
+    }
+    this.lastProgress = Date.now();
+    this.#requestSince = undefined;
   }
 
   /** Reads into `buffer`, like Deno.Conn.read, recording progress and starting the request clock. */
@@ -152,6 +175,10 @@ export class Connection {
   close(reason: string): void {
     if (this.closedBecause !== undefined) return;
     this.closedBecause = reason;
+    if (!this.#handshaking) this.#closeSocket(); // else once the handshake ends; see handshake()
+  }
+
+  #closeSocket(): void {
     try {
       this.socket.close();
     } catch (error) {

@@ -1,11 +1,12 @@
 /**
- * The file server: listens, greets each connection, and hands it to its dialect (framed.ts or
- * original.ts) by the first byte the client sends. It keeps the limits (the connection cap, the
- * idle and stall timeout), the statistics, and shuts down gracefully.
+ * The file server: listens (on plain TCP or TLS), greets each connection, and hands it to its
+ * dialect (framed.ts or original.ts) by the first byte the client sends. It keeps the limits (the
+ * connection cap, the idle and stall timeout), the statistics, and shuts down gracefully.
  */
 
 import { errorCodeName, reasonOf, type WireError } from "../shared/errors.ts";
 import { FrameReader } from "../shared/frame_reader.ts";
+import { noDelay } from "../shared/io.ts";
 import { encodeBusy, GREETING, MAGIC, type ServerStats } from "../shared/protocol.ts";
 import type { PolicyName } from "./cache/cache.ts";
 import { Connection } from "./connection.ts";
@@ -20,6 +21,7 @@ import {
   LINGERING_REFUSALS,
   REFUSALS,
 } from "./limits.ts";
+import { listen, type TlsFiles } from "./listen.ts";
 import type { Logger } from "./log.ts";
 import { MAX_ORIGINAL_REQUEST, serveOriginal } from "./original.ts";
 import { Request, type Service, type Tally } from "./service.ts";
@@ -27,6 +29,11 @@ import { FileStore } from "./store/store.ts";
 
 /** How long a shutdown waits for sessions to end once their sockets are closed. */
 const CLOSE_GRACE_MS = 1000;
+/**
+ * The longest a refusal (the busy text) may take. Plain TCP takes its text at once; a TLS peer
+ * must first complete its handshake, and one that never does must not hold a refusal's place.
+ */
+const REFUSAL_MS = 2000;
 
 /** Everything a server needs to start. */
 export interface ServerOptions {
@@ -47,6 +54,8 @@ export interface ServerOptions {
   /** How long a shutdown waits for answers in flight. */
   shutdownTimeoutMs: number;
   logger: Logger;
+  /** The certificate and key to speak TLS with; plain TCP without. */
+  tls?: TlsFiles;
 }
 
 /** A running file server. */
@@ -105,7 +114,7 @@ export class FileServer {
     const wanted = options.maxConnections;
     const max = connectionsThatFit(wanted, freeDescriptors(root, descriptorsFor(wanted)));
     const perHost = Math.min(max, options.maxConnectionsPerHost ?? Math.ceil(max / 4));
-    const listener = Deno.listen({ hostname: options.host, port: options.port, transport: "tcp" });
+    const listener = await listen(options.host, options.port, options.tls);
     const server = new FileServer(options, root, listener, new Gate(max, perHost));
     options.logger.event("listening", {
       address: `${server.addr.hostname}:${server.addr.port}`,
@@ -117,6 +126,7 @@ export class FileServer {
       lowered: max < wanted
         ? `--max-connections ${wanted} does not fit the open-file limit (ulimit -n); raise it to serve more`
         : undefined,
+      tls: options.tls !== undefined,
     });
     return server;
   }
@@ -239,6 +249,7 @@ export class FileServer {
     this.#logger.event("busy", { id, peer: connection.peer, why });
     const linger = this.#lingering < LINGERING_REFUSALS;
     if (linger) this.#lingering++;
+    const deadline = setTimeout(() => connection.close("busy"), REFUSAL_MS);
     try {
       await connection.send(encodeBusy(why));
       if (linger) await connection.finish("busy");
@@ -246,16 +257,17 @@ export class FileServer {
     } catch (error) {
       if (!isDisconnect(error)) this.#logger.event("busy-error", { id, error: reasonOf(error) });
     } finally {
+      clearTimeout(deadline);
       connection.close("busy");
       if (linger) this.#lingering--;
     }
   }
 
   async #session(connection: Connection): Promise<void> {
-    const socket = connection.socket as Deno.TcpConn;
     this.#logger.event("open", { id: connection.id, peer: connection.peer });
     try {
-      socket.setNoDelay(true);
+      if (!await this.#handshake(connection)) return;
+      noDelay(connection.socket);
       await connection.send(GREETING);
       await connection.flush();
       // Requests are small, so idle connections cost little memory; the first read can still
@@ -269,11 +281,14 @@ export class FileServer {
       await serve(connection, reader, this.#service);
     } catch (error) {
       if (!isDisconnect(error) && connection.closedBecause === undefined) {
-        this.#tally.errors++;
-        this.#logger.event("connection-error", { id: connection.id, error: reasonOf(error) });
+        this.#failed(connection, error);
       }
     } finally {
-      await connection.finish("done");
+      // Ending it can fail too (a TLS peer may send garbage after the last answer): that is
+      // counted and logged, and the socket closed all the same, rather than thrown from here.
+      await connection.finish("done").catch((error) => {
+        if (!isDisconnect(error)) this.#failed(connection, error);
+      });
       this.#connections.delete(connection);
       this.#gate.leave(connection.host);
       this.#bytesSent += connection.bytesWritten;
@@ -283,6 +298,33 @@ export class FileServer {
         reason: connection.closedBecause,
       });
     }
+  }
+
+  /**
+   * Completes a TLS connection's handshake (true at once for plain TCP). A failed one (a client
+   * that does not speak TLS, or that refused the certificate) is logged and the connection closed:
+   * it is the peer's trouble, not the server's, so it is not counted as an error.
+   */
+  async #handshake(connection: Connection): Promise<boolean> {
+    try {
+      await connection.handshake();
+      return connection.closedBecause === undefined;
+    } catch (error) {
+      if (connection.closedBecause !== undefined) return false;
+      this.#logger.event("tls-error", {
+        id: connection.id,
+        peer: connection.peer,
+        error: reasonOf(error),
+      });
+      connection.close("tls-error");
+      return false;
+    }
+  }
+
+  /** Counts and logs a connection's failure. */
+  #failed(connection: Connection, error: unknown): void {
+    this.#tally.errors++;
+    this.#logger.event("connection-error", { id: connection.id, error: reasonOf(error) });
   }
 
   /** Counts and logs a protocol violation. */

@@ -1,0 +1,66 @@
+/** Where the server listens: the TLS files and flags, each mistake told in one line. */
+
+import { deepStrictEqual as assertEquals, ok as assert, rejects, throws } from "node:assert/strict";
+import { listen } from "../lib/server/listen.ts";
+import { UsageError } from "../lib/shared/cli.ts";
+import { parseServerArgs } from "../server.ts";
+import { tempFolder } from "./harness.ts";
+import { makeCertificates, run, SERVER_COMMAND } from "../testing/support.ts";
+
+Deno.test("the TLS files: both or neither, and a file that cannot be used is one line", async (t) => {
+  await using keys = await tempFolder({ "notes.txt": "not a certificate\n" });
+  const certs = await makeCertificates(keys.path);
+
+  await t.step("the flags", () => {
+    const options = parseServerArgs(["--tls-cert", "c.pem", "--tls-key", "k.pem"]);
+    assert(options !== "help");
+    assertEquals(options.tls, { cert: "c.pem", key: "k.pem" });
+    const mistakes: [string[], string][] = [
+      [["--tls-cert", "c.pem"], "--tls-cert and --tls-key go together"],
+      [["--tls-key", "k.pem"], "--tls-cert and --tls-key go together"],
+    ];
+    for (const [args, message] of mistakes) {
+      throws(() => parseServerArgs(args), (error) => {
+        assert(error instanceof UsageError);
+        assert(error.message.startsWith(message), error.message);
+        return true;
+      });
+    }
+  });
+
+  await t.step("listen() names the file and what is wrong with it", async () => {
+    const cases: [string, string, string][] = [
+      [
+        `${keys.path}/missing.pem`,
+        certs.key,
+        `cannot read the TLS certificate ${keys.path}/missing.pem: No such file or directory`,
+      ],
+      [
+        certs.cert,
+        `${keys.path}/ca.key`,
+        `the TLS certificate ${certs.cert} and key ${keys.path}/ca.key cannot be used: ` +
+        "the key does not belong to the certificate",
+      ],
+      [
+        `${keys.path}/notes.txt`,
+        certs.key,
+        `the TLS certificate ${keys.path}/notes.txt and key ${certs.key} cannot be used: ` +
+        "No certificates found in certificate data",
+      ],
+    ];
+    for (const [cert, key, message] of cases) {
+      await rejects(listen("127.0.0.1", 0, { cert, key }), { message });
+    }
+  });
+
+  await t.step("the server says so in one line and exits 1", async () => {
+    const args = ["--port", "0", "--tls-cert", certs.cert, "--tls-key", `${keys.path}/ca.key`];
+    const result = await run(Deno.execPath(), [...SERVER_COMMAND, ...args]);
+    assertEquals([result.code, result.stdout], [1, ""]);
+    assertEquals(
+      result.stderr,
+      `server: cannot start: the TLS certificate ${certs.cert} and key ${keys.path}/ca.key ` +
+        "cannot be used: the key does not belong to the certificate\n",
+    );
+  });
+});
