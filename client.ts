@@ -12,8 +12,11 @@ import { Exit, parseCommandLine, parsePort, parseSeconds, UsageError } from "./l
 import { DEFAULT_HOST, DEFAULT_PORT } from "./lib/shared/defaults.ts";
 import { type DigestAlgorithm, digestByName, DIGESTS } from "./lib/shared/digest.ts";
 import { reasonOf } from "./lib/shared/errors.ts";
-import type { ListEntry, ServerStats } from "./lib/shared/protocol.ts";
+import { type ListEntry, MAX_TOKEN_BYTES, type ServerStats } from "./lib/shared/protocol.ts";
 import { formatBytes } from "./lib/shared/units.ts";
+
+/** The environment variable a token may come from (a token on the command line would show in ps). */
+const TOKEN_VARIABLE = "FILESERVER_TOKEN";
 
 const USAGE = `Usage: client [--host HOST] [--port PORT] COMMAND [ARGS]
        client HOST PORT list | help | file NAME      (the original form)
@@ -34,10 +37,13 @@ Options:
   --timeout S            give up when the server sends nothing for S seconds (default 30)
   --tls                  speak TLS, trusting the certificate authorities this system trusts
   --ca FILE              trust the authority (or self-signed certificate) in FILE too; implies --tls
+  --token-file FILE      present the access token in FILE (its one line); without it, the one in
+                         the ${TOKEN_VARIABLE} environment variable, if set
   -h, --help             show this help
 
 Exit codes: 0 all done, 1 a file not found or failed, 2 usage, 3 could not connect (the
-certificate refused among others), the connection broke or the server broke the protocol.`;
+certificate or the token refused among others), the connection broke or the server broke the
+protocol.`;
 
 const COMMANDS = ["list", "get", "stats", "help"];
 
@@ -90,6 +96,8 @@ export interface ClientCommand {
   timeoutMs: number;
   /** Speak TLS; with `ca`, trusting the certificates in that file too. */
   tls?: { ca?: string };
+  /** The file holding the access token to present (else FILESERVER_TOKEN, if set). */
+  tokenFile?: string;
 }
 
 /** Turns the command line into a command; throws UsageError on any mistake. */
@@ -106,6 +114,7 @@ export function parseClientArgs(args: string[]): ClientCommand | { help: string 
     quiet: { type: "boolean", short: "q", default: false },
     tls: { type: "boolean", default: false },
     ca: { type: "string" },
+    "token-file": { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -151,14 +160,16 @@ export function parseClientArgs(args: string[]): ClientCommand | { help: string 
     quiet: values.quiet,
     timeoutMs: parseSeconds(values.timeout, "--timeout"),
     tls: values.tls || values.ca !== undefined ? { ca: values.ca } : undefined,
+    tokenFile: values["token-file"],
   };
 }
 
 /**
  * What connecting takes beyond an address, as `command` says: TLS, with the certificate authority
- * in --ca trusted too. Throws UsageError for a file that cannot be used.
+ * in --ca trusted too, and the access token to present. Throws UsageError for a file that cannot
+ * be used.
  */
-async function security(command: ClientCommand): Promise<Pick<ConnectOptions, "tls">> {
+async function security(command: ClientCommand): Promise<Pick<ConnectOptions, "tls" | "token">> {
   let caCerts: string[] | undefined;
   const ca = command.tls?.ca;
   if (ca !== undefined) {
@@ -168,7 +179,25 @@ async function security(command: ClientCommand): Promise<Pick<ConnectOptions, "t
     }
     caCerts = [pem];
   }
-  return { tls: command.tls && { caCerts } };
+  return { tls: command.tls && { caCerts }, token: await accessToken(command.tokenFile) };
+}
+
+/**
+ * The access token in `file` (its one line), or else in FILESERVER_TOKEN: a file named on the
+ * command line is the one meant. Undefined when there is none (an empty variable is none).
+ */
+async function accessToken(file: string | undefined): Promise<Uint8Array | undefined> {
+  const source = file === undefined ? TOKEN_VARIABLE : `--token-file ${file}`;
+  const text = file === undefined
+    ? Deno.env.get(TOKEN_VARIABLE)?.trim() ?? ""
+    : (await readFor("--token-file", file)).trim();
+  if (file !== undefined && text === "") throw new UsageError(`${source} is empty`);
+  if (/\s/.test(text)) throw new UsageError(`${source} holds more than one token`);
+  const token = new TextEncoder().encode(text);
+  if (token.length > MAX_TOKEN_BYTES) {
+    throw new UsageError(`${source} holds a token over ${MAX_TOKEN_BYTES} bytes`);
+  }
+  return token.length > 0 ? token : undefined;
 }
 
 /** The text of `file`, given with `flag`; throws UsageError when it cannot be read. */

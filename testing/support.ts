@@ -120,6 +120,16 @@ export async function run(
   };
 }
 
+/** How client.ts is run: with the permissions it is built with (scripts/build). */
+export const CLIENT_COMMAND = [
+  "run",
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env=FILESERVER_TOKEN",
+  `${ROOT}client.ts`,
+];
+
 /**
  * How server.ts is run, as `make run` runs it: its permissions, V8's young generation capped at
  * 4 MiB and its old generation let grow by 20% between collections (as the built server has it;
@@ -139,8 +149,8 @@ export interface ServerProcess extends AsyncDisposable {
   port: number;
   /** Lines logged so far (the reader keeps collecting). */
   lines: string[];
-  /** Resolves when a logged line matches `pattern`. */
-  waitFor(pattern: RegExp): Promise<string>;
+  /** Resolves when a logged line matches `pattern`; rejects if none has within `timeoutMs`. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
 }
 
 /**
@@ -176,10 +186,23 @@ export async function spawnServer(
       }
     }
   })();
-  const waitFor = (pattern: RegExp) => {
+  const waitFor = (pattern: RegExp, timeoutMs = 10_000) => {
     const seen = lines.find((line) => pattern.test(line));
     if (seen) return Promise.resolve(seen);
-    return new Promise<string>((resolve) => watchers.push({ pattern, resolve }));
+    return new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        watchers.splice(watchers.indexOf(watcher), 1);
+        reject(new Error(`the server logged no line matching ${pattern} in ${timeoutMs} ms`));
+      }, timeoutMs);
+      const watcher = {
+        pattern,
+        resolve: (line: string) => {
+          clearTimeout(timer);
+          resolve(line);
+        },
+      };
+      watchers.push(watcher);
+    });
   };
   const listening = await waitFor(/listening/);
   const port = Number(/address=[^ ]*:(\d+)/.exec(listening)![1]);

@@ -19,7 +19,7 @@ import {
   GREETING,
   MAGIC,
 } from "../lib/shared/protocol.ts";
-import { type Output, ROOT, run } from "../testing/support.ts";
+import { CLIENT_COMMAND, type Output, run } from "../testing/support.ts";
 
 /** A temp folder filled with `files` (name → contents); removed by the returned dispose. */
 export async function tempFolder(
@@ -160,8 +160,7 @@ export function runClient(
   args: string[],
   options: { cwd?: string; env?: Record<string, string | undefined> } = {},
 ): Promise<Output> {
-  const permissions = ["--allow-net", "--allow-read", "--allow-write"];
-  return run(Deno.execPath(), ["run", ...permissions, `${ROOT}client.ts`, ...args], options);
+  return run(Deno.execPath(), [...CLIENT_COMMAND, ...args], options);
 }
 
 /** A raw TCP connection to `port` with helpers to read exact byte counts or until close. */

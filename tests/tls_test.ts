@@ -42,7 +42,7 @@ Deno.test("a download over TLS is byte-exact and checked", async (t) => {
 
   await t.step("the startup line says TLS is on", () => {
     const listening = server.log.lines.find((line) => / listening /.test(line))!;
-    assert(/ tls=true$/.test(listening), listening);
+    assert(/ tls=true tokens=0 dialects=framed,original$/.test(listening), listening);
   });
 
   for (const host of ["127.0.0.1", "localhost"]) {

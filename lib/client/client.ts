@@ -1,7 +1,7 @@
 /**
  * The client side of the framed protocol: connects (over plain TCP or TLS), sends the preamble
- * without waiting for the greeting, and reads answers in order. Requests may be pipelined: send
- * several, then read their answers one by one.
+ * and SETUP (with the access token, if any) without waiting for the greeting, and reads answers in
+ * order. Requests may be pipelined: send several, then read their answers one by one.
  */
 
 import { type DigestAlgorithm, DIGESTS, SHA256 } from "../shared/digest.ts";
@@ -56,6 +56,8 @@ export interface ConnectOptions {
    * as a private authority's or a self-signed server certificate.
    */
   tls?: { caCerts?: string[] };
+  /** The access token to present, for a server that takes requests only with one. */
+  token?: Uint8Array;
 }
 
 /** What to do with the parts of a file answer as they arrive. */
@@ -100,7 +102,7 @@ export class FileClient {
    * sends nothing for that long (one that hangs, or a service that is not a file server and waits
    * for its own kind of request) breaks the connection instead of leaving the client waiting.
    * With `tls`, the TLS handshake is part of connecting: a certificate refused, or a server that
-   * does not speak TLS, is a ConnectionError saying which.
+   * does not speak TLS, is a ConnectionError saying which; so is a server that refuses the token.
    */
   static async connect(
     host: string,
@@ -148,7 +150,10 @@ export class FileClient {
         );
       }
       noDelay(socket);
-      const setup = encodeSetup({ digests: digests.map((d) => d.id), token: new Uint8Array(0) });
+      const setup = encodeSetup({
+        digests: digests.map((d) => d.id),
+        token: options.token ?? new Uint8Array(0),
+      });
       await client.send(...(version === 1 ? [preamble(1)] : [preamble(version), setup]));
       await client.#readGreeting();
       const hello = client.#decode(readHello, await client.#expect(Frame.Hello));
@@ -161,6 +166,9 @@ export class FileClient {
       return client;
     } catch (error) {
       client.close();
+      if (error instanceof ServerError && error.code === ErrorCode.Unauthorized) {
+        throw unreachable(address, `the server refused access: ${error.message}`, error);
+      }
       throw error;
     }
   }

@@ -39,6 +39,7 @@ export class Connection {
   readonly #opened = performance.now();
   #firstByte: number | undefined;
   #requestSince: number | undefined;
+  readonly #closed = Promise.withResolvers<void>();
   #handshaking = false;
 
   constructor(id: number, socket: Deno.Conn) {
@@ -98,6 +99,17 @@ export class Connection {
     }
     this.lastProgress = Date.now();
     this.#requestSince = undefined;
+  }
+
+  /**
+   * Waits `ms`, or less when the connection is closed meanwhile (a timeout, a shutdown), so that a
+   * pause never holds up a connection that has already ended.
+   */
+  async pause(ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const paused = new Promise((resolve) => timer = setTimeout(resolve, ms));
+    await Promise.race([paused, this.#closed.promise]);
+    clearTimeout(timer);
   }
 
   /** Reads into `buffer`, like Deno.Conn.read, recording progress and starting the request clock. */
@@ -175,6 +187,7 @@ export class Connection {
   close(reason: string): void {
     if (this.closedBecause !== undefined) return;
     this.closedBecause = reason;
+    this.#closed.resolve();
     if (!this.#handshaking) this.#closeSocket(); // else once the handshake ends; see handshake()
   }
 

@@ -1,15 +1,17 @@
 /**
  * The file server: listens (on plain TCP or TLS), greets each connection, and hands it to its
  * dialect (framed.ts or original.ts) by the first byte the client sends. It keeps the limits (the
- * connection cap, the idle and stall timeout), the statistics, and shuts down gracefully.
+ * connection cap, the idle and stall timeout), the access tokens, the statistics, and shuts down
+ * gracefully.
  */
 
-import { errorCodeName, reasonOf, type WireError } from "../shared/errors.ts";
+import { ErrorCode, errorCodeName, reasonOf, WireError } from "../shared/errors.ts";
 import { FrameReader } from "../shared/frame_reader.ts";
 import { noDelay } from "../shared/io.ts";
 import { encodeBusy, GREETING, MAGIC, type ServerStats } from "../shared/protocol.ts";
 import type { PolicyName } from "./cache/cache.ts";
 import { Connection } from "./connection.ts";
+import { FailureDelay } from "./delay.ts";
 import { isDisconnect } from "./errors.ts";
 import { openRoot } from "./folder.ts";
 import { MAX_REQUEST_PAYLOAD, serveFramed } from "./framed.ts";
@@ -23,9 +25,10 @@ import {
 } from "./limits.ts";
 import { listen, type TlsFiles } from "./listen.ts";
 import type { Logger } from "./log.ts";
-import { MAX_ORIGINAL_REQUEST, serveOriginal } from "./original.ts";
+import { MAX_ORIGINAL_REQUEST, refuseOriginal, serveOriginal } from "./original.ts";
 import { Request, type Service, type Tally } from "./service.ts";
 import { FileStore } from "./store/store.ts";
+import type { Tokens } from "./tokens.ts";
 
 /** How long a shutdown waits for sessions to end once their sockets are closed. */
 const CLOSE_GRACE_MS = 1000;
@@ -56,6 +59,13 @@ export interface ServerOptions {
   logger: Logger;
   /** The certificate and key to speak TLS with; plain TCP without. */
   tls?: TlsFiles;
+  /** With tokens, no request is answered before the peer presents one of them. */
+  tokens?: Tokens;
+  /**
+   * With tokens, serve the original dialect anyway, though it cannot carry a token: anyone who
+   * reaches the port can then read every file through it.
+   */
+  originalWithoutToken?: boolean;
 }
 
 /** A running file server. */
@@ -72,6 +82,9 @@ export class FileServer {
   /** What the dialects are given of the server. */
   readonly #service: Service;
   readonly #gate: Gate;
+  /** The delay before a wrong token is answered, by host. */
+  readonly #failures = new FailureDelay();
+  #authFailures = 0;
   #nextId = 1;
   /** Refusals under way, and how many of them wait for their peer to close. */
   readonly #refusals = new Set<Promise<void>>();
@@ -98,6 +111,7 @@ export class FileServer {
       stats: () => this.stats(),
       begin: (connection, op) => new Request(this.#tally, this.#logger, connection, op),
       violation: (connection, error) => this.#violation(connection, error),
+      admit: (connection, token) => this.#admit(connection, token),
     };
     const shortest = Math.min(options.idleTimeoutMs, options.requestTimeoutMs);
     const tick = Math.max(10, Math.min(1000, shortest / 4));
@@ -127,6 +141,8 @@ export class FileServer {
         ? `--max-connections ${wanted} does not fit the open-file limit (ulimit -n); raise it to serve more`
         : undefined,
       tls: options.tls !== undefined,
+      tokens: options.tokens?.count ?? 0,
+      dialects: server.#originalOpen ? "framed,original" : "framed",
     });
     return server;
   }
@@ -159,6 +175,7 @@ export class FileServer {
       connections: this.#connections.size,
       totalConnections: this.#nextId - 1,
       errors: tally.errors,
+      authFailures: this.#authFailures,
       uptimeSeconds: (Date.now() - this.#started) / 1000,
     };
   }
@@ -277,8 +294,12 @@ export class FileServer {
         bufferBytes: MAX_ORIGINAL_REQUEST + 1,
       });
       if (!await reader.fill()) return;
-      const serve = reader.buffered[0] === MAGIC[0] ? serveFramed : serveOriginal;
-      await serve(connection, reader, this.#service);
+      if (reader.buffered[0] === MAGIC[0]) await serveFramed(connection, reader, this.#service);
+      else if (this.#originalOpen) await serveOriginal(connection, reader, this.#service);
+      else {
+        this.#unauthorized(connection, "the original dialect cannot carry a token");
+        await refuseOriginal(connection);
+      }
     } catch (error) {
       if (!isDisconnect(error) && connection.closedBecause === undefined) {
         this.#failed(connection, error);
@@ -319,6 +340,43 @@ export class FileServer {
       connection.close("tls-error");
       return false;
     }
+  }
+
+  /** True when the original dialect is served: tokens are off, or the operator allowed it. */
+  get #originalOpen(): boolean {
+    return this.#options.tokens === undefined || this.#options.originalWithoutToken === true;
+  }
+
+  /** See {@link Service.admit}. */
+  async #admit(
+    connection: Connection,
+    token: Uint8Array | undefined,
+  ): Promise<WireError | undefined> {
+    const tokens = this.#options.tokens;
+    if (tokens === undefined || (token !== undefined && tokens.verify(token))) return undefined;
+    if (token === undefined) {
+      this.#unauthorized(connection, "protocol version 1 cannot carry a token");
+      return new WireError(
+        ErrorCode.Unauthorized,
+        "this server needs an access token, which takes protocol version 2",
+      );
+    }
+    if (token.length === 0) {
+      this.#unauthorized(connection, "no token");
+      return new WireError(
+        ErrorCode.Unauthorized,
+        "this server needs an access token; none was given",
+      );
+    }
+    this.#unauthorized(connection, "wrong token");
+    await connection.pause(this.#failures.fail(connection.host));
+    return new WireError(ErrorCode.Unauthorized, "the access token was not accepted");
+  }
+
+  /** Counts and logs a peer turned away for want of a valid token; `why` never holds the token. */
+  #unauthorized(connection: Connection, why: string): void {
+    this.#authFailures++;
+    this.#logger.event("unauthorized", { id: connection.id, peer: connection.peer, why });
   }
 
   /** Counts and logs a connection's failure. */

@@ -24,6 +24,13 @@ export interface Service {
   begin(connection: Connection, op: string): Request;
   /** Counts and logs bytes from the peer that broke the protocol; the connection ends after. */
   violation(connection: Connection, error: WireError): void;
+  /**
+   * Whether the peer on `connection` may make requests: always, unless the server takes tokens;
+   * then only with a valid `token` (undefined when the peer's protocol version cannot carry one).
+   * A refusal is counted and logged (never with the token), a wrong token only after a delay
+   * that grows with the failures from the peer's host; it resolves to the error to send.
+   */
+  admit(connection: Connection, token: Uint8Array | undefined): Promise<WireError | undefined>;
 }
 
 /** The counters that requests add to, kept by the server for its stats. */

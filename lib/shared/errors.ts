@@ -23,6 +23,8 @@ export const ErrorCode = {
   Timeout: 8,
   /** The server is shutting down and takes no new requests. */
   ShuttingDown: 9,
+  /** The server takes requests only from a peer that presents a valid access token. */
+  Unauthorized: 10,
 } as const;
 
 /** One of the wire error codes. */
