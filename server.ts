@@ -52,7 +52,9 @@ Options:
                            cannot carry a token: anyone who reaches the port can read every file
   -h, --help               show this help
 
-Sizes: ${SIZE_UNITS_HELP}.`;
+Sizes: ${SIZE_UNITS_HELP}.
+Listening on an address other machines can reach with neither TLS nor tokens gives a warning; see
+docs/SECURITY.md for how to serve other machines.`;
 
 /** The server's options as the command line gives them: the token file still to be read. */
 export type ServerCommand = Omit<ServerOptions, "tokens"> & { tokenFile?: string };

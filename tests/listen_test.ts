@@ -1,11 +1,39 @@
-/** Where the server listens: the TLS files and flags, each mistake told in one line. */
+/**
+ * Where the server listens: the warning for an address other machines can reach with nothing
+ * protecting it (decided as a unit: tests never listen beyond loopback), and the TLS files and
+ * flags, each mistake told in one line.
+ */
 
 import { deepStrictEqual as assertEquals, ok as assert, rejects, throws } from "node:assert/strict";
-import { listen } from "../lib/server/listen.ts";
+import { exposureWarning, isLoopback, listen } from "../lib/server/listen.ts";
 import { UsageError } from "../lib/shared/cli.ts";
 import { parseServerArgs } from "../server.ts";
 import { tempFolder } from "./harness.ts";
 import { makeCertificates, run, SERVER_COMMAND } from "../testing/support.ts";
+
+Deno.test("the warning for an exposed address", async (t) => {
+  await t.step("loopback: 127.0.0.0/8, ::1 (also IPv4-mapped), localhost", () => {
+    for (const address of ["127.0.0.1", "127.45.3.2", "::1", "::ffff:127.0.0.1", "localhost"]) {
+      assert(isLoopback(address), address);
+    }
+    for (const address of ["0.0.0.0", "::", "192.168.1.20", "10.0.0.1", "fe80::1", "128.0.0.1"]) {
+      assert(!isLoopback(address), address);
+    }
+  });
+
+  await t.step("given on any other address unless TLS or tokens protect it", () => {
+    for (const address of ["0.0.0.0", "::", "192.168.1.20"]) {
+      const warning = exposureWarning(address, { tls: false, tokens: false });
+      assert(warning?.startsWith(`listening on ${address}, which other machines`), warning);
+      assert(warning?.endsWith("; see docs/SECURITY.md"), warning);
+      assertEquals(exposureWarning(address, { tls: true, tokens: false }), undefined);
+      assertEquals(exposureWarning(address, { tls: false, tokens: true }), undefined);
+    }
+    for (const address of ["127.0.0.1", "::1", "localhost"]) {
+      assertEquals(exposureWarning(address, { tls: false, tokens: false }), undefined, address);
+    }
+  });
+});
 
 Deno.test("the TLS files: both or neither, and a file that cannot be used is one line", async (t) => {
   await using keys = await tempFolder({ "notes.txt": "not a certificate\n" });

@@ -1,6 +1,7 @@
 /**
  * Where a server listens: a plain TCP port, or one that speaks TLS from its first byte with a
- * certificate and key read from PEM files (Deno's own TLS).
+ * certificate and key read from PEM files (Deno's own TLS); and whether the address it listens on
+ * is open to other machines while nothing protects it.
  */
 
 import { reasonOf } from "../shared/errors.ts";
@@ -37,4 +38,43 @@ async function pem(file: string, what: string): Promise<string> {
   } catch (error) {
     throw new Error(`cannot read the TLS ${what} ${file}: ${reasonOf(error)}`);
   }
+}
+
+/**
+ * True when `address` (an IP address as listeners report it, or a host name) can be reached from
+ * this machine only: 127.0.0.0/8, ::1 (also as ::ffff:127.x.x.x), or localhost.
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { isLoopback } from "./listen.ts";
+ * equal(isLoopback("127.0.0.1"), true);
+ * equal(isLoopback("0.0.0.0"), false); // every address of the machine
+ * ```
+ */
+export function isLoopback(address: string): boolean {
+  return address === "localhost" || address === "::1" ||
+    /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(address);
+}
+
+/**
+ * The warning to give when a server listens where other machines can reach it (`address` is not
+ * loopback) with neither TLS nor tokens: then anyone who reaches the port reads the shared folder,
+ * and everyone on the way sees it. Undefined when there is nothing to warn of.
+ * @example
+ * ```ts
+ * import { equal, ok } from "node:assert/strict";
+ * import { exposureWarning } from "./listen.ts";
+ * ok(exposureWarning("0.0.0.0", { tls: false, tokens: false })?.startsWith("listening on 0.0.0.0"));
+ * equal(exposureWarning("0.0.0.0", { tls: true, tokens: false }), undefined);
+ * equal(exposureWarning("127.0.0.1", { tls: false, tokens: false }), undefined);
+ * ```
+ */
+export function exposureWarning(
+  address: string,
+  { tls, tokens }: { tls: boolean; tokens: boolean },
+): string | undefined {
+  if (tls || tokens || isLoopback(address)) return undefined;
+  return `listening on ${address}, which other machines may reach, with neither TLS nor tokens: ` +
+    "anyone who reaches the port can read every shared file, and anyone on the network path can " +
+    "see them; see docs/SECURITY.md";
 }

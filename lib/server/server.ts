@@ -23,7 +23,7 @@ import {
   LINGERING_REFUSALS,
   REFUSALS,
 } from "./limits.ts";
-import { listen, type TlsFiles } from "./listen.ts";
+import { exposureWarning, listen, type TlsFiles } from "./listen.ts";
 import type { Logger } from "./log.ts";
 import { MAX_ORIGINAL_REQUEST, refuseOriginal, serveOriginal } from "./original.ts";
 import { Request, type Service, type Tally } from "./service.ts";
@@ -130,6 +130,7 @@ export class FileServer {
     const perHost = Math.min(max, options.maxConnectionsPerHost ?? Math.ceil(max / 4));
     const listener = await listen(options.host, options.port, options.tls);
     const server = new FileServer(options, root, listener, new Gate(max, perHost));
+    const tls = options.tls !== undefined;
     options.logger.event("listening", {
       address: `${server.addr.hostname}:${server.addr.port}`,
       folder: root,
@@ -140,10 +141,12 @@ export class FileServer {
       lowered: max < wanted
         ? `--max-connections ${wanted} does not fit the open-file limit (ulimit -n); raise it to serve more`
         : undefined,
-      tls: options.tls !== undefined,
+      tls,
       tokens: options.tokens?.count ?? 0,
       dialects: server.#originalOpen ? "framed,original" : "framed",
     });
+    const warning = exposureWarning(server.addr.hostname, { tls, tokens: !!options.tokens });
+    if (warning !== undefined) options.logger.event("warning", { message: warning });
     return server;
   }
 
