@@ -7,7 +7,7 @@
 import { type DigestAlgorithm, DIGESTS, SHA256 } from "../shared/digest.ts";
 import { ErrorCode, ProtocolError } from "../shared/errors.ts";
 import { FrameReader } from "../shared/frame_reader.ts";
-import { noDelay, writeAll } from "../shared/io.ts";
+import { writeAll } from "../shared/io.ts";
 import {
   type DecodedFrame,
   encodeFrame,
@@ -134,9 +134,7 @@ export class FileClient {
     const address = `${host}:${port}`;
     let socket: Deno.Conn;
     try {
-      socket = options.tls === undefined
-        ? await Deno.connect({ hostname: host, port, transport: "tcp" })
-        : await Deno.connectTls({ hostname: host, port, caCerts: options.tls.caCerts });
+      socket = await dial(host, port, options.tls);
     } catch (error) {
       throw unreachable(address, socketReason(error), error);
     }
@@ -149,7 +147,6 @@ export class FileClient {
           (reason, cause) => unreachable(address, reason, cause),
         );
       }
-      noDelay(socket);
       const setup = encodeSetup({
         digests: digests.map((d) => d.id),
         token: options.token ?? new Uint8Array(0),
@@ -424,6 +421,24 @@ export class FileClient {
   #violation(message: string, cause?: unknown): ConnectionError {
     return this.#broken(`the server broke the protocol: ${message}`, cause);
   }
+}
+
+/**
+ * Connects to `host`:`port` with small writes sent at once (TCP_NODELAY): over TLS when `tls` is
+ * given, trusting the system's authorities and those in `tls.caCerts`. Deno.connectTls has no way
+ * to set TCP_NODELAY, and without it a request written while the handshake's last bytes are
+ * unacknowledged waits for the server's delayed acknowledgement (40 ms; docs/PERFORMANCE.md); so
+ * TLS is started on a TCP connection that has it.
+ */
+export async function dial(
+  host: string,
+  port: number,
+  tls?: { caCerts?: string[] },
+): Promise<Deno.Conn> {
+  const tcp = await Deno.connect({ hostname: host, port, transport: "tcp" });
+  tcp.setNoDelay(true);
+  if (tls === undefined) return tcp;
+  return await Deno.startTls(tcp, { hostname: host, caCerts: tls.caCerts });
 }
 
 /** The client could not open a session with the server at `address`, for `reason`. */

@@ -7,7 +7,6 @@
 
 import { ErrorCode, errorCodeName, reasonOf, WireError } from "../shared/errors.ts";
 import { FrameReader } from "../shared/frame_reader.ts";
-import { noDelay } from "../shared/io.ts";
 import { encodeBusy, GREETING, MAGIC, type ServerStats } from "../shared/protocol.ts";
 import type { PolicyName } from "./cache/cache.ts";
 import { Connection } from "./connection.ts";
@@ -287,7 +286,9 @@ export class FileServer {
     this.#logger.event("open", { id: connection.id, peer: connection.peer });
     try {
       if (!await this.#handshake(connection)) return;
-      noDelay(connection.socket);
+      // Small answers leave at once (TCP_NODELAY). Deno has no such switch for a TLS connection,
+      // which keeps Nagle's algorithm: see docs/PERFORMANCE.md for what that costs.
+      if ("setNoDelay" in connection.socket) (connection.socket as Deno.TcpConn).setNoDelay(true);
       await connection.send(GREETING);
       await connection.flush();
       // Requests are small, so idle connections cost little memory; the first read can still

@@ -23,13 +23,3 @@ export interface Writer {
 export async function writeAll(writer: Writer, bytes: Uint8Array): Promise<void> {
   for (let at = 0; at < bytes.length;) at += await writer.write(bytes.subarray(at));
 }
-
-/**
- * Has a TCP connection send each write at once (TCP_NODELAY) rather than hold a small one back
- * until the peer acknowledges what is in flight (Nagle's algorithm), which would delay a small
- * answer by the peer's delayed acknowledgement. Deno gives no such switch for a TLS connection,
- * which keeps the system's default.
- */
-export function noDelay(conn: Deno.Conn): void {
-  if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
-}
