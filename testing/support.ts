@@ -23,8 +23,9 @@ export function randomBytes(size: number, seed = 1): Uint8Array {
 
 /** Certificates made by {@link makeCertificates}: paths of PEM files. */
 export interface Certificates {
-  /** A private certificate authority's certificate: what a client trusts with --ca. */
+  /** A private certificate authority's certificate (what a client trusts with --ca), and its key. */
   ca: string;
+  caKey: string;
   /** The server's certificate for 127.0.0.1 and localhost, signed by `ca`, and its key. */
   cert: string;
   key: string;
@@ -70,6 +71,7 @@ export async function makeCertificates(folder: string): Promise<Certificates> {
   const at = (name: string) => `${folder}/${name}`;
   return {
     ca: at("ca.pem"),
+    caKey: at("ca.key"),
     cert: at("server.pem"),
     key: at("server.key"),
     expired: at("expired.pem"),

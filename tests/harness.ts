@@ -19,7 +19,13 @@ import {
   GREETING,
   MAGIC,
 } from "../lib/shared/protocol.ts";
-import { CLIENT_COMMAND, type Output, run } from "../testing/support.ts";
+import {
+  type Certificates,
+  CLIENT_COMMAND,
+  makeCertificates,
+  type Output,
+  run,
+} from "../testing/support.ts";
 
 /** A temp folder filled with `files` (name → contents); removed by the returned dispose. */
 export async function tempFolder(
@@ -36,6 +42,14 @@ export async function tempFolder(
     path,
     [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }),
   };
+}
+
+/** Certificates for a TLS server on 127.0.0.1 (see makeCertificates), removed by the dispose. */
+export async function certificates(): Promise<Certificates & AsyncDisposable> {
+  const folder = await tempFolder();
+  return Object.assign(await makeCertificates(folder.path), {
+    [Symbol.asyncDispose]: () => folder[Symbol.asyncDispose](),
+  });
 }
 
 /** Log lines a test can inspect. */

@@ -8,8 +8,8 @@ import { deepStrictEqual as assertEquals, ok as assert, rejects, throws } from "
 import { exposureWarning, isLoopback, listen } from "../lib/server/listen.ts";
 import { UsageError } from "../lib/shared/cli.ts";
 import { parseServerArgs } from "../server.ts";
-import { tempFolder } from "./harness.ts";
-import { makeCertificates, run, SERVER_COMMAND } from "../testing/support.ts";
+import { certificates, tempFolder } from "./harness.ts";
+import { run, SERVER_COMMAND } from "../testing/support.ts";
 
 Deno.test("the warning for an exposed address", async (t) => {
   await t.step("loopback: 127.0.0.0/8, ::1 (also IPv4-mapped), localhost", () => {
@@ -36,8 +36,8 @@ Deno.test("the warning for an exposed address", async (t) => {
 });
 
 Deno.test("the TLS files: both or neither, and a file that cannot be used is one line", async (t) => {
-  await using keys = await tempFolder({ "notes.txt": "not a certificate\n" });
-  const certs = await makeCertificates(keys.path);
+  await using certs = await certificates();
+  await using notes = await tempFolder({ "notes.txt": "not a certificate\n" });
 
   await t.step("the flags", () => {
     const options = parseServerArgs(["--tls-cert", "c.pem", "--tls-key", "k.pem"]);
@@ -59,20 +59,20 @@ Deno.test("the TLS files: both or neither, and a file that cannot be used is one
   await t.step("listen() names the file and what is wrong with it", async () => {
     const cases: [string, string, string][] = [
       [
-        `${keys.path}/missing.pem`,
+        `${notes.path}/missing.pem`,
         certs.key,
-        `cannot read the TLS certificate ${keys.path}/missing.pem: No such file or directory`,
+        `cannot read the TLS certificate ${notes.path}/missing.pem: No such file or directory`,
       ],
       [
         certs.cert,
-        `${keys.path}/ca.key`,
-        `the TLS certificate ${certs.cert} and key ${keys.path}/ca.key cannot be used: ` +
+        certs.caKey,
+        `the TLS certificate ${certs.cert} and key ${certs.caKey} cannot be used: ` +
         "the key does not belong to the certificate",
       ],
       [
-        `${keys.path}/notes.txt`,
+        `${notes.path}/notes.txt`,
         certs.key,
-        `the TLS certificate ${keys.path}/notes.txt and key ${certs.key} cannot be used: ` +
+        `the TLS certificate ${notes.path}/notes.txt and key ${certs.key} cannot be used: ` +
         "No certificates found in certificate data",
       ],
     ];
@@ -82,12 +82,12 @@ Deno.test("the TLS files: both or neither, and a file that cannot be used is one
   });
 
   await t.step("the server says so in one line and exits 1", async () => {
-    const args = ["--port", "0", "--tls-cert", certs.cert, "--tls-key", `${keys.path}/ca.key`];
+    const args = ["--port", "0", "--tls-cert", certs.cert, "--tls-key", certs.caKey];
     const result = await run(Deno.execPath(), [...SERVER_COMMAND, ...args]);
     assertEquals([result.code, result.stdout], [1, ""]);
     assertEquals(
       result.stderr,
-      `server: cannot start: the TLS certificate ${certs.cert} and key ${keys.path}/ca.key ` +
+      `server: cannot start: the TLS certificate ${certs.cert} and key ${certs.caKey} ` +
         "cannot be used: the key does not belong to the certificate\n",
     );
   });

@@ -11,6 +11,7 @@ import { FileClient } from "../lib/client/client.ts";
 import { ConnectionError } from "../lib/client/errors.ts";
 import { REFUSALS } from "../lib/server/limits.ts";
 import {
+  certificates,
   fetchFile,
   rawConnect,
   runClient,
@@ -20,7 +21,7 @@ import {
   until,
   xxh3,
 } from "./harness.ts";
-import { makeCertificates, randomBytes } from "../testing/support.ts";
+import { randomBytes } from "../testing/support.ts";
 
 const MiB = 1024 * 1024;
 
@@ -31,8 +32,7 @@ Deno.test("a download over TLS is byte-exact and checked", async (t) => {
     "streamed.bin": randomBytes(6 * MiB + 5, 32), // larger than the cache: from disk each time
   };
   await using data = await tempFolder(files);
-  await using keys = await tempFolder();
-  const certs = await makeCertificates(keys.path);
+  await using certs = await certificates();
   await using server = await startServer(data.path, {
     cacheBytes: 4 * MiB,
     tls: { cert: certs.cert, key: certs.key },
@@ -84,8 +84,7 @@ Deno.test("a download over TLS is byte-exact and checked", async (t) => {
 
 Deno.test("a self-signed certificate, trusted with --ca", async () => {
   await using data = await tempFolder({ "a.txt": "aaa" });
-  await using keys = await tempFolder();
-  const certs = await makeCertificates(keys.path);
+  await using certs = await certificates();
   await using server = await startServer(data.path, {
     tls: { cert: certs.selfSigned, key: certs.selfSignedKey },
   });
@@ -96,14 +95,13 @@ Deno.test("a self-signed certificate, trusted with --ca", async () => {
 
 Deno.test("TLS on one side only, or a certificate refused: one line, exit 3", async (t) => {
   await using data = await tempFolder({ "a.txt": "aaa" });
-  await using keys = await tempFolder();
-  const certs = await makeCertificates(keys.path);
+  await using certs = await certificates();
   await using plain = await startServer(data.path);
   /** What the real client says to a server with `cert` (and the key), run with `args`. */
   const said = async (cert: string | undefined, args: string[]) => {
     const tls = cert === undefined
       ? undefined
-      : { cert, key: cert === certs.ca ? `${keys.path}/ca.key` : certs.key };
+      : { cert, key: cert === certs.ca ? certs.caKey : certs.key };
     await using server = tls === undefined ? undefined : await startServer(data.path, { tls });
     const port = (server ?? plain).addr.port;
     const result = await runClient(["--port", String(port), ...args, "list"]);
@@ -174,8 +172,7 @@ Deno.test("TLS on one side only, or a certificate refused: one line, exit 3", as
 
 Deno.test("a peer that never completes its TLS handshake keeps its place until it leaves", async () => {
   await using data = await tempFolder({ "a.txt": "aaa" });
-  await using keys = await tempFolder();
-  const certs = await makeCertificates(keys.path);
+  await using certs = await certificates();
   const requestTimeoutMs = 200;
   await using server = await startServer(data.path, {
     tls: { cert: certs.cert, key: certs.key },
@@ -208,8 +205,7 @@ Deno.test("a peer that never completes its TLS handshake keeps its place until i
 
 Deno.test("peers that never complete their TLS handshake cannot stop the server accepting", async () => {
   await using data = await tempFolder({ "a.txt": "aaa" });
-  await using keys = await tempFolder();
-  const certs = await makeCertificates(keys.path);
+  await using certs = await certificates();
   await using server = await startServer(data.path, {
     tls: { cert: certs.cert, key: certs.key },
     maxConnections: 1,
