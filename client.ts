@@ -3,7 +3,7 @@
  * Both the original form (`client HOST PORT list|help|file NAME`) and the modern one work.
  */
 
-import { FileClient } from "./lib/client/client.ts";
+import { type ConnectOptions, FileClient } from "./lib/client/client.ts";
 import {
   Cluster,
   type Connect,
@@ -26,8 +26,11 @@ import {
 import { DEFAULT_HOST, DEFAULT_PORT } from "./lib/shared/defaults.ts";
 import { type DigestAlgorithm, digestByName, DIGESTS } from "./lib/shared/digest.ts";
 import { reasonOf } from "./lib/shared/errors.ts";
-import type { ListEntry, ServerStats } from "./lib/shared/protocol.ts";
+import { type ListEntry, MAX_TOKEN_BYTES, type ServerStats } from "./lib/shared/protocol.ts";
 import { formatBytes } from "./lib/shared/units.ts";
+
+/** The environment variable a token may come from (a token on the command line would show in ps). */
+const TOKEN_VARIABLE = "FILESERVER_TOKEN";
 
 const USAGE = `Usage: client [--host HOST] [--port PORT | --servers H:P,...] COMMAND [ARGS]
        client HOST PORT list | help | file NAME      (the original form)
@@ -51,10 +54,15 @@ Options:
                          is left out; list merges their lists, stats shows each and the sum
   --servers-file FILE    the same, one HOST:PORT per line (# starts a comment)
   --timeout S            give up when the server sends nothing for S seconds (default 30)
+  --tls                  speak TLS, trusting the certificate authorities this system trusts
+  --ca FILE              trust the authority (or self-signed certificate) in FILE too; implies --tls
+  --token-file FILE      present the access token in FILE (its one line); without it, the one in
+                         the ${TOKEN_VARIABLE} environment variable, if set
   -h, --help             show this help
 
-Exit codes: 0 all done, 1 a file not found or failed, 2 usage, 3 could not connect, the
-connection broke or the server broke the protocol.`;
+Exit codes: 0 all done, 1 a file not found or failed, 2 usage, 3 could not connect (the
+certificate or the token refused among others), the connection broke or the server broke the
+protocol.`;
 
 const COMMANDS = ["list", "get", "stats", "help"];
 
@@ -118,6 +126,10 @@ export interface ClientCommand {
   connections: number;
   quiet: boolean;
   timeoutMs: number;
+  /** Speak TLS; with `ca`, trusting the certificates in that file too. */
+  tls?: { ca?: string };
+  /** The file holding the access token to present (else FILESERVER_TOKEN, if set). */
+  tokenFile?: string;
 }
 
 /** Turns the command line into a command; throws UsageError on any mistake. */
@@ -135,6 +147,9 @@ export function parseClientArgs(args: string[]): ClientCommand | { help: string 
     connections: { type: "string", default: "1" },
     sha256: { type: "boolean", default: false },
     quiet: { type: "boolean", short: "q", default: false },
+    tls: { type: "boolean", default: false },
+    ca: { type: "string" },
+    "token-file": { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -184,6 +199,8 @@ export function parseClientArgs(args: string[]): ClientCommand | { help: string 
     connections,
     quiet: values.quiet,
     timeoutMs: parseSeconds(values.timeout, "--timeout"),
+    tls: values.tls || values.ca !== undefined ? { ca: values.ca } : undefined,
+    tokenFile: values["token-file"],
   };
 }
 
@@ -222,18 +239,62 @@ function serversOf(
   return servers;
 }
 
+/**
+ * What connecting takes beyond an address, as `command` says: TLS, with the certificate authority
+ * in --ca trusted too, and the access token to present. Throws UsageError for a file that cannot
+ * be used.
+ */
+async function security(command: ClientCommand): Promise<Pick<ConnectOptions, "tls" | "token">> {
+  let caCerts: string[] | undefined;
+  const ca = command.tls?.ca;
+  if (ca !== undefined) {
+    const pem = await readFor("--ca", ca);
+    if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+      throw new UsageError(`--ca ${ca} holds no certificate in PEM form`);
+    }
+    caCerts = [pem];
+  }
+  return { tls: command.tls && { caCerts }, token: await accessToken(command.tokenFile) };
+}
+
+/**
+ * The access token in `file` (its one line), or else in FILESERVER_TOKEN: a file named on the
+ * command line is the one meant. Undefined when there is none (an empty variable is none).
+ */
+async function accessToken(file: string | undefined): Promise<Uint8Array | undefined> {
+  const source = file === undefined ? TOKEN_VARIABLE : `--token-file ${file}`;
+  const text = file === undefined
+    ? Deno.env.get(TOKEN_VARIABLE)?.trim() ?? ""
+    : (await readFor("--token-file", file)).trim();
+  if (file !== undefined && text === "") throw new UsageError(`${source} is empty`);
+  if (/\s/.test(text)) throw new UsageError(`${source} holds more than one token`);
+  const token = new TextEncoder().encode(text);
+  if (token.length > MAX_TOKEN_BYTES) {
+    throw new UsageError(`${source} holds a token over ${MAX_TOKEN_BYTES} bytes`);
+  }
+  return token.length > 0 ? token : undefined;
+}
+
+/** The text of `file`, given with `flag`; throws UsageError when it cannot be read. */
+async function readFor(flag: string, file: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(file);
+  } catch (error) {
+    throw new UsageError(`cannot read ${flag} ${file}: ${reasonOf(error)}`);
+  }
+}
+
 /** Runs a command against the server (or servers); returns the exit code. */
 export async function runClient(command: ClientCommand): Promise<number> {
+  const options: ConnectOptions = {
+    timeoutMs: command.timeoutMs,
+    digests: command.digest && [command.digest],
+    ...await security(command),
+  };
   const connect = (server: string) => {
     const colon = server.lastIndexOf(":");
-    return FileClient.connect(
-      server.slice(0, colon).replace(/^\[(.*)\]$/, "$1"),
-      Number(server.slice(colon + 1)),
-      {
-        timeoutMs: command.timeoutMs,
-        digests: command.digest && [command.digest],
-      },
-    );
+    const host = server.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
+    return FileClient.connect(host, Number(server.slice(colon + 1)), options);
   };
   const cluster = new Cluster(command.servers, connect, (_server, error) => {
     complain(`${error.message}; going on without it`);
@@ -430,6 +491,10 @@ if (import.meta.main) {
   try {
     Deno.exit(await runClient(command));
   } catch (error) {
+    if (error instanceof UsageError) {
+      complain(error.message);
+      Deno.exit(Exit.Usage);
+    }
     if (error instanceof ConnectionError) {
       complain(error.message);
       Deno.exit(Exit.Connection);

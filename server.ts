@@ -6,6 +6,7 @@
 import { DEFAULT_POLICY, POLICIES, type PolicyName } from "./lib/server/cache/cache.ts";
 import { LOG_FORMATS, type LogFormat, Logger } from "./lib/server/log.ts";
 import { FileServer, type ServerOptions } from "./lib/server/server.ts";
+import { Tokens } from "./lib/server/tokens.ts";
 import {
   Exit,
   parseCommandLine,
@@ -46,12 +47,25 @@ Options:
   --shutdown-timeout S     on SIGINT/SIGTERM, wait up to S seconds for answers in flight
                            (default 10)
   --log text|json          log format (default text)
+  --tls-cert FILE          speak TLS, with this certificate (PEM: the server's, then any
+                           intermediate ones)
+  --tls-key FILE           the certificate's private key (PEM); goes with --tls-cert
+  --tokens FILE            answer only clients that present one of the access tokens in FILE
+                           (one a line; blank lines and # comments allowed); SIGHUP reads it again
+  --allow-original-without-token
+                           with --tokens, serve the original text dialect all the same, though it
+                           cannot carry a token: anyone who reaches the port can read every file
   -h, --help               show this help
 
-Sizes: ${SIZE_UNITS_HELP}.`;
+Sizes: ${SIZE_UNITS_HELP}.
+Listening on an address other machines can reach with neither TLS nor tokens gives a warning; see
+docs/SECURITY.md for how to serve other machines.`;
+
+/** The server's options as the command line gives them: the token file still to be read. */
+export type ServerCommand = Omit<ServerOptions, "tokens"> & { tokenFile?: string };
 
 /** Turns the command line into server options; throws UsageError on any mistake. */
-export function parseServerArgs(args: string[]): ServerOptions | "help" {
+export function parseServerArgs(args: string[]): ServerCommand | "help" {
   const { values, positionals } = parseCommandLine(args, {
     host: { type: "string", default: DEFAULT_HOST },
     port: { type: "string" },
@@ -66,6 +80,10 @@ export function parseServerArgs(args: string[]): ServerOptions | "help" {
     "idle-timeout": { type: "string", default: "60" },
     "shutdown-timeout": { type: "string", default: "10" },
     log: { type: "string", default: "text" },
+    "tls-cert": { type: "string" },
+    "tls-key": { type: "string" },
+    tokens: { type: "string" },
+    "allow-original-without-token": { type: "boolean", default: false },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) return "help";
@@ -83,6 +101,15 @@ export function parseServerArgs(args: string[]): ServerOptions | "help" {
   }
   if (!LOG_FORMATS.includes(values.log as LogFormat)) {
     throw new UsageError(`--log takes text or json, not "${values.log}"`);
+  }
+  const [cert, key] = [values["tls-cert"], values["tls-key"]];
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new UsageError(
+      "--tls-cert and --tls-key go together: TLS needs the certificate and its key",
+    );
+  }
+  if (values["allow-original-without-token"] && values.tokens === undefined) {
+    throw new UsageError("--allow-original-without-token goes with --tokens");
   }
   return {
     host: values.host,
@@ -107,25 +134,45 @@ export function parseServerArgs(args: string[]): ServerOptions | "help" {
       : parsePort(values["http-port"], "--http-port"),
     shutdownTimeoutMs: parseSeconds(values["shutdown-timeout"], "--shutdown-timeout"),
     logger: new Logger(values.log as LogFormat),
+    tls: cert === undefined || key === undefined ? undefined : { cert, key },
+    tokenFile: values.tokens,
+    originalWithoutToken: values["allow-original-without-token"],
   };
 }
 
-if (import.meta.main) {
-  let options;
+/**
+ * Reads the token file again (on SIGHUP) without touching a connection; a file that cannot be
+ * used leaves the tokens as they were, and the log says why.
+ */
+async function reloadTokens(tokens: Tokens, logger: Logger): Promise<void> {
   try {
-    options = parseServerArgs(Deno.args);
+    logger.event("tokens-reloaded", { tokens: await tokens.reload() });
+  } catch (error) {
+    logger.event("tokens-kept", { tokens: tokens.count, error: reasonOf(error) });
+  }
+}
+
+if (import.meta.main) {
+  let command;
+  try {
+    command = parseServerArgs(Deno.args);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     console.error(`server: ${error.message} (see server --help)`);
     Deno.exit(Exit.Usage);
   }
-  if (options === "help") {
+  if (command === "help") {
     console.log(USAGE);
     Deno.exit(Exit.Ok);
   }
+  const { tokenFile, ...options } = command;
   let server: FileServer;
   try {
-    server = await FileServer.start(options);
+    const tokens = tokenFile === undefined ? undefined : await Tokens.load(tokenFile);
+    server = await FileServer.start({ ...options, tokens });
+    if (tokens !== undefined) {
+      Deno.addSignalListener("SIGHUP", () => reloadTokens(tokens, options.logger));
+    }
   } catch (error) {
     console.error(`server: cannot start: ${reasonOf(error)}`);
     Deno.exit(1);

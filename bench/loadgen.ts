@@ -2,12 +2,14 @@
  * A load generator for the framed protocol, run as its own process so that it does not share an
  * event loop with the server it measures. Each connection sends `depth` GET requests at a time
  * and waits for their answers; answers are counted by bytes once the first one has been parsed,
- * so the generator does almost no work per request.
+ * so the generator does almost no work per request. With CA_FILE, it speaks TLS, trusting the
+ * authority in that file.
  *
- * Usage: loadgen.ts PORT NAME CONNECTIONS DEPTH SECONDS
+ * Usage: loadgen.ts PORT NAME CONNECTIONS DEPTH SECONDS [CA_FILE]
  * Prints one JSON line: { requests, seconds, requestsPerSecond, p50Ms, p99Ms }.
  */
 
+import { dial } from "../lib/client/client.ts";
 import { writeAll } from "../lib/shared/io.ts";
 import { encodeGet, Frame, FrameDecoder, GREETING, preamble } from "../lib/shared/protocol.ts";
 
@@ -20,10 +22,16 @@ export interface LoadResult {
   p99Ms: number;
 }
 
-/** Opens a session and measures the size in bytes of one answer to `request`. */
-async function open(port: number, request: Uint8Array): Promise<[Deno.TcpConn, number]> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  conn.setNoDelay(true);
+/**
+ * Opens a session (over TLS when `caCerts` are given) and measures the size in bytes of one
+ * answer to `request`.
+ */
+async function open(
+  port: number,
+  request: Uint8Array,
+  caCerts?: string[],
+): Promise<[Deno.Conn, number]> {
+  const conn = await dial("127.0.0.1", port, caCerts && { caCerts });
   await writeAll(conn, preamble(1));
   await writeAll(conn, request);
   const decoder = new FrameDecoder({ maxPayload: 1 << 24, streamed: [Frame.Data] });
@@ -57,12 +65,13 @@ export async function runLoad(
   connections: number,
   depth: number,
   seconds: number,
+  caCerts?: string[],
 ): Promise<LoadResult> {
   const request = encodeGet(name);
   const batch = new Uint8Array(request.length * depth);
   for (let i = 0; i < depth; i++) batch.set(request, i * request.length);
   const sessions = await Promise.all(
-    Array.from({ length: connections }, () => open(port, request)),
+    Array.from({ length: connections }, () => open(port, request, caCerts)),
   );
   const latencies: number[] = [];
   let requests = 0;
@@ -104,13 +113,14 @@ export function quantile(sorted: readonly number[], q: number): number {
 }
 
 if (import.meta.main) {
-  const [port, name, connections, depth, seconds] = Deno.args;
+  const [port, name, connections, depth, seconds, ca] = Deno.args;
   const result = await runLoad(
     Number(port),
     name,
     Number(connections),
     Number(depth),
     Number(seconds),
+    ca === undefined ? undefined : [await Deno.readTextFile(ca)],
   );
   console.log(JSON.stringify(result));
 }

@@ -1,14 +1,15 @@
 /**
  * The server's speed, measured side by side in one run: the loopback ceiling (a minimal Deno
  * program with no protocol), cached and uncached large-file throughput, small-file requests per
- * second with latency, the load generator's own capacity, peak server RSS with 1,000 connections,
- * and, when nginx (and curl, wrk) are installed, nginx on the same work.
+ * second with latency, the load generator's own capacity, the same over TLS beside plain TCP,
+ * peak server RSS with 1,000 connections, and, when nginx (and curl, wrk) are installed, nginx on
+ * the same work.
  *
  * Usage: deno run -A bench/server_bench.ts [--quick]
  */
 
 import { FileClient } from "../lib/client/client.ts";
-import { ROOT } from "../testing/support.ts";
+import { makeCertificates, ROOT } from "../testing/support.ts";
 import { type LoadResult } from "./loadgen.ts";
 import { freePort, has, startNginx, startServer } from "./services.ts";
 
@@ -17,6 +18,13 @@ const SECONDS = quick ? 2 : 5;
 const BIG = 32 * 1024 * 1024;
 const SMALL = 4096;
 const WORK = `${ROOT}bench/.work`;
+/** The small-file loads: connections, and requests each keeps in flight (pipelined). */
+const LOADS = [[1, 1], [16, 1], [64, 1], [1, 16], [16, 16], [64, 16]];
+
+/** A load's name in the results, as "4 KiB, 16 conn, pipelined x16". */
+function loadLabel(connections: number, depth: number): string {
+  return `4 KiB, ${connections} conn${depth > 1 ? `, pipelined x${depth}` : ""}`;
+}
 
 /** One row of the results table. */
 interface Row {
@@ -79,9 +87,18 @@ async function ceiling(bytes: number, rounds: number): Promise<number> {
   return total / seconds / 1e9;
 }
 
-/** GB/s downloading `name` `rounds` times with the client library, to nowhere or to a file. */
-async function download(port: number, name: string, rounds: number, toFile: boolean) {
-  const client = await FileClient.connect("127.0.0.1", port);
+/**
+ * GB/s downloading `name` `rounds` times with the client library, to nowhere or to a file; over
+ * TLS when `caCerts` are given.
+ */
+async function download(
+  port: number,
+  name: string,
+  rounds: number,
+  toFile: boolean,
+  caCerts?: string[],
+) {
+  const client = await FileClient.connect("127.0.0.1", port, { tls: caCerts && { caCerts } });
   const file = toFile
     ? await Deno.open(`${WORK}/download.bin`, { write: true, create: true })
     : undefined;
@@ -107,9 +124,27 @@ async function download(port: number, name: string, rounds: number, toFile: bool
   return total / seconds / 1e9;
 }
 
+/**
+ * Sessions per second, one at a time, each a new connection that fetches `name` and closes, as
+ * the command-line client does; over TLS when `caCerts` are given.
+ */
+async function sessions(port: number, name: string, caCerts?: string[]): Promise<number> {
+  let count = 0;
+  const started = performance.now();
+  const deadline = started + SECONDS * 1000;
+  while (performance.now() < deadline) {
+    const client = await FileClient.connect("127.0.0.1", port, { tls: caCerts && { caCerts } });
+    await client.send(client.get(name));
+    await client.readFile({ header() {}, data() {} });
+    await client.quit();
+    count++;
+  }
+  return count / ((performance.now() - started) / 1000);
+}
+
 async function loadgen(args: (string | number)[]): Promise<LoadResult> {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", `${ROOT}bench/loadgen.ts`, ...args.map(String)],
+    args: ["run", "--allow-net", "--allow-read", `${ROOT}bench/loadgen.ts`, ...args.map(String)],
     stderr: "inherit",
   }).output();
   if (!output.success) throw new Error("the load generator failed");
@@ -149,6 +184,7 @@ if (import.meta.main) {
   const ceilingRef = { name: "ceiling", value: top };
   const large: number[] = [];
   const small = new Map<string, LoadResult>();
+  let fresh = 0;
 
   // The cache holds 2 of the 4 miss files, so cycling through them makes every request a miss.
   const server = await startServer(["--data", `${WORK}/data`, "--cache-size", "72MiB"]);
@@ -179,16 +215,59 @@ if (import.meta.main) {
       versus: ceilingRef,
     });
 
-    for (const [connections, depth] of [[1, 1], [16, 1], [64, 1], [1, 16], [16, 16], [64, 16]]) {
+    for (const [connections, depth] of LOADS) {
       const result = await loadgen([server.port, "small.bin", connections, depth, SECONDS]);
       small.set(`${connections}/${depth}`, result);
-      const label = `4 KiB, ${connections} conn${depth > 1 ? `, pipelined x${depth}` : ""}`;
+      const label = loadLabel(connections, depth);
       record({ what: `${label}: requests`, value: result.requestsPerSecond, unit: "req/s" });
       record({ what: `${label}: latency p50`, value: result.p50Ms, unit: "ms" });
       record({ what: `${label}: latency p99`, value: result.p99Ms, unit: "ms" });
     }
+    fresh = await sessions(server.port, "small.bin");
+    record({ what: "a new session per 4 KiB file, one at a time", value: fresh, unit: "/s" });
   } finally {
     await server.stop();
+  }
+
+  // The same over TLS, each beside its plain figure.
+  const keys = `${WORK}/tls`;
+  await Deno.mkdir(keys, { recursive: true });
+  const certs = await makeCertificates(keys);
+  const caCerts = [await Deno.readTextFile(certs.ca)];
+  const tls = await startServer([
+    ...["--data", `${WORK}/data`, "--cache-size", "72MiB"],
+    ...["--tls-cert", certs.cert, "--tls-key", certs.key],
+  ]);
+  try {
+    await download(tls.port, "big.bin", 1, false, caCerts);
+    record({
+      what: "TLS: cached 32 MiB file, one client, to nowhere",
+      value: await download(tls.port, "big.bin", quick ? 16 : 48, false, caCerts),
+      unit: "GB/s",
+      versus: { name: "plain", value: large[0] },
+    });
+    for (const [connections, depth] of LOADS) {
+      const args = [tls.port, "small.bin", connections, depth, SECONDS, certs.ca];
+      const result = await loadgen(args);
+      const plain = small.get(`${connections}/${depth}`)!;
+      const label = `TLS: ${loadLabel(connections, depth)}`;
+      record({
+        what: `${label}: requests`,
+        value: result.requestsPerSecond,
+        unit: "req/s",
+        versus: { name: "plain", value: plain.requestsPerSecond },
+      });
+      record({ what: `${label}: latency p50`, value: result.p50Ms, unit: "ms" });
+      record({ what: `${label}: latency p99`, value: result.p99Ms, unit: "ms" });
+    }
+    record({
+      what: "TLS: a new session per 4 KiB file, one at a time",
+      value: await sessions(tls.port, "small.bin", caCerts),
+      unit: "/s",
+      versus: { name: "plain", value: fresh },
+    });
+  } finally {
+    await tls.stop();
   }
 
   for (const depth of [1, 16]) {

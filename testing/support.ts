@@ -21,6 +21,66 @@ export function randomBytes(size: number, seed = 1): Uint8Array {
   return bytes;
 }
 
+/** Certificates made by {@link makeCertificates}: paths of PEM files. */
+export interface Certificates {
+  /** A private certificate authority's certificate (what a client trusts with --ca), and its key. */
+  ca: string;
+  caKey: string;
+  /** The server's certificate for 127.0.0.1 and localhost, signed by `ca`, and its key. */
+  cert: string;
+  key: string;
+  /** The same key's certificate, signed by `ca`, that expired a day before it was made. */
+  expired: string;
+  /** The same key's certificate, signed by `ca`, for another name (other.example). */
+  otherName: string;
+  /** A self-signed certificate for 127.0.0.1 and localhost, made as docs/SECURITY.md says, and its key. */
+  selfSigned: string;
+  selfSignedKey: string;
+}
+
+/**
+ * Makes certificates for a TLS server on this machine in `folder`, with openssl: a private
+ * authority and the certificates it signs (a good one, an expired one, one for another name), and
+ * a self-signed one. EC P-256 keys, which take milliseconds to make.
+ */
+export async function makeCertificates(folder: string): Promise<Certificates> {
+  const openssl = async (command: string) => {
+    const result = await run("openssl", command.split(" "), { cwd: folder });
+    if (result.code !== 0) throw new Error(`openssl ${command} failed: ${result.stderr.trim()}`);
+  };
+  const ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+  const names = "subjectAltName=DNS:localhost,IP:127.0.0.1";
+  await openssl(`req -x509 ${ec} -days 3650 -subj /CN=test-authority -keyout ca.key -out ca.pem`);
+  await openssl(`req ${ec} -subj /CN=localhost -keyout server.key -out server.csr`);
+  const signed = [
+    ["server.pem", 365, names],
+    ["expired.pem", -1, names],
+    ["other-name.pem", 365, "subjectAltName=DNS:other.example"],
+  ] as const;
+  for (const [serial, [name, days, extensions]] of signed.entries()) {
+    await Deno.writeTextFile(`${folder}/${name}.ext`, `${extensions}\nbasicConstraints=CA:FALSE\n`);
+    await openssl(
+      `x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial ${serial + 1} ` +
+        `-days ${days} -extfile ${name}.ext -out ${name}`,
+    );
+  }
+  await openssl(
+    `req -x509 ${ec} -days 365 -subj /CN=localhost -addext ${names} ` +
+      "-addext basicConstraints=critical,CA:FALSE -keyout self.key -out self.pem",
+  );
+  const at = (name: string) => `${folder}/${name}`;
+  return {
+    ca: at("ca.pem"),
+    caKey: at("ca.key"),
+    cert: at("server.pem"),
+    key: at("server.key"),
+    expired: at("expired.pem"),
+    otherName: at("other-name.pem"),
+    selfSigned: at("self.pem"),
+    selfSignedKey: at("self.key"),
+  };
+}
+
 /** What a finished subprocess printed and returned. */
 export interface Output {
   code: number;
@@ -62,6 +122,16 @@ export async function run(
   };
 }
 
+/** How client.ts is run: with the permissions it is built with (scripts/build). */
+export const CLIENT_COMMAND = [
+  "run",
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env=FILESERVER_TOKEN",
+  `${ROOT}client.ts`,
+];
+
 /**
  * How server.ts is run, as `make run` runs it: its permissions, V8's young generation capped at
  * 4 MiB and its old generation let grow by 20% between collections (as the built server has it;
@@ -81,8 +151,8 @@ export interface ServerProcess extends AsyncDisposable {
   port: number;
   /** Lines logged so far (the reader keeps collecting). */
   lines: string[];
-  /** Resolves when a logged line matches `pattern`. */
-  waitFor(pattern: RegExp): Promise<string>;
+  /** Resolves when a logged line matches `pattern`; rejects if none has within `timeoutMs`. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
 }
 
 /**
@@ -118,10 +188,23 @@ export async function spawnServer(
       }
     }
   })();
-  const waitFor = (pattern: RegExp) => {
+  const waitFor = (pattern: RegExp, timeoutMs = 10_000) => {
     const seen = lines.find((line) => pattern.test(line));
     if (seen) return Promise.resolve(seen);
-    return new Promise<string>((resolve) => watchers.push({ pattern, resolve }));
+    return new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        watchers.splice(watchers.indexOf(watcher), 1);
+        reject(new Error(`the server logged no line matching ${pattern} in ${timeoutMs} ms`));
+      }, timeoutMs);
+      const watcher = {
+        pattern,
+        resolve: (line: string) => {
+          clearTimeout(timer);
+          resolve(line);
+        },
+      };
+      watchers.push(watcher);
+    });
   };
   const listening = await waitFor(/listening/);
   const port = Number(/address=[^ ]*:(\d+)/.exec(listening)![1]);

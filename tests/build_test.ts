@@ -144,7 +144,7 @@ Deno.test(
     const client = (...args: string[]) => run(`${out}/client`, args, { cwd: cwd.path });
 
     await t.step(
-      "the server has --allow-net --allow-read only; the client adds --allow-write",
+      "the server has --allow-net --allow-read only; the client adds --allow-write and its token variable",
       async () => {
         assertEquals(granted(await embeddedPermissions(`${out}/server`)), [
           "allow_net",
@@ -152,7 +152,7 @@ Deno.test(
         ]);
         assertEquals(
           granted(await embeddedPermissions(`${out}/client`)),
-          ["allow_net", "allow_read", "allow_write"],
+          ["allow_env", "allow_net", "allow_read", "allow_write"],
         );
       },
     );

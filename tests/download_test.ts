@@ -21,7 +21,7 @@ import {
   writeHeader,
 } from "../lib/shared/protocol.ts";
 import { type FakeServer, fakeServer, runClient, startServer, tempFolder } from "./harness.ts";
-import { type Output, randomBytes, ROOT, spawnServer } from "../testing/support.ts";
+import { CLIENT_COMMAND, type Output, randomBytes, spawnServer } from "../testing/support.ts";
 
 const MiB = 1024 * 1024;
 
@@ -281,9 +281,8 @@ Deno.test("a hostile server's names are shown escaped and never used as paths", 
  * redirection or a change of user that runClient cannot make.
  */
 async function runClientIn(script: string, args: string[]): Promise<Output> {
-  const client = ["run", "--allow-net", "--allow-read", "--allow-write", `${ROOT}client.ts`];
   const output = await new Deno.Command("sh", {
-    args: ["-c", script, "sh", Deno.execPath(), ...client, ...args],
+    args: ["-c", script, "sh", Deno.execPath(), ...CLIENT_COMMAND, ...args],
     stdout: "piped",
     stderr: "piped",
     stdin: "null",

@@ -19,7 +19,13 @@ import {
   GREETING,
   MAGIC,
 } from "../lib/shared/protocol.ts";
-import { type Output, ROOT, run } from "../testing/support.ts";
+import {
+  type Certificates,
+  CLIENT_COMMAND,
+  makeCertificates,
+  type Output,
+  run,
+} from "../testing/support.ts";
 
 /** A temp folder filled with `files` (name → contents); removed by the returned dispose. */
 export async function tempFolder(
@@ -36,6 +42,14 @@ export async function tempFolder(
     path,
     [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }),
   };
+}
+
+/** Certificates for a TLS server on 127.0.0.1 (see makeCertificates), removed by the dispose. */
+export async function certificates(): Promise<Certificates & AsyncDisposable> {
+  const folder = await tempFolder();
+  return Object.assign(await makeCertificates(folder.path), {
+    [Symbol.asyncDispose]: () => folder[Symbol.asyncDispose](),
+  });
 }
 
 /** Log lines a test can inspect. */
@@ -152,10 +166,15 @@ export async function keepWriting(out: Writer, bytes: Uint8Array, limit: number)
   for (let sent = 0; sent < limit; sent += bytes.length) await writeAll(out, bytes);
 }
 
-/** Runs the real client (client.ts) as a subprocess with `args`, in `cwd`. */
-export function runClient(args: string[], cwd = ROOT): Promise<Output> {
-  const permissions = ["--allow-net", "--allow-read", "--allow-write"];
-  return run(Deno.execPath(), ["run", ...permissions, `${ROOT}client.ts`, ...args], { cwd });
+/**
+ * Runs the real client (client.ts) as a subprocess with `args`, with the permissions it is built
+ * with, in `cwd`; `env` is added to its environment (a key set to undefined is removed).
+ */
+export function runClient(
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string | undefined> } = {},
+): Promise<Output> {
+  return run(Deno.execPath(), [...CLIENT_COMMAND, ...args], options);
 }
 
 /** A raw TCP connection to `port` with helpers to read exact byte counts or until close. */

@@ -79,10 +79,10 @@ Deno.test("the real client, both forms, against a real server", async (t) => {
 
   await t.step("the original form: HOST PORT file NAME saves into client_data", async () => {
     await using cwd = await tempFolder({ "client_data/.keep": "" });
-    const result = await runClient(["127.0.0.1", port, "file", "hello.txt"], cwd.path);
+    const result = await runClient(["127.0.0.1", port, "file", "hello.txt"], { cwd: cwd.path });
     assertEquals(result.code, 0, result.stderr);
     assertEquals(await Deno.readTextFile(`${cwd.path}/client_data/hello.txt`), "hello, world\n");
-    const list = await runClient(["127.0.0.1", port, "list"], cwd.path);
+    const list = await runClient(["127.0.0.1", port, "list"], { cwd: cwd.path });
     assertEquals(list.code, 0, list.stderr);
     assert(list.stdout.includes("hello.txt"));
   });

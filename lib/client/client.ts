@@ -1,7 +1,7 @@
 /**
- * The client side of the framed protocol: connects, sends the preamble without waiting for the
- * greeting, and reads answers in order. Requests may be pipelined: send several, then read their
- * answers one by one.
+ * The client side of the framed protocol: connects (over plain TCP or TLS), sends the preamble
+ * and SETUP (with the access token, if any) without waiting for the greeting, and reads answers in
+ * order. Requests may be pipelined: send several, then read their answers one by one.
  */
 
 import { type DigestAlgorithm, DIGESTS, SHA256 } from "../shared/digest.ts";
@@ -51,6 +51,13 @@ export interface ConnectOptions {
   timeoutMs?: number;
   /** The digests to offer, best first (default: every one known, XXH3-128 first). */
   digests?: readonly DigestAlgorithm[];
+  /**
+   * Speak TLS, trusting the system's certificate authorities and those in `caCerts` (PEM), such
+   * as a private authority's or a self-signed server certificate.
+   */
+  tls?: { caCerts?: string[] };
+  /** The access token to present, for a server that takes requests only with one. */
+  token?: Uint8Array;
 }
 
 /** What to do with the parts of a file answer as they arrive. */
@@ -72,7 +79,7 @@ export class FileClient {
   readonly port: number;
   /** The server's name from its HELLO. */
   server = "";
-  readonly #socket: Deno.TcpConn;
+  readonly #socket: Deno.Conn;
   readonly #reader: FrameReader;
   readonly #timeoutMs: number | undefined;
 
@@ -80,7 +87,7 @@ export class FileClient {
   version = 1;
   digest: DigestAlgorithm = SHA256;
 
-  private constructor(host: string, port: number, socket: Deno.TcpConn, timeoutMs?: number) {
+  private constructor(host: string, port: number, socket: Deno.Conn, timeoutMs?: number) {
     this.host = host;
     this.port = port;
     this.#socket = socket;
@@ -99,6 +106,8 @@ export class FileClient {
    * SHA-256, so that takes SHA-256 among the digests offered). With `timeoutMs`, a server that
    * sends nothing for that long (one that hangs, or a service that is not a file server and waits
    * for its own kind of request) breaks the connection instead of leaving the client waiting.
+   * With `tls`, the TLS handshake is part of connecting: a certificate refused, or a server that
+   * does not speak TLS, is a ConnectionError saying which; so is a server that refuses the token.
    */
   static async connect(
     host: string,
@@ -127,18 +136,26 @@ export class FileClient {
     version: number,
     digests: readonly DigestAlgorithm[],
   ): Promise<FileClient> {
-    let socket: Deno.TcpConn;
+    const address = `${host}:${port}`;
+    let socket: Deno.Conn;
     try {
-      socket = await Deno.connect({ hostname: host, port, transport: "tcp" });
+      socket = await dial(host, port, options.tls);
     } catch (error) {
-      throw new ConnectionError(`cannot connect to ${host}:${port}: ${socketReason(error)}`, {
-        cause: error,
-      });
+      throw unreachable(address, socketReason(error), error);
     }
     const client = new FileClient(host, port, socket, options.timeoutMs);
     try {
-      socket.setNoDelay(true);
-      const setup = encodeSetup({ digests: digests.map((d) => d.id), token: new Uint8Array(0) });
+      if ("handshake" in socket) {
+        const tls = socket as Deno.TlsConn;
+        await client.#read(
+          () => tls.handshake(),
+          (reason, cause) => unreachable(address, reason, cause),
+        );
+      }
+      const setup = encodeSetup({
+        digests: digests.map((d) => d.id),
+        token: options.token ?? new Uint8Array(0),
+      });
       await client.send(...(version === 1 ? [preamble(1)] : [preamble(version), setup]));
       await client.#readGreeting();
       const hello = client.#decode(readHello, await client.#expect(Frame.Hello));
@@ -151,6 +168,9 @@ export class FileClient {
       return client;
     } catch (error) {
       client.close();
+      if (error instanceof ServerError && error.code === ErrorCode.Unauthorized) {
+        throw unreachable(address, `the server refused access: ${error.message}`, error);
+      }
       throw error;
     }
   }
@@ -310,12 +330,20 @@ export class FileClient {
     }
   }
 
-  /** Reads the greeting, or the busy notice a full server sends instead. */
+  /**
+   * Reads the greeting, or the busy notice a full server sends instead. A server that speaks TLS
+   * answers a plain client's first bytes with a TLS alert: the client says so.
+   */
   async #readGreeting(): Promise<void> {
     const reader = this.#reader;
-    while (reader.buffered.length < GREETING.length && readBusy(reader.buffered) === undefined) {
-      if (!await this.#fill()) throw this.#broken("the server closed the connection at once");
+    const waiting = () =>
+      reader.buffered.length < GREETING.length && readBusy(reader.buffered) === undefined &&
+      !isTlsRecord(reader.buffered);
+    while (waiting() && await this.#fill());
+    if (isTlsRecord(reader.buffered)) {
+      throw unreachable(this.#address(), "the server speaks TLS on this port (connect with --tls)");
     }
+    if (waiting()) throw this.#broken("the server closed the connection at once");
     if (readBusy(reader.buffered) !== undefined) {
       // The text runs to the close, but a server that never closes cannot make us hold it all.
       while (reader.buffered.length < MAX_BUSY_BYTES && await this.#fill());
@@ -350,8 +378,14 @@ export class FileClient {
     }
   }
 
-  /** Runs one read from the socket, within the timeout if there is one. */
-  async #read<T>(read: () => Promise<T>): Promise<T> {
+  /**
+   * Runs one read from the socket (or the TLS handshake), within the timeout if there is one; a
+   * failure is put into words by `fail` (by default, the connection broke).
+   */
+  async #read<T>(
+    read: () => Promise<T>,
+    fail = (reason: string, cause?: unknown) => this.#broken(reason, cause),
+  ): Promise<T> {
     let timedOut = false;
     const timer = this.#timeoutMs === undefined ? undefined : setTimeout(() => {
       timedOut = true;
@@ -361,11 +395,11 @@ export class FileClient {
       const result = await read();
       if (!timedOut) return result;
     } catch (error) {
-      if (!timedOut) throw this.#broken(socketReason(error), error);
+      if (!timedOut) throw fail(socketReason(error), error);
     } finally {
       clearTimeout(timer);
     }
-    throw this.#broken(`the server sent nothing for ${this.#timeoutMs! / 1000}s`);
+    throw fail(`the server sent nothing for ${this.#timeoutMs! / 1000}s`);
   }
 
   /** The next frame, which must be of `type` (or an ERROR, thrown as ServerError). */
@@ -401,4 +435,36 @@ export class FileClient {
   #violation(message: string, cause?: unknown): ConnectionError {
     return this.#broken(`the server broke the protocol: ${message}`, cause);
   }
+}
+
+/**
+ * Connects to `host`:`port` with small writes sent at once (TCP_NODELAY): over TLS when `tls` is
+ * given, trusting the system's authorities and those in `tls.caCerts`. Deno.connectTls has no way
+ * to set TCP_NODELAY, and without it a request written while the handshake's last bytes are
+ * unacknowledged waits for the server's delayed acknowledgement (40 ms; docs/PERFORMANCE.md); so
+ * TLS is started on a TCP connection that has it.
+ */
+export async function dial(
+  host: string,
+  port: number,
+  tls?: { caCerts?: string[] },
+): Promise<Deno.Conn> {
+  const tcp = await Deno.connect({ hostname: host, port, transport: "tcp" });
+  tcp.setNoDelay(true);
+  if (tls === undefined) return tcp;
+  return await Deno.startTls(tcp, { hostname: host, caCerts: tls.caCerts });
+}
+
+/** The client could not open a session with the server at `address`, for `reason`. */
+function unreachable(address: string, reason: string, cause?: unknown): ConnectionError {
+  return new ConnectionError(`cannot connect to ${address}: ${reason}`, { cause });
+}
+
+/**
+ * True when `bytes` start like a TLS record (an alert or a handshake, TLS 1.0 to 1.3), as a TLS
+ * server's answer to a client that spoke to it in the clear does. The greeting starts `OK`, the
+ * busy text `DI`.
+ */
+function isTlsRecord(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && (bytes[0] === 0x15 || bytes[0] === 0x16) && bytes[1] === 0x03;
 }

@@ -26,17 +26,49 @@ export class ServerError extends Error {
 }
 
 /**
- * A short reason for a socket failure, in words a user knows.
+ * What the runtime's TLS says when it refuses a server's certificate, and what the user is told:
+ * which check failed, and what to do about it.
+ */
+const CERTIFICATE_FAILURES: [RegExp, string][] = [
+  [
+    /UnknownIssuer/,
+    "the server's certificate is not signed by an authority this client trusts " +
+    "(for a private authority or a self-signed certificate, give it with --ca FILE)",
+  ],
+  [/NotValidForName|not valid for name/, "the server's certificate is not for this host name"],
+  [/Expired/, "the server's certificate has expired"],
+  [/NotValidYet/, "the server's certificate is not valid yet (is a clock wrong?)"],
+  [
+    /CaUsedAsEndEntity/,
+    "the server's certificate is an authority's (CA:TRUE), which cannot be a server's; " +
+    "see docs/SECURITY.md for how to make one",
+  ],
+];
+
+/**
+ * A short reason for a socket failure, in words a user knows; for a TLS connection, which check
+ * the server's certificate failed.
  * @example
  * ```ts
  * import { equal } from "node:assert/strict";
  * import { socketReason } from "./errors.ts";
  * equal(socketReason(new Deno.errors.ConnectionRefused("refused")), "connection refused; is the server running?");
+ * equal(socketReason(new Deno.errors.InvalidData("invalid peer certificate: Expired")), "the server's certificate has expired");
  * ```
  */
 export function socketReason(error: unknown): string {
   if (error instanceof Deno.errors.ConnectionRefused) {
     return "connection refused; is the server running?";
+  }
+  if (error instanceof Deno.errors.InvalidData) {
+    const reason = reasonOf(error);
+    if (/InvalidContentType/.test(reason)) {
+      return "the server does not speak TLS on this port (connect without --tls)";
+    }
+    const failure = CERTIFICATE_FAILURES.find(([pattern]) => pattern.test(reason));
+    if (failure !== undefined) return failure[1];
+    const refused = /^invalid peer certificate: (.*)$/.exec(reason);
+    if (refused) return `the server's certificate was refused: ${refused[1]}`;
   }
   if (error instanceof Deno.errors.ConnectionReset) return "the server reset the connection";
   if (error instanceof Deno.errors.TimedOut) return "timed out";

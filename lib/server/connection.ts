@@ -42,6 +42,8 @@ export class Connection {
   #firstByte: number | undefined;
   #requestSince: number | undefined;
   #unread: Uint8Array | undefined;
+  readonly #closed = Promise.withResolvers<void>();
+  #handshaking = false;
 
   constructor(id: number, socket: Deno.Conn) {
     this.id = id;
@@ -99,6 +101,39 @@ export class Connection {
    */
   requestDone(more: boolean): void {
     this.#requestSince = more ? Date.now() : undefined;
+  }
+
+  /**
+   * Completes the TLS handshake of a TLS connection (nothing to do for plain TCP) on the request
+   * clock, so a peer that does not finish it within the request timeout is closed as one that
+   * does not send its request. Deno cannot abort a handshake, though: a TLS socket closed during
+   * one stays open, out of the server's sight, until the peer completes or abandons it. So such a
+   * socket is only closed once its handshake ends, and this waits for that: the connection keeps
+   * its place (and its host's) as long as the socket is open, and the limits stay true.
+   */
+  async handshake(): Promise<void> {
+    if (!("handshake" in this.socket)) return;
+    this.#requestSince = Date.now();
+    this.#handshaking = true;
+    try {
+      await (this.socket as Deno.TlsConn).handshake();
+    } finally {
+      this.#handshaking = false;
+      if (this.closedBecause !== undefined) this.#closeSocket();
+    }
+    this.lastProgress = Date.now();
+    this.#requestSince = undefined;
+  }
+
+  /**
+   * Waits `ms`, or less when the connection is closed meanwhile (a timeout, a shutdown), so that a
+   * pause never holds up a connection that has already ended.
+   */
+  async pause(ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const paused = new Promise((resolve) => timer = setTimeout(resolve, ms));
+    await Promise.race([paused, this.#closed.promise]);
+    clearTimeout(timer);
   }
 
   /** Reads into `buffer`, like Deno.Conn.read, recording progress and starting the request clock. */
@@ -183,6 +218,11 @@ export class Connection {
   close(reason: string): void {
     if (this.closedBecause !== undefined) return;
     this.closedBecause = reason;
+    this.#closed.resolve();
+    if (!this.#handshaking) this.#closeSocket(); // else once the handshake ends; see handshake()
+  }
+
+  #closeSocket(): void {
     try {
       this.socket.close();
     } catch (error) {

@@ -34,9 +34,13 @@ export function asWireError(error: unknown, doing = "internal error"): WireError
   return new WireError(ErrorCode.Internal, `${doing}: ${reasonOf(error)}`, { cause: error });
 }
 
-/** True for the errors a peer causes by going away. */
+/**
+ * True for the errors a peer causes by going away; over TLS, also by closing without saying so
+ * first (no close_notify), as clients commonly do.
+ */
 export function isDisconnect(error: unknown): boolean {
   return error instanceof Deno.errors.BrokenPipe ||
+    error instanceof Deno.errors.UnexpectedEof ||
     error instanceof Deno.errors.ConnectionReset ||
     error instanceof Deno.errors.ConnectionAborted ||
     error instanceof Deno.errors.BadResource ||

@@ -59,20 +59,24 @@ export async function serveFramed(
   reader: FrameReader,
   service: Service,
 ): Promise<void> {
-  let terms;
+  let agreed;
   try {
-    terms = await agree(connection, reader);
+    agreed = await agree(connection, reader);
   } catch (error) {
     if (error instanceof ProtocolError) return fatal(connection, service, error);
     throw error;
   }
-  if (terms === undefined) return;
+  if (agreed === undefined) return;
+  const { token, ...terms } = agreed;
+  const refusal = await service.access.admit(connection, token);
+  if (refusal !== undefined) return endWith(connection, refusal);
   await connection.send(encodeHello(SERVER_NAME, terms.version, terms.digest));
   for (;;) {
     if (service.closing()) {
-      await connection.send(encodeError(ErrorCode.ShuttingDown, "the server is shutting down"));
-      await connection.flush();
-      return;
+      return endWith(
+        connection,
+        new WireError(ErrorCode.ShuttingDown, "the server is shutting down"),
+      );
     }
     let frame;
     try {
@@ -142,10 +146,14 @@ export async function serveFramed(
 
 /**
  * Reads the preamble (and, from version 2 on, SETUP) and settles the terms: the version is the
- * newest both sides speak, the digest the client's first choice this server knows. Undefined when
- * the client went away first; throws ProtocolError for terms that cannot be met.
+ * newest both sides speak, the digest the client's first choice this server knows. With them, the
+ * access token SETUP carries (undefined in version 1, which cannot carry one). Undefined when the
+ * client went away first; throws ProtocolError for terms that cannot be met.
  */
-async function agree(connection: Connection, reader: FrameReader): Promise<Terms | undefined> {
+async function agree(
+  connection: Connection,
+  reader: FrameReader,
+): Promise<Terms & { token?: Uint8Array } | undefined> {
   while (reader.buffered.length < MAGIC.length + 1) {
     if (!await reader.fill()) return undefined;
   }
@@ -171,12 +179,17 @@ async function agree(connection: Connection, reader: FrameReader): Promise<Terms
   if (digest === undefined) {
     throw new ProtocolError(ErrorCode.Unsupported, "none of the digests offered is known here");
   }
-  return { version, digest };
+  return { version, digest, token: setup.token };
 }
 
 /** Sends an error for a protocol violation; the connection ends after it. */
-async function fatal(connection: Connection, service: Service, error: WireError): Promise<void> {
+function fatal(connection: Connection, service: Service, error: WireError): Promise<void> {
   service.violation(connection, error);
+  return endWith(connection, error);
+}
+
+/** Sends `error` as the connection's last answer. */
+async function endWith(connection: Connection, error: WireError): Promise<void> {
   await connection.send(encodeError(error.code, error.message));
   await connection.flush();
 }

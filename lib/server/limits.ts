@@ -16,10 +16,16 @@ const DESCRIPTORS_PER_CONNECTION = 2;
  * Refusals (busy texts being sent) at once; while this many are under way the server accepts no
  * more, and the next clients wait in the kernel's queue for their turn to hear it.
  */
-const REFUSALS = 128;
+export const REFUSALS = 128;
 
 /** Of those, the refusals that may linger (waiting up to a second for the peer to close). */
 const LINGERING_REFUSALS = 64;
+
+/**
+ * The longest a refusal may take. Plain TCP takes its text at once; a TLS peer must first complete
+ * its handshake, and one that never does must not hold a refusal's place.
+ */
+const REFUSAL_MS = 2000;
 
 /** Descriptors kept aside: for the refusals above, and for the runtime's own needs. */
 const RESERVED_DESCRIPTORS = REFUSALS + 32;
@@ -147,6 +153,7 @@ export class Refusals {
   async #refuse(connection: Connection, busy: Uint8Array): Promise<void> {
     const linger = this.#lingering < LINGERING_REFUSALS;
     if (linger) this.#lingering++;
+    const deadline = setTimeout(() => connection.close("busy"), REFUSAL_MS);
     try {
       await connection.send(busy);
       if (linger) await connection.finish("busy");
@@ -154,6 +161,7 @@ export class Refusals {
     } catch (error) {
       if (!isDisconnect(error)) this.#onError(connection.id, error);
     } finally {
+      clearTimeout(deadline);
       connection.close("busy");
       if (linger) this.#lingering--;
     }

@@ -7,7 +7,7 @@ import { FrameReader } from "../shared/frame_reader.ts";
 import { GREETING, MAGIC } from "../shared/protocol.ts";
 import type { Connection } from "./connection.ts";
 import { MAX_REQUEST_PAYLOAD, serveFramed } from "./framed.ts";
-import { MAX_ORIGINAL_REQUEST, serveOriginal } from "./original.ts";
+import { MAX_ORIGINAL_REQUEST, refuseOriginal, serveOriginal } from "./original.ts";
 import type { Service } from "./service.ts";
 
 /** Greets `connection` and serves it in the dialect its first byte picks. */
@@ -23,5 +23,7 @@ export async function serveNative(connection: Connection, service: Service): Pro
   if (!await reader.fill()) return;
   if (reader.buffered[0] === MAGIC[0]) return await serveFramed(connection, reader, service);
   connection.protocol = "original";
-  await serveOriginal(connection, reader, service);
+  if (service.access.originalOpen) return await serveOriginal(connection, reader, service);
+  service.access.refuse(connection, "the original dialect cannot carry a token");
+  await refuseOriginal(connection);
 }

@@ -93,6 +93,20 @@ export async function serveOriginal(
   record.done();
 }
 
+/**
+ * Answers an original-dialect request on a server that takes requests only with an access token,
+ * which this dialect cannot carry: with its own `ERR@` text, whatever the request.
+ */
+export async function refuseOriginal(connection: Connection): Promise<void> {
+  connection.requestDone(false);
+  await connection.send(
+    encoder.encode(
+      "ERR@This server needs an access token, which this client cannot send; use a current client.",
+    ),
+  );
+  await connection.flush();
+}
+
 /** The original's list: the folder's files, then the cached ones, as lines of text. */
 async function sendList(connection: Connection, service: Service): Promise<void> {
   let count = 0;
@@ -131,7 +145,7 @@ async function sendFile(connection: Connection, service: Service, name: string):
   // status with one recv(1024), and bytes of the file read with it would be lost.
   await connection.send(encoder.encode("OK@"));
   await connection.flush();
-  await new Promise((resolve) => setTimeout(resolve, statusGapMs(connection)));
+  await connection.pause(statusGapMs(connection));
   try {
     await record.send(body, 0, body.stamp.size, (chunk) => connection.send(chunk));
     await connection.flush();

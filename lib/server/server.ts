@@ -1,24 +1,27 @@
 /**
- * The file server: listens on its own port (and on an HTTP port when asked), and hands each
- * connection to what serves it: native.ts picks the framed or original dialect by the first byte
- * a client sends, http/ serves HTTP. It keeps the limits (the connection caps, the idle and
- * request deadlines), the statistics, and shuts down gracefully.
+ * The file server: listens on its own port (and on an HTTP port when asked), on plain TCP or TLS,
+ * and hands each connection to what serves it: native.ts picks the framed or original dialect by
+ * the first byte a client sends, http/ serves HTTP. It keeps the limits (the connection caps, the
+ * idle and request deadlines), the access rules, the statistics, and shuts down gracefully.
  */
 
 import { errorCodeName, reasonOf, type WireError } from "../shared/errors.ts";
 import { encodeBusy, type ServerStats } from "../shared/protocol.ts";
+import { Access } from "./access.ts";
 import type { PolicyName } from "./cache/cache.ts";
 import { Connection } from "./connection.ts";
 import { isDisconnect } from "./errors.ts";
 import { openRoot } from "./folder.ts";
 import { httpBusy, serveHttp } from "./http/serve.ts";
 import { connectionsThatFit, descriptorsFor, freeDescriptors, Gate, Refusals } from "./limits.ts";
+import { exposureWarning, listen, type TlsFiles } from "./listen.ts";
 import type { Logger } from "./log.ts";
 import { Histogram, renderMetrics } from "./metrics.ts";
 import { serveNative } from "./native.ts";
 import { readProxyLine } from "./proxy.ts";
 import { Request, type Service, type Tally } from "./service.ts";
 import { FileStore } from "./store/store.ts";
+import type { Tokens } from "./tokens.ts";
 
 /** How long a shutdown waits for sessions to end once their sockets are closed. */
 const CLOSE_GRACE_MS = 1000;
@@ -53,6 +56,15 @@ export interface ServerOptions {
    * carry, who then counts for the limits and the logs in the proxy's stead.
    */
   trustProxies?: string[];
+  /** The certificate and key to speak TLS with, on every port; plain TCP without. */
+  tls?: TlsFiles;
+  /** With tokens, no request is answered before the peer presents one of them. */
+  tokens?: Tokens;
+  /**
+   * With tokens, serve the original dialect anyway, though it cannot carry a token: anyone who
+   * reaches the port can then read every file through it.
+   */
+  originalWithoutToken?: boolean;
   /** How long a shutdown waits for answers in flight. */
   shutdownTimeoutMs: number;
   logger: Logger;
@@ -78,6 +90,7 @@ export class FileServer {
   /** What the dialects are given of the server. */
   readonly #service: Service;
   readonly #gate: Gate;
+  readonly #access: Access;
   #nextId = 1;
   readonly #refusals: Refusals;
   #closing = false;
@@ -90,6 +103,7 @@ export class FileServer {
     this.#gate = gate;
     this.#logger = options.logger;
     this.#ports = ports;
+    this.#access = new Access(options.tokens, options.originalWithoutToken ?? false, this.#logger);
     this.#refusals = new Refusals((id, error) =>
       this.#logger.event("busy-error", { id, error: reasonOf(error) })
     );
@@ -106,6 +120,7 @@ export class FileServer {
         }),
       begin: (connection, op) => new Request(this.#tally, this.#logger, connection, op),
       violation: (connection, error) => this.#violation(connection, error),
+      access: this.#access,
     };
     const shortest = Math.min(options.idleTimeoutMs, options.requestTimeoutMs);
     const tick = Math.max(10, Math.min(1000, shortest / 4));
@@ -122,15 +137,14 @@ export class FileServer {
     const wanted = options.maxConnections;
     const max = connectionsThatFit(wanted, freeDescriptors(root, descriptorsFor(wanted)));
     const perHost = Math.min(max, options.maxConnectionsPerHost ?? Math.ceil(max / 4));
-    const listen = (port: number) =>
-      Deno.listen({ hostname: options.host, port, transport: "tcp" });
     const ports: Port[] = [{
-      listener: listen(options.port),
+      listener: await listen(options.host, options.port, options.tls),
       serve: serveNative,
       busy: encodeBusy,
     }];
     if (options.httpPort !== undefined) {
-      ports.push({ listener: listen(options.httpPort), serve: serveHttp, busy: httpBusy });
+      const listener = await listen(options.host, options.httpPort, options.tls);
+      ports.push({ listener, serve: serveHttp, busy: httpBusy });
     }
     const server = new FileServer(options, root, ports, new Gate(max, perHost));
     const http = server.httpAddr;
@@ -142,10 +156,18 @@ export class FileServer {
       policy: server.#store.cache.policy,
       maxConnections: max,
       maxConnectionsPerHost: perHost,
+      tls: options.tls !== undefined,
+      tokens: options.tokens?.count ?? 0,
+      dialects: server.#access.originalOpen ? "framed,original" : "framed",
       lowered: max < wanted
         ? `--max-connections ${wanted} does not fit the open-file limit (ulimit -n); raise it to serve more`
         : undefined,
     });
+    const warning = exposureWarning(server.addr.hostname, {
+      tls: options.tls !== undefined,
+      tokens: options.tokens !== undefined,
+    });
+    if (warning !== undefined) options.logger.event("warning", { message: warning });
     return server;
   }
 
@@ -182,6 +204,7 @@ export class FileServer {
       connections: this.#connections.size,
       totalConnections: this.#nextId - 1,
       errors: tally.errors,
+      authFailures: this.#access.refused,
       uptimeSeconds: (Date.now() - this.#started) / 1000,
     };
   }
@@ -262,10 +285,12 @@ export class FileServer {
   }
 
   async #session(connection: Connection, port: Port, proxied: boolean): Promise<void> {
-    const socket = connection.socket as Deno.TcpConn;
     let admitted = !proxied;
     try {
-      socket.setNoDelay(true);
+      if (!await this.#handshake(connection)) return;
+      // Small answers leave at once (TCP_NODELAY). Deno has no such switch for a TLS connection,
+      // which keeps Nagle's algorithm: see docs/PERFORMANCE.md for what that costs.
+      if ("setNoDelay" in connection.socket) (connection.socket as Deno.TcpConn).setNoDelay(true);
       if (proxied) {
         const client = await readProxyLine(connection);
         if (client) connection.forwardedFor(client);
@@ -280,11 +305,14 @@ export class FileServer {
       await port.serve(connection, this.#service);
     } catch (error) {
       if (!isDisconnect(error) && connection.closedBecause === undefined) {
-        this.#tally.errors++;
-        this.#logger.event("connection-error", { id: connection.id, error: reasonOf(error) });
+        this.#failed(connection, error);
       }
     } finally {
-      await connection.finish("done");
+      // Ending it can fail too (a TLS peer may send garbage after the last answer): that is
+      // counted and logged, and the socket closed all the same, rather than thrown from here.
+      await connection.finish("done").catch((error) => {
+        if (!isDisconnect(error)) this.#failed(connection, error);
+      });
       this.#connections.delete(connection);
       if (admitted) this.#gate.leave(connection.host);
       this.#bytesSent += connection.bytesWritten;
@@ -294,6 +322,33 @@ export class FileServer {
         reason: connection.closedBecause,
       });
     }
+  }
+
+  /**
+   * Completes a TLS connection's handshake (true at once for plain TCP). A failed one (a client
+   * that does not speak TLS, or that refused the certificate) is logged and the connection closed:
+   * it is the peer's trouble, not the server's, so it is not counted as an error.
+   */
+  async #handshake(connection: Connection): Promise<boolean> {
+    try {
+      await connection.handshake();
+      return connection.closedBecause === undefined;
+    } catch (error) {
+      if (connection.closedBecause !== undefined) return false;
+      this.#logger.event("tls-error", {
+        id: connection.id,
+        peer: connection.peer,
+        error: reasonOf(error),
+      });
+      connection.close("tls-error");
+      return false;
+    }
+  }
+
+  /** Counts and logs a connection's failure. */
+  #failed(connection: Connection, error: unknown): void {
+    this.#tally.errors++;
+    this.#logger.event("connection-error", { id: connection.id, error: reasonOf(error) });
   }
 
   /** Counts and logs a protocol violation. */

@@ -8,6 +8,7 @@
 import { errorCodeName, reasonOf, WireError } from "../shared/errors.ts";
 import { asWireError } from "./errors.ts";
 import type { ServerStats } from "../shared/protocol.ts";
+import type { Access } from "./access.ts";
 import type { Connection } from "./connection.ts";
 import type { Logger, LogValue } from "./log.ts";
 import type { Histogram, Protocol } from "./metrics.ts";
@@ -27,6 +28,8 @@ export interface Service {
   begin(connection: Connection, op: string): Request;
   /** Counts and logs bytes from the peer that broke the protocol; the connection ends after. */
   violation(connection: Connection, error: WireError): void;
+  /** Who may make requests (access tokens), and the count of those turned away. */
+  readonly access: Access;
 }
 
 /** The counters that requests add to, kept by the server for its stats and metrics. */

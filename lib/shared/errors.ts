@@ -23,6 +23,8 @@ export const ErrorCode = {
   Timeout: 8,
   /** The server is shutting down and takes no new requests. */
   ShuttingDown: 9,
+  /** The server takes requests only from a peer that presents a valid access token. */
+  Unauthorized: 10,
 } as const;
 
 /** One of the wire error codes. */
@@ -70,16 +72,18 @@ export class ProtocolError extends WireError {
 
 /**
  * An error's reason in one line: the message of an Error without the "(os error N)" the runtime
- * appends to system errors, or the value itself as text.
+ * appends to system errors, nor the operation and path it adds after that (callers say what they
+ * were doing, in their own words, and a path is not for every reader); or the value itself as text.
  * @example
  * ```ts
  * import { equal } from "node:assert/strict";
  * import { reasonOf } from "./errors.ts";
  * equal(reasonOf(new Error("Connection refused (os error 111)")), "Connection refused");
+ * equal(reasonOf(new Error("No such file or directory (os error 2): readfile '/a b'")), "No such file or directory");
  * equal(reasonOf("plain"), "plain");
  * ```
  */
 export function reasonOf(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
-  return error.message.replace(/ \(os error \d+\)$/, "");
+  return error.message.replace(/ \(os error \d+\)(: \w+ '.*')?$/, "");
 }

@@ -96,6 +96,12 @@ export interface Setup {
   token: Uint8Array;
 }
 
+/**
+ * The longest access token, in bytes of UTF-8: a server refuses a longer one in its token file and
+ * a client one it is given, so that any token fits in a SETUP frame within the server's limit.
+ */
+export const MAX_TOKEN_BYTES = 1024;
+
 /** A decoded HELLO answer. */
 export interface Hello {
   version: number;
@@ -637,6 +643,8 @@ export interface ServerStats {
   connections: number;
   totalConnections: number;
   errors: number;
+  /** Peers turned away for want of a valid access token. */
+  authFailures: number;
   uptimeSeconds: number;
 }
 

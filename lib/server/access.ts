@@ -1,0 +1,77 @@
+/**
+ * Who may make requests: anyone, unless the server takes access tokens; then only a peer that
+ * presents one of them, in the framed protocol's SETUP or HTTP's `Authorization: Bearer`. A
+ * refusal is counted and logged, never with the token; a wrong token is answered only after a
+ * delay that grows with the failures from the peer's host (delay.ts).
+ */
+
+import { ErrorCode, WireError } from "../shared/errors.ts";
+import type { Connection } from "./connection.ts";
+import { FailureDelay } from "./delay.ts";
+import type { Logger } from "./log.ts";
+import type { Tokens } from "./tokens.ts";
+
+/** The server's access rules, and the count of peers turned away. */
+export class Access {
+  readonly #tokens: Tokens | undefined;
+  readonly #originalWithoutToken: boolean;
+  readonly #logger: Logger;
+  readonly #failures = new FailureDelay();
+  #refused = 0;
+
+  /**
+   * With `tokens`, requests need one of them; `originalWithoutToken` still serves the original
+   * dialect, which cannot carry one.
+   */
+  constructor(tokens: Tokens | undefined, originalWithoutToken: boolean, logger: Logger) {
+    this.#tokens = tokens;
+    this.#originalWithoutToken = originalWithoutToken;
+    this.#logger = logger;
+  }
+
+  /** Peers turned away for want of a valid token so far. */
+  get refused(): number {
+    return this.#refused;
+  }
+
+  /** True when the original dialect is served: tokens are off, or the operator allowed it. */
+  get originalOpen(): boolean {
+    return this.#tokens === undefined || this.#originalWithoutToken;
+  }
+
+  /**
+   * Whether the peer on `connection` may make requests: always, without tokens; else only with a
+   * valid `token` (undefined when the peer's protocol cannot carry one). Resolves to the error to
+   * answer with, after the delay a wrong token earns.
+   */
+  async admit(
+    connection: Connection,
+    token: Uint8Array | undefined,
+  ): Promise<WireError | undefined> {
+    const tokens = this.#tokens;
+    if (tokens === undefined || (token !== undefined && tokens.verify(token))) return undefined;
+    if (token === undefined) {
+      this.refuse(connection, "protocol version 1 cannot carry a token");
+      return new WireError(
+        ErrorCode.Unauthorized,
+        "this server needs an access token, which takes protocol version 2",
+      );
+    }
+    if (token.length === 0) {
+      this.refuse(connection, "no token");
+      return new WireError(
+        ErrorCode.Unauthorized,
+        "this server needs an access token; none was given",
+      );
+    }
+    this.refuse(connection, "wrong token");
+    await connection.pause(this.#failures.fail(connection.host));
+    return new WireError(ErrorCode.Unauthorized, "the access token was not accepted");
+  }
+
+  /** Counts and logs a peer turned away for want of a valid token; `why` never holds the token. */
+  refuse(connection: Connection, why: string): void {
+    this.#refused++;
+    this.#logger.event("unauthorized", { id: connection.id, peer: connection.peer, why });
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * Where a server listens: a plain TCP port, or one that speaks TLS from its first byte with a
+ * certificate and key read from PEM files (Deno's own TLS); and whether the address it listens on
+ * is open to other machines while nothing protects it.
+ */
+
+import { reasonOf } from "../shared/errors.ts";
+
+/** The PEM files a TLS port serves with: its certificate (chain) and the certificate's key. */
+export interface TlsFiles {
+  cert: string;
+  key: string;
+}
+
+/**
+ * Listens on `host`:`port` (0 for any free port): TLS when `tls` names a certificate and key, plain
+ * TCP otherwise. A TLS connection's handshake happens on its first read or write, or when it is
+ * asked for, never in accept, so one slow peer cannot hold up the others. Throws an error in one
+ * sentence naming the file when the certificate or key cannot be read or used.
+ */
+export async function listen(host: string, port: number, tls?: TlsFiles): Promise<Deno.Listener> {
+  if (tls === undefined) return Deno.listen({ hostname: host, port, transport: "tcp" });
+  const [cert, key] = await Promise.all([pem(tls.cert, "certificate"), pem(tls.key, "key")]);
+  try {
+    return Deno.listenTls({ hostname: host, port, transport: "tcp", cert, key });
+  } catch (error) {
+    const mismatch = /KeyMismatch/.test(reasonOf(error));
+    if (!mismatch && !(error instanceof Deno.errors.InvalidData)) throw error;
+    const why = mismatch ? "the key does not belong to the certificate" : reasonOf(error);
+    throw new Error(`the TLS certificate ${tls.cert} and key ${tls.key} cannot be used: ${why}`);
+  }
+}
+
+/** The text of a PEM file, read for `what` (named in the error when it cannot be read). */
+async function pem(file: string, what: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(file);
+  } catch (error) {
+    throw new Error(`cannot read the TLS ${what} ${file}: ${reasonOf(error)}`);
+  }
+}
+
+/**
+ * True when `address` (an IP address as listeners report it, or a host name) can be reached from
+ * this machine only: 127.0.0.0/8, ::1 (also as ::ffff:127.x.x.x), or localhost.
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { isLoopback } from "./listen.ts";
+ * equal(isLoopback("127.0.0.1"), true);
+ * equal(isLoopback("0.0.0.0"), false); // every address of the machine
+ * ```
+ */
+export function isLoopback(address: string): boolean {
+  return address === "localhost" || address === "::1" ||
+    /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(address);
+}
+
+/**
+ * The warning to give when a server listens where other machines can reach it (`address` is not
+ * loopback) with neither TLS nor tokens: then anyone who reaches the port reads the shared folder,
+ * and everyone on the way sees it. Undefined when there is nothing to warn of.
+ * @example
+ * ```ts
+ * import { equal, ok } from "node:assert/strict";
+ * import { exposureWarning } from "./listen.ts";
+ * ok(exposureWarning("0.0.0.0", { tls: false, tokens: false })?.startsWith("listening on 0.0.0.0"));
+ * equal(exposureWarning("0.0.0.0", { tls: true, tokens: false }), undefined);
+ * equal(exposureWarning("127.0.0.1", { tls: false, tokens: false }), undefined);
+ * ```
+ */
+export function exposureWarning(
+  address: string,
+  { tls, tokens }: { tls: boolean; tokens: boolean },
+): string | undefined {
+  if (tls || tokens || isLoopback(address)) return undefined;
+  return `listening on ${address}, which other machines may reach, with neither TLS nor tokens: ` +
+    "anyone who reaches the port can read every shared file, and anyone on the network path can " +
+    "see them; see docs/SECURITY.md";
+}

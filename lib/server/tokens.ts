@@ -1,0 +1,111 @@
+/**
+ * Access tokens: the list a server accepts, read from a file, and the check of a token a peer
+ * presents. Only the SHA-256 digest of each token is kept, so no log line, error or heap dump of
+ * the server holds a token; and a presented token is compared with every digest in constant time,
+ * so how long a check takes says nothing about how close a guess came.
+ */
+
+import { createHash, timingSafeEqual } from "node:crypto";
+import { reasonOf } from "../shared/errors.ts";
+import { MAX_TOKEN_BYTES } from "../shared/protocol.ts";
+
+const encoder = new TextEncoder();
+
+/** SHA-256 of `bytes`. */
+function digestOf(bytes: Uint8Array): Uint8Array {
+  return createHash("sha256").update(bytes).digest();
+}
+
+/**
+ * The digests of the tokens in the text of a token file, `file` (named in errors): one token a
+ * line; blank lines, and lines whose first character other than a space is `#`, are skipped. A
+ * token holds no spaces (so a comment written after one is not taken into it) and at most
+ * MAX_TOKEN_BYTES bytes; a file with no token at all is refused too, since it would lock everyone
+ * out. Errors name the line, never its text.
+ * @example
+ * ```ts
+ * import { equal, throws } from "node:assert/strict";
+ * import { parseTokens } from "./tokens.ts";
+ * equal(parseTokens("# the backup job\nb2c9f0e1\n\n  7d41aa30  \n", "tokens").length, 2);
+ * throws(() => parseTokens("b2c9f0e1 # the backup job\n", "tokens"), {
+ *   message: "tokens line 1: a token holds no spaces; put a comment on a line of its own, after #",
+ * });
+ * throws(() => parseTokens("# none yet\n", "tokens"), { message: "tokens holds no token" });
+ * ```
+ */
+export function parseTokens(text: string, file: string): Uint8Array[] {
+  const digests: Uint8Array[] = [];
+  for (const [i, line] of text.split("\n").entries()) {
+    const token = line.trim();
+    if (token === "" || token.startsWith("#")) continue;
+    if (/\s/.test(token)) {
+      throw new Error(
+        `${file} line ${
+          i + 1
+        }: a token holds no spaces; put a comment on a line of its own, after #`,
+      );
+    }
+    const bytes = encoder.encode(token);
+    if (bytes.length > MAX_TOKEN_BYTES) {
+      throw new Error(`${file} line ${i + 1}: a token is at most ${MAX_TOKEN_BYTES} bytes`);
+    }
+    digests.push(digestOf(bytes));
+  }
+  if (digests.length === 0) throw new Error(`${file} holds no token`);
+  return digests;
+}
+
+/** The tokens a server accepts, from a file it can read again (on SIGHUP) while it serves. */
+export class Tokens {
+  /** The token file. */
+  readonly file: string;
+  #digests: Uint8Array[];
+
+  private constructor(file: string, digests: Uint8Array[]) {
+    this.file = file;
+    this.#digests = digests;
+  }
+
+  /** Reads the token file `file`; throws an error naming the file when it cannot be used. */
+  static async load(file: string): Promise<Tokens> {
+    return new Tokens(file, await read(file));
+  }
+
+  /** How many tokens are accepted (for the startup line; the tokens themselves are never shown). */
+  get count(): number {
+    return this.#digests.length;
+  }
+
+  /**
+   * True when `token` is one of the tokens. Its digest is compared with every digest held, each
+   * comparison in constant time, so the time taken depends on neither the token nor which one
+   * matched.
+   */
+  verify(token: Uint8Array): boolean {
+    const digest = digestOf(token);
+    let match = false;
+    for (const known of this.#digests) match = timingSafeEqual(digest, known) || match;
+    return match;
+  }
+
+  /**
+   * Reads the file again and accepts its tokens from now on; returns how many. When the file
+   * cannot be used, throws (naming the file and why) and keeps the tokens it had, so a mistake in
+   * an edit locks no one out. Connections already admitted are not touched.
+   */
+  async reload(): Promise<number> {
+    this.#digests = await read(this.file);
+    return this.#digests.length;
+  }
+}
+
+/** The digests of the tokens in `file`. */
+async function read(file: string): Promise<Uint8Array[]> {
+  let text;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (error) {
+    throw new Error(`cannot read the token file ${file}: ${reasonOf(error)}`);
+  }
+  return parseTokens(text, file);
+}

@@ -1,0 +1,228 @@
+/**
+ * TLS as a user meets it: a download over TLS arrives byte for byte and checked, trusting a
+ * private authority given with --ca, a self-signed certificate, or the system's authorities; a
+ * client and a server that disagree about TLS, and every certificate the client refuses, fail in
+ * one line that names why, with exit code 3; and a peer that never completes its handshake keeps
+ * its place for as long as its socket is open, so the limits stay true.
+ */
+
+import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
+import { FileClient } from "../lib/client/client.ts";
+import { ConnectionError } from "../lib/client/errors.ts";
+import { REFUSALS } from "../lib/server/limits.ts";
+import {
+  certificates,
+  fetchFile,
+  rawConnect,
+  runClient,
+  startServer,
+  tempFolder,
+  text,
+  until,
+  xxh3,
+} from "./harness.ts";
+import { randomBytes } from "../testing/support.ts";
+
+const MiB = 1024 * 1024;
+
+Deno.test("a download over TLS is byte-exact and checked", async (t) => {
+  const files = {
+    "small.txt": "hello over TLS\n",
+    "cached.bin": randomBytes(3 * MiB + 7, 31),
+    "streamed.bin": randomBytes(6 * MiB + 5, 32), // larger than the cache: from disk each time
+  };
+  await using data = await tempFolder(files);
+  await using certs = await certificates();
+  await using server = await startServer(data.path, {
+    cacheBytes: 4 * MiB,
+    tls: { cert: certs.cert, key: certs.key },
+  });
+  const port = String(server.addr.port);
+  const names = Object.keys(files);
+
+  await t.step("the startup line says TLS is on", () => {
+    const listening = server.log.lines.find((line) => / listening /.test(line))!;
+    assert(/ tls=true tokens=0 dialects=framed,original$/.test(listening), listening);
+  });
+
+  for (const host of ["127.0.0.1", "localhost"]) {
+    await t.step(`the real client with --tls --ca, by ${host}, twice`, async () => {
+      for (const round of [1, 2]) {
+        await using out = await tempFolder();
+        const args = ["--host", host, "--port", port, "--tls", "--ca", certs.ca, "get"];
+        const result = await runClient([...args, ...names, "-o", out.path]);
+        assertEquals([result.code, result.stderr], [0, ""], `round ${round}`);
+        for (const [name, contents] of Object.entries(files)) {
+          const expected = typeof contents === "string" ? contents : text(contents);
+          assertEquals(text(await Deno.readFile(`${out.path}/${name}`)), expected, name);
+        }
+      }
+    });
+  }
+
+  await t.step("the library: each digest is the file's", async () => {
+    const caCerts = [await Deno.readTextFile(certs.ca)];
+    const client = await FileClient.connect("127.0.0.1", server.addr.port, { tls: { caCerts } });
+    for (const name of ["cached.bin", "streamed.bin"]) {
+      const got = await fetchFile(client, name);
+      assertEquals(got.digest, await xxh3(files[name as "cached.bin"]), name);
+      assertEquals(got.bytes, files[name as "cached.bin"], name);
+    }
+    await client.quit();
+  });
+
+  await t.step("--tls alone trusts the system's authorities (SSL_CERT_FILE here)", async () => {
+    const args = ["--port", port, "--tls", "get", "small.txt", "-o", "-"];
+    const trusted = await runClient(args, { env: { SSL_CERT_FILE: certs.ca } });
+    assertEquals([trusted.code, trusted.stdout, trusted.stderr], [0, files["small.txt"], ""]);
+  });
+
+  await t.step("the server counted no error of its own", () => {
+    assertEquals(server.stats().errors, 0);
+  });
+});
+
+Deno.test("a self-signed certificate, trusted with --ca", async () => {
+  await using data = await tempFolder({ "a.txt": "aaa" });
+  await using certs = await certificates();
+  await using server = await startServer(data.path, {
+    tls: { cert: certs.selfSigned, key: certs.selfSignedKey },
+  });
+  const args = ["--port", String(server.addr.port), "--ca", certs.selfSigned, "get", "a.txt"];
+  const result = await runClient([...args, "-o", "-"]);
+  assertEquals([result.code, result.stdout, result.stderr], [0, "aaa", ""]);
+});
+
+Deno.test("TLS on one side only, or a certificate refused: one line, exit 3", async (t) => {
+  await using data = await tempFolder({ "a.txt": "aaa" });
+  await using certs = await certificates();
+  await using plain = await startServer(data.path);
+  /** What the real client says to a server with `cert` (and the key), run with `args`. */
+  const said = async (cert: string | undefined, args: string[]) => {
+    const tls = cert === undefined
+      ? undefined
+      : { cert, key: cert === certs.ca ? certs.caKey : certs.key };
+    await using server = tls === undefined ? undefined : await startServer(data.path, { tls });
+    const port = (server ?? plain).addr.port;
+    const result = await runClient(["--port", String(port), ...args, "list"]);
+    assertEquals(result.code, 3, result.stderr);
+    assertEquals(result.stdout, "");
+    if (server !== undefined) {
+      // The peer's trouble, and logged as such: not an error of the server's.
+      const failed = () => server.log.lines.some((line) => / tls-error /.test(line));
+      await until(failed, "the failed handshake in the log");
+      assertEquals(server.stats().errors, 0);
+    }
+    const prefix = `client: cannot connect to 127.0.0.1:${port}: `;
+    assert(result.stderr.startsWith(prefix) && result.stderr.endsWith("\n"), result.stderr);
+    assertEquals(result.stderr.split("\n").length, 2, result.stderr);
+    return result.stderr.slice(prefix.length, -1);
+  };
+  const ca = ["--tls", "--ca", certs.ca];
+
+  await t.step("a plain client at a TLS port", async () => {
+    assertEquals(
+      await said(certs.cert, []),
+      "the server speaks TLS on this port (connect with --tls)",
+    );
+  });
+
+  await t.step("a TLS client at a plain port", async () => {
+    assertEquals(
+      await said(undefined, ca),
+      "the server does not speak TLS on this port (connect without --tls)",
+    );
+  });
+
+  await t.step("an authority the client does not know", async () => {
+    assertEquals(
+      await said(certs.cert, ["--tls"]),
+      "the server's certificate is not signed by an authority this client trusts " +
+        "(for a private authority or a self-signed certificate, give it with --ca FILE)",
+    );
+  });
+
+  await t.step("a certificate for another name", async () => {
+    assertEquals(
+      await said(certs.otherName, ca),
+      "the server's certificate is not for this host name",
+    );
+  });
+
+  await t.step("an expired certificate", async () => {
+    assertEquals(await said(certs.expired, ca), "the server's certificate has expired");
+  });
+
+  await t.step("an authority's own certificate used as the server's", async () => {
+    assertEquals(
+      await said(certs.ca, ca),
+      "the server's certificate is an authority's (CA:TRUE), which cannot be a server's; " +
+        "see docs/SECURITY.md for how to make one",
+    );
+  });
+
+  await t.step("a --ca file with no certificate in it is a usage error", async () => {
+    const result = await runClient(["--port", String(plain.addr.port), "--ca", certs.key, "list"]);
+    assertEquals(
+      [result.code, result.stderr],
+      [2, `client: --ca ${certs.key} holds no certificate in PEM form\n`],
+    );
+  });
+});
+
+Deno.test("a peer that never completes its TLS handshake keeps its place until it leaves", async () => {
+  await using data = await tempFolder({ "a.txt": "aaa" });
+  await using certs = await certificates();
+  const requestTimeoutMs = 200;
+  await using server = await startServer(data.path, {
+    tls: { cert: certs.cert, key: certs.key },
+    maxConnectionsPerHost: 1,
+    requestTimeoutMs,
+    idleTimeoutMs: requestTimeoutMs,
+  });
+  const caCerts = [await Deno.readTextFile(certs.ca)];
+  const connect = () => FileClient.connect("127.0.0.1", server.addr.port, { tls: { caCerts } });
+
+  const silent = await rawConnect(server.addr.port);
+  await until(() => server.stats().connections === 1, "the silent peer's place");
+  const started = Date.now();
+  // Deno cannot abort the handshake, so its socket stays open past the request and idle timeouts:
+  // its place must stay taken, or the host could hold sockets beyond its limit.
+  await until(() => Date.now() - started > 3 * requestTimeoutMs, "the timeouts to pass");
+  await rejects(
+    connect(),
+    new ConnectionError(
+      "127.0.0.1:" + server.addr.port + " is busy: 1 connection is open from 127.0.0.1, " +
+        "the most one address may have; try again later.",
+    ),
+  );
+  silent.conn.close();
+  await until(() => server.stats().connections === 0, "the place given back");
+  const client = await connect();
+  assertEquals(text((await fetchFile(client, "a.txt")).bytes), "aaa");
+  client.close();
+});
+
+Deno.test("peers that never complete their TLS handshake cannot stop the server accepting", async () => {
+  await using data = await tempFolder({ "a.txt": "aaa" });
+  await using certs = await certificates();
+  await using server = await startServer(data.path, {
+    tls: { cert: certs.cert, key: certs.key },
+    maxConnections: 1,
+  });
+  // One takes the only place; as many again as the refusals the server sends at once are told
+  // it is busy, which over TLS takes a handshake that never comes.
+  const silent = await Promise.all(
+    Array.from({ length: 1 + REFUSALS }, () => rawConnect(server.addr.port)),
+  );
+  try {
+    const caCerts = [await Deno.readTextFile(certs.ca)];
+    await rejects(
+      FileClient.connect("127.0.0.1", server.addr.port, { tls: { caCerts }, timeoutMs: 8000 }),
+      { message: /is busy: 1 connection is open; try again later\.$/ },
+    );
+  } finally {
+    for (const socket of silent) socket.conn.close();
+  }
+  await until(() => server.stats().connections === 0, "the silent peers gone");
+});
