@@ -579,9 +579,12 @@ class Split {
     if (--this.#left === 0) this.job.settle(this.#finish());
   }
 
-  /** A connection broke: whatever waits for its turn to be hashed is let go. */
+  /**
+   * A connection broke: unless every piece is in (and so can be hashed to the end), whatever
+   * waits for its turn to be hashed is let go, so that no connection waits for it.
+   */
   abandon(): void {
-    this.#ordered?.abandon();
+    if (this.#left > 0) this.#ordered?.abandon();
   }
 
   /** After a broken connection: the record saved as it stands, for the rerun. */
