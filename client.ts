@@ -68,6 +68,8 @@ const COMMANDS = ["list", "get", "stats", "help"];
 
 /** The most connections one `get` opens: past a few, more only crowd the server. */
 const MAX_CONNECTIONS = 16;
+/** From how many MiB a file may come in pieces. */
+const SPLIT_MIN_MIB = SPLIT_MIN_BYTES / 1024 / 1024;
 
 /** `client COMMAND --help`: what one command does and takes. */
 const COMMAND_HELP: Record<string, string> = {
@@ -80,25 +82,23 @@ digest of yet, so this can take a while on a large folder).`,
   get: `Usage: client [--host HOST] [--port PORT] get NAME... [options]
        client HOST PORT file NAME      (the original form)
 
-Downloads each NAME (a path relative to the server's folder); several go over one connection.
-Each file is written to a hidden temporary name beside its target (.NAME.part) and renamed only
-once complete and its digest matches the server's. An interrupted download resumes from where it
-stopped when the same command runs again; if the file changed on the server meanwhile, the check
-fails, the partial file is deleted, and the next run starts afresh.
+Downloads each NAME (a path relative to the server's folder); several go over one connection
+unless --connections says more. Each file is written to a hidden temporary name beside its target
+(.NAME.part) and renamed only once complete and its digest matches the server's. An interrupted
+download resumes from where it stopped when the same command runs again; if the file changed on
+the server meanwhile, the check fails, the partial file is deleted, and the next run starts afresh.
 
 Options:
   -o, --output DIR|-     where to save (default client_data); - writes the bytes to standard output
   --no-verify            skip the digest check: faster, but a damaged or changed file goes unseen
   --digest NAME          the digest the server ends each file with, and the client checks:
                          xxh3-128 (the default: fast) or sha256 (to compare with published sums)
-  --connections N        fetch over N connections at once, 1 to ${MAX_CONNECTIONS} (default 1): files
-                         are shared out among them, and when there are fewer files than
-                         connections, a file of ${
-    SPLIT_MIN_BYTES / 1024 / 1024
-  } MiB or more comes in pieces side by
-                         side, its progress kept in .NAME.part.ranges so a rerun fetches only
-                         what is missing. Faster where one connection cannot fill the network
-                         (high latency); a folder only, as standard output takes files in order
+  --connections N        fetch over N connections at once, 1 to ${MAX_CONNECTIONS} (default 1): the files are
+                         shared out among them, and when there are fewer files than connections,
+                         a file of ${SPLIT_MIN_MIB} MiB or more comes in pieces side by side, what is written
+                         recorded in .NAME.part.ranges so that a rerun fetches only the rest.
+                         Faster where one connection cannot fill the network (a long round
+                         trip); a folder only, as standard output takes the files in order
   -q, --quiet            no progress bar (one shows on a terminal for files over 1 MiB)`,
   stats: `Usage: client [--host HOST] [--port PORT] stats [--json]
 

@@ -7,8 +7,8 @@
  * is compared. Cases: ten 32 MiB files the servers hold in memory, saved and to standard output,
  * verified and not; one large file (1 GiB) saved over one connection and over four.
  *
- * The machine may be shared: a run during which other processes kept more than a fifth of a core
- * busy is thrown away and run again (three tries), and the summary says how many were.
+ * The machine may be shared: each run waits (up to 5 s) for a moment in which the machine is idle
+ * between runs, and the summary says how many runs found it busy all the same.
  *
  * Usage: deno run -A bench/download.ts [--quick]
  */
@@ -26,8 +26,8 @@ const BIG = "big.bin";
 const BIG_BYTES = (quick ? 256 : 1024) * MiB;
 const ROUNDS = quick ? 3 : 9;
 const BIG_ROUNDS = quick ? 3 : 5;
-/** Other processes' load, in cores, above which a run is thrown away. */
-const MAX_FOREIGN = 0.2;
+/** Load, in cores, above which the machine is not idle between runs. */
+const MAX_IDLE_LOAD = 0.2;
 
 /** One way of doing a case's job: a command line, its standard output sent to /dev/null. */
 interface Contender {
@@ -70,41 +70,33 @@ async function outputFolder(): Promise<{ path: string; where: string }> {
   return { path, where: `${path} (no tmpfs at /dev/shm: the disk is part of what is measured)` };
 }
 
-/** CPU ticks (1/100 s) used by `pid` and every process below it, living or reaped. */
-function treeTicks(pid: number | "self"): number {
-  let ticks = 0;
+/** CPU ticks (1/100 s) the whole machine spent busy; undefined where /proc cannot tell. */
+function machineTicks(): number | undefined {
   try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
-    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
-      const children = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/children`);
-      for (const child of children.split(" ").filter(Boolean)) ticks += treeTicks(Number(child));
-    }
+    const fields = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/);
+    const [user, nice, system, , , irq, softirq, steal] = fields.slice(1).map(Number);
+    return user + nice + system + irq + softirq + steal;
   } catch {
-    // the process ended while it was read: its time is in its parent's reaped total
+    return undefined;
   }
-  return ticks;
-}
-
-/** CPU ticks the whole machine spent busy. */
-function machineTicks(): number {
-  const fields = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/);
-  const [user, nice, system, , , irq, softirq, steal] = fields.slice(1).map(Number);
-  return user + nice + system + irq + softirq + steal;
 }
 
 /**
- * Runs `command` to its end; its wall time in ms and the load of processes outside this
- * benchmark meanwhile, in cores (undefined where /proc cannot tell).
+ * Waits, for 5 s at the most, until the machine is idle for a quarter of a second between runs
+ * (the kernel done with the last run's files, other work paused); false if it never was.
  */
-async function timed(command: string[]): Promise<{ ms: number; foreign?: number }> {
-  let before: [number, number] | undefined;
-  try {
-    before = [machineTicks(), treeTicks("self")];
-  } catch {
-    before = undefined; // no /proc: nothing to tell other processes' load by
+async function idle(): Promise<boolean> {
+  for (const deadline = Date.now() + 5000; Date.now() < deadline;) {
+    const before = machineTicks();
+    if (before === undefined) return true;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    if ((machineTicks()! - before) / 100 / 0.25 < MAX_IDLE_LOAD) return true;
   }
+  return false;
+}
+
+/** Runs `command` to its end; its wall time in ms. */
+async function timed(command: string[]): Promise<number> {
   const started = performance.now();
   const output = await new Deno.Command(command[0], {
     args: command.slice(1),
@@ -117,9 +109,7 @@ async function timed(command: string[]): Promise<{ ms: number; foreign?: number 
     const why = new TextDecoder().decode(output.stderr).trim().split("\n")[0];
     throw new Error(`${command[0]} failed (exit ${output.code}): ${why}`);
   }
-  if (before === undefined) return { ms };
-  const others = machineTicks() - before[0] - (treeTicks("self") - before[1]);
-  return { ms, foreign: others / 100 / (ms / 1000) };
+  return ms;
 }
 
 /** Medians of a sorted copy. */
@@ -129,7 +119,7 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-let repeated = 0;
+let busy = 0;
 
 /**
  * Runs a case: every contender once untimed (to warm caches, and to check it works), then
@@ -155,16 +145,9 @@ async function runCase(
   }
   for (let round = 0; round < rounds; round++) {
     for (const contender of contenders) {
-      for (let attempt = 1;; attempt++) {
-        await fresh();
-        const { ms, foreign } = await timed(contender.command);
-        if (foreign !== undefined && foreign > MAX_FOREIGN && attempt < 3) {
-          repeated++;
-          continue;
-        }
-        times.get(contender.name)!.push(ms);
-        break;
-      }
+      await fresh();
+      if (!await idle()) busy++;
+      times.get(contender.name)!.push(await timed(contender.command));
     }
   }
   await fresh();
@@ -367,7 +350,7 @@ if (import.meta.main) {
       "ours, verified, --connections 4",
       "aria2c -x4 -s4 + nginx (checks nothing)",
     );
-    console.log(`  (${repeated} runs were run again: other processes were busy during them)`);
+    console.log(`  (${busy} runs started with the machine busy after waiting 5 s for it to idle)`);
   } finally {
     for (const service of services) await service.stop();
     await Deno.remove(out, { recursive: true }).catch(() => {});

@@ -111,7 +111,7 @@ Deno.test("--connections goes with a folder, and takes 1 to 16", async () => {
 });
 
 Deno.test("killed mid-transfer, a download in pieces resumes with what is missing; a changed file starts afresh", async (t) => {
-  const size = 192 * MiB + 7;
+  const size = 128 * MiB + 7;
   const original = bigBytes(size, 3);
   await using data = await tempFolder({ "big.bin": original });
   await using out = await tempFolder();

@@ -257,6 +257,26 @@ Deno.test("--no-verify keeps what arrives unchecked, a resumed prefix included",
   assertEquals(await Deno.readTextFile(`${out.path}/a.txt`), "XYZ liar's bytes");
 });
 
+Deno.test("a download in pieces resumed from a server of protocol version 1 keeps what precedes its first gap", async () => {
+  const body = new TextEncoder().encode("the liar's bytes");
+  await using liar = lyingServer(body); // it speaks version 1: no ranges
+  await using out = await tempFolder({ ".a.txt.part": "XYZ-----" + "?".repeat(8) });
+  const record = { size: body.length, mtimeMs: 0, done: [[0, 3], [8, 12]] };
+  await Deno.writeTextFile(`${out.path}/.a.txt.part.ranges`, JSON.stringify(record));
+  const result = await runClient([
+    "--port",
+    String(liar.port),
+    "get",
+    "a.txt",
+    "--no-verify",
+    "-o",
+    out.path,
+  ]);
+  assertEquals(result.code, 0, result.stderr);
+  assertEquals(await Deno.readTextFile(`${out.path}/a.txt`), "XYZ liar's bytes");
+  assertEquals([...Deno.readDirSync(out.path)].map((entry) => entry.name), ["a.txt"]);
+});
+
 Deno.test("a hostile server's names are shown escaped and never used as paths", async () => {
   const names = ["../../outside.txt", "/etc/passwd", "evil\x1b[2Jname", "ok.txt"];
   const list = names.map((name) => ({ name, size: 1, mtimeMs: 0, cached: false }));

@@ -351,11 +351,26 @@ function checkFramed(sent: Uint8Array, answer: Uint8Array, reset: boolean, diges
     }
   }
   if (!reset && !decoder.atBoundary) problems.push("the answer ends in the middle of a frame");
-  if (!reset && state === "start" && sent.length >= preamble(1).length) {
+  if (!reset && state === "start" && greetingDue(sent)) {
     problems.push("a whole preamble got neither HELLO nor an error");
   }
   if (!reset && (state === "body" || state === "list")) problems.push("an answer was cut short");
   return problems;
+}
+
+/**
+ * Whether `sent` calls for HELLO or an error: a whole preamble does, except that from version 2 on
+ * HELLO waits for the frame that follows it (SETUP), so a stream that ends before that frame is
+ * whole rightly gets nothing.
+ */
+function greetingDue(sent: Uint8Array): boolean {
+  const at = MAGIC.length + 1;
+  if (sent.length < at) return false;
+  const magic = MAGIC.every((byte, i) => sent[i] === byte);
+  if (!magic || sent[MAGIC.length] < 2) return true;
+  if (sent.length < at + 5) return false;
+  const length = new DataView(sent.buffer, sent.byteOffset + at + 1, 4).getUint32(0);
+  return sent.length >= at + 5 + length;
 }
 
 function checkError(payload: Uint8Array, problems: string[]): void {

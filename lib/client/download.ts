@@ -121,7 +121,7 @@ export async function* downloadFiles(
   const stopped = Promise.all(workers).then(async () => {
     if (broken === undefined) return;
     for (const split of splits) await split.keep();
-    for (const job of jobs) if (!job.finishing) job.fail(broken);
+    for (const job of jobs) if (!job.settled) job.fail(broken);
   });
   for (const job of jobs) {
     const result = await job.outcome.catch(() => undefined);
@@ -150,8 +150,7 @@ class Job {
   record?: PieceRecord;
   /** Why it cannot even be asked for. */
   readonly error?: string;
-  /** True once its bytes are all in, or it failed: what became of it no longer needs a connection. */
-  finishing = false;
+  /** True once what became of it is settled, or being worked out without a connection. */
   settled = false;
   readonly outcome: Promise<DownloadResult>;
   #resolve!: (result: DownloadResult | Promise<DownloadResult>) => void;
@@ -160,9 +159,12 @@ class Job {
   constructor(
     fields: Pick<Job, "name" | "target" | "part" | "offset" | "record" | "error">,
   ) {
-    Object.assign(this, fields);
     this.name = fields.name;
+    this.target = fields.target;
+    this.part = fields.part;
     this.offset = fields.offset;
+    this.record = fields.record;
+    this.error = fields.error;
     this.outcome = new Promise((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
@@ -177,7 +179,6 @@ class Job {
 
   /** Settles what became of the file (once worked out, if a promise). */
   settle(result: DownloadResult | Promise<DownloadResult>): void {
-    this.finishing = true;
     this.settled = true;
     this.#resolve(result);
   }
@@ -578,9 +579,12 @@ class Split {
     if (--this.#left === 0) this.job.settle(this.#finish());
   }
 
-  /** A connection broke: whatever waits for its turn to be hashed is let go. */
+  /**
+   * A connection broke: unless every piece is in (and so can be hashed to the end), whatever
+   * waits for its turn to be hashed is let go, so that no connection waits for it.
+   */
   abandon(): void {
-    this.#ordered?.abandon();
+    if (this.#left > 0) this.#ordered?.abandon();
   }
 
   /** After a broken connection: the record saved as it stands, for the rerun. */

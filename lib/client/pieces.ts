@@ -235,10 +235,11 @@ export class OrderedDigest {
 
   /** The digest of the first `size` bytes, once they are all hashed. */
   async digest(size: number): Promise<Uint8Array> {
-    while (this.#hashed < size && this.#error === undefined) {
+    while (this.#hashed < size && this.#error === undefined && !this.#abandoned) {
       await new Promise<void>((resolve) => this.#progressed = resolve);
     }
     if (this.#error !== undefined) throw this.#error;
+    if (this.#hashed < size) throw new Error("the digest was given up before the file was whole");
     return this.#hasher.digest();
   }
 
@@ -247,6 +248,7 @@ export class OrderedDigest {
     this.#abandoned = true;
     for (const { hashed } of this.#waiting.values()) hashed();
     this.#waiting.clear();
+    this.#progressed?.();
   }
 
   /** Hashes what is next in turn, until nothing is. */
