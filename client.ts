@@ -259,12 +259,13 @@ async function security(command: ClientCommand): Promise<Pick<ConnectOptions, "t
 
 /**
  * The access token in `file` (its one line), or else in FILESERVER_TOKEN: a file named on the
- * command line is the one meant. Undefined when there is none (an empty variable is none).
+ * command line is the one meant. Undefined when there is none (an empty variable is none, and so
+ * is one this process may not read: run without --allow-env, it has no token to give).
  */
 async function accessToken(file: string | undefined): Promise<Uint8Array | undefined> {
   const source = file === undefined ? TOKEN_VARIABLE : `--token-file ${file}`;
   const text = file === undefined
-    ? Deno.env.get(TOKEN_VARIABLE)?.trim() ?? ""
+    ? (mayRead(TOKEN_VARIABLE) && Deno.env.get(TOKEN_VARIABLE)?.trim()) || ""
     : (await readFor("--token-file", file)).trim();
   if (file !== undefined && text === "") throw new UsageError(`${source} is empty`);
   if (/\s/.test(text)) throw new UsageError(`${source} holds more than one token`);
@@ -273,6 +274,11 @@ async function accessToken(file: string | undefined): Promise<Uint8Array | undef
     throw new UsageError(`${source} holds a token over ${MAX_TOKEN_BYTES} bytes`);
   }
   return token.length > 0 ? token : undefined;
+}
+
+/** True when this process may read the environment variable `name` without asking. */
+function mayRead(name: string): boolean {
+  return Deno.permissions.querySync({ name: "env", variable: name }).state === "granted";
 }
 
 /** The text of `file`, given with `flag`; throws UsageError when it cannot be read. */
