@@ -116,6 +116,34 @@ export function keepsAlive(head: RequestHead): boolean {
   return !/\bclose\b/.test(connection);
 }
 
+/**
+ * The access token an `Authorization` field presents: a `Bearer` token, or the password of
+ * `Basic` credentials (any user name), which is how a browser's login prompt, `wget --password`
+ * or `aria2c --http-passwd` can give one. Empty when the field presents none.
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { presentedToken } from "./message.ts";
+ * const text = (field?: string) => new TextDecoder().decode(presentedToken(field));
+ * equal(text("Bearer b2c9f0e1"), "b2c9f0e1");
+ * equal(text(`Basic ${btoa("anyone:b2c9f0e1")}`), "b2c9f0e1");
+ * equal(text(undefined), "");
+ * ```
+ */
+export function presentedToken(field: string | undefined): Uint8Array {
+  const [, scheme, credentials] = /^\s*(\S+)\s+(\S+)\s*$/.exec(field ?? "") ?? [];
+  if (/^bearer$/i.test(scheme ?? "")) return encoder.encode(credentials);
+  if (!/^basic$/i.test(scheme ?? "")) return new Uint8Array(0);
+  let decoded: string;
+  try {
+    decoded = atob(credentials);
+  } catch {
+    return new Uint8Array(0); // not base64: no credentials at all
+  }
+  const bytes = Uint8Array.from(decoded, (c) => c.charCodeAt(0));
+  return bytes.subarray(bytes.indexOf(0x3a) + 1); // after the first colon (all when none)
+}
+
 const REASONS: Record<number, string> = {
   200: "OK",
   206: "Partial Content",

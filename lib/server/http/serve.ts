@@ -22,6 +22,7 @@ import {
   MAX_HEAD_BYTES,
   parseHttpDate,
   parseRequestHead,
+  presentedToken,
   type RequestHead,
 } from "./message.ts";
 import { folderJson, folderPage } from "./pages.ts";
@@ -96,8 +97,20 @@ async function answer(
     return true;
   }
   if (path === "/-/healthy") {
-    await send(200, "OK\n");
+    await send(200, "OK\n"); // open to all, for the health checks of proxies
     return true;
+  }
+  const token = presentedToken(head.headers.get("authorization"));
+  const refusal = await service.access.admit(connection, token);
+  if (refusal !== undefined) {
+    // A wrong token ends the connection, as on the native port; a missing one may be followed
+    // by the same request with credentials, as a browser does after its login prompt.
+    const wrong = token.length > 0;
+    await send(401, `${refusal.message}\n`, [
+      ["WWW-Authenticate", 'Bearer realm="files", Basic realm="files", charset="UTF-8"'],
+      ...(wrong ? [["Connection", "close"] as [string, string]] : []),
+    ]);
+    return !wrong;
   }
   if (path === "/-/metrics") {
     const fields: [string, string][] = [[
