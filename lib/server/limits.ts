@@ -126,6 +126,31 @@ function connections(count: number): string {
   return count === 1 ? "connection is" : "connections are";
 }
 
+/** How long a connection may go without a step forward: the deadlines of a server's options. */
+export interface Deadlines {
+  /** No bytes moving for this long (idle between requests, or a stalled reader). */
+  idleTimeoutMs: number;
+  /**
+   * A request not whole this long after its first byte: a sender slow on purpose, whose trickle
+   * the idle deadline alone would never stop.
+   */
+  requestTimeoutMs: number;
+}
+
+/**
+ * The deadline `connection` has missed at `now`, as the reason to close it for; undefined while
+ * it has missed none.
+ */
+export function missedDeadline(
+  connection: Pick<Connection, "lastProgress" | "requestSince" | "busy">,
+  now: number,
+  { idleTimeoutMs, requestTimeoutMs }: Deadlines,
+): string | undefined {
+  if (now - connection.lastProgress > idleTimeoutMs) return connection.busy ? "stalled" : "idle";
+  if (now - (connection.requestSince ?? now) > requestTimeoutMs) return "request-timeout";
+  return undefined;
+}
+
 /**
  * Clients over a limit, told so: each gets the busy text and its connection ends. A refusal
  * lingers for its peer to close (so that what the peer sent meanwhile cannot turn the close into a

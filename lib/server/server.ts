@@ -13,13 +13,20 @@ import { Connection } from "./connection.ts";
 import { isDisconnect } from "./errors.ts";
 import { openRoot } from "./folder.ts";
 import { httpBusy, serveHttp } from "./http/serve.ts";
-import { connectionsThatFit, descriptorsFor, freeDescriptors, Gate, Refusals } from "./limits.ts";
+import {
+  connectionsThatFit,
+  descriptorsFor,
+  freeDescriptors,
+  Gate,
+  missedDeadline,
+  Refusals,
+} from "./limits.ts";
 import { exposureWarning, listen, type TlsFiles } from "./listen.ts";
 import type { Logger } from "./log.ts";
-import { Histogram, renderMetrics } from "./metrics.ts";
+import { renderMetrics } from "./metrics.ts";
 import { serveNative } from "./native.ts";
 import { readProxyLine } from "./proxy.ts";
-import { Request, type Service, type Tally } from "./service.ts";
+import { newTally, Request, type Service, type Tally } from "./service.ts";
 import { FileStore } from "./store/store.ts";
 import type { Tokens } from "./tokens.ts";
 
@@ -80,13 +87,7 @@ export class FileServer {
   readonly #sessions = new Set<Promise<void>>();
   readonly #started = Date.now();
   readonly #sweeper: ReturnType<typeof setInterval>;
-  readonly #tally: Tally = {
-    requests: { framed: 0, original: 0, http: 0 },
-    durations: new Histogram(),
-    errors: 0,
-    bodyBytes: 0,
-    bodyBytesFromCache: 0,
-  };
+  readonly #tally: Tally = newTally();
   /** What the dialects are given of the server. */
   readonly #service: Service;
   readonly #gate: Gate;
@@ -112,12 +113,7 @@ export class FileServer {
       store: this.#store,
       closing: () => this.#closing,
       stats: () => this.stats(),
-      metrics: () =>
-        renderMetrics({
-          stats: this.stats(),
-          requests: this.#tally.requests,
-          durations: this.#tally.durations,
-        }),
+      metrics: () => renderMetrics({ stats: this.stats(), ...this.#tally }),
       begin: (connection, op) => new Request(this.#tally, this.#logger, connection, op),
       violation: (connection, error) => this.#violation(connection, error),
       access: this.#access,
@@ -287,7 +283,15 @@ export class FileServer {
   async #session(connection: Connection, port: Port, proxied: boolean): Promise<void> {
     let admitted = !proxied;
     try {
-      if (!await this.#handshake(connection)) return;
+      await connection.handshake().catch((error) => {
+        // A client that does not speak TLS, or refused the certificate: the peer's trouble, so
+        // logged but not counted as the server's error.
+        if (connection.closedBecause !== undefined) return;
+        const fields = { id: connection.id, peer: connection.peer, error: reasonOf(error) };
+        this.#logger.event("tls-error", fields);
+        connection.close("tls-error");
+      });
+      if (connection.closedBecause !== undefined) return;
       // Small answers leave at once (TCP_NODELAY). Deno has no such switch for a TLS connection,
       // which keeps Nagle's algorithm: see docs/PERFORMANCE.md for what that costs.
       if ("setNoDelay" in connection.socket) (connection.socket as Deno.TcpConn).setNoDelay(true);
@@ -324,27 +328,6 @@ export class FileServer {
     }
   }
 
-  /**
-   * Completes a TLS connection's handshake (true at once for plain TCP). A failed one (a client
-   * that does not speak TLS, or that refused the certificate) is logged and the connection closed:
-   * it is the peer's trouble, not the server's, so it is not counted as an error.
-   */
-  async #handshake(connection: Connection): Promise<boolean> {
-    try {
-      await connection.handshake();
-      return connection.closedBecause === undefined;
-    } catch (error) {
-      if (connection.closedBecause !== undefined) return false;
-      this.#logger.event("tls-error", {
-        id: connection.id,
-        peer: connection.peer,
-        error: reasonOf(error),
-      });
-      connection.close("tls-error");
-      return false;
-    }
-  }
-
   /** Counts and logs a connection's failure. */
   #failed(connection: Connection, error: unknown): void {
     this.#tally.errors++;
@@ -361,19 +344,12 @@ export class FileServer {
     });
   }
 
-  /**
-   * Closes connections that moved no bytes for the idle timeout (idle, or a stalled reader), and
-   * those whose request has not arrived whole within the request timeout of its first byte (a
-   * sender slow on purpose, whose trickle the idle timeout alone would never stop).
-   */
+  /** Closes the connections that missed a deadline (limits.ts). */
   #sweep(): void {
     const now = Date.now();
     for (const connection of this.#connections) {
-      if (now - connection.lastProgress > this.#options.idleTimeoutMs) {
-        connection.close(connection.busy ? "stalled" : "idle");
-      } else if (now - (connection.requestSince ?? now) > this.#options.requestTimeoutMs) {
-        connection.close("request-timeout");
-      }
+      const missed = missedDeadline(connection, now, this.#options);
+      if (missed !== undefined) connection.close(missed);
     }
   }
 }

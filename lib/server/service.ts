@@ -11,7 +11,7 @@ import type { ServerStats } from "../shared/protocol.ts";
 import type { Access } from "./access.ts";
 import type { Connection } from "./connection.ts";
 import type { Logger, LogValue } from "./log.ts";
-import type { Histogram, Protocol } from "./metrics.ts";
+import { Histogram, type Protocol } from "./metrics.ts";
 import type { FileBody, FileStore } from "./store/store.ts";
 
 /** The server as a dialect sees it. */
@@ -43,6 +43,17 @@ export interface Tally {
   /** File bytes sent, and those of them sent from the cache (for the byte hit ratio). */
   bodyBytes: number;
   bodyBytesFromCache: number;
+}
+
+/** A tally with nothing counted yet. */
+export function newTally(): Tally {
+  return {
+    requests: { framed: 0, original: 0, http: 0 },
+    durations: new Histogram(),
+    errors: 0,
+    bodyBytes: 0,
+    bodyBytesFromCache: 0,
+  };
 }
 
 /** One request being answered: counted when it begins, logged once when it ends. */
