@@ -16,7 +16,7 @@ import { rank } from "../lib/client/rendezvous.ts";
 import { parseCommandLine } from "../lib/shared/cli.ts";
 import { formatBytes } from "../lib/shared/units.ts";
 import { haproxyConfig, ROOT, SERVER_COMMAND } from "../testing/support.ts";
-import { accepting, freePort, has } from "./peers.ts";
+import { accepting, freePort, has } from "./services.ts";
 import { type Trace, zipfTrace } from "./traces.ts";
 
 const { values } = parseCommandLine(Deno.args, {

@@ -7,7 +7,7 @@
  */
 
 import { ROOT, SERVER_COMMAND } from "../testing/support.ts";
-import { accepting, freePort, has, startNginx } from "./peers.ts";
+import { accepting, freePort, has, startNginx } from "./services.ts";
 
 const quick = Deno.args.includes("--quick");
 const SECONDS = quick ? 2 : 5;
@@ -65,7 +65,7 @@ if (import.meta.main) {
     ],
     stdout: "null",
   }).spawn();
-  const nginx = await startNginx(DATA, WORK);
+  const nginx = await startNginx(DATA, `${WORK}/nginx`);
   try {
     await accepting(httpPort);
     const urls = { ours: `http://127.0.0.1:${httpPort}`, nginx: `http://127.0.0.1:${nginx.port}` };

@@ -4,21 +4,15 @@
  * installed.
  */
 
-import { SERVER_COMMAND } from "../testing/support.ts";
+import { freePort, SERVER_COMMAND } from "../testing/support.ts";
+
+export { freePort };
 
 /** A server running for a benchmark. */
 export interface Service {
   port: number;
   process: Deno.ChildProcess;
   stop(): Promise<void>;
-}
-
-/** A free TCP port on loopback (free when asked; taken by whoever binds it first). */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 /** True when `command` is on PATH. */
@@ -100,15 +94,23 @@ async function started(port: number, command: Deno.Command, signal: Deno.Signal)
     process.kill(signal);
     await process.status;
   };
+  try {
+    await accepting(port);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { port, process, stop };
+}
+
+/** Resolves once something accepts connections on `port` of 127.0.0.1 (within about 5 s). */
+export async function accepting(port: number): Promise<void> {
   for (let attempt = 0;; attempt++) {
     try {
       (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return { port, process, stop };
+      return;
     } catch (error) {
-      if (attempt > 200) {
-        await stop();
-        throw error;
-      }
+      if (attempt > 200) throw error;
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
   }
