@@ -20,19 +20,25 @@
  * ```
  */
 export function rank(name: string, servers: readonly string[]): string[] {
-  const scored = servers.map((server) => ({ server, score: weight(server, name) }));
+  const named = fnv1a(FNV_OFFSET, name);
+  const scored = servers.map((server) => ({ server, score: finish(fnv1a(named, server)) }));
   scored.sort((a, b) => b.score - a.score || (a.server < b.server ? -1 : 1));
   return scored.map(({ server }) => server);
 }
 
-const encoder = new TextEncoder();
+const FNV_OFFSET = 0x811c9dc5;
 
-/** A pseudo-random weight of `server` for `name`: FNV-1a over both, then murmur3's finaliser. */
-function weight(server: string, name: string): number {
-  let hash = 0x811c9dc5;
-  for (const byte of encoder.encode(`${server}\u0000${name}`)) {
-    hash = Math.imul(hash ^ byte, 0x01000193);
-  }
+/**
+ * FNV-1a of `text`'s UTF-16 code units, on from `hash`: the name is hashed once, then each server
+ * on from it, so that ranking 300 servers takes microseconds, not the time to encode 300 strings.
+ */
+function fnv1a(hash: number, text: string): number {
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return hash;
+}
+
+/** murmur3's finaliser: every bit of the FNV hash spread over the weight. */
+function finish(hash: number): number {
   hash = Math.imul(hash ^ (hash >>> 16), 0x85ebca6b);
   hash = Math.imul(hash ^ (hash >>> 13), 0xc2b2ae35);
   return (hash ^ (hash >>> 16)) >>> 0;
