@@ -4,9 +4,9 @@
  * installed.
  */
 
-import { freePort, SERVER_COMMAND } from "../testing/support.ts";
+import { accepting, freePort, SERVER_COMMAND } from "../testing/support.ts";
 
-export { freePort };
+export { accepting, freePort };
 
 /** A server running for a benchmark. */
 export interface Service {
@@ -101,17 +101,4 @@ async function started(port: number, command: Deno.Command, signal: Deno.Signal)
     throw error;
   }
   return { port, process, stop };
-}
-
-/** Resolves once something accepts connections on `port` of 127.0.0.1 (within about 5 s). */
-export async function accepting(port: number): Promise<void> {
-  for (let attempt = 0;; attempt++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch (error) {
-      if (attempt > 200) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-  }
 }

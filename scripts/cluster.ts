@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import { formatBytes, parseSize } from "../lib/shared/units.ts";
 import { parseCommandLine, parseInteger } from "../lib/shared/cli.ts";
-import { haproxyConfig, ROOT, SERVER_COMMAND } from "../testing/support.ts";
+import { accepting, haproxyConfig, ROOT, SERVER_COMMAND } from "../testing/support.ts";
 
 const { values } = parseCommandLine(Deno.args, {
   nodes: { type: "string", default: "3" },
@@ -21,7 +21,20 @@ const nodes = parseInteger(values.nodes, "--nodes", 1, 64);
 const each = Math.floor(parseSize(values["cache-size"]) / nodes);
 
 const children: Deno.ChildProcess[] = [];
+const temporary: string[] = [];
+
+/**
+ * Starts a process of the cluster in a session of its own (setsid), so that Ctrl-C reaches this
+ * script alone, which stops each process with one signal: a node that heard Ctrl-C too would take
+ * the second signal as the order to stop without finishing its transfers.
+ */
+function start(command: string, args: string[]): Deno.ChildProcess {
+  return new Deno.Command("setsid", { args: [command, ...args], stdout: "inherit" }).spawn();
+}
+let stopping = false;
+/** Stops every process (once: a second signal would make a node drop its transfers in flight). */
 const stopAll = async () => {
+  stopping = true;
   for (const child of children) {
     try {
       child.kill("SIGTERM");
@@ -30,6 +43,7 @@ const stopAll = async () => {
     }
   }
   await Promise.all(children.map((child) => child.status));
+  for (const path of temporary) await Deno.remove(path);
 };
 Deno.addSignalListener("SIGINT", async () => {
   console.log("\nstopping every node");
@@ -51,25 +65,31 @@ for (let i = 1; i <= nodes; i++) {
     "--trust-proxy",
     "127.0.0.1",
   ];
-  children.push(new Deno.Command(Deno.execPath(), { args, stdout: "inherit" }).spawn());
+  children.push(start(Deno.execPath(), args));
 }
 const servers = Array.from({ length: nodes }, (_, i) => `127.0.0.1:${4461 + i}`).join(",");
 console.log(`${nodes} nodes, ${formatBytes(each)} of cache each, sharing ${values.data}`);
 console.log(`client: client --servers ${servers} get NAME...`);
+
+// haproxy would otherwise find the nodes down at its first checks, and say so.
+for (let i = 1; i <= nodes; i++) await accepting(8080 + i);
 
 const haproxy = await new Deno.Command("sh", { args: ["-c", "command -v haproxy"], stdout: "null" })
   .output();
 if (haproxy.success) {
   const config = await haproxyConfig(Array.from({ length: nodes }, (_, i) => 8081 + i), 8080);
   const path = await Deno.makeTempFile({ prefix: "fileserver-haproxy-", suffix: ".cfg" });
+  temporary.push(path);
   await Deno.writeTextFile(path, config);
-  children.push(new Deno.Command("haproxy", { args: ["-db", "-f", path] }).spawn());
+  children.push(start("haproxy", ["-db", "-f", path]));
   console.log("HTTP through haproxy: curl -O http://127.0.0.1:8080/NAME");
 } else {
   console.log("haproxy is not installed (Debian: apt-get install haproxy): the nodes run alone");
 }
 console.log("Ctrl-C stops them all.");
 await Promise.race(children.map((child) => child.status));
-console.error("a process of the cluster ended; stopping the others");
-await stopAll();
-Deno.exit(1);
+if (!stopping) {
+  console.error("a process of the cluster ended; stopping the others");
+  await stopAll();
+  Deno.exit(1);
+}

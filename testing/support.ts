@@ -244,3 +244,16 @@ export function freePort(): number {
   listener.close();
   return port;
 }
+
+/** Resolves once something accepts connections on `port` of 127.0.0.1 (within about 5 s). */
+export async function accepting(port: number): Promise<void> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch (error) {
+      if (attempt > 200) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+}
