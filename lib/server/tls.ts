@@ -26,9 +26,10 @@ const WRITE_BYTES = 1024 * 1024;
 
 /**
  * Sockets accepted and not yet taken by accept() above which new ones are closed at once, as a
- * full listen backlog would refuse them (Node accepts whether or not anyone asks).
+ * full listen backlog would refuse them: Node accepts whether or not anyone asks, and each socket
+ * waiting holds a file descriptor that the connection limits (limits.ts) do not count.
  */
-const ACCEPT_QUEUE = 511;
+const ACCEPT_QUEUE = 128;
 
 /**
  * Listens for TLS on `host`:`port` with `cert` and `key` (PEM, already checked to work together),
