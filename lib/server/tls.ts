@@ -22,7 +22,7 @@ const READ_BYTES = 64 * 1024;
  * (a cached file, 32 MiB) slower than the same bytes in pieces of this size, and a piece bounds
  * what it holds encrypted at once.
  */
-const WRITE_BYTES = 1024 * 1024;
+const WRITE_BYTES = 256 * 1024;
 
 /**
  * Sockets accepted and not yet taken by accept() above which new ones are closed at once, as a
@@ -361,25 +361,31 @@ interface TcpHandle {
   readStop?(): number;
 }
 
-/** Node's error codes for a peer going away, as the Deno errors errors.ts isDisconnect knows. */
-const DISCONNECTS: Record<string, new (message: string, options?: ErrorOptions) => Error> = {
-  ECONNRESET: Deno.errors.ConnectionReset,
-  EPIPE: Deno.errors.BrokenPipe,
-  ECONNABORTED: Deno.errors.ConnectionAborted,
-  ENOTCONN: Deno.errors.NotConnected,
-  ERR_STREAM_DESTROYED: Deno.errors.BadResource,
-  ERR_SOCKET_CLOSED: Deno.errors.BadResource,
-  ERR_STREAM_WRITE_AFTER_END: Deno.errors.BrokenPipe,
-  EADDRINUSE: Deno.errors.AddrInUse,
-  EADDRNOTAVAIL: Deno.errors.AddrNotAvailable,
-  EACCES: Deno.errors.PermissionDenied,
+/**
+ * Node's error codes as the Deno errors for the same failure (those of a peer going away are the
+ * ones errors.ts isDisconnect knows), with the words Deno's own sockets would log.
+ */
+const DENO_ERRORS: Record<
+  string,
+  [new (message: string, options?: ErrorOptions) => Error, string?]
+> = {
+  ECONNRESET: [Deno.errors.ConnectionReset, "Connection reset by peer"],
+  EPIPE: [Deno.errors.BrokenPipe, "Broken pipe"],
+  ECONNABORTED: [Deno.errors.ConnectionAborted, "Software caused connection abort"],
+  ENOTCONN: [Deno.errors.NotConnected, "Transport endpoint is not connected"],
+  ERR_STREAM_DESTROYED: [Deno.errors.BadResource],
+  ERR_SOCKET_CLOSED: [Deno.errors.BadResource],
+  ERR_STREAM_WRITE_AFTER_END: [Deno.errors.BrokenPipe],
+  EADDRINUSE: [Deno.errors.AddrInUse, "Address already in use"],
+  EADDRNOTAVAIL: [Deno.errors.AddrNotAvailable, "Cannot assign requested address"],
+  EACCES: [Deno.errors.PermissionDenied, "Permission denied"],
 };
 
 /** A Node error as the Deno error for the same failure, when there is one; else as it is. */
 function denoError(error: Error): Error {
   const code = (error as { code?: string }).code;
-  const Mapped = code === undefined ? undefined : DISCONNECTS[code];
-  if (Mapped) return new Mapped(error.message, { cause: error });
+  const mapped = code === undefined ? undefined : DENO_ERRORS[code];
+  if (mapped) return new mapped[0](mapped[1] ?? error.message, { cause: error });
   if (/close_notify|unexpected eof/i.test(error.message)) {
     return new Deno.errors.UnexpectedEof(error.message, { cause: error });
   }
