@@ -1,9 +1,9 @@
 /**
  * The server's speed, measured side by side in one run: the loopback ceiling (a minimal Deno
  * program with no protocol), cached and uncached large-file throughput, small-file requests per
- * second with latency, the load generator's own capacity, the same over TLS beside plain TCP,
- * peak server RSS with 1,000 connections, and, when nginx (and curl, wrk) are installed, nginx on
- * the same work.
+ * second with latency, one file at a time on an open session, the load generator's own capacity,
+ * the same over TLS beside plain TCP, peak server RSS with 1,000 connections, and, when nginx (and
+ * curl, wrk) are installed, nginx on the same work.
  *
  * Usage: deno run -A bench/server_bench.ts [--quick]
  */
@@ -142,6 +142,34 @@ async function sessions(port: number, name: string, caCerts?: string[]): Promise
   return count / ((performance.now() - started) / 1000);
 }
 
+/** Sizes of the files fetched one at a time on an open session, for the time each answer takes. */
+const ONE_FILE = [20_000, 64 * 1024, 256 * 1024];
+
+/**
+ * Median milliseconds to fetch each of the ONE_FILE files on one open session, once in the cache;
+ * over TLS when `caCerts` are given.
+ */
+async function oneFile(port: number, caCerts?: string[]): Promise<number[]> {
+  const client = await FileClient.connect("127.0.0.1", port, { tls: caCerts && { caCerts } });
+  const medians: number[] = [];
+  for (const size of ONE_FILE) {
+    const fetch = async () => {
+      await client.send(client.get(`one${size}.bin`));
+      await client.readFile({ header() {}, data() {} });
+    };
+    await fetch();
+    const ms: number[] = [];
+    for (let i = 0; i < (quick ? 9 : 25); i++) {
+      const started = performance.now();
+      await fetch();
+      ms.push(performance.now() - started);
+    }
+    medians.push(ms.sort((a, b) => a - b)[ms.length >> 1]);
+  }
+  client.close();
+  return medians;
+}
+
 async function loadgen(args: (string | number)[]): Promise<LoadResult> {
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-net", "--allow-read", `${ROOT}bench/loadgen.ts`, ...args.map(String)],
@@ -171,6 +199,9 @@ async function writeData(): Promise<number> {
   for (let at = 65536; at < BIG; at *= 2) big.copyWithin(at, 0, at);
   await Deno.writeFile(`${WORK}/data/big.bin`, big);
   await Deno.writeFile(`${WORK}/data/small.bin`, big.subarray(0, SMALL));
+  for (const size of ONE_FILE) {
+    await Deno.writeFile(`${WORK}/data/one${size}.bin`, big.subarray(0, size));
+  }
   const missFiles = 4;
   for (let i = 0; i < missFiles; i++) await Deno.writeFile(`${WORK}/data/miss${i}.bin`, big);
   return missFiles;
@@ -185,6 +216,7 @@ if (import.meta.main) {
   const large: number[] = [];
   const small = new Map<string, LoadResult>();
   let fresh = 0;
+  let single: number[] = [];
 
   // The cache holds 2 of the 4 miss files, so cycling through them makes every request a miss.
   const server = await startServer(["--data", `${WORK}/data`, "--cache-size", "72MiB"]);
@@ -225,6 +257,10 @@ if (import.meta.main) {
     }
     fresh = await sessions(server.port, "small.bin");
     record({ what: "a new session per 4 KiB file, one at a time", value: fresh, unit: "/s" });
+    single = await oneFile(server.port);
+    ONE_FILE.forEach((size, i) =>
+      record({ what: `one ${size} B file on an open session`, value: single[i], unit: "ms" })
+    );
   } finally {
     await server.stop();
   }
@@ -266,6 +302,15 @@ if (import.meta.main) {
       unit: "/s",
       versus: { name: "plain", value: fresh },
     });
+    const tlsSingle = await oneFile(tls.port, caCerts);
+    ONE_FILE.forEach((size, i) =>
+      record({
+        what: `TLS: one ${size} B file on an open session`,
+        value: tlsSingle[i],
+        unit: "ms",
+        versus: { name: "plain", value: single[i] },
+      })
+    );
   } finally {
     await tls.stop();
   }

@@ -10,6 +10,7 @@ import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:ass
 import { FileClient } from "../lib/client/client.ts";
 import { ConnectionError } from "../lib/client/errors.ts";
 import { REFUSALS } from "../lib/server/limits.ts";
+import { listen } from "../lib/server/listen.ts";
 import {
   certificates,
   fetchFile,
@@ -225,4 +226,107 @@ Deno.test("peers that never complete their TLS handshake cannot stop the server 
     for (const socket of silent) socket.conn.close();
   }
   await until(() => server.stats().connections === 0, "the silent peers gone");
+});
+
+Deno.test("answers and new sessions over TLS do not wait for a delayed acknowledgement", async () => {
+  // With Nagle's algorithm on the server's TLS sockets, an answer of more than one TLS record and
+  // each new session waited some 40 ms for the client's delayed acknowledgement. Without it they
+  // take a few milliseconds even on a loaded machine; the medians leave room for the load.
+  const files = { "20k.bin": randomBytes(20_000, 41), "256k.bin": randomBytes(256 * 1024, 42) };
+  await using data = await tempFolder(files);
+  await using certs = await certificates();
+  await using server = await startServer(data.path, { tls: { cert: certs.cert, key: certs.key } });
+  const caCerts = [await Deno.readTextFile(certs.ca)];
+  const connect = () => FileClient.connect("127.0.0.1", server.addr.port, { tls: { caCerts } });
+  const median = (ms: number[]) => ms.sort((a, b) => a - b)[ms.length >> 1];
+  const timed = async (work: () => Promise<void>) => {
+    const ms: number[] = [];
+    for (let i = 0; i < 9; i++) {
+      const started = performance.now();
+      await work();
+      ms.push(performance.now() - started);
+    }
+    return ms;
+  };
+
+  const client = await connect();
+  for (const name of Object.keys(files)) {
+    await fetchFile(client, name); // now in the cache
+    const ms = await timed(async () => void await fetchFile(client, name));
+    assert(median(ms) < 25, `${name} on an open session: ${ms.map(Math.round)} ms`);
+  }
+  await client.quit();
+
+  const ms = await timed(async () => {
+    const fresh = await connect();
+    await fetchFile(fresh, "20k.bin");
+    await fresh.quit();
+  });
+  assert(median(ms) < 30, `a new session and one file: ${ms.map(Math.round)} ms`);
+});
+
+Deno.test("a TLS connection reads, writes and closes as a Deno.Conn does", async (t) => {
+  await using certs = await certificates();
+  const listener = await listen("127.0.0.1", 0, { cert: certs.cert, key: certs.key });
+  const caCerts = [await Deno.readTextFile(certs.ca)];
+  const dial = () =>
+    Deno.connectTls({ hostname: "127.0.0.1", port: (listener.addr as Deno.NetAddr).port, caCerts });
+
+  await t.step("bytes both ways, the peer's end as null, then a half-close", async () => {
+    const [client, conn] = await Promise.all([dial(), listener.accept() as Promise<Deno.TlsConn>]);
+    await conn.handshake();
+    const sent = randomBytes(3 * MiB + 1, 43);
+    const received = new Uint8Array(sent.length);
+    const reading = (async () => {
+      let at = 0;
+      for (let n; at < received.length && (n = await conn.read(received.subarray(at))) !== null;) {
+        at += n;
+      }
+      return at;
+    })();
+    // More than the server buffers: it stops reading until its reader takes the bytes.
+    for (let at = 0; at < sent.length;) at += await client.write(sent.subarray(at));
+    assertEquals(await reading, sent.length);
+    assertEquals(received, sent);
+    await client.closeWrite();
+    assertEquals(await conn.read(new Uint8Array(16)), null);
+    const answer = randomBytes(2 * MiB + 3, 44);
+    const answered = (async () => {
+      for (let at = 0; at < answer.length;) at += await conn.write(answer.subarray(at));
+      await conn.closeWrite();
+    })();
+    const got = new Uint8Array(answer.length);
+    let at = 0;
+    for (let n; at < got.length && (n = await client.read(got.subarray(at))) !== null;) at += n;
+    await answered;
+    assertEquals([at, got], [answer.length, answer]);
+    assertEquals(await client.read(new Uint8Array(16)), null); // after close_notify
+    conn.close();
+    client.close();
+  });
+
+  await t.step("close() ends a read waiting for bytes, and later reads and writes", async () => {
+    const [client, conn] = await Promise.all([dial(), listener.accept()]);
+    const waiting = conn.read(new Uint8Array(16));
+    conn.close();
+    await rejects(waiting, Deno.errors.BadResource);
+    await rejects(conn.write(new Uint8Array(1)), Deno.errors.BadResource);
+    client.close();
+  });
+
+  await t.step("a peer that speaks no TLS fails the handshake", async () => {
+    const raw = await rawConnect((listener.addr as Deno.NetAddr).port);
+    const conn = (await listener.accept()) as Deno.TlsConn;
+    await raw.conn.write(new TextEncoder().encode("LIST\n".repeat(100)));
+    await rejects(conn.handshake());
+    conn.close();
+    raw.conn.close();
+  });
+
+  await t.step("accept() rejects with BadResource once the listener is closed", async () => {
+    const pending = listener.accept();
+    listener.close();
+    await rejects(pending, Deno.errors.BadResource);
+    await rejects(listener.accept(), Deno.errors.BadResource);
+  });
 });

@@ -106,10 +106,10 @@ export class Connection {
   /**
    * Completes the TLS handshake of a TLS connection (nothing to do for plain TCP) on the request
    * clock, so a peer that does not finish it within the request timeout is closed as one that
-   * does not send its request. Deno cannot abort a handshake, though: a TLS socket closed during
-   * one stays open, out of the server's sight, until the peer completes or abandons it. So such a
-   * socket is only closed once its handshake ends, and this waits for that: the connection keeps
-   * its place (and its host's) as long as the socket is open, and the limits stay true.
+   * does not send its request. A socket closed during its handshake is only closed once the
+   * handshake ends, though, and this waits for that: the connection keeps its place (and its
+   * host's) as long as the socket is open, and the limits stay true. (Deno.listenTls's sockets
+   * could not abort a handshake; those of tls.ts can, so closing at once is now possible.)
    */
   async handshake(): Promise<void> {
     if (!("handshake" in this.socket)) return;

@@ -1,10 +1,11 @@
 /**
  * Where a server listens: a plain TCP port, or one that speaks TLS from its first byte with a
- * certificate and key read from PEM files (Deno's own TLS); and whether the address it listens on
- * is open to other machines while nothing protects it.
+ * certificate and key read from PEM files (Node's TLS as Deno provides it, see tls.ts); and
+ * whether the address it listens on is open to other machines while nothing protects it.
  */
 
 import { reasonOf } from "../shared/errors.ts";
+import { listenNodeTls } from "./tls.ts";
 
 /** The PEM files a TLS port serves with: its certificate (chain) and the certificate's key. */
 export interface TlsFiles {
@@ -14,21 +15,24 @@ export interface TlsFiles {
 
 /**
  * Listens on `host`:`port` (0 for any free port): TLS when `tls` names a certificate and key, plain
- * TCP otherwise. A TLS connection's handshake happens on its first read or write, or when it is
- * asked for, never in accept, so one slow peer cannot hold up the others. Throws an error in one
+ * TCP otherwise. A TLS connection's handshake runs by itself once the connection is accepted,
+ * never in accept, so one slow peer cannot hold up the others. Throws an error in one
  * sentence naming the file when the certificate or key cannot be read or used.
  */
 export async function listen(host: string, port: number, tls?: TlsFiles): Promise<Deno.Listener> {
   if (tls === undefined) return Deno.listen({ hostname: host, port, transport: "tcp" });
   const [cert, key] = await Promise.all([pem(tls.cert, "certificate"), pem(tls.key, "key")]);
+  // Node's TLS takes any text and fails each handshake; Deno's checks the pair when it listens,
+  // so a listener on any free port says at start whether they can be used, and why not.
   try {
-    return Deno.listenTls({ hostname: host, port, transport: "tcp", cert, key });
+    Deno.listenTls({ hostname: host, port: 0, transport: "tcp", cert, key }).close();
   } catch (error) {
     const mismatch = /KeyMismatch/.test(reasonOf(error));
     if (!mismatch && !(error instanceof Deno.errors.InvalidData)) throw error;
     const why = mismatch ? "the key does not belong to the certificate" : reasonOf(error);
     throw new Error(`the TLS certificate ${tls.cert} and key ${tls.key} cannot be used: ${why}`);
   }
+  return await listenNodeTls(host, port, cert, key);
 }
 
 /** The text of a PEM file, read for `what` (named in the error when it cannot be read). */

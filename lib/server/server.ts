@@ -292,8 +292,8 @@ export class FileServer {
         connection.close("tls-error");
       });
       if (connection.closedBecause !== undefined) return;
-      // Small answers leave at once (TCP_NODELAY). Deno has no such switch for a TLS connection,
-      // which keeps Nagle's algorithm: see docs/PERFORMANCE.md for what that costs.
+      // Small answers leave at once (TCP_NODELAY). A TLS connection has it from the start
+      // (lib/server/tls.ts), as Deno.listenTls's have no such switch: docs/PERFORMANCE.md.
       if ("setNoDelay" in connection.socket) (connection.socket as Deno.TcpConn).setNoDelay(true);
       if (proxied) {
         const client = await readProxyLine(connection);

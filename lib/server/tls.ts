@@ -1,0 +1,393 @@
+/**
+ * TLS connections with TCP_NODELAY: Node's TLS as Deno provides it (a `node:net` server with
+ * `noDelay`, and a server-side `tls.TLSSocket` on each socket it accepts), seen by the rest of the
+ * server as a Deno.Listener of Deno.TlsConn. Deno's own server-side TLS connection
+ * (Deno.listenTls) has no setNoDelay, so each of its writes smaller than a segment waits for the
+ * client's delayed acknowledgement (40 ms) while an earlier one is unacknowledged: a file answer
+ * over one TLS record, and each new session, waited that long (docs/PERFORMANCE.md).
+ *
+ * Memory stays bounded as with a Deno.Conn: a socket stops reading once READ_BYTES are waiting for
+ * the server to take them, a write resolves only once Node has written its bytes, and at most
+ * ACCEPT_QUEUE accepted sockets wait for accept().
+ */
+
+import net from "node:net";
+import tls from "node:tls";
+
+/** Bytes received and not yet read above which a socket stops reading from the peer. */
+const READ_BYTES = 64 * 1024;
+
+/**
+ * The most one write() hands to Node at once. Node's TLS as Deno provides it sends one large write
+ * (a cached file, 32 MiB) slower than the same bytes in pieces of this size, and a piece bounds
+ * what it holds encrypted at once.
+ */
+const WRITE_BYTES = 256 * 1024;
+
+/**
+ * Sockets accepted and not yet taken by accept() above which new ones are closed at once, as a
+ * full listen backlog would refuse them: Node accepts whether or not anyone asks, and each socket
+ * waiting holds a file descriptor that the connection limits (limits.ts) do not count.
+ */
+const ACCEPT_QUEUE = 128;
+
+/**
+ * Listens for TLS on `host`:`port` with `cert` and `key` (PEM, already checked to work together),
+ * every connection with TCP_NODELAY. A connection's handshake runs on its own, never in accept.
+ */
+export function listenNodeTls(
+  host: string,
+  port: number,
+  cert: string,
+  key: string,
+): Promise<Deno.TlsListener> {
+  const context = tls.createSecureContext({ cert, key });
+  const listener = new NodeTlsListener(context);
+  return listener.listen(host, port);
+}
+
+/** A node:net server whose sockets become NodeTlsConns, taken one at a time with accept(). */
+class NodeTlsListener implements Deno.TlsListener {
+  readonly #server: net.Server;
+  readonly #context: tls.SecureContext;
+  readonly #queue: NodeTlsConn[] = [];
+  readonly #waiting: PromiseWithResolvers<Deno.TlsConn>[] = [];
+  #addr: Deno.NetAddr | undefined;
+  #closed = false;
+
+  constructor(context: tls.SecureContext) {
+    this.#context = context;
+    this.#server = net.createServer(
+      { noDelay: true, allowHalfOpen: true },
+      (socket) => this.#accepted(socket),
+    );
+  }
+
+  /** Starts listening; resolves with this listener, or rejects as Deno.listen would. */
+  listen(host: string, port: number): Promise<this> {
+    return new Promise((resolve, reject) => {
+      this.#server.once("error", (error) => reject(denoError(error)));
+      this.#server.listen({ host, port }, () => {
+        const address = this.#server.address() as net.AddressInfo;
+        this.#addr = { transport: "tcp", hostname: address.address, port: address.port };
+        this.#server.on("error", () => {}); // accept errors: Node retries on its own
+        resolve(this);
+      });
+    });
+  }
+
+  get addr(): Deno.NetAddr {
+    return this.#addr!;
+  }
+
+  #accepted(socket: net.Socket): void {
+    if (this.#closed || this.#queue.length >= ACCEPT_QUEUE) {
+      socket.destroy();
+      return;
+    }
+    const conn = new NodeTlsConn(socket, this.#context, this.#addr!);
+    const waiter = this.#waiting.shift();
+    if (waiter) waiter.resolve(conn);
+    else this.#queue.push(conn);
+  }
+
+  /** The next connection; rejects with Deno.errors.BadResource once the listener is closed. */
+  accept(): Promise<Deno.TlsConn> {
+    if (this.#closed) return Promise.reject(new Deno.errors.BadResource("the listener is closed"));
+    const next = this.#queue.shift();
+    if (next) return Promise.resolve(next);
+    const waiter = Promise.withResolvers<Deno.TlsConn>();
+    this.#waiting.push(waiter);
+    return waiter.promise;
+  }
+
+  /** Stops listening: pending accept() calls reject, and sockets not yet accepted are closed. */
+  close(): void {
+    if (this.#closed) throw new Deno.errors.BadResource("the listener is closed");
+    this.#closed = true;
+    this.#server.close();
+    for (const conn of this.#queue.splice(0)) conn.close();
+    for (const waiter of this.#waiting.splice(0)) {
+      waiter.reject(new Deno.errors.BadResource("the listener is closed"));
+    }
+  }
+
+  ref(): void {
+    this.#server.ref();
+  }
+
+  unref(): void {
+    this.#server.unref();
+  }
+
+  [Symbol.dispose](): void {
+    if (!this.#closed) this.close();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterableIterator<Deno.TlsConn> {
+    for (;;) {
+      try {
+        yield await this.accept();
+      } catch (error) {
+        if (error instanceof Deno.errors.BadResource) return;
+        throw error;
+      }
+    }
+  }
+}
+
+/**
+ * One server-side TLS connection over a Node socket, with Deno.Conn's reads and writes: received
+ * bytes wait in a short list of Node's chunks until read() copies them out.
+ */
+class NodeTlsConn implements Deno.TlsConn {
+  readonly #socket: tls.TLSSocket;
+  readonly localAddr: Deno.NetAddr;
+  readonly remoteAddr: Deno.NetAddr;
+  readonly #chunks: Uint8Array[] = [];
+  /** Bytes in #chunks (the first from #offset on). */
+  #buffered = 0;
+  #offset = 0;
+  #paused = false;
+  #ended = false;
+  #closed = false;
+  #error: Error | undefined;
+  /** Resolved when something a waiting read() may want happens (data, end, an error, close). */
+  #wake = Promise.withResolvers<void>();
+  readonly #secure: Promise<void>;
+  /** Writes not yet confirmed, rejected if the socket closes first. */
+  readonly #writes = new Set<(error: Error) => void>();
+
+  constructor(socket: net.Socket, context: tls.SecureContext, localAddr: Deno.NetAddr) {
+    this.localAddr = localAddr;
+    this.remoteAddr = {
+      transport: "tcp",
+      hostname: socket.remoteAddress ?? "",
+      port: socket.remotePort ?? 0,
+    };
+    const secure = Promise.withResolvers<void>();
+    this.#secure = secure.promise;
+    this.#secure.catch(() => {}); // also seen by reads and writes, if no one asks for it
+    const tlsSocket = new tls.TLSSocket(socket, {
+      isServer: true,
+      secureContext: context,
+      allowHalfOpen: true,
+    } as tls.TLSSocketOptions);
+    this.#socket = tlsSocket;
+    tlsSocket.on("secure", () => secure.resolve());
+    tlsSocket.on("data", (chunk: Uint8Array) => {
+      this.#chunks.push(chunk);
+      this.#buffered += chunk.length;
+      if (this.#buffered >= READ_BYTES && !this.#paused) this.#reading(false);
+      this.#wakeReaders();
+    });
+    tlsSocket.on("end", () => {
+      secure.reject(new Deno.errors.UnexpectedEof("the peer left during the TLS handshake"));
+      this.#ended = true;
+      this.#wakeReaders();
+    });
+    tlsSocket.on("error", (error: Error) => {
+      this.#error ??= denoError(error);
+      secure.reject(this.#error);
+      this.#wakeReaders();
+    });
+    tlsSocket.on("close", () => {
+      const error = this.#error ?? new Deno.errors.UnexpectedEof("the connection closed");
+      secure.reject(error);
+      this.#ended = true;
+      this.#failWrites(error);
+      this.#wakeReaders();
+    });
+  }
+
+  /**
+   * Resolves once the TLS handshake is complete; rejects when it fails or the peer leaves first.
+   * A peer that never completes it keeps it pending until close().
+   */
+  async handshake(): Promise<Deno.TlsHandshakeInfo> {
+    await this.#secure;
+    return { alpnProtocol: null };
+  }
+
+  /**
+   * Copies received bytes into `buffer`, waiting for some if none are here; null at the end of
+   * the peer's stream. The socket reads from the peer again once its bytes are taken.
+   */
+  async read(buffer: Uint8Array): Promise<number | null> {
+    for (;;) {
+      if (this.#closed) throw new Deno.errors.BadResource("the connection is closed");
+      if (this.#buffered > 0) return this.#take(buffer);
+      if (this.#error) throw this.#error;
+      if (this.#ended) return null;
+      await this.#wake.promise;
+    }
+  }
+
+  #take(buffer: Uint8Array): number {
+    let n = 0;
+    while (n < buffer.length && this.#chunks.length > 0) {
+      const chunk = this.#chunks[0];
+      const count = Math.min(buffer.length - n, chunk.length - this.#offset);
+      buffer.set(chunk.subarray(this.#offset, this.#offset + count), n);
+      n += count;
+      this.#offset += count;
+      if (this.#offset === chunk.length) {
+        this.#chunks.shift();
+        this.#offset = 0;
+      }
+    }
+    this.#buffered -= n;
+    if (this.#paused && this.#buffered < READ_BYTES / 2) this.#reading(true);
+    return n;
+  }
+
+  /**
+   * Writes `bytes`, or its first WRITE_BYTES, and resolves with how many once Node has written
+   * them (so the caller may reuse the buffer, and a peer that does not read holds up the writer
+   * rather than the server's memory).
+   */
+  write(bytes: Uint8Array): Promise<number> {
+    if (this.#closed) {
+      return Promise.reject(new Deno.errors.BadResource("the connection is closed"));
+    }
+    if (this.#error) return Promise.reject(this.#error);
+    if (bytes.length === 0) return Promise.resolve(0);
+    if (bytes.length > WRITE_BYTES) bytes = bytes.subarray(0, WRITE_BYTES);
+    return new Promise((resolve, reject) => {
+      const fail = (error: Error) => {
+        this.#writes.delete(fail);
+        reject(error);
+      };
+      this.#writes.add(fail);
+      this.#socket.write(bytes, (error?: Error | null) => {
+        if (!this.#writes.delete(fail)) return;
+        if (error) reject(this.#error ?? denoError(error));
+        else resolve(bytes.length);
+      });
+    });
+  }
+
+  /** Says no more will be written (close_notify, then a TCP half-close); reads go on. */
+  closeWrite(): Promise<void> {
+    if (this.#closed) {
+      return Promise.reject(new Deno.errors.BadResource("the connection is closed"));
+    }
+    return new Promise((resolve, reject) => {
+      const fail = (error: Error) => {
+        this.#writes.delete(fail);
+        reject(error);
+      };
+      this.#writes.add(fail);
+      this.#socket.end(() => {
+        if (this.#writes.delete(fail)) resolve();
+      });
+    });
+  }
+
+  /** Closes the socket at once (during a handshake too); pending reads and writes reject. */
+  close(): void {
+    if (this.#closed) throw new Deno.errors.BadResource("the connection is closed");
+    this.#closed = true;
+    this.#socket.destroy();
+    this.#failWrites(new Deno.errors.BadResource("the connection is closed"));
+    this.#wakeReaders();
+  }
+
+  /** TCP_NODELAY is always on; this is here for callers that set it. */
+  setNoDelay(_noDelay = true): void {}
+
+  ref(): void {
+    this.#socket.ref();
+  }
+
+  unref(): void {
+    this.#socket.unref();
+  }
+
+  [Symbol.dispose](): void {
+    if (!this.#closed) this.close();
+  }
+
+  get readable(): ReadableStream<Uint8Array<ArrayBuffer>> {
+    return new ReadableStream({
+      type: "bytes",
+      pull: async (controller) => {
+        const buffer = new Uint8Array(16 * 1024);
+        const n = await this.read(buffer);
+        if (n === null) controller.close();
+        else controller.enqueue(buffer.subarray(0, n));
+      },
+    });
+  }
+
+  get writable(): WritableStream<Uint8Array<ArrayBufferLike>> {
+    return new WritableStream({
+      write: async (bytes) => void await this.write(bytes),
+      close: () => this.closeWrite(),
+    });
+  }
+
+  /**
+   * Stops or restarts reading from the peer. pause() alone stops only the 'data' events: Deno's
+   * TLS wrap (Deno 2.9) goes on reading the TCP socket into the stream's buffer, without bound,
+   * even when the stream asks it to stop. So reading stops at the TCP handle beneath it too.
+   */
+  #reading(on: boolean): void {
+    this.#paused = !on;
+    const tcp = (this.#socket as unknown as { _handle?: { _nativeTcpHandle?: TcpHandle } })
+      ._handle?._nativeTcpHandle;
+    if (on) {
+      tcp?.readStart?.();
+      this.#socket.resume();
+    } else {
+      this.#socket.pause();
+      tcp?.readStop?.();
+    }
+  }
+
+  #wakeReaders(): void {
+    this.#wake.resolve();
+    this.#wake = Promise.withResolvers<void>();
+  }
+
+  #failWrites(error: Error): void {
+    for (const fail of [...this.#writes]) fail(error);
+  }
+}
+
+/** What #reading uses of the TCP handle beneath Deno's TLS wrap. */
+interface TcpHandle {
+  readStart?(): number;
+  readStop?(): number;
+}
+
+/**
+ * Node's error codes as the Deno errors for the same failure (those of a peer going away are the
+ * ones errors.ts isDisconnect knows), with the words Deno's own sockets would log.
+ */
+const DENO_ERRORS: Record<
+  string,
+  [new (message: string, options?: ErrorOptions) => Error, string?]
+> = {
+  ECONNRESET: [Deno.errors.ConnectionReset, "Connection reset by peer"],
+  EPIPE: [Deno.errors.BrokenPipe, "Broken pipe"],
+  ECONNABORTED: [Deno.errors.ConnectionAborted, "Software caused connection abort"],
+  ENOTCONN: [Deno.errors.NotConnected, "Transport endpoint is not connected"],
+  ERR_STREAM_DESTROYED: [Deno.errors.BadResource],
+  ERR_SOCKET_CLOSED: [Deno.errors.BadResource],
+  ERR_STREAM_WRITE_AFTER_END: [Deno.errors.BrokenPipe],
+  EADDRINUSE: [Deno.errors.AddrInUse, "Address already in use"],
+  EADDRNOTAVAIL: [Deno.errors.AddrNotAvailable, "Cannot assign requested address"],
+  EACCES: [Deno.errors.PermissionDenied, "Permission denied"],
+};
+
+/** A Node error as the Deno error for the same failure, when there is one; else as it is. */
+function denoError(error: Error): Error {
+  const code = (error as { code?: string }).code;
+  const mapped = code === undefined ? undefined : DENO_ERRORS[code];
+  if (mapped) return new mapped[0](mapped[1] ?? error.message, { cause: error });
+  if (/close_notify|unexpected eof/i.test(error.message)) {
+    return new Deno.errors.UnexpectedEof(error.message, { cause: error });
+  }
+  return error;
+}
