@@ -43,7 +43,6 @@ export class Connection {
   #requestSince: number | undefined;
   #unread: Uint8Array | undefined;
   readonly #closed = Promise.withResolvers<void>();
-  #handshaking = false;
 
   constructor(id: number, socket: Deno.Conn) {
     this.id = id;
@@ -106,21 +105,12 @@ export class Connection {
   /**
    * Completes the TLS handshake of a TLS connection (nothing to do for plain TCP) on the request
    * clock, so a peer that does not finish it within the request timeout is closed as one that
-   * does not send its request. A socket closed during its handshake is only closed once the
-   * handshake ends, though, and this waits for that: the connection keeps its place (and its
-   * host's) as long as the socket is open, and the limits stay true. (Deno.listenTls's sockets
-   * could not abort a handshake; those of tls.ts can, so closing at once is now possible.)
+   * does not send its request (closing the socket ends the handshake: tls.ts).
    */
   async handshake(): Promise<void> {
     if (!("handshake" in this.socket)) return;
     this.#requestSince = Date.now();
-    this.#handshaking = true;
-    try {
-      await (this.socket as Deno.TlsConn).handshake();
-    } finally {
-      this.#handshaking = false;
-      if (this.closedBecause !== undefined) this.#closeSocket();
-    }
+    await (this.socket as Deno.TlsConn).handshake();
     this.lastProgress = Date.now();
     this.#requestSince = undefined;
   }
@@ -219,10 +209,6 @@ export class Connection {
     if (this.closedBecause !== undefined) return;
     this.closedBecause = reason;
     this.#closed.resolve();
-    if (!this.#handshaking) this.#closeSocket(); // else once the handshake ends; see handshake()
-  }
-
-  #closeSocket(): void {
     try {
       this.socket.close();
     } catch (error) {
