@@ -8,7 +8,6 @@
 
 import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
 import { FileClient } from "../lib/client/client.ts";
-import { ConnectionError } from "../lib/client/errors.ts";
 import { REFUSALS } from "../lib/server/limits.ts";
 import { listen } from "../lib/server/listen.ts";
 import {
