@@ -43,6 +43,32 @@ Deno.test("files over HTTP: bytes, validators, digests and ranges", async (t) =>
     assertEquals(await response.text(), "");
   });
 
+  await t.step(
+    "HEAD never carries a body: a redirect, a 416, a 404, then the next answer",
+    async () => {
+      using socket = await rawConnect(server.httpAddr!.port);
+      const head = (target: string, more = "") =>
+        `HEAD ${target} HTTP/1.1\r\nHost: x\r\n${more}\r\n`;
+      await socket.write(
+        head("/docs") + head("/a.txt", "Range: bytes=99-\r\n") + head("/missing.txt") +
+          "GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+      );
+      const answers = text(await socket.readToEnd()).split(/(?=HTTP\/1\.1 )/);
+      assertEquals(answers.map((a) => a.slice(9, 12)), ["301", "416", "404", "200"]);
+      for (const answer of answers.slice(0, 3)) assert(answer.endsWith("\r\n\r\n"), answer);
+      assert(answers[3].endsWith("\r\n\r\nhello\n"), answers[3]);
+    },
+  );
+
+  await t.step("a name sent as raw UTF-8 bytes, as some clients do", async () => {
+    using socket = await rawConnect(server.httpAddr!.port);
+    // "é" is C3 A9; "€" (E2 82 AC) holds a byte that windows-1252 reads as another character.
+    await Deno.writeTextFile(join(data.path, "docs/€5.txt"), "five euros\n");
+    await socket.write("GET /docs/€5.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    const answer = text(await socket.readToEnd());
+    assert(answer.startsWith("HTTP/1.1 200 ") && answer.endsWith("five euros\n"), answer);
+  });
+
   await t.step("names with spaces and accents, percent-encoded", async () => {
     const response = await fetch(`${base}/docs/caf%C3%A9%20au%20lait.txt`);
     assertEquals([response.status, await response.text()], [200, "☕\n"]);

@@ -1,8 +1,9 @@
 /**
  * Who may make requests: anyone, unless the server takes access tokens; then only a peer that
- * presents one of them, in the framed protocol's SETUP or HTTP's `Authorization: Bearer`. A
- * refusal is counted and logged, never with the token; a wrong token is answered only after a
- * delay that grows with the failures from the peer's host (delay.ts).
+ * presents one of them, in the framed protocol's SETUP or HTTP's `Authorization` field (Bearer, or
+ * Basic with the token as password). A refusal is counted and logged, never with the token; a
+ * wrong token is answered only after a delay that grows with the failures from the peer's host
+ * (delay.ts).
  */
 
 import { ErrorCode, WireError } from "../shared/errors.ts";
@@ -10,6 +11,11 @@ import type { Connection } from "./connection.ts";
 import { FailureDelay } from "./delay.ts";
 import type { Logger } from "./log.ts";
 import type { Tokens } from "./tokens.ts";
+
+const NO_TOKEN = new WireError(
+  ErrorCode.Unauthorized,
+  "this server needs an access token; none was given",
+);
 
 /** The server's access rules, and the count of peers turned away. */
 export class Access {
@@ -59,14 +65,20 @@ export class Access {
     }
     if (token.length === 0) {
       this.refuse(connection, "no token");
-      return new WireError(
-        ErrorCode.Unauthorized,
-        "this server needs an access token; none was given",
-      );
+      return NO_TOKEN;
     }
     this.refuse(connection, "wrong token");
     await connection.pause(this.#failures.fail(connection.host));
     return new WireError(ErrorCode.Unauthorized, "the access token was not accepted");
+  }
+
+  /**
+   * The error for a request that presents no token, when one is needed (undefined when not). It
+   * is not counted or logged as a refusal: over HTTP, a request without credentials is how a
+   * browser learns that it must ask for them.
+   */
+  challenge(): WireError | undefined {
+    return this.#tokens === undefined ? undefined : NO_TOKEN;
   }
 
   /** Counts and logs a peer turned away for want of a valid token; `why` never holds the token. */

@@ -27,8 +27,19 @@ export class HttpError extends Error {
   }
 }
 
+/** The head's decoder: one character a byte (WHATWG's "latin1", which is windows-1252). */
 const decoder = new TextDecoder("latin1");
 const encoder = new TextEncoder();
+
+/** The byte each character of windows-1252 above U+00FF came from (0x80-0x9F: €, ‚, …). */
+const WINDOWS_1252 = new Map(
+  Array.from({ length: 32 }, (_, i) => [decoder.decode(Uint8Array.of(0x80 + i)), 0x80 + i]),
+);
+
+/** The bytes a part of the head was decoded from, as the client sent them. */
+function headBytes(text: string): Uint8Array {
+  return Uint8Array.from(text, (c) => WINDOWS_1252.get(c) ?? c.charCodeAt(0));
+}
 
 /**
  * Where the head ends in `bytes` (the index after its blank line), or -1 while it is incomplete.
@@ -96,8 +107,8 @@ export function parseRequestHead(bytes: Uint8Array): RequestHead {
 
 /** The path of a request target ("/a%20b?q" → "/a b"), or undefined if it is not a valid one. */
 function decodePath(target: string): string | undefined {
-  // Bytes outside ASCII are UTF-8 that a client sent unencoded; the head was read as latin1.
-  const utf8 = new TextDecoder().decode(Uint8Array.from(target, (c) => c.charCodeAt(0)));
+  // Bytes outside ASCII are UTF-8 that a client sent unencoded.
+  const utf8 = new TextDecoder().decode(headBytes(target));
   let path = utf8.split("?")[0].split("#")[0];
   const absolute = /^https?:\/\/[^/]*(\/.*)?$/i.exec(path); // as sent to a proxy
   if (absolute) path = absolute[1] ?? "/";
@@ -132,7 +143,7 @@ export function keepsAlive(head: RequestHead): boolean {
  */
 export function presentedToken(field: string | undefined): Uint8Array {
   const [, scheme, credentials] = /^\s*(\S+)\s+(\S+)\s*$/.exec(field ?? "") ?? [];
-  if (/^bearer$/i.test(scheme ?? "")) return encoder.encode(credentials);
+  if (/^bearer$/i.test(scheme ?? "")) return headBytes(credentials); // the bytes as sent
   if (!/^basic$/i.test(scheme ?? "")) return new Uint8Array(0);
   let decoded: string;
   try {

@@ -101,7 +101,9 @@ async function answer(
     return true;
   }
   const token = presentedToken(head.headers.get("authorization"));
-  const refusal = await service.access.admit(connection, token);
+  const refusal = token.length === 0
+    ? service.access.challenge()
+    : await service.access.admit(connection, token);
   if (refusal !== undefined) {
     // A wrong token ends the connection, as on the native port; a missing one may be followed
     // by the same request with credentials, as a browser does after its login prompt.
@@ -147,7 +149,8 @@ async function answer(
     const failure = record.refused(error, { name });
     if (failure instanceof NotFoundError && await service.store.folder(`${name}/`)) {
       const location = encodeURI(`${path}/`);
-      await connection.send(textResponse(301, `${location}\n`, [["Location", location]]));
+      const fields: [string, string][] = [["Location", location]];
+      await connection.send(textResponse(301, `${location}\n`, fields, method === "HEAD"));
     } else {
       const text = `${failure.message}\n`;
       await connection.send(textResponse(statusOf(failure), text, [], method === "HEAD"));
@@ -172,7 +175,7 @@ async function sendFile(
   } catch (error) {
     const failure = record.failed(error);
     if (failure === undefined) throw error;
-    await connection.send(textResponse(500, `${failure.message}\n`));
+    await connection.send(textResponse(500, `${failure.message}\n`, [], head.method === "HEAD"));
     return true;
   }
   const sha256 = digest.toBase64();
@@ -197,9 +200,9 @@ async function sendFile(
   const range = rangeApplies ? parseRange(head.headers.get("range"), size) : undefined;
   if (range === "unsatisfiable") {
     record.done({ status: 416 });
-    await connection.send(textResponse(416, "the range asked for is not in the file\n", [
-      ["Content-Range", `bytes */${size}`],
-    ]));
+    const text = "the range asked for is not in the file\n";
+    const fields = [["Content-Range", `bytes */${size}`] as [string, string]];
+    await connection.send(textResponse(416, text, fields, head.method === "HEAD"));
     return true;
   }
   const { start, end } = range ?? { start: 0, end: size };
