@@ -108,6 +108,12 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
       "--tls-cert and --tls-key go together: TLS needs the certificate and its key",
     );
   }
+  if (cert !== undefined && values["trust-proxy"] !== undefined) {
+    // A proxy's PROXY line comes before its TLS handshake, in the clear; the server reads it after.
+    throw new UsageError(
+      "--trust-proxy cannot go with --tls-cert: let the proxy end TLS (see docs/SCALING.md)",
+    );
+  }
   if (values["allow-original-without-token"] && values.tokens === undefined) {
     throw new UsageError("--allow-original-without-token goes with --tokens");
   }

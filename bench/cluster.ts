@@ -15,8 +15,14 @@ import { ConnectionError } from "../lib/client/errors.ts";
 import { rank } from "../lib/client/rendezvous.ts";
 import { parseCommandLine } from "../lib/shared/cli.ts";
 import { formatBytes } from "../lib/shared/units.ts";
-import { haproxyConfig, ROOT, SERVER_COMMAND } from "../testing/support.ts";
-import { accepting, freePort, has } from "./services.ts";
+import {
+  accepting,
+  freePort,
+  haproxyConfig,
+  has,
+  ROOT,
+  SERVER_COMMAND,
+} from "../testing/support.ts";
 import { type Trace, zipfTrace } from "./traces.ts";
 
 const { values } = parseCommandLine(Deno.args, {

@@ -13,8 +13,8 @@
  * Usage: deno run -A bench/download.ts [--quick]
  */
 
-import { randomBytes, ROOT } from "../testing/support.ts";
-import { has, type Service, startNginx, startRsync, startServer } from "./services.ts";
+import { has, randomBytes, ROOT } from "../testing/support.ts";
+import { type Service, startNginx, startRsync, startServer } from "./services.ts";
 
 const quick = Deno.args.includes("--quick");
 const MiB = 1024 * 1024;

@@ -6,8 +6,8 @@
  * Usage: deno run -A bench/http_bench.ts [--quick]
  */
 
-import { ROOT, SERVER_COMMAND } from "../testing/support.ts";
-import { accepting, freePort, has, startNginx } from "./services.ts";
+import { accepting, freePort, has, ROOT, SERVER_COMMAND } from "../testing/support.ts";
+import { startNginx } from "./services.ts";
 
 const quick = Deno.args.includes("--quick");
 const SECONDS = quick ? 2 : 5;

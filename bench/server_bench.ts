@@ -9,9 +9,9 @@
  */
 
 import { FileClient } from "../lib/client/client.ts";
-import { makeCertificates, ROOT } from "../testing/support.ts";
+import { freePort, has, makeCertificates, ROOT } from "../testing/support.ts";
 import { type LoadResult } from "./loadgen.ts";
-import { freePort, has, startNginx, startServer } from "./services.ts";
+import { startNginx, startServer } from "./services.ts";
 
 const quick = Deno.args.includes("--quick");
 const SECONDS = quick ? 2 : 5;

@@ -6,22 +6,11 @@
 
 import { accepting, freePort, SERVER_COMMAND } from "../testing/support.ts";
 
-export { accepting, freePort };
-
 /** A server running for a benchmark. */
 export interface Service {
   port: number;
   process: Deno.ChildProcess;
   stop(): Promise<void>;
-}
-
-/** True when `command` is on PATH. */
-export async function has(command: string): Promise<boolean> {
-  const found = await new Deno.Command("sh", {
-    args: ["-c", `command -v ${command}`],
-    stdout: "null",
-  }).output();
-  return found.success;
 }
 
 /** Starts server.ts with `args` on a free port; resolves once it accepts connections. */

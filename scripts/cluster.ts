@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import { formatBytes, parseSize } from "../lib/shared/units.ts";
 import { parseCommandLine, parseInteger } from "../lib/shared/cli.ts";
-import { accepting, haproxyConfig, ROOT, SERVER_COMMAND } from "../testing/support.ts";
+import { accepting, haproxyConfig, has, ROOT, SERVER_COMMAND } from "../testing/support.ts";
 
 const { values } = parseCommandLine(Deno.args, {
   nodes: { type: "string", default: "3" },
@@ -31,20 +31,20 @@ const temporary: string[] = [];
 function start(command: string, args: string[]): Deno.ChildProcess {
   return new Deno.Command("setsid", { args: [command, ...args], stdout: "inherit" }).spawn();
 }
-let stopping = false;
-/** Stops every process (once: a second signal would make a node drop its transfers in flight). */
-const stopAll = async () => {
-  stopping = true;
-  for (const child of children) {
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // it has already exited
+let stopped: Promise<void> | undefined;
+/** Stops every process, once: a second signal would make a node drop its transfers in flight. */
+const stopAll = () =>
+  stopped ??= (async () => {
+    for (const child of children) {
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // it has already exited
+      }
     }
-  }
-  await Promise.all(children.map((child) => child.status));
-  for (const path of temporary) await Deno.remove(path);
-};
+    await Promise.all(children.map((child) => child.status));
+    for (const path of temporary) await Deno.remove(path);
+  })();
 Deno.addSignalListener("SIGINT", async () => {
   console.log("\nstopping every node");
   await stopAll();
@@ -74,9 +74,7 @@ console.log(`client: client --servers ${servers} get NAME...`);
 // haproxy would otherwise find the nodes down at its first checks, and say so.
 for (let i = 1; i <= nodes; i++) await accepting(8080 + i);
 
-const haproxy = await new Deno.Command("sh", { args: ["-c", "command -v haproxy"], stdout: "null" })
-  .output();
-if (haproxy.success) {
+if (await has("haproxy")) {
   const config = await haproxyConfig(Array.from({ length: nodes }, (_, i) => 8081 + i), 8080);
   const path = await Deno.makeTempFile({ prefix: "fileserver-haproxy-", suffix: ".cfg" });
   temporary.push(path);
@@ -88,7 +86,7 @@ if (haproxy.success) {
 }
 console.log("Ctrl-C stops them all.");
 await Promise.race(children.map((child) => child.status));
-if (!stopping) {
+if (stopped === undefined) {
   console.error("a process of the cluster ended; stopping the others");
   await stopAll();
   Deno.exit(1);

@@ -257,3 +257,12 @@ export async function accepting(port: number): Promise<void> {
     }
   }
 }
+
+/** True when `command` is on PATH. */
+export async function has(command: string): Promise<boolean> {
+  const found = await new Deno.Command("sh", {
+    args: ["-c", `command -v ${command}`],
+    stdout: "null",
+  }).output();
+  return found.success;
+}

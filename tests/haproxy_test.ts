@@ -7,10 +7,10 @@
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { join } from "node:path";
-import { freePort, haproxyConfig, randomBytes, run } from "../testing/support.ts";
+import { freePort, haproxyConfig, has, randomBytes, run } from "../testing/support.ts";
 import { startServer, tempFolder, until } from "./harness.ts";
 
-const installed = (await run("sh", ["-c", "command -v haproxy"])).code === 0;
+const installed = await has("haproxy");
 
 Deno.test({
   name: "curl through haproxy: byte-exact, each name from one node, the real client counted",

@@ -5,19 +5,21 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert, rejects, throws } from "node:assert/strict";
-import { exposureWarning, isLoopback, listen } from "../lib/server/listen.ts";
+import { exposureWarning, listen } from "../lib/server/listen.ts";
 import { UsageError } from "../lib/shared/cli.ts";
 import { parseServerArgs } from "../server.ts";
 import { certificates, tempFolder } from "./harness.ts";
 import { run, SERVER_COMMAND } from "../testing/support.ts";
 
 Deno.test("the warning for an exposed address", async (t) => {
-  await t.step("loopback: 127.0.0.0/8, ::1 (also IPv4-mapped), localhost", () => {
+  const unprotected = (address: string) => exposureWarning(address, { tls: false, tokens: false });
+
+  await t.step("none on loopback: 127.0.0.0/8, ::1 (also IPv4-mapped), localhost", () => {
     for (const address of ["127.0.0.1", "127.45.3.2", "::1", "::ffff:127.0.0.1", "localhost"]) {
-      assert(isLoopback(address), address);
+      assertEquals(unprotected(address), undefined, address);
     }
     for (const address of ["0.0.0.0", "::", "192.168.1.20", "10.0.0.1", "fe80::1", "128.0.0.1"]) {
-      assert(!isLoopback(address), address);
+      assert(unprotected(address) !== undefined, address);
     }
   });
 
@@ -46,6 +48,10 @@ Deno.test("the TLS files: both or neither, and a file that cannot be used is one
     const mistakes: [string[], string][] = [
       [["--tls-cert", "c.pem"], "--tls-cert and --tls-key go together"],
       [["--tls-key", "k.pem"], "--tls-cert and --tls-key go together"],
+      [
+        ["--tls-cert", "c.pem", "--tls-key", "k.pem", "--trust-proxy", "127.0.0.1"],
+        "--trust-proxy cannot go with --tls-cert",
+      ],
     ];
     for (const [args, message] of mistakes) {
       throws(() => parseServerArgs(args), (error) => {

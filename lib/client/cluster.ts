@@ -46,7 +46,9 @@ export class Cluster {
     const shares = new Map<FileClient, string[]>();
     for (const name of names) {
       const client = await this.#first(rank(name, this.#servers));
-      shares.set(client, [...shares.get(client) ?? [], name]);
+      const share = shares.get(client) ?? [];
+      share.push(name);
+      shares.set(client, share);
     }
     return shares;
   }

@@ -16,7 +16,7 @@ const DESCRIPTORS_PER_CONNECTION = 2;
  * Refusals (busy texts being sent) at once; while this many are under way the server accepts no
  * more, and the next clients wait in the kernel's queue for their turn to hear it.
  */
-export const REFUSALS = 128;
+const REFUSALS = 128;
 
 /** Of those, the refusals that may linger (waiting up to a second for the peer to close). */
 const LINGERING_REFUSALS = 64;

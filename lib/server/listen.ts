@@ -47,15 +47,8 @@ async function pem(file: string, what: string): Promise<string> {
 /**
  * True when `address` (an IP address as listeners report it, or a host name) can be reached from
  * this machine only: 127.0.0.0/8, ::1 (also as ::ffff:127.x.x.x), or localhost.
- * @example
- * ```ts
- * import { equal } from "node:assert/strict";
- * import { isLoopback } from "./listen.ts";
- * equal(isLoopback("127.0.0.1"), true);
- * equal(isLoopback("0.0.0.0"), false); // every address of the machine
- * ```
  */
-export function isLoopback(address: string): boolean {
+function isLoopback(address: string): boolean {
   return address === "localhost" || address === "::1" ||
     /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(address);
 }

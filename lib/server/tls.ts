@@ -54,6 +54,8 @@ class NodeTlsListener implements Deno.TlsListener {
   readonly #waiting: PromiseWithResolvers<Deno.TlsConn>[] = [];
   #addr: Deno.NetAddr | undefined;
   #closed = false;
+  /** An accepting error no accept() has taken yet. */
+  #error: Error | undefined;
 
   constructor(context: tls.SecureContext) {
     this.#context = context;
@@ -70,7 +72,9 @@ class NodeTlsListener implements Deno.TlsListener {
       this.#server.listen({ host, port }, () => {
         const address = this.#server.address() as net.AddressInfo;
         this.#addr = { transport: "tcp", hostname: address.address, port: address.port };
-        this.#server.on("error", () => {}); // accept errors: Node retries on its own
+        // An error in accepting (out of descriptors, say) goes to the next accept(), whose caller
+        // logs it; Node goes on accepting.
+        this.#server.on("error", (error) => this.#failed(denoError(error)));
         resolve(this);
       });
     });
@@ -78,6 +82,12 @@ class NodeTlsListener implements Deno.TlsListener {
 
   get addr(): Deno.NetAddr {
     return this.#addr!;
+  }
+
+  #failed(error: Error): void {
+    const waiter = this.#waiting.shift();
+    if (waiter) waiter.reject(error);
+    else this.#error = error;
   }
 
   #accepted(socket: net.Socket): void {
@@ -94,6 +104,9 @@ class NodeTlsListener implements Deno.TlsListener {
   /** The next connection; rejects with Deno.errors.BadResource once the listener is closed. */
   accept(): Promise<Deno.TlsConn> {
     if (this.#closed) return Promise.reject(new Deno.errors.BadResource("the listener is closed"));
+    const error = this.#error;
+    this.#error = undefined;
+    if (error) return Promise.reject(error);
     const next = this.#queue.shift();
     if (next) return Promise.resolve(next);
     const waiter = Promise.withResolvers<Deno.TlsConn>();
