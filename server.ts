@@ -44,6 +44,7 @@ Options:
   --trust-proxy ADDR,...   connections from these addresses (a load balancer such as haproxy
                            with send-proxy) start with a PROXY protocol line naming the client,
                            who then counts for the limits and the logs in the proxy's stead
+                           (plain TCP only: not with --tls-cert)
   --shutdown-timeout S     on SIGINT/SIGTERM, wait up to S seconds for answers in flight
                            (default 10)
   --log text|json          log format (default text)

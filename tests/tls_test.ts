@@ -2,8 +2,8 @@
  * TLS as a user meets it: a download over TLS arrives byte for byte and checked, trusting a
  * private authority given with --ca, a self-signed certificate, or the system's authorities; a
  * client and a server that disagree about TLS, and every certificate the client refuses, fail in
- * one line that names why, with exit code 3; and a peer that never completes its handshake keeps
- * its place for as long as its socket is open, so the limits stay true.
+ * one line that names why, with exit code 3; a peer that never completes its handshake is closed
+ * at the request timeout; and answers never wait for a delayed acknowledgement.
  */
 
 import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
