@@ -185,3 +185,54 @@ Deno.test("a file reached through a link is cached once, under its real name", a
     "OK@\n[FILES INSIDE THE SERVER DIRECTORY]:\nalias.bin\nreal.bin\n[FILES IN CACHE]:\nreal.bin",
   );
 });
+
+Deno.test("a link out of the folder swapped in while a name is looked up is never followed", async () => {
+  await using data = await tempFolder();
+  await using outside = await tempFolder({ "race.txt": "secret\n" });
+  await using server = await startServer(data.path, { httpPort: 0 });
+  // Two other processes swap, as fast as they can, a file for a link to a file outside, and a
+  // folder for a link to a folder outside: whatever the server is doing when a link arrives,
+  // between its checks and its open, it must never follow one out.
+  const [folder, away] = [data.path, outside.path].map((path) => JSON.stringify(path));
+  await Deno.mkdir(join(data.path, "dir"));
+  await Deno.writeTextFile(join(data.path, "dir/race.txt"), "inside");
+  await Deno.symlink(outside.path, join(data.path, ".link"));
+  const swaps = [
+    `for (let i = 0; ; i++) {
+      const next = ${folder} + "/.next" + i;
+      if (i % 2) Deno.symlinkSync(${away} + "/race.txt", next);
+      else Deno.writeTextFileSync(next, "inside");
+      Deno.renameSync(next, ${folder} + "/race.txt");
+    }`,
+    `const [dir, real, link] = ["dir", ".real", ".link"].map((name) => ${folder} + "/" + name);
+    for (;;) {
+      Deno.renameSync(dir, real);
+      Deno.renameSync(link, dir);
+      Deno.renameSync(dir, link);
+      Deno.renameSync(real, dir);
+    }`,
+  ];
+  await using _swappers = swappers(swaps);
+  const base = `http://127.0.0.1:${server.httpAddr!.port}`;
+  let asked = 0;
+  for (const started = Date.now(); Date.now() - started < 3000; asked++) {
+    const name = asked % 2 ? "race.txt" : "dir/race.txt";
+    const answer = await (await fetch(`${base}/${name}`)).text();
+    assert(!answer.includes("secret"), `the file outside was served as ${name} (${asked})`);
+  }
+  assert(asked > 100, `only ${asked} requests`);
+});
+
+/** Processes running each of `scripts`, killed on dispose. */
+function swappers(scripts: string[]): AsyncDisposable {
+  const children = scripts.map((script) =>
+    new Deno.Command(Deno.execPath(), { args: ["eval", script], stdout: "null", stderr: "null" })
+      .spawn()
+  );
+  return {
+    [Symbol.asyncDispose]: async () => {
+      for (const child of children) child.kill("SIGKILL");
+      await Promise.all(children.map((child) => child.status));
+    },
+  };
+}

@@ -29,7 +29,9 @@ export function resolveFile(root: string, name: string): Resolved {
   if (realName.split("/").some((part) => part.startsWith("."))) {
     throw new BadNameError(`${quote(name)} leads to a hidden file; hidden files are private`);
   }
-  const info = missingAsNotFound(name, () => Deno.statSync(path));
+  // The real path has no link in it, unless one was put there since: lstat does not follow one,
+  // so a link swapped in for the file now is refused here, not followed out of the folder.
+  const info = missingAsNotFound(name, () => Deno.lstatSync(path));
   if (info.isDirectory) throw new NotFoundError(`${quote(name)} is a folder, not a file`);
   if (!info.isFile) throw new NotFoundError(`${quote(name)} is not a regular file`);
   return { path, realName, info };

@@ -6,6 +6,7 @@
  */
 
 import { createHash, timingSafeEqual } from "node:crypto";
+import { resolve } from "node:path";
 import { reasonOf } from "../shared/errors.ts";
 import { MAX_TOKEN_BYTES } from "../shared/protocol.ts";
 
@@ -57,7 +58,7 @@ export function parseTokens(text: string, file: string): Uint8Array[] {
 
 /** The tokens a server accepts, from a file it can read again (on SIGHUP) while it serves. */
 export class Tokens {
-  /** The token file. */
+  /** The token file, as an absolute path (the server opens nothing by a relative one). */
   readonly file: string;
   #digests: Uint8Array[];
 
@@ -68,7 +69,8 @@ export class Tokens {
 
   /** Reads the token file `file`; throws an error naming the file when it cannot be used. */
   static async load(file: string): Promise<Tokens> {
-    return new Tokens(file, await read(file));
+    const path = resolve(file);
+    return new Tokens(path, await read(path));
   }
 
   /** How many tokens are accepted (for the startup line; the tokens themselves are never shown). */

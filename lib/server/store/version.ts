@@ -6,8 +6,9 @@
  * modification time back; neither may make the server hang or pass mixed bytes off as a file.
  */
 
-import { constants } from "node:fs";
-import { type FileHandle, open } from "node:fs/promises";
+import { close, constants, fstat, openSync, read } from "node:fs";
+import { basename, dirname } from "node:path";
+import { promisify } from "node:util";
 import { createHasher, type DigestAlgorithm, sameDigest } from "../../shared/digest.ts";
 import { ErrorCode, WireError } from "../../shared/errors.ts";
 import { quote } from "../../shared/names.ts";
@@ -59,37 +60,81 @@ export function changed(name: string): WireError {
   return new WireError(ErrorCode.Changed, `${quote(name)} changed on disk while it was being read`);
 }
 
+const readAt = promisify(read);
+const statOf = promisify(fstat);
+const closeFile = promisify(close);
+
+/**
+ * Opens the file at `path`, a real path already checked to lie inside the shared folder, so that
+ * no link put anywhere on that path since the check is followed out of the folder: neither in
+ * place of the file (O_NOFOLLOW) nor in place of a folder on the way. Deno has no openat(), so
+ * the process steps into the file's folder (which follows links), asks the kernel where it now
+ * is (getcwd reports the folder itself, whatever path led there), and opens the file relative to
+ * it, then steps back. The steps are synchronous, so no other request runs between them (a path
+ * relative to the working folder that another thread resolves in that instant would go astray:
+ * the server opens nothing by a relative path). A non-blocking
+ * open, so that a FIFO swapped in opens at once (and is refused by its stamp) rather than waiting
+ * for a writer while holding a thread. Returns the descriptor; throws Changed when the path no
+ * longer leads where it did.
+ */
+function openChecked(path: string, name: string): number {
+  const folder = dirname(path);
+  const home = workingFolder();
+  try {
+    Deno.chdir(folder);
+    if (Deno.cwd() !== folder) throw changed(name);
+    const flags = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW;
+    return openSync(basename(path), flags);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === "ELOOP" || error instanceof Deno.errors.NotFound) throw changed(name);
+    throw error;
+  } finally {
+    if (home !== undefined) Deno.chdir(home);
+  }
+}
+
+/** The process's working folder; undefined when it has been removed (there is no going back). */
+function workingFolder(): string | undefined {
+  try {
+    return Deno.cwd();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}
+
 /**
  * One version of a file, open for reading from its start. Reads go through the descriptor opened
  * and checked by {@link VersionFile.open}, so what is read is that file and no other.
  */
 export class VersionFile implements AsyncDisposable {
-  readonly #handle: FileHandle;
+  readonly #fd: number;
   readonly #stamp: Stamp;
   readonly #name: string;
   readonly #started = Date.now();
   #position = 0;
 
-  private constructor(handle: FileHandle, stamp: Stamp, name: string) {
-    this.#handle = handle;
+  private constructor(fd: number, stamp: Stamp, name: string) {
+    this.#fd = fd;
     this.#stamp = stamp;
     this.#name = name;
   }
 
   /**
-   * Opens the file at `path`, only if it is the regular file `stamp` describes; throws Changed
-   * otherwise. The open never blocks: it asks for a non-blocking open, so a FIFO swapped in for
-   * the file (whose open would wait for a writer, holding one of the runtime's threads for good)
-   * opens at once and is refused, as is anything else that is not that version of the file.
+   * Opens the file at `path` (a real path inside the shared folder), only if it is the regular
+   * file `stamp` describes; throws Changed otherwise. It never blocks and never follows a link out
+   * of the folder (see openChecked): a FIFO or a link swapped in is refused, as is anything else
+   * that is not that version of the file.
    */
   static async open(path: string, stamp: Stamp, name: string): Promise<VersionFile> {
-    const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const fd = openChecked(path, name);
     try {
-      const info = await handle.stat();
+      const info = await statOf(fd);
       if (!info.isFile() || !sameStamp(stampOf(info), stamp)) throw changed(name);
-      return new VersionFile(handle, stamp, name);
+      return new VersionFile(fd, stamp, name);
     } catch (error) {
-      await handle.close();
+      await closeFile(fd);
       throw error;
     }
   }
@@ -106,7 +151,7 @@ export class VersionFile implements AsyncDisposable {
 
   /** Reads into `buffer` from the current position: the bytes read, or null at the end. */
   async read(buffer: Uint8Array): Promise<number | null> {
-    const { bytesRead } = await this.#handle.read(buffer, 0, buffer.length, this.#position);
+    const { bytesRead } = await readAt(this.#fd, buffer, 0, buffer.length, this.#position);
     this.#position += bytesRead;
     return bytesRead === 0 && buffer.length > 0 ? null : bytesRead;
   }
@@ -124,8 +169,8 @@ export class VersionFile implements AsyncDisposable {
   async confirm(algorithm: DigestAlgorithm, digest: Uint8Array): Promise<void> {
     const stamp = this.#stamp;
     const end = stamp.size;
-    const { bytesRead } = await this.#handle.read(new Uint8Array(1), 0, 1, end);
-    if (bytesRead !== 0 || !sameStamp(stampOf(await this.#handle.stat()), stamp)) {
+    const { bytesRead } = await readAt(this.#fd, new Uint8Array(1), 0, 1, end);
+    if (bytesRead !== 0 || !sameStamp(stampOf(await statOf(this.#fd)), stamp)) {
       throw changed(this.#name);
     }
     if (stamp.ctimeMs + CTIME_RESOLUTION_MS <= this.#started) return;
@@ -133,7 +178,7 @@ export class VersionFile implements AsyncDisposable {
   }
 
   [Symbol.asyncDispose](): Promise<void> {
-    return this.#handle.close();
+    return closeFile(this.#fd);
   }
 
   /** The digest of the whole file by `algorithm`, read again from its start. */
@@ -142,7 +187,7 @@ export class VersionFile implements AsyncDisposable {
     const buffer = spare.pop() ?? new Uint8Array(REHASH_BYTES);
     try {
       for (let at = 0; at < this.#stamp.size;) {
-        const { bytesRead } = await this.#handle.read(buffer, 0, buffer.length, at);
+        const { bytesRead } = await readAt(this.#fd, buffer, 0, buffer.length, at);
         if (bytesRead === 0) break;
         hash.update(buffer.subarray(0, bytesRead));
         at += bytesRead;
