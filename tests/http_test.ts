@@ -252,6 +252,25 @@ async function drain(response: Response): Promise<Response> {
   return response;
 }
 
+Deno.test("a trusted proxy's connections count towards the total until they name a client", async () => {
+  await using data = await tempFolder({ "a.txt": "a" });
+  await using server = await startServer(data.path, {
+    httpPort: 0,
+    maxConnections: 4,
+    requestTimeoutMs: 300,
+    trustProxies: ["127.0.0.1"],
+  });
+  const port = server.httpAddr!.port;
+  // Silent, from the proxy's address: none names a client, yet each holds a socket.
+  const silent = await Promise.all([1, 2, 3, 4].map(() => rawConnect(port)));
+  await until(() => server.stats().connections === 4, "four silent connections");
+  using refused = await rawConnect(port);
+  assert(text(await refused.readToEnd()).startsWith("HTTP/1.1 503 "), "a fifth was let in");
+  // A PROXY line is due at once: silence is cut at the request timeout, as a request would be.
+  await until(() => server.stats().connections === 0, "the silent connections to be closed");
+  for (const socket of silent) socket[Symbol.dispose]();
+});
+
 Deno.test("behind a trusted proxy, the per-host cap counts the clients it names", async (t) => {
   await using data = await tempFolder({ "a.txt": "a" });
   await using server = await startServer(data.path, {

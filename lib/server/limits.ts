@@ -99,12 +99,13 @@ export class Gate {
   /**
    * Takes a place for a connection from `host`; or, when that would pass a limit, takes none and
    * says which limit, in words for the busy text (never with an "@", which would break the
-   * original client's reading of it).
+   * original client's reading of it). `perHost` raises the host's own limit (a trusted proxy's
+   * connections, before they name the clients they carry, count towards the total only).
    */
-  enter(host: string): string | undefined {
+  enter(host: string, perHost = this.perHost): string | undefined {
     if (this.#open >= this.max) return `${this.max} ${connections(this.max)} open`;
     const fromHost = this.#hosts.get(host) ?? 0;
-    if (fromHost >= this.perHost) {
+    if (fromHost >= perHost) {
       return `${fromHost} ${connections(fromHost)} open from ${host.replaceAll("@", "")}, ` +
         "the most one address may have";
     }

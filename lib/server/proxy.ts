@@ -25,15 +25,32 @@ export type Forwarded = { host: string; port: number } | undefined;
  * deepEqual(parseProxyLine("PROXY TCP6 2001:db8::7 ::1 51234 8080"), { host: "2001:db8::7", port: 51234 });
  * equal(parseProxyLine("PROXY UNKNOWN"), undefined);
  * throws(() => parseProxyLine("GET / HTTP/1.1"), /does not start with a PROXY line/);
+ * throws(() => parseProxyLine("PROXY TCP4 999.0.0.1 127.0.0.1 51234 8080"), /PROXY line/);
  * ```
  */
 export function parseProxyLine(line: string): Forwarded {
   if (/^PROXY UNKNOWN( |$)/.test(line)) return undefined;
-  const match = /^PROXY TCP[46] ([0-9A-Fa-f.:]+) [0-9A-Fa-f.:]+ (\d{1,5}) \d{1,5}$/.exec(line);
-  if (!match || Number(match[2]) > 65535) {
-    throw new Error("the connection does not start with a PROXY line");
+  const match = /^PROXY TCP([46]) (\S+) (\S+) (\d{1,5}) (\d{1,5})$/.exec(line);
+  const [, family, client, server, clientPort, serverPort] = match ?? [];
+  const valid = match !== null && isAddress(family, client) && isAddress(family, server) &&
+    Number(clientPort) <= 65535 && Number(serverPort) <= 65535;
+  if (!valid) throw new Error("the connection does not start with a PROXY line");
+  return { host: client, port: Number(clientPort) };
+}
+
+/** True when `text` is an IP address of `family` ("4" or "6") as a PROXY line writes it. */
+function isAddress(family: string, text: string): boolean {
+  if (family === "4") {
+    const parts = text.split(".");
+    return parts.length === 4 && parts.every((part) => /^\d{1,3}$/.test(part) && +part <= 255);
   }
-  return { host: match[1], port: Number(match[2]) };
+  if (!/^[0-9A-Fa-f:.]+$/.test(text)) return false;
+  try {
+    new URL(`http://[${text}]/`); // the URL parser knows every valid form of an IPv6 address
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -53,7 +70,7 @@ export async function readProxyLine(connection: Connection): Promise<Forwarded> 
     }
     const end = buffer.subarray(0, filled).indexOf(10);
     if (end !== -1) {
-      if (end === 0 || buffer[end - 1] !== 13) break;
+      if (end === 0 || buffer[end - 1] !== 13 || end + 1 > MAX_LINE) break;
       connection.unread(buffer.subarray(end + 1, filled));
       return parseProxyLine(new TextDecoder().decode(buffer.subarray(0, end - 1)));
     }

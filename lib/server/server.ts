@@ -265,9 +265,10 @@ export class FileServer {
       }
       const id = this.#nextId++;
       const connection = new Connection(id, socket);
-      // A trusted proxy's connections are counted for the client it names, once it has.
+      // A trusted proxy's connections count towards the total until their PROXY line names the
+      // client, who then takes the place (and answers to the per-host limit).
       const proxied = this.#options.trustProxies?.includes(connection.host) ?? false;
-      const full = proxied ? undefined : this.#gate.enter(connection.host);
+      const full = this.#gate.enter(connection.host, proxied ? Infinity : undefined);
       if (full !== undefined) {
         this.#logger.event("busy", { id, peer: connection.peer });
         await this.#refusals.refuse(connection, port.busy(full));
@@ -281,7 +282,7 @@ export class FileServer {
   }
 
   async #session(connection: Connection, port: Port, proxied: boolean): Promise<void> {
-    let admitted = !proxied;
+    let admitted = true;
     try {
       await connection.handshake().catch((error) => {
         // A client that does not speak TLS, or refused the certificate: the peer's trouble, so
@@ -296,14 +297,18 @@ export class FileServer {
       // (lib/server/tls.ts), as Deno.listenTls's have no such switch: docs/PERFORMANCE.md.
       if ("setNoDelay" in connection.socket) (connection.socket as Deno.TcpConn).setNoDelay(true);
       if (proxied) {
+        connection.requestDone(true); // the PROXY line is due now, on the request clock
         const client = await readProxyLine(connection);
-        if (client) connection.forwardedFor(client);
-        const full = this.#gate.enter(connection.host);
-        if (full !== undefined) {
-          this.#logger.event("busy", { id: connection.id, peer: connection.peer });
-          return await connection.send(port.busy(full));
+        if (client) {
+          this.#gate.leave(connection.host);
+          connection.forwardedFor(client);
+          const full = this.#gate.enter(connection.host);
+          admitted = full === undefined;
+          if (full !== undefined) {
+            this.#logger.event("busy", { id: connection.id, peer: connection.peer });
+            return await connection.send(port.busy(full));
+          }
         }
-        admitted = true;
       }
       this.#logger.event("open", { id: connection.id, peer: connection.peer });
       await port.serve(connection, this.#service);

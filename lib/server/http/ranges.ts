@@ -21,6 +21,7 @@ export interface ByteRange {
  * deepEqual(parseRange("bytes=-100", 1000), { start: 900, end: 1000 });
  * deepEqual(parseRange("bytes=500-5000", 1000), { start: 500, end: 1000 });
  * equal(parseRange("bytes=1000-", 1000), "unsatisfiable");
+ * equal(parseRange("bytes=-5", 0), "unsatisfiable"); // an empty file has no last 5 bytes
  * equal(parseRange("bytes=0-1,5-9", 1000), undefined);
  * ```
  */
@@ -34,7 +35,7 @@ export function parseRange(
     digits === "" ? undefined : Number(digits)
   );
   if (first === undefined) {
-    if (last === 0) return "unsatisfiable";
+    if (last === 0 || size === 0) return "unsatisfiable"; // no last bytes to give
     return { start: Math.max(0, size - last!), end: size };
   }
   if (last !== undefined && last < first) return undefined;
