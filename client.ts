@@ -4,16 +4,12 @@
  */
 
 import { type ConnectOptions, FileClient } from "./lib/client/client.ts";
-import {
-  Cluster,
-  type Connect,
-  downloadShares,
-  mergeLists,
-  sumStats,
-} from "./lib/client/cluster.ts";
+import { Cluster, type Connect, downloadShares, mergeLists } from "./lib/client/cluster.ts";
+import { credentials, TOKEN_VARIABLE } from "./lib/client/credentials.ts";
 import { SPLIT_MIN_BYTES } from "./lib/client/download.ts";
 import { ConnectionError, ServerError, writeFailure } from "./lib/client/errors.ts";
 import { ProgressBar } from "./lib/client/progress.ts";
+import { formatList, formatStats } from "./lib/client/report.ts";
 import { printable } from "./lib/client/terminal.ts";
 import {
   Exit,
@@ -26,11 +22,7 @@ import {
 import { DEFAULT_HOST, DEFAULT_PORT } from "./lib/shared/defaults.ts";
 import { type DigestAlgorithm, digestByName, DIGESTS } from "./lib/shared/digest.ts";
 import { reasonOf } from "./lib/shared/errors.ts";
-import { type ListEntry, MAX_TOKEN_BYTES, type ServerStats } from "./lib/shared/protocol.ts";
 import { formatBytes } from "./lib/shared/units.ts";
-
-/** The environment variable a token may come from (a token on the command line would show in ps). */
-const TOKEN_VARIABLE = "FILESERVER_TOKEN";
 
 const USAGE = `Usage: client [--host HOST] [--port PORT | --servers H:P,...] COMMAND [ARGS]
        client HOST PORT list | help | file NAME      (the original form)
@@ -239,63 +231,12 @@ function serversOf(
   return servers;
 }
 
-/**
- * What connecting takes beyond an address, as `command` says: TLS, with the certificate authority
- * in --ca trusted too, and the access token to present. Throws UsageError for a file that cannot
- * be used.
- */
-async function security(command: ClientCommand): Promise<Pick<ConnectOptions, "tls" | "token">> {
-  let caCerts: string[] | undefined;
-  const ca = command.tls?.ca;
-  if (ca !== undefined) {
-    const pem = await readFor("--ca", ca);
-    if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
-      throw new UsageError(`--ca ${ca} holds no certificate in PEM form`);
-    }
-    caCerts = [pem];
-  }
-  return { tls: command.tls && { caCerts }, token: await accessToken(command.tokenFile) };
-}
-
-/**
- * The access token in `file` (its one line), or else in FILESERVER_TOKEN: a file named on the
- * command line is the one meant. Undefined when there is none (an empty variable is none, and so
- * is one this process may not read: run without --allow-env, it has no token to give).
- */
-async function accessToken(file: string | undefined): Promise<Uint8Array | undefined> {
-  const source = file === undefined ? TOKEN_VARIABLE : `--token-file ${file}`;
-  const text = file === undefined
-    ? (mayRead(TOKEN_VARIABLE) && Deno.env.get(TOKEN_VARIABLE)?.trim()) || ""
-    : (await readFor("--token-file", file)).trim();
-  if (file !== undefined && text === "") throw new UsageError(`${source} is empty`);
-  if (/\s/.test(text)) throw new UsageError(`${source} holds more than one token`);
-  const token = new TextEncoder().encode(text);
-  if (token.length > MAX_TOKEN_BYTES) {
-    throw new UsageError(`${source} holds a token over ${MAX_TOKEN_BYTES} bytes`);
-  }
-  return token.length > 0 ? token : undefined;
-}
-
-/** True when this process may read the environment variable `name` without asking. */
-function mayRead(name: string): boolean {
-  return Deno.permissions.querySync({ name: "env", variable: name }).state === "granted";
-}
-
-/** The text of `file`, given with `flag`; throws UsageError when it cannot be read. */
-async function readFor(flag: string, file: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(file);
-  } catch (error) {
-    throw new UsageError(`cannot read ${flag} ${file}: ${reasonOf(error)}`);
-  }
-}
-
 /** Runs a command against the server (or servers); returns the exit code. */
 export async function runClient(command: ClientCommand): Promise<number> {
   const options: ConnectOptions = {
     timeoutMs: command.timeoutMs,
     digests: command.digest && [command.digest],
-    ...await security(command),
+    ...await credentials(command.tls, command.tokenFile),
   };
   const connect = (server: string) => {
     const colon = server.lastIndexOf(":");
@@ -310,13 +251,13 @@ export async function runClient(command: ClientCommand): Promise<number> {
       case "list": {
         const clients = [...(await cluster.reachable()).values()];
         const lists = await Promise.all(clients.map((client) => client.list(command.sha256)));
-        printList(mergeLists(lists), command.json);
+        console.log(formatList(mergeLists(lists), command.json));
         return Exit.Ok;
       }
       case "stats": {
         const reached = await cluster.reachable();
         const stats = await Promise.all([...reached.values()].map((client) => client.stats()));
-        printStats([...reached.keys()], stats, command.json);
+        console.log(formatStats([...reached.keys()], stats, command.json));
         return Exit.Ok;
       }
       case "help": {
@@ -393,87 +334,6 @@ function progressOf(bar: ProgressBar, command: ClientCommand) {
     }
     bar.update(label, allDone, allTotal);
   };
-}
-
-/** Prints the list as a table sorted by name, times in local time; or as JSON for scripts. */
-function printList(entries: ListEntry[], json: boolean): void {
-  entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-  if (json) {
-    console.log(printable(JSON.stringify(entries.map((e) => ({
-      name: e.name,
-      size: e.size,
-      modified: new Date(e.mtimeMs).toISOString(),
-      mtimeMs: e.mtimeMs,
-      cached: e.cached,
-      ...(e.sha256 && { sha256: toHex(e.sha256) }),
-    })))));
-    return;
-  }
-  if (entries.length === 0) {
-    console.log("The server's folder is empty.");
-    return;
-  }
-  const rows = entries.map((e) => [
-    printable(e.name),
-    formatBytes(e.size),
-    localTime(e.mtimeMs),
-    e.cached ? "yes" : "no",
-  ]);
-  const head = ["NAME", "SIZE", "MODIFIED", "CACHED"];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  for (const row of [head, ...rows]) {
-    console.log(
-      row.map((cell, i) => i === 1 ? cell.padStart(widths[i]) : cell.padEnd(widths[i])).join("  ")
-        .trimEnd(),
-    );
-  }
-}
-
-/** Bytes as lowercase hexadecimal, as sha256sum prints a digest. */
-function toHex(bytes: Uint8Array): string {
-  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
-}
-
-/** A time as "2026-11-25 08:44" in the user's time zone, as `ls -l` shows it. */
-function localTime(ms: number): string {
-  const d = new Date(ms);
-  const two = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ` +
-    `${two(d.getHours())}:${two(d.getMinutes())}`;
-}
-
-/**
- * Prints the counters as aligned lines, or as one JSON object; of several servers, their sum
- * beside each one's (as {"total": …, "servers": {"host:port": …}} in JSON).
- */
-function printStats(servers: string[], all: ServerStats[], json: boolean): void {
-  const total = all.length === 1 ? all[0] : sumStats(all);
-  if (json) {
-    const shown = all.length === 1
-      ? total
-      : { total, servers: Object.fromEntries(servers.map((server, i) => [server, all[i]])) };
-    console.log(printable(JSON.stringify(shown)));
-    return;
-  }
-  const columns = all.length === 1 ? [total] : [total, ...all];
-  const cell = (value: unknown) =>
-    typeof value === "number" && !Number.isInteger(value)
-      ? value.toFixed(3)
-      : printable(`${value}`);
-  const rows = [
-    ...(all.length === 1 ? [] : [["", "total", ...servers.map((server) => printable(server))]]),
-    ...Object.keys(total).map((key) => [
-      printable(key),
-      ...columns.map((stats) => cell((stats as unknown as Record<string, unknown>)[key])),
-    ]),
-  ];
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-  for (const row of rows) {
-    const aligned = row.map((text, i) =>
-      i === 0 ? text.padEnd(widths[i]) : all.length === 1 ? text : text.padStart(widths[i])
-    );
-    console.log(aligned.join("  ").trimEnd());
-  }
 }
 
 /** Tells the user of a failure in one line on standard error, what a server said escaped. */
