@@ -60,6 +60,14 @@ Deno.test("files over HTTP: bytes, validators, digests and ranges", async (t) =>
     },
   );
 
+  await t.step("an HTTP/1.1 request without a Host field, or with two, is refused", async () => {
+    for (const fields of ["", "Host: a\r\nHost: b\r\n"]) {
+      using socket = await rawConnect(server.httpAddr!.port);
+      await socket.write(`GET /a.txt HTTP/1.1\r\n${fields}\r\n`);
+      assert(text(await socket.readToEnd()).startsWith("HTTP/1.1 400 "), JSON.stringify(fields));
+    }
+  });
+
   await t.step("a name sent as raw UTF-8 bytes, as some clients do", async () => {
     using socket = await rawConnect(server.httpAddr!.port);
     // "é" is C3 A9; "€" (E2 82 AC) holds a byte that windows-1252 reads as another character.
@@ -283,7 +291,7 @@ Deno.test("behind a trusted proxy, the per-host cap counts the clients it names"
   const carry = async (client: string) => {
     const socket = await rawConnect(port);
     await socket.write(
-      `PROXY TCP4 ${client} 127.0.0.1 40000 ${port}\r\nGET /a.txt HTTP/1.1\r\n\r\n`,
+      `PROXY TCP4 ${client} 127.0.0.1 40000 ${port}\r\nGET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n`,
     );
     return socket;
   };
@@ -313,7 +321,7 @@ Deno.test("behind a trusted proxy, the per-host cap counts the clients it names"
     "the proxy's host speaking for itself, without a PROXY line, is served",
     async () => {
       using socket = await rawConnect(port);
-      await socket.write("GET /a.txt HTTP/1.1\r\nConnection: close\r\n\r\n");
+      await socket.write("GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
       assert(text(await socket.readToEnd()).startsWith("HTTP/1.1 200 OK"));
     },
   );

@@ -85,6 +85,7 @@ export function parseRequestHead(bytes: Uint8Array): RequestHead {
     throw new HttpError(505, `${version.slice(0, 16)} is not spoken here; HTTP/1.1 is`);
   }
   const headers = new Map<string, string>();
+  let hosts = 0;
   for (const line of lines.slice(1)) {
     if (line === "") continue;
     const colon = line.indexOf(":");
@@ -93,7 +94,13 @@ export function parseRequestHead(bytes: Uint8Array): RequestHead {
       throw new HttpError(400, "a header line is malformed");
     }
     const value = line.slice(colon + 1).trim();
+    if (name === "host") hosts++;
     headers.set(name, headers.has(name) ? `${headers.get(name)}, ${value}` : value);
+  }
+  // RFC 9112 §3.2: one Host field, in every HTTP/1.1 request (a proxy may read a message that
+  // lacks one, or has two, otherwise than we do).
+  if (hosts > 1 || (hosts === 0 && version === "HTTP/1.1")) {
+    throw new HttpError(400, "an HTTP/1.1 request takes exactly one Host field");
   }
   if (headers.has("transfer-encoding")) {
     throw new HttpError(501, "requests with a body are not taken here");
