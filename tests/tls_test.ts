@@ -9,6 +9,7 @@
 import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
 import { FileClient } from "../lib/client/client.ts";
 import { listen } from "../lib/server/listen.ts";
+import { writeAll } from "../lib/shared/io.ts";
 import {
   certificates,
   fetchFile,
@@ -287,6 +288,27 @@ Deno.test("a TLS connection reads, writes and closes as a Deno.Conn does", async
     await answered;
     assertEquals([at, got], [answer.length, answer]);
     assertEquals(await client.read(new Uint8Array(16)), null); // after close_notify
+    conn.close();
+    client.close();
+  });
+
+  await t.step("a peer that sends while nothing reads is held back, not buffered", async () => {
+    const [client, conn] = await Promise.all([dial(), listener.accept() as Promise<Deno.TlsConn>]);
+    await conn.handshake();
+    // Nothing reads `conn`: once the kernel's buffers are full, the client's writes must wait.
+    // Were the server to go on reading into its own memory, all 64 MiB would go at once.
+    const chunk = new Uint8Array(MiB);
+    let sent = 0;
+    for (; sent < 64 * MiB; sent += MiB) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const stalled = new Promise<"stalled">((resolve) =>
+        timer = setTimeout(resolve, 500, "stalled")
+      );
+      const wrote = await Promise.race([writeAll(client, chunk).then(() => "wrote"), stalled]);
+      clearTimeout(timer);
+      if (wrote === "stalled") break;
+    }
+    assert(sent < 32 * MiB, `${sent / MiB} MiB went to a connection nothing reads`);
     conn.close();
     client.close();
   });
