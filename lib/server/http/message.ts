@@ -115,7 +115,7 @@ export function parseRequestHead(bytes: Uint8Array): RequestHead {
 /** The path of a request target ("/a%20b?q" → "/a b"), or undefined if it is not a valid one. */
 function decodePath(target: string): string | undefined {
   // Bytes outside ASCII are UTF-8 that a client sent unencoded.
-  const utf8 = new TextDecoder().decode(headBytes(target));
+  const utf8 = /^[\x21-\x7e]*$/.test(target) ? target : new TextDecoder().decode(headBytes(target));
   let path = utf8.split("?")[0].split("#")[0];
   const absolute = /^https?:\/\/[^/]*(\/.*)?$/i.exec(path); // as sent to a proxy
   if (absolute) path = absolute[1] ?? "/";
