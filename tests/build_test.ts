@@ -20,7 +20,7 @@ function printed(result: Output): string[] {
   return (result.stdout + result.stderr).split("\n").filter((line) => line.trim() !== "");
 }
 
-/** A failed `make build` explained itself as the issue asks: non-zero, ≤ 3 lines, DENORT_BIN. */
+/** A failed `make build` explained itself: non-zero, at most 3 lines, naming DENORT_BIN. */
 function assertShortFailure(result: Output): void {
   const lines = printed(result);
   assert(result.code !== 0, "make build succeeded");
