@@ -260,28 +260,22 @@ class NodeTlsConn implements Deno.TlsConn {
    * rather than the server's memory).
    */
   write(bytes: Uint8Array): Promise<number> {
-    if (this.#closed) {
-      return Promise.reject(new Deno.errors.BadResource("the connection is closed"));
-    }
-    if (this.#error) return Promise.reject(this.#error);
-    if (bytes.length === 0) return Promise.resolve(0);
-    if (bytes.length > WRITE_BYTES) bytes = bytes.subarray(0, WRITE_BYTES);
-    return new Promise((resolve, reject) => {
-      const fail = (error: Error) => {
-        this.#writes.delete(fail);
-        reject(error);
-      };
-      this.#writes.add(fail);
-      this.#socket.write(bytes, (error?: Error | null) => {
-        if (!this.#writes.delete(fail)) return;
-        if (error) reject(this.#error ?? denoError(error));
-        else resolve(bytes.length);
-      });
-    });
+    if (this.#error && !this.#closed) return Promise.reject(this.#error);
+    const piece = bytes.subarray(0, WRITE_BYTES);
+    if (piece.length === 0 && !this.#closed) return Promise.resolve(0);
+    return this.#handOver((done) => this.#socket.write(piece, done)).then(() => piece.length);
   }
 
   /** Says no more will be written (close_notify, then a TCP half-close); reads go on. */
   closeWrite(): Promise<void> {
+    return this.#handOver((done) => this.#socket.end(() => done()));
+  }
+
+  /**
+   * Hands Node something to write (`start` it, with the callback Node calls when done): resolves
+   * once Node is done, rejects with its error, or with the socket's when it closes first.
+   */
+  #handOver(start: (done: (error?: Error | null) => void) => void): Promise<void> {
     if (this.#closed) {
       return Promise.reject(new Deno.errors.BadResource("the connection is closed"));
     }
@@ -291,8 +285,10 @@ class NodeTlsConn implements Deno.TlsConn {
         reject(error);
       };
       this.#writes.add(fail);
-      this.#socket.end(() => {
-        if (this.#writes.delete(fail)) resolve();
+      start((error) => {
+        if (!this.#writes.delete(fail)) return;
+        if (error) reject(this.#error ?? denoError(error));
+        else resolve();
       });
     });
   }
