@@ -86,7 +86,7 @@ async function answer(
   const { method, path } = head;
   const send = (status: number, text: string, fields: [string, string][] = []) => {
     record.done({ status });
-    return connection.send(textResponse(status, text, fields, method === "HEAD"));
+    return reply(connection, head, status, text, fields);
   };
   if (method !== "GET" && method !== "HEAD") {
     await send(405, "only GET and HEAD are served here\n", [["Allow", "GET, HEAD"]]);
@@ -149,11 +149,9 @@ async function answer(
     const failure = record.refused(error, { name });
     if (failure instanceof NotFoundError && await service.store.folder(`${name}/`)) {
       const location = encodeURI(`${path}/`);
-      const fields: [string, string][] = [["Location", location]];
-      await connection.send(textResponse(301, `${location}\n`, fields, method === "HEAD"));
+      await reply(connection, head, 301, `${location}\n`, [["Location", location]]);
     } else {
-      const text = `${failure.message}\n`;
-      await connection.send(textResponse(statusOf(failure), text, [], method === "HEAD"));
+      await reply(connection, head, statusOf(failure), `${failure.message}\n`);
     }
     return true;
   }
@@ -175,7 +173,7 @@ async function sendFile(
   } catch (error) {
     const failure = record.failed(error);
     if (failure === undefined) throw error;
-    await connection.send(textResponse(500, `${failure.message}\n`, [], head.method === "HEAD"));
+    await reply(connection, head, 500, `${failure.message}\n`);
     return true;
   }
   const sha256 = digest.toBase64();
@@ -200,9 +198,9 @@ async function sendFile(
   const range = rangeApplies ? parseRange(head.headers.get("range"), size) : undefined;
   if (range === "unsatisfiable") {
     record.done({ status: 416 });
-    const text = "the range asked for is not in the file\n";
-    const fields = [["Content-Range", `bytes */${size}`] as [string, string]];
-    await connection.send(textResponse(416, text, fields, head.method === "HEAD"));
+    await reply(connection, head, 416, "the range asked for is not in the file\n", [
+      ["Content-Range", `bytes */${size}`],
+    ]);
     return true;
   }
   const { start, end } = range ?? { start: 0, end: size };
@@ -235,6 +233,17 @@ function notModified(head: RequestHead, etag: string, mtimeMs: number): boolean 
   }
   const since = parseHttpDate(head.headers.get("if-modified-since") ?? "");
   return since !== undefined && Math.floor(mtimeMs / 1000) * 1000 <= since;
+}
+
+/** Answers the request `head` with a small text: its head only, when the request is HEAD. */
+function reply(
+  connection: Connection,
+  head: RequestHead,
+  status: number,
+  text: string,
+  fields: [string, string][] = [],
+): Promise<void> {
+  return connection.send(textResponse(status, text, fields, head.method === "HEAD"));
 }
 
 /** A whole small response with a text body (which HEAD leaves out, keeping its length). */
