@@ -8,7 +8,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { join } from "node:path";
 import { freePort, haproxyConfig, has, randomBytes, run } from "../testing/support.ts";
-import { startServer, tempFolder, until } from "./harness.ts";
+import { spawned, startServer, tempFolder, until } from "./harness.ts";
 
 const installed = await has("haproxy");
 
@@ -32,7 +32,7 @@ Deno.test({
       config,
       await haproxyConfig(nodes.map((n) => n.httpAddr!.port), front),
     );
-    await using _haproxy = spawn("haproxy", ["-db", "-f", config]);
+    await using _haproxy = spawned("haproxy", ["-db", "-f", config]);
     // haproxy sends nothing to a node before its health checks pass (rise 2, a second apart).
     // Until then it would send a node's names to the others. Its checks are answered without a
     // file's name in the log: two such answers on each node mark it up.
@@ -74,14 +74,3 @@ Deno.test({
     });
   },
 });
-
-/** A child process, killed and waited for on dispose. */
-function spawn(command: string, args: string[]): AsyncDisposable {
-  const child = new Deno.Command(command, { args, stdout: "null", stderr: "null" }).spawn();
-  return {
-    [Symbol.asyncDispose]: async () => {
-      child.kill("SIGTERM");
-      await child.status;
-    },
-  };
-}

@@ -85,6 +85,17 @@ export async function startServer(
   });
 }
 
+/** `command` running with `args`, its output dropped; stopped (SIGTERM) and awaited on dispose. */
+export function spawned(command: string, args: string[]): AsyncDisposable {
+  const child = new Deno.Command(command, { args, stdout: "null", stderr: "null" }).spawn();
+  return {
+    [Symbol.asyncDispose]: async () => {
+      child.kill("SIGTERM");
+      await child.status;
+    },
+  };
+}
+
 /** A fake server, listening. */
 export interface FakeServer extends AsyncDisposable {
   port: number;

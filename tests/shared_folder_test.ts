@@ -11,7 +11,7 @@ import { ServerError } from "../lib/client/errors.ts";
 import { VersionFile } from "../lib/server/store/version.ts";
 import { ErrorCode } from "../lib/shared/errors.ts";
 import { GREETING } from "../lib/shared/protocol.ts";
-import { rawConnect, startServer, tempFolder, text, xxh3 } from "./harness.ts";
+import { rawConnect, spawned, startServer, tempFolder, text, xxh3 } from "./harness.ts";
 import { randomBytes, run, spawnServer } from "../testing/support.ts";
 
 const MiB = 1024 * 1024;
@@ -212,7 +212,8 @@ Deno.test("a link out of the folder swapped in while a name is looked up is neve
       Deno.renameSync(real, dir);
     }`,
   ];
-  await using _swappers = swappers(swaps);
+  await using _files = spawned(Deno.execPath(), ["eval", swaps[0]]);
+  await using _folders = spawned(Deno.execPath(), ["eval", swaps[1]]);
   const base = `http://127.0.0.1:${server.httpAddr!.port}`;
   let asked = 0;
   for (const started = Date.now(); Date.now() - started < 3000; asked++) {
@@ -222,17 +223,3 @@ Deno.test("a link out of the folder swapped in while a name is looked up is neve
   }
   assert(asked > 100, `only ${asked} requests`);
 });
-
-/** Processes running each of `scripts`, killed on dispose. */
-function swappers(scripts: string[]): AsyncDisposable {
-  const children = scripts.map((script) =>
-    new Deno.Command(Deno.execPath(), { args: ["eval", script], stdout: "null", stderr: "null" })
-      .spawn()
-  );
-  return {
-    [Symbol.asyncDispose]: async () => {
-      for (const child of children) child.kill("SIGKILL");
-      await Promise.all(children.map((child) => child.status));
-    },
-  };
-}
