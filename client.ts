@@ -6,7 +6,7 @@
 import { type ConnectOptions, FileClient } from "./lib/client/client.ts";
 import { Cluster, type Connect, downloadShares, mergeLists } from "./lib/client/cluster.ts";
 import { credentials, TOKEN_VARIABLE } from "./lib/client/credentials.ts";
-import { SPLIT_MIN_BYTES } from "./lib/client/download.ts";
+import { type DownloadResult, SPLIT_MIN_BYTES } from "./lib/client/download.ts";
 import { ConnectionError, ServerError, writeFailure } from "./lib/client/errors.ts";
 import { ProgressBar } from "./lib/client/progress.ts";
 import { formatList, formatStats } from "./lib/client/report.ts";
@@ -78,7 +78,8 @@ Downloads each NAME (a path relative to the server's folder); several go over on
 unless --connections says more. Each file is written to a hidden temporary name beside its target
 (.NAME.part) and renamed only once complete and its digest matches the server's. An interrupted
 download resumes from where it stopped when the same command runs again; if the file changed on
-the server meanwhile, the check fails, the partial file is deleted, and the next run starts afresh.
+the server meanwhile (its size or modification time differ from those recorded beside the partial
+file, .NAME.part.ranges), the partial file is deleted and the file fetched from the start.
 
 Options:
   -o, --output DIR|-     where to save (default client_data); - writes the bytes to standard output
@@ -297,21 +298,24 @@ async function get(
       if (result.error !== undefined) {
         failed++;
         complain(`${result.name}: ${result.error}`);
-      } else if (result.path !== undefined) {
-        const resumed = result.resumedFrom === 0
-          ? ""
-          : result.split
-          ? `, ${formatBytes(result.resumedFrom)} of it from the interrupted run`
-          : `, resumed from byte ${result.resumedFrom}`;
-        report(
-          `saved ${result.path} (${formatBytes(result.resumedFrom + result.bytes)}${resumed})`,
-        );
-      }
+      } else if (result.path !== undefined) report(saved(result));
     }
   } finally {
     bar.done();
   }
   return failed > 0 ? Exit.Failed : Exit.Ok;
+}
+
+/** The line that tells of a file saved: where, how large, and what an interrupted run left. */
+function saved(result: DownloadResult): string {
+  const resumed = result.afresh
+    ? ", from the start: the file changed on the server since the interrupted run"
+    : result.resumedFrom === 0
+    ? ""
+    : result.split
+    ? `, ${formatBytes(result.resumedFrom)} of it from the interrupted run`
+    : `, resumed from byte ${result.resumedFrom}`;
+  return `saved ${result.path} (${formatBytes(result.resumedFrom + result.bytes)}${resumed})`;
 }
 
 /**

@@ -17,7 +17,17 @@ import { checkName } from "../shared/names.ts";
 import type { FileHeader } from "../shared/protocol.ts";
 import type { FileClient, FileHandler } from "./client.ts";
 import { ConnectionError, ServerError, writeFailure } from "./errors.ts";
-import { OrderedDigest, PIECE_BYTES, PieceRecord, recordPath, SavedRecord } from "./pieces.ts";
+import {
+  type FileVersion,
+  loadRecord,
+  OrderedDigest,
+  PIECE_BYTES,
+  PieceRecord,
+  recordPath,
+  sameVersion,
+  SavedRecord,
+  saveRecord,
+} from "./pieces.ts";
 import { Spool } from "./spool.ts";
 
 /** How files are saved. */
@@ -41,6 +51,11 @@ export interface DownloadResult {
   resumedFrom: number;
   /** True when it came in pieces over several connections. */
   split?: boolean;
+  /**
+   * True when a partial file from an interrupted run was there, but the file had changed on the
+   * server since: this run fetched it from the start.
+   */
+  afresh?: boolean;
   /** Why it failed, in one sentence, when it did. */
   error?: string;
 }
@@ -51,6 +66,13 @@ export interface DownloadResult {
  * (docs/PERFORMANCE.md).
  */
 export const SPLIT_MIN_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Files at least this large have the version they began from recorded beside their partial file,
+ * so that a rerun can resume them. Keeping a record costs a write, a rename and a removal, as much
+ * again as a small file's own writes; a smaller file's partial file is fetched again instead.
+ */
+const RECORD_MIN_BYTES = 1024 * 1024;
 
 /**
  * The temporary name a download of `target` is written under: hidden, beside it.
@@ -91,22 +113,29 @@ export async function* downloadFiles(
   }
   // A name given twice is fetched once: two downloads into one temporary file would collide.
   const jobs = await Promise.all([...new Set(names)].map((name) => plan(name, options.output)));
-  const queue = new WorkQueue();
-  const splits: Split[] = [];
-  const context: Context = { options, queue, splits };
+  const ranges = clients[0].version >= 2;
   for (const job of jobs) {
     if (job.error !== undefined) job.settle({ ...job.result(), error: job.error });
-    else if (job.record && clients[0].version < 2) {
+    else if (job.record && !ranges) {
       // A server of protocol version 1 sends no ranges: the part before the first gap is kept.
       job.offset = job.record.frontier;
       job.record = undefined;
       await removeQuietly(recordPath(job.part!));
-    } else if (job.record) await startSplit(context, job, job.record, clients[0]);
+      job.recorded = false;
+    }
   }
-  const unplanned = jobs.filter((job) => !job.settled && !job.record);
-  // Only where some connection would otherwise have nothing to do is a file's size asked first.
-  const probe = clients.length > unplanned.length && clients[0].version >= 2;
-  queue.add(...unplanned.map((job): Work => ({ kind: probe ? "probe" : "whole", job })));
+  const open = jobs.filter((job) => !job.settled);
+  // Only where some connection would otherwise have nothing to do is a file split.
+  const split = ranges && clients.length > open.filter((job) => !job.record).length;
+  const queue = new WorkQueue();
+  const splits: Split[] = [];
+  const context: Context = { options, queue, splits, split };
+  // A resumed file's version is asked first, so that a file changed since is fetched from the
+  // start rather than from where it stopped; so is a file's size, where files may be split.
+  queue.add(...open.map((job): Work => ({
+    kind: ranges && (split || job.version !== undefined) ? "probe" : "whole",
+    job,
+  })));
 
   let broken: unknown;
   const ahead = clients.length === 1 ? Infinity : 1;
@@ -131,11 +160,15 @@ export async function* downloadFiles(
   if (broken !== undefined) throw broken;
 }
 
-/** What the work shares: how files are saved, the work left, and the files in pieces. */
+/**
+ * What the work shares: how files are saved, the work left, the files in pieces, and whether a
+ * large file is split.
+ */
 interface Context {
   options: DownloadOptions;
   queue: WorkQueue;
   splits: Split[];
+  split: boolean;
 }
 
 /** One file asked for: where it goes, what is there already, and what became of it. */
@@ -146,8 +179,14 @@ class Job {
   readonly part?: string;
   /** Bytes of the partial file there already, to resume from. */
   offset: number;
+  /** The version of the file being fetched, once known: the partial file's, when resumed. */
+  version?: FileVersion;
   /** The record of an interrupted download in pieces, if there is one. */
   record?: PieceRecord;
+  /** True when a record of the version is on disk beside the partial file. */
+  recorded: boolean;
+  /** True when a partial file was left aside because the file changed on the server since. */
+  afresh = false;
   /** Why it cannot even be asked for. */
   readonly error?: string;
   /** True once what became of it is settled, or being worked out without a connection. */
@@ -157,13 +196,15 @@ class Job {
   #reject!: (error: unknown) => void;
 
   constructor(
-    fields: Pick<Job, "name" | "target" | "part" | "offset" | "record" | "error">,
+    fields: Pick<Job, "name" | "target" | "part" | "offset" | "version" | "record" | "error">,
   ) {
     this.name = fields.name;
     this.target = fields.target;
     this.part = fields.part;
     this.offset = fields.offset;
+    this.version = fields.version;
     this.record = fields.record;
+    this.recorded = fields.version !== undefined;
     this.error = fields.error;
     this.outcome = new Promise((resolve, reject) => {
       this.#resolve = resolve;
@@ -174,7 +215,29 @@ class Job {
 
   /** A result with nothing received yet. */
   result(): DownloadResult {
-    return { name: this.name, bytes: 0, resumedFrom: this.offset };
+    const result: DownloadResult = { name: this.name, bytes: 0, resumedFrom: this.offset };
+    if (this.afresh) result.afresh = true;
+    return result;
+  }
+
+  /**
+   * The file changed on the server since the partial file was written: it and its record are
+   * deleted, and the file is fetched from the start.
+   */
+  async restart(): Promise<void> {
+    await this.discard();
+    this.offset = 0;
+    this.version = undefined;
+    this.record = undefined;
+    this.afresh = true;
+  }
+
+  /** Deletes the partial file and its record, if there are any. */
+  async discard(): Promise<void> {
+    if (this.part === undefined) return;
+    await removeQuietly(this.part);
+    if (this.recorded) await removeQuietly(recordPath(this.part));
+    this.recorded = false;
   }
 
   /** Settles what became of the file (once worked out, if a promise). */
@@ -201,11 +264,15 @@ async function plan(name: string, output: string): Promise<Job> {
   const part = partialPath(target);
   try {
     const offset = await sizeOf(part);
-    const record = await PieceRecord.load(recordPath(part));
+    const saved = await loadRecord(recordPath(part));
     // A record without its part is left from a download renamed just before its record went.
-    if (record && offset === undefined) await removeQuietly(recordPath(part));
-    if (offset === undefined) return new Job({ name, target, part, offset: 0 });
-    return new Job({ name, target, part, offset, record });
+    if (saved && offset === undefined) await removeQuietly(recordPath(part));
+    // A partial file whose version is not recorded cannot be told from a changed file's.
+    if (!saved && offset !== undefined) await removeQuietly(part);
+    if (!saved || offset === undefined) return new Job({ name, target, part, offset: 0 });
+    const version = { size: saved.size, mtimeMs: saved.mtimeMs };
+    const record = saved.done && new PieceRecord(saved.size, saved.mtimeMs, saved.done);
+    return new Job({ name, target, part, offset, version, record });
   } catch (error) {
     return new Job({ name, offset: 0, error: writeFailure(error, target) });
   }
@@ -298,7 +365,7 @@ async function work(client: FileClient, ahead: number, context: Context): Promis
     if (batch.length > 0) await client.send(...batch.map((item) => request(client, item)));
     sent.push(...batch);
     const item = sent.shift()!;
-    if (item.kind === "whole") await receiveWhole(client, spool, item.job, context.options);
+    if (item.kind === "whole") await receiveWhole(client, spool, item.job, context);
     else if (item.kind === "probe") await receiveProbe(client, item.job, context);
     else await receivePiece(client, spool, item);
   }
@@ -321,58 +388,107 @@ function request(client: FileClient, item: Work): Uint8Array {
  * while the next answer comes in. A local failure (disk full, no permission) stops the writing but
  * not the reading: the rest of the answer is read and dropped, so the files after it on the
  * connection still arrive. Whatever arrived before the connection broke is written before the
- * error goes on, so a rerun resumes from there.
+ * error goes on, so a rerun resumes from there. A resumed file found changed (by a server that
+ * cannot be asked its version first) is fetched again from the start.
  */
 async function receiveWhole(
   client: FileClient,
   spool: Spool,
   job: Job,
-  options: DownloadOptions,
+  context: Context,
 ): Promise<void> {
+  const { options } = context;
   const result = job.result();
   const hash = options.verify ? await createHasher(client.digest) : undefined;
   let out: Deno.FsFile | undefined;
   let failure: unknown;
+  let stale = false;
   let began = false;
   let total = 0;
+  const progress = () => !stale && options.progress?.(job.name, job.offset + result.bytes, total);
   try {
     const digest = await client.readFile({
       async header(header: FileHeader) {
         total = header.size;
-        options.progress?.(job.name, job.offset, total);
+        stale = job.offset > 0 && !sameVersion(job.version!, header);
+        progress();
         try {
-          out = job.part === undefined ? undefined : await openPart(job.part, job.offset);
-          if (hash && job.offset > 0) await hashPrefix(job.part!, job.offset, hash);
+          if (!stale) out = await openWhole(job, header, hash);
         } catch (error) {
           failure = error;
         }
-        spool.begin({ sink: failure === undefined ? out ?? Deno.stdout : discard, hasher: hash });
+        const sink = stale || failure !== undefined ? discard : out ?? Deno.stdout;
+        spool.begin({ sink, hasher: hash });
         began = true;
       },
       async data(chunk: Uint8Array) {
         result.bytes += chunk.length;
         await spool.push(chunk);
-        options.progress?.(job.name, job.offset + result.bytes, total);
+        progress();
       },
       room: () => spool.room(),
     }, job.offset);
     const written = spool.end().then((writing) => failure ?? writing);
+    if (stale) return await fetchAfresh(job, context);
     job.settle(finishWhole(job, result, written, out, hash, digest));
   } catch (error) {
     if (began) failure ??= await spool.end();
     out?.close();
-    if (error instanceof ConnectionError && job.part !== undefined) {
-      if (job.offset + result.bytes > 0) throw partlySaved(error, job.name);
-      await removeIfEmpty(job.part);
+    await wholeFailed(job, result, error, context);
+  }
+}
+
+/**
+ * What became of a whole answer that failed: a broken connection keeps a partial file that can be
+ * resumed (and throws); a refusal is the file's outcome, and a resumed file now shorter than the
+ * partial one is fetched again from the start.
+ */
+async function wholeFailed(
+  job: Job,
+  result: DownloadResult,
+  error: unknown,
+  context: Context,
+): Promise<void> {
+  if (error instanceof ConnectionError && job.part !== undefined) {
+    if (job.recorded && job.offset + result.bytes > 0) throw partlySaved(error, job.name);
+    await job.discard().catch(() => {}); // the broken connection matters more than this clean-up
+  }
+  if (!(error instanceof ServerError)) throw error;
+  if (error.code === ErrorCode.BadRequest && job.offset > 0) return await fetchAfresh(job, context);
+  // Keep a partial file only when the server stopped for a passing reason, to resume later.
+  if (error.code !== ErrorCode.ShuttingDown) await job.discard();
+  job.settle({ ...result, error: error.message });
+}
+
+/** A resumed file changed on the server since: it is fetched again, whole, from the start. */
+async function fetchAfresh(job: Job, context: Context): Promise<void> {
+  await job.restart();
+  context.queue.add({ kind: "whole", job });
+}
+
+/**
+ * Opens a whole download's temporary file to write from the job's offset, nothing after it, its
+ * version recorded beside it when the file is large enough to resume; and hashes the bytes there
+ * before the offset. Undefined for standard output.
+ */
+async function openWhole(
+  job: Job,
+  header: FileHeader,
+  hash: Hasher | undefined,
+): Promise<Deno.FsFile | undefined> {
+  job.version = { size: header.size, mtimeMs: header.mtimeMs };
+  if (job.part === undefined) return undefined;
+  const out = await openPart(job.part, job.offset, true);
+  try {
+    if (!job.recorded && header.size >= RECORD_MIN_BYTES) {
+      await saveRecord(recordPath(job.part), job.version);
+      job.recorded = true;
     }
-    if (!(error instanceof ServerError)) throw error;
-    // Keep a partial file only when the server stopped for a passing reason, to resume later.
-    const passing = error.code === ErrorCode.ShuttingDown;
-    if (job.part !== undefined && !passing) await removeQuietly(job.part);
-    result.error = error.code === ErrorCode.BadRequest && job.offset > 0
-      ? `${error.message}: ${CHANGED_SINCE}`
-      : error.message;
-    job.settle(result);
+    if (hash && job.offset > 0) await hashPrefix(job.part, job.offset, hash);
+    return out;
+  } catch (error) {
+    out.close();
+    throw error;
   }
 }
 
@@ -395,7 +511,7 @@ async function finishWhole(
     return { ...result, error: writeFailure(failure, job.target ?? "standard output") };
   }
   if (hash && !sameDigest(hash.digest(), digest)) {
-    if (job.part !== undefined) await removeQuietly(job.part);
+    await job.discard();
     const error = job.offset > 0
       ? `checksum mismatch: ${CHANGED_SINCE}`
       : "checksum mismatch: the bytes received differ from the server's file; not saved";
@@ -404,7 +520,7 @@ async function finishWhole(
   return await rename(job, result);
 }
 
-/** Renames a finished temporary file to its target. */
+/** Renames a finished temporary file to its target, and deletes its record. */
 async function rename(job: Job, result: DownloadResult): Promise<DownloadResult> {
   if (job.part === undefined || job.target === undefined) return result;
   try {
@@ -412,14 +528,19 @@ async function rename(job: Job, result: DownloadResult): Promise<DownloadResult>
   } catch (error) {
     return { ...result, error: writeFailure(error, job.target) };
   }
+  if (job.recorded) await removeQuietly(recordPath(job.part));
   return { ...result, path: job.target };
 }
 
-/** Opens a temporary file to write from `offset` on, making its folder if need be. */
-async function openPart(part: string, offset: number): Promise<Deno.FsFile> {
+/**
+ * Opens a temporary file to write from `offset` on, making its folder if need be; with `cut`,
+ * nothing is left after `offset` (a whole download's bytes run to the end of the file).
+ */
+async function openPart(part: string, offset: number, cut = false): Promise<Deno.FsFile> {
   await Deno.mkdir(dirname(part), { recursive: true });
-  const file = await Deno.open(part, { write: true, create: true });
+  const file = await Deno.open(part, { write: true, create: true, truncate: cut && offset === 0 });
   try {
+    if (cut && offset > 0) await file.truncate(offset);
     await file.seek(offset, Deno.SeekMode.Start);
     return file;
   } catch (error) {
@@ -437,22 +558,25 @@ function partlySaved(error: ConnectionError, name: string): ConnectionError {
 }
 
 /**
- * Learns a file's size and version from a one-byte answer, and queues the file whole, or in
- * pieces if it is large. A refusal is left to the whole request, which reports it as usual.
+ * Learns a file's size and version from a one-byte answer: a partial file of another version is
+ * deleted, and the file fetched from the start. Queues the file whole, or in pieces if it came in
+ * pieces before or is large and files are split. A refusal is left to the whole request, which
+ * reports it as usual.
  */
 async function receiveProbe(client: FileClient, job: Job, context: Context): Promise<void> {
   try {
     let header: FileHeader | undefined;
     await client.readFile({ header: (h) => void (header = h), data() {} });
-    if (header!.size < SPLIT_MIN_BYTES) context.queue.add({ kind: "whole", job });
-    else if (job.offset > header!.size) {
-      await removeQuietly(job.part!);
-      job.settle({ ...job.result(), error: CHANGED_SINCE });
-    } else {
-      const done: [number, number][] = job.offset > 0 ? [[0, job.offset]] : [];
-      const record = new PieceRecord(header!.size, header!.mtimeMs, done);
-      await startSplit(context, job, record, client);
+    const { size, mtimeMs } = header!;
+    if (job.version && (!sameVersion(job.version, header!) || job.offset > size)) {
+      await job.restart();
     }
+    job.version = { size, mtimeMs };
+    if (job.record) await startSplit(context, job, job.record, client);
+    else if (context.split && size >= SPLIT_MIN_BYTES) {
+      const done: [number, number][] = job.offset > 0 ? [[0, job.offset]] : [];
+      await startSplit(context, job, new PieceRecord(size, mtimeMs, done), client);
+    } else context.queue.add({ kind: "whole", job });
   } catch (error) {
     if (!(error instanceof ServerError)) throw error;
     context.queue.add({ kind: "whole", job });
@@ -475,6 +599,7 @@ async function startSplit(
     (await openPart(job.part!, 0)).close();
     const saved = new SavedRecord(record, recordPath(job.part!));
     await saved.flush();
+    job.recorded = true;
     const digest = context.options.verify
       ? await OrderedDigest.create(client.digest, job.part!, record.spans)
       : undefined;
@@ -600,7 +725,6 @@ class Split {
   async #finish(): Promise<DownloadResult> {
     await Promise.all(this.#writes);
     const job = this.job;
-    const part = job.part!;
     const result: DownloadResult = {
       ...job.result(),
       bytes: this.#received,
@@ -620,12 +744,10 @@ class Split {
     }
     if (this.#failure !== undefined) {
       if (this.#failure.keep) await this.saved.flush();
-      else await Promise.all([removeQuietly(part), removeQuietly(recordPath(part))]);
+      else await job.discard();
       return { ...result, error: this.#failure.error };
     }
-    const renamed = await rename(job, result);
-    if (renamed.error === undefined) await removeQuietly(recordPath(part));
-    return renamed;
+    return await rename(job, result);
   }
 }
 
