@@ -34,6 +34,12 @@ import { Spool } from "./spool.ts";
 export interface DownloadOptions {
   /** The output folder, or "-" for standard output. */
   output: string;
+  /**
+   * True when one file is asked for and `output` was named for it: it is then the path the file is
+   * saved at, unless it is a folder (one that exists, or a path ending in "/"), in which the file
+   * keeps its name; as `curl -o` and `wget -O` have it.
+   */
+  toFile?: boolean;
   /** Check each file's digest against the server's (default true). */
   verify: boolean;
   /** Told about each file's progress, e.g. to draw a progress bar. */
@@ -112,7 +118,7 @@ export async function* downloadFiles(
     throw new Error("standard output takes the files in order, over one connection");
   }
   // A name given twice is fetched once: two downloads into one temporary file would collide.
-  const jobs = await Promise.all([...new Set(names)].map((name) => plan(name, options.output)));
+  const jobs = await Promise.all([...new Set(names)].map((name) => plan(name, options)));
   const ranges = clients[0].version >= 2;
   for (const job of jobs) {
     if (job.error !== undefined) job.settle({ ...job.result(), error: job.error });
@@ -253,14 +259,16 @@ class Job {
   }
 }
 
-async function plan(name: string, output: string): Promise<Job> {
+async function plan(name: string, options: DownloadOptions): Promise<Job> {
   try {
     checkName(name);
   } catch (error) {
     return new Job({ name, offset: 0, error: (error as Error).message });
   }
-  if (output === "-") return new Job({ name, offset: 0 });
-  const target = join(output, name);
+  if (options.output === "-") return new Job({ name, offset: 0 });
+  const target = options.toFile && !await isFolder(options.output)
+    ? options.output
+    : join(options.output, name);
   const part = partialPath(target);
   try {
     const offset = await sizeOf(part);
@@ -275,6 +283,19 @@ async function plan(name: string, output: string): Promise<Job> {
     return new Job({ name, target, part, offset, version, record });
   } catch (error) {
     return new Job({ name, offset: 0, error: writeFailure(error, target) });
+  }
+}
+
+/**
+ * True when `path` names a folder: it ends in "/", or is one. Whatever cannot be looked at is
+ * taken for a file, whose writing then says what is wrong.
+ */
+async function isFolder(path: string): Promise<boolean> {
+  if (path.endsWith("/")) return true;
+  try {
+    return (await Deno.stat(path)).isDirectory;
+  } catch {
+    return false;
   }
 }
 
