@@ -6,7 +6,8 @@
 import { type ConnectOptions, FileClient } from "./lib/client/client.ts";
 import { Cluster, type Connect, downloadShares, mergeLists } from "./lib/client/cluster.ts";
 import { credentials, TOKEN_VARIABLE } from "./lib/client/credentials.ts";
-import { type DownloadResult, SPLIT_MIN_BYTES } from "./lib/client/download.ts";
+import type { DownloadResult } from "./lib/client/plan.ts";
+import { SPLIT_MIN_BYTES } from "./lib/client/split.ts";
 import { ConnectionError, ServerError, writeFailure } from "./lib/client/errors.ts";
 import { ProgressBar } from "./lib/client/progress.ts";
 import { formatList, formatStats } from "./lib/client/report.ts";

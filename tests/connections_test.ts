@@ -5,7 +5,8 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { partialPath, SPLIT_MIN_BYTES } from "../lib/client/download.ts";
+import { partialPath } from "../lib/client/plan.ts";
+import { SPLIT_MIN_BYTES } from "../lib/client/split.ts";
 import { recordPath } from "../lib/client/pieces.ts";
 import { runClient, startServer, tempFolder, until } from "./harness.ts";
 import { randomBytes, ROOT } from "../testing/support.ts";

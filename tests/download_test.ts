@@ -6,7 +6,8 @@
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { FileClient } from "../lib/client/client.ts";
-import { downloadFiles, partialPath } from "../lib/client/download.ts";
+import { downloadFiles } from "../lib/client/download.ts";
+import { partialPath } from "../lib/client/plan.ts";
 import { ConnectionError } from "../lib/client/errors.ts";
 import { writeAll } from "../lib/shared/io.ts";
 import {

@@ -92,7 +92,7 @@ Deno.test("idle and stalled connections are closed, and cost nothing after", asy
 
   await t.step("the server still serves an honest client", async () => {
     const client = await FileClient.connect("127.0.0.1", port);
-    await client.send(client.get("a.txt"));
+    await client.send(client.encodeGet("a.txt"));
     const digest = await client.readFile({ header() {}, data() {} });
     client.close();
     assertEquals(digest, await xxh3(new TextEncoder().encode("a")));
@@ -121,7 +121,7 @@ Deno.test("clients that vanish mid-transfer cost only their sockets", async () =
   assert(stats.cacheBytes <= stats.cacheCapacity);
   const client = await FileClient.connect("127.0.0.1", port);
   for (const [name, bytes] of Object.entries(files)) {
-    await client.send(client.get(name));
+    await client.send(client.encodeGet(name));
     let length = 0;
     const digest = await client.readFile({ header() {}, data: (c) => void (length += c.length) });
     assertEquals(length, bytes.length);
@@ -138,7 +138,7 @@ Deno.test("a file that changes during a transfer is never presented as right", a
       await Deno.writeFile(`${data.path}/grow.bin`, randomBytes(size, 30));
       await using server = await startServer(data.path, { cacheBytes: cacheBytes as number });
       const client = await FileClient.connect("127.0.0.1", server.addr.port);
-      await client.send(client.get("grow.bin"));
+      await client.send(client.encodeGet("grow.bin"));
       let received = 0;
       const outcome = await client.readFile({
         header() {},
@@ -160,7 +160,7 @@ Deno.test("a file that changes during a transfer is never presented as right", a
     const client = await FileClient.connect("127.0.0.1", server.addr.port);
     const get = async () => {
       const parts: string[] = [];
-      await client.send(client.get("grow.bin"));
+      await client.send(client.encodeGet("grow.bin"));
       await client.readFile({ header() {}, data: (c) => void parts.push(text(c)) });
       return parts.join("");
     };
@@ -182,7 +182,7 @@ Deno.test("SIGTERM: stops accepting, finishes transfers in flight, exits 0", asy
   await using data = await tempFolder({ "big.bin": big });
   await using server = await spawnServer(["--data", data.path]);
   const client = await FileClient.connect("127.0.0.1", server.port);
-  await client.send(client.get("big.bin"));
+  await client.send(client.encodeGet("big.bin"));
   let received = 0;
   let signalled = false;
   const digest = await client.readFile({
@@ -280,7 +280,7 @@ Deno.test("slow senders from one host cannot lock other hosts out", async (t) =>
         "the senders' places",
       );
       const honest = await FileClient.connect("127.0.0.1", port);
-      await honest.send(honest.get("a.bin"));
+      await honest.send(honest.encodeGet("a.bin"));
       assertEquals(await honest.readFile({ header() {}, data() {} }), await xxh3(file));
       honest.close();
       const heard = await Promise.all(senders);

@@ -282,7 +282,7 @@ export async function until(check: () => boolean, what: string, timeoutMs = 10_0
 export async function fetchFile(client: FileClient, name: string, offset = 0) {
   const parts: Uint8Array[] = [];
   let source = "";
-  await client.send(client.get(name, offset));
+  await client.send(client.encodeGet(name, offset));
   const digest = await client.readFile({
     header: (h) => void (source = h.source),
     data: (chunk) => void parts.push(chunk.slice()),

@@ -4,7 +4,7 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { partialPath } from "../lib/client/download.ts";
+import { partialPath } from "../lib/client/plan.ts";
 import { writeAll } from "../lib/shared/io.ts";
 import {
   encodeFileHeader,

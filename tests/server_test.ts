@@ -194,7 +194,7 @@ Deno.test("hits come from the cache, misses from disk, big files are never cache
       }
     });
     await t.step("an offset past the end is a clear bad request", async () => {
-      await client.send(client.get("small.bin", small.length + 1));
+      await client.send(client.encodeGet("small.bin", small.length + 1));
       const error = await client.readFile({ header() {}, data() {} }).catch((e) => e);
       assert(error instanceof ServerError);
       assertEquals(error.code, ErrorCode.BadRequest);

@@ -25,7 +25,7 @@ const MiB = 1024 * 1024;
 /** The bytes of `name` from `offset` to `end` over `client`, and the digest its answer ends with. */
 async function fetchRange(client: FileClient, name: string, offset: number, end: number) {
   const parts: Uint8Array[] = [];
-  await client.send(client.get(name, offset, end));
+  await client.send(client.encodeGet(name, offset, end));
   const digest = await client.readFile({
     header() {},
     data: (chunk) => void parts.push(chunk.slice()),

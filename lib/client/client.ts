@@ -242,16 +242,16 @@ export class FileClient {
   }
 
   /**
-   * Encodes a GET request for bytes `offset` to `end` of `name` (0: to the end of the file), for
-   * {@link send}. Ranges need protocol version 2.
+   * Encodes a GET request for bytes `offset` to `end` of `name` (`end` 0: to the end of the file)
+   * in the form of the version spoken, for {@link send}. Ranges need protocol version 2.
    */
-  get(name: string, offset = 0, end = 0): Uint8Array {
+  encodeGet(name: string, offset = 0, end = 0): Uint8Array {
     return encodeGet(name, offset, this.version, end);
   }
 
   /**
    * Reads one file answer to a GET from byte `offset`, handing its parts to `handler`; returns the
-   * SHA-256 digest of the whole file. Throws ServerError when the server refuses or aborts it (a
+   * digest of the whole file, by the connection's {@link digest}. Throws ServerError when the server refuses or aborts it (a
    * partial body must then be discarded), ConnectionError when the connection breaks or the
    * answer breaks the protocol (the wrong offset, more or fewer bytes than the size says).
    */

@@ -6,8 +6,9 @@
 
 import type { ListEntry, ServerStats } from "../shared/protocol.ts";
 import type { FileClient } from "./client.ts";
-import { downloadFiles, type DownloadOptions, type DownloadResult } from "./download.ts";
+import { downloadFiles } from "./download.ts";
 import { ConnectionError } from "./errors.ts";
+import type { DownloadOptions, DownloadResult } from "./plan.ts";
 import { rank } from "./rendezvous.ts";
 
 /** Connects to one server ("host:port"). */
