@@ -10,18 +10,17 @@ import { downloadFiles } from "../lib/client/download.ts";
 import { partialPath } from "../lib/client/plan.ts";
 import { ConnectionError } from "../lib/client/errors.ts";
 import { writeAll } from "../lib/shared/io.ts";
+import { encodeFrame, Frame } from "../lib/shared/frames.ts";
+import { codec, encodeEnd, encodeListEnd, encodeListParts } from "../lib/shared/protocol.ts";
 import {
-  encodeEnd,
-  encodeFileHeader,
-  encodeFrame,
-  encodeListEnd,
-  encodeListParts,
-  Frame,
-  HEADER_BYTES,
-  readGet,
-  writeHeader,
-} from "../lib/shared/protocol.ts";
-import { type FakeServer, fakeServer, runClient, startServer, tempFolder } from "./harness.ts";
+  type FakeServer,
+  fakeServer,
+  fileHeader,
+  halfServer,
+  runClient,
+  startServer,
+  tempFolder,
+} from "./harness.ts";
 import { CLIENT_COMMAND, type Output, randomBytes, spawnServer } from "../testing/support.ts";
 
 const MiB = 1024 * 1024;
@@ -71,11 +70,8 @@ Deno.test("resume: kill the server mid-transfer, restart, rerun: the bytes equal
 /** A fake server that answers every request as a GET of `body`, with a digest of zeros. */
 function lyingServer(body: Uint8Array): FakeServer {
   return fakeServer(async (out, request) => {
-    const { offset } = readGet(request.payload);
-    await writeAll(
-      out,
-      encodeFileHeader({ size: body.length, offset, end: body.length, mtimeMs: 0, source: "disk" }),
-    );
+    const { offset } = codec(1).readGet(request.payload);
+    await writeAll(out, fileHeader(body.length, offset));
     await writeAll(out, encodeFrame(Frame.Data, body.subarray(offset)));
     await writeAll(out, encodeEnd(new Uint8Array(32)));
     return true;
@@ -151,24 +147,6 @@ Deno.test("a file that cannot be written is one line and exit 1; the next still 
   assertEquals(await Deno.readTextFile(`${out.path}/b.txt`), "b");
 });
 
-/**
- * A fake server that answers a GET of `source` (with modification time `mtimeMs`) with the first
- * half of its bytes, then breaks the connection.
- */
-function dyingServer(source: Uint8Array, mtimeMs: number): FakeServer {
-  const half = Math.floor(source.length / 2);
-  return fakeServer(async (out, request) => {
-    const { offset } = readGet(request.payload);
-    const size = source.length;
-    await writeAll(out, encodeFileHeader({ size, offset, end: size, mtimeMs, source: "disk" }));
-    const frame = new Uint8Array(HEADER_BYTES + half);
-    writeHeader(frame, 0, Frame.Data, size - offset);
-    frame.set(source.subarray(0, half), HEADER_BYTES);
-    await writeAll(out, frame);
-    return false;
-  });
-}
-
 /** Body bytes the server's log says it sent for `name`. */
 function served(server: { log: { lines: string[] } }, name: string): number {
   return server.log.lines.filter((line) => line.includes(` op=get name=${name} `))
@@ -183,7 +161,7 @@ Deno.test("the connection breaks mid-file: exit 3, the part is kept, the same co
   const target = `${out.path}/movie.bin`;
   const { mtime } = await Deno.stat(`${data.path}/movie.bin`);
 
-  await using dying = dyingServer(source, mtime!.getTime());
+  await using dying = halfServer(source, mtime!.getTime());
   const first = await runClient(["--port", String(dying.port), "get", "movie.bin", "-o", out.path]);
   assertEquals(first.code, 3);
   assertEquals(
@@ -220,7 +198,7 @@ Deno.test("a resume after the file changed on the server fetches it from the sta
   await using data = await tempFolder({ "movie.bin": changed });
   await using out = await tempFolder();
   const target = `${out.path}/movie.bin`;
-  await using dying = dyingServer(old, Date.UTC(2024, 0, 1));
+  await using dying = halfServer(old, Date.UTC(2024, 0, 1));
   const first = await runClient(["--port", String(dying.port), "get", "movie.bin", "-o", out.path]);
   assertEquals(first.code, 3, first.stderr);
 

@@ -5,14 +5,6 @@
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { partialPath } from "../lib/client/plan.ts";
-import { writeAll } from "../lib/shared/io.ts";
-import {
-  encodeFileHeader,
-  Frame,
-  HEADER_BYTES,
-  readGet,
-  writeHeader,
-} from "../lib/shared/protocol.ts";
 import {
   formatDuration,
   PROGRESS_MIN_BYTES,
@@ -20,7 +12,7 @@ import {
   type ProgressOutput,
   renderProgress,
 } from "../lib/client/progress.ts";
-import { fakeServer, runClient, startServer, tempFolder, until } from "./harness.ts";
+import { halfServer, runClient, startServer, tempFolder, until } from "./harness.ts";
 import { CLIENT_COMMAND, randomBytes } from "../testing/support.ts";
 
 const MiB = 1024 * 1024;
@@ -264,18 +256,7 @@ Deno.test("Ctrl-C: exit 130 with one line saying the partial file is kept; the s
   const { mtime } = await Deno.stat(`${data.path}/movie.bin`);
   const { promise: interrupted, resolve: release } = Promise.withResolvers<void>();
   // Half the file, then nothing until the client is gone.
-  await using stalling = fakeServer(async (out, request) => {
-    const { offset } = readGet(request.payload);
-    const size = source.length;
-    const mtimeMs = mtime!.getTime();
-    await writeAll(out, encodeFileHeader({ size, offset, end: size, mtimeMs, source: "disk" }));
-    const frame = new Uint8Array(HEADER_BYTES + size / 2);
-    writeHeader(frame, 0, Frame.Data, size - offset);
-    frame.set(source.subarray(0, size / 2), HEADER_BYTES);
-    await writeAll(out, frame);
-    await interrupted;
-    return false;
-  });
+  await using stalling = halfServer(source, mtime!.getTime(), interrupted);
   const command = (port: number) => ["--port", String(port), "get", "movie.bin", "-o", out.path];
   const size = () => Deno.statSync(partialPath(target)).size;
   let run;

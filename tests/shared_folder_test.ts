@@ -10,7 +10,7 @@ import { FileClient } from "../lib/client/client.ts";
 import { ServerError } from "../lib/client/errors.ts";
 import { VersionFile } from "../lib/server/store/version.ts";
 import { ErrorCode } from "../lib/shared/errors.ts";
-import { GREETING } from "../lib/shared/protocol.ts";
+import { GREETING } from "../lib/shared/greeting.ts";
 import { rawConnect, spawned, startServer, tempFolder, text, xxh3 } from "./harness.ts";
 import { randomBytes, run, spawnServer } from "../testing/support.ts";
 

@@ -4,7 +4,8 @@
  * its names going to the server ranked next for it. Lists are merged, counters summed.
  */
 
-import type { ListEntry, ServerStats } from "../shared/protocol.ts";
+import type { ListEntry } from "../shared/protocol.ts";
+import type { ServerStats } from "../shared/stats.ts";
 import type { FileClient } from "./client.ts";
 import { downloadFiles } from "./download.ts";
 import { ConnectionError } from "./errors.ts";
@@ -139,7 +140,7 @@ export function mergeLists(lists: readonly ListEntry[][]): ListEntry[] {
  * ```ts
  * import { equal } from "node:assert/strict";
  * import { sumStats } from "./cluster.ts";
- * import type { ServerStats } from "../shared/protocol.ts";
+ * import type { ServerStats } from "../shared/stats.ts";
  * const one = { policy: "sieve", hits: 3, misses: 1, bytesSent: 10, byteHitRatio: 1, uptimeSeconds: 5 };
  * const two = { policy: "sieve", hits: 1, misses: 3, bytesSent: 30, byteHitRatio: 0, uptimeSeconds: 9 };
  * const sum = sumStats([one, two] as ServerStats[]);
