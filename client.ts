@@ -6,7 +6,8 @@
 import { type ConnectOptions, FileClient } from "./lib/client/client.ts";
 import { Cluster, type Connect, downloadShares, mergeLists } from "./lib/client/cluster.ts";
 import { credentials, TOKEN_VARIABLE } from "./lib/client/credentials.ts";
-import { SPLIT_MIN_BYTES } from "./lib/client/download.ts";
+import type { DownloadResult } from "./lib/client/plan.ts";
+import { SPLIT_MIN_BYTES } from "./lib/client/split.ts";
 import { ConnectionError, ServerError, writeFailure } from "./lib/client/errors.ts";
 import { ProgressBar } from "./lib/client/progress.ts";
 import { formatList, formatStats } from "./lib/client/report.ts";
@@ -30,7 +31,8 @@ const USAGE = `Usage: client [--host HOST] [--port PORT | --servers H:P,...] COM
 Commands:
   list [--json]          the server's files: name, size, modified, whether cached
   get NAME... [options]  download files (several go over one connection)
-      --output DIR       where to save (default client_data); - writes to standard output
+      --output DIR|FILE  where to save (default client_data); for one NAME, a FILE to save it as
+                         unless that is a folder; - writes to standard output
       --no-verify        skip the digest check of each file
       --digest NAME      the digest to check with: xxh3-128 (default) or sha256
       --connections N    fetch over N connections at once (default 1; a large file in pieces)
@@ -58,8 +60,13 @@ protocol.`;
 
 const COMMANDS = ["list", "get", "stats", "help"];
 
+/** Where `get` saves when not told. */
+const DEFAULT_OUTPUT = "client_data";
+
 /** The most connections one `get` opens: past a few, more only crowd the server. */
 const MAX_CONNECTIONS = 16;
+/** The exit code of a run ended by Ctrl-C (SIGINT), as a shell reports one killed by it. */
+const INTERRUPTED = 130;
 /** From how many MiB a file may come in pieces. */
 const SPLIT_MIN_MIB = SPLIT_MIN_BYTES / 1024 / 1024;
 
@@ -78,10 +85,14 @@ Downloads each NAME (a path relative to the server's folder); several go over on
 unless --connections says more. Each file is written to a hidden temporary name beside its target
 (.NAME.part) and renamed only once complete and its digest matches the server's. An interrupted
 download resumes from where it stopped when the same command runs again; if the file changed on
-the server meanwhile, the check fails, the partial file is deleted, and the next run starts afresh.
+the server meanwhile (its size or modification time differ from those recorded beside the partial
+file, .NAME.part.ranges), the partial file is deleted and the file fetched from the start.
 
 Options:
-  -o, --output DIR|-     where to save (default client_data); - writes the bytes to standard output
+  -o, --output PATH      where to save (default client_data): a folder, in which each file keeps
+                         its name; with one NAME, a PATH that is not a folder (one that exists, or
+                         one ending in /) is the name the file is saved as, as curl -o and wget -O
+                         have it; - writes the bytes to standard output
   --no-verify            skip the digest check: faster, but a damaged or changed file goes unseen
   --digest NAME          the digest the server ends each file with, and the client checks:
                          xxh3-128 (the default: fast) or sha256 (to compare with published sums)
@@ -107,7 +118,10 @@ export interface ClientCommand {
   servers: string[];
   command: "list" | "get" | "stats" | "help";
   names: string[];
+  /** The output folder, or "-" for standard output; see `toFile`. */
   output: string;
+  /** One file, and --output named for it: the path to save it at, unless that is a folder. */
+  toFile: boolean;
   json: boolean;
   verify: boolean;
   /** The one digest to ask for, or undefined to offer every one known, XXH3-128 first. */
@@ -132,7 +146,7 @@ export function parseClientArgs(args: string[]): ClientCommand | { help: string 
     servers: { type: "string" },
     "servers-file": { type: "string" },
     timeout: { type: "string", default: "30" },
-    output: { type: "string", short: "o", default: "client_data" },
+    output: { type: "string", short: "o" },
     json: { type: "boolean", default: false },
     "no-verify": { type: "boolean", default: false },
     digest: { type: "string" },
@@ -183,7 +197,8 @@ export function parseClientArgs(args: string[]): ClientCommand | { help: string 
     servers,
     command: command as ClientCommand["command"],
     names,
-    output: values.output,
+    output: values.output ?? DEFAULT_OUTPUT,
+    toFile: values.output !== undefined && values.output !== "-" && new Set(names).size === 1,
     json: values.json,
     verify: !values["no-verify"],
     digest,
@@ -285,33 +300,45 @@ async function get(
   const bar = new ProgressBar(Deno.stderr, { quiet: command.quiet });
   const report = command.output === "-" ? console.error : console.log;
   let failed = 0;
+  // Ctrl-C still ends the run at once, but says what it leaves, and how to go on from there.
+  const interrupted = () => {
+    bar.done();
+    complain("interrupted; partial files are kept: run the same command again to resume");
+    Deno.exit(INTERRUPTED);
+  };
+  if (command.output !== "-") Deno.addSignalListener("SIGINT", interrupted);
   try {
     for await (
       const result of downloadShares(shares, connect, command.connections, {
         output: command.output,
+        toFile: command.toFile,
         verify: command.verify,
         progress: progressOf(bar, command),
       })
     ) {
-      bar.done();
+      bar.clear();
       if (result.error !== undefined) {
         failed++;
         complain(`${result.name}: ${result.error}`);
-      } else if (result.path !== undefined) {
-        const resumed = result.resumedFrom === 0
-          ? ""
-          : result.split
-          ? `, ${formatBytes(result.resumedFrom)} of it from the interrupted run`
-          : `, resumed from byte ${result.resumedFrom}`;
-        report(
-          `saved ${result.path} (${formatBytes(result.resumedFrom + result.bytes)}${resumed})`,
-        );
-      }
+      } else if (result.path !== undefined) report(saved(result));
     }
   } finally {
+    if (command.output !== "-") Deno.removeSignalListener("SIGINT", interrupted);
     bar.done();
   }
   return failed > 0 ? Exit.Failed : Exit.Ok;
+}
+
+/** The line that tells of a file saved: where, how large, and what an interrupted run left. */
+function saved(result: DownloadResult): string {
+  const resumed = result.afresh
+    ? ", from the start: the file changed on the server since the interrupted run"
+    : result.resumedFrom === 0
+    ? ""
+    : result.split
+    ? `, ${formatBytes(result.resumedFrom)} of it from the interrupted run`
+    : `, resumed from byte ${result.resumedFrom}`;
+  return `saved ${result.path} (${formatBytes(result.resumedFrom + result.bytes)}${resumed})`;
 }
 
 /**

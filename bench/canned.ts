@@ -7,22 +7,17 @@
  * Usage: canned.ts PORT SIZE — listens on PORT, prints "ready", serves until killed.
  */
 
-import {
-  encodeEnd,
-  encodeFileHeader,
-  encodeFrame,
-  encodeHello,
-  Frame,
-  FrameDecoder,
-  GREETING,
-  preamble,
-} from "../lib/shared/protocol.ts";
+import { SHA256 } from "../lib/shared/digest.ts";
+import { FrameDecoder } from "../lib/shared/frame_decoder.ts";
+import { encodeFrame, Frame } from "../lib/shared/frames.ts";
+import { GREETING } from "../lib/shared/greeting.ts";
+import { codec, encodeEnd, preamble } from "../lib/shared/protocol.ts";
 import { writeAll } from "../lib/shared/io.ts";
 
 /** The bytes of one answer to a GET of a `size`-byte file. */
 function cannedAnswer(size: number): Uint8Array {
   const parts = [
-    encodeFileHeader({ size, offset: 0, end: size, mtimeMs: 0, source: "cache" }),
+    codec(1).encodeFileHeader({ size, offset: 0, end: size, mtimeMs: 0, source: "cache" }),
     encodeFrame(Frame.Data, new Uint8Array(size)),
     encodeEnd(new Uint8Array(32)),
   ];
@@ -45,7 +40,7 @@ async function serve(conn: Deno.TcpConn, answer: Uint8Array): Promise<void> {
     if (!greeted) {
       if (decoder.buffered.length < preamble(1).length) continue;
       decoder.skip(preamble(1).length);
-      await write(encodeHello("canned"));
+      await write(codec(1).encodeHello({ server: "canned", digest: SHA256 }));
       greeted = true;
     }
     let requests = 0;

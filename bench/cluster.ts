@@ -131,7 +131,7 @@ async function replayNative(
             const [host, port] = server.split(":");
             let client = clients.get(server);
             if (!client) clients.set(server, client = await FileClient.connect(host, Number(port)));
-            await client.send(client.get(name));
+            await client.send(client.encodeGet(name));
             let source = "";
             await client.readFile({ header: (h) => void (source = h.source), data() {} });
             if (i >= measuredFrom) {

@@ -11,7 +11,10 @@
 
 import { dial } from "../lib/client/client.ts";
 import { writeAll } from "../lib/shared/io.ts";
-import { encodeGet, Frame, FrameDecoder, GREETING, preamble } from "../lib/shared/protocol.ts";
+import { FrameDecoder } from "../lib/shared/frame_decoder.ts";
+import { Frame } from "../lib/shared/frames.ts";
+import { GREETING } from "../lib/shared/greeting.ts";
+import { codec, preamble } from "../lib/shared/protocol.ts";
 
 /** What one run measured. */
 export interface LoadResult {
@@ -67,7 +70,7 @@ export async function runLoad(
   seconds: number,
   caCerts?: string[],
 ): Promise<LoadResult> {
-  const request = encodeGet(name);
+  const request = codec(1).encodeGet({ name });
   const batch = new Uint8Array(request.length * depth);
   for (let i = 0; i < depth; i++) batch.set(request, i * request.length);
   const sessions = await Promise.all(

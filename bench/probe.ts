@@ -7,7 +7,7 @@
  * Prints one JSON line: {@link ProbeResult}.
  */
 
-import { GREETING } from "../lib/shared/protocol.ts";
+import { GREETING } from "../lib/shared/greeting.ts";
 import { quantile } from "./loadgen.ts";
 
 /** What a probe run measured, in milliseconds. */

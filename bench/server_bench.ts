@@ -107,7 +107,7 @@ async function download(
   for (let r = 0; r < rounds; r++) {
     await file?.truncate(0);
     await file?.seek(0, Deno.SeekMode.Start);
-    await client.send(client.get(name));
+    await client.send(client.encodeGet(name));
     await client.readFile({
       header() {},
       async data(chunk) {
@@ -134,7 +134,7 @@ async function sessions(port: number, name: string, caCerts?: string[]): Promise
   const deadline = started + SECONDS * 1000;
   while (performance.now() < deadline) {
     const client = await FileClient.connect("127.0.0.1", port, { tls: caCerts && { caCerts } });
-    await client.send(client.get(name));
+    await client.send(client.encodeGet(name));
     await client.readFile({ header() {}, data() {} });
     await client.quit();
     count++;
@@ -154,7 +154,7 @@ async function oneFile(port: number, caCerts?: string[]): Promise<number[]> {
   const medians: number[] = [];
   for (const size of ONE_FILE) {
     const fetch = async () => {
-      await client.send(client.get(`one${size}.bin`));
+      await client.send(client.encodeGet(`one${size}.bin`));
       await client.readFile({ header() {}, data() {} });
     };
     await fetch();

@@ -21,7 +21,8 @@ import { ServerError } from "../lib/client/errors.ts";
 import { isDisconnect } from "../lib/server/errors.ts";
 import { parseCommandLine, parseInteger, parseSizeFlag, UsageError } from "../lib/shared/cli.ts";
 import { ErrorCode, errorCodeName } from "../lib/shared/errors.ts";
-import { GREETING, preamble } from "../lib/shared/protocol.ts";
+import { GREETING } from "../lib/shared/greeting.ts";
+import { preamble } from "../lib/shared/protocol.ts";
 import { formatBytes } from "../lib/shared/units.ts";
 import { randomBytes, ROOT, spawnServer } from "../testing/support.ts";
 import type { ProbeResult } from "./probe.ts";
@@ -398,26 +399,26 @@ export async function runSoak(
       ["get-small", 30, async () => {
         const client = await open();
         const file = popular();
-        await client.send(client.get(file.name));
+        await client.send(client.encodeGet(file.name));
         return { honest: true, bytes: await expectFile(client, file, 0) };
       }],
       ["get-medium", 14, async () => {
         const client = await open();
         const file = choose(medium);
-        await client.send(client.get(file.name));
+        await client.send(client.encodeGet(file.name));
         return { honest: true, bytes: await expectFile(client, file, 0) };
       }],
       ["get-large", 2, async () => {
         const client = await open();
         const file = choose(large);
-        await client.send(client.get(file.name));
+        await client.send(client.encodeGet(file.name));
         return { honest: true, bytes: await expectFile(client, file, 0) };
       }],
       ["get-offset", 5, async () => {
         const client = await open();
         const file = choose([...small, ...medium]);
         const offset = rng.below(file.bytes.length + 1);
-        await client.send(client.get(file.name, offset));
+        await client.send(client.encodeGet(file.name, offset));
         return { honest: true, bytes: await expectFile(client, file, offset) };
       }],
       ["pipelined", 6, async () => {
@@ -426,7 +427,7 @@ export async function runSoak(
           { length: 4 },
           () => rng.next() < 0.7 ? popular() : choose(medium),
         );
-        await client.send(...files.map((file) => client.get(file.name)));
+        await client.send(...files.map((file) => client.encodeGet(file.name)));
         let bytes = 0;
         for (const file of files) bytes += await expectFile(client, file, 0);
         return { honest: true, bytes };
@@ -434,7 +435,7 @@ export async function runSoak(
       ["missing", 3, async () => {
         const client = await open();
         const name = `small/missing-${rng.below(1000)}.bin`;
-        await client.send(client.get(name));
+        await client.send(client.encodeGet(name));
         await expectRefusal(client, ErrorCode.NotFound, name);
         return { honest: true };
       }],
@@ -496,7 +497,7 @@ export async function runSoak(
       ["bad-name", 5, async () => {
         const client = await open();
         const name = choose(BAD_NAMES);
-        await client.send(client.get(name));
+        await client.send(client.encodeGet(name));
         await expectRefusal(client, ErrorCode.BadRequest, JSON.stringify(name.slice(0, 40)));
         return { honest: false };
       }],
@@ -565,7 +566,7 @@ export async function runSoak(
         const stopAt = rng.below(file.bytes.length);
         let received = 0;
         try {
-          await client.send(client.get(file.name));
+          await client.send(client.encodeGet(file.name));
           await client.readFile({
             header() {},
             data(chunk) {
@@ -646,7 +647,7 @@ export async function runSoak(
   for (const file of all) {
     const client = await FileClient.connect("127.0.0.1", port);
     try {
-      await client.send(client.get(file.name));
+      await client.send(client.encodeGet(file.name));
       result.bytesChecked += await expectFile(client, file, 0);
     } catch (error) {
       tally(error, "after the load", true);

@@ -1,7 +1,7 @@
 /**
  * The client's command line as a user meets it: both forms parse to the same commands, every
- * command has its help, `list` reads well in the user's time zone, and a server that answers
- * nothing does not leave the client waiting forever.
+ * command has its help, `--output` names a folder or one file's new name, `list` reads well in the
+ * user's time zone, and a server that answers nothing does not leave the client waiting forever.
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
@@ -121,4 +121,48 @@ Deno.test("a server that sends nothing: exit 3 after --timeout, one line", async
     result.stderr,
     `client: connection to 127.0.0.1:${port} broke: the server sent nothing for 0.2s\n`,
   );
+});
+
+Deno.test("--output: a folder, or for one file the name it is saved as, as curl -o has it", async (t) => {
+  await using data = await tempFolder({ "a.txt": "alpha", "b.txt": "beta" });
+  await using server = await startServer(data.path);
+  await using out = await tempFolder({ "folder/.keep": "", "old.txt": "old" });
+  const get = (...args: string[]) =>
+    runClient(["--port", String(server.addr.port), "get", ...args]);
+  const files = (path: string) => [...Deno.readDirSync(path)].map((entry) => entry.name).sort();
+
+  await t.step("one file, a path that is nothing yet: saved as that name", async () => {
+    const result = await get("a.txt", "-o", `${out.path}/new/renamed.txt`);
+    assertEquals([result.code, result.stdout], [0, `saved ${out.path}/new/renamed.txt (5 B)\n`]);
+    assertEquals(await Deno.readTextFile(`${out.path}/new/renamed.txt`), "alpha");
+    assertEquals(files(`${out.path}/new`), ["renamed.txt"]);
+  });
+
+  await t.step("one file, an existing file: replaced", async () => {
+    const result = await get("a.txt", "--output", `${out.path}/old.txt`);
+    assertEquals(result.code, 0, result.stderr);
+    assertEquals(await Deno.readTextFile(`${out.path}/old.txt`), "alpha");
+  });
+
+  await t.step(
+    "one file, an existing folder or a path ending in /: saved in it by name",
+    async () => {
+      for (const folder of [`${out.path}/folder`, `${out.path}/made/`]) {
+        const result = await get("a.txt", "-o", folder);
+        assertEquals(result.code, 0, result.stderr);
+        assertEquals(await Deno.readTextFile(`${folder.replace(/\/$/, "")}/a.txt`), "alpha");
+      }
+    },
+  );
+
+  await t.step("several files: always a folder", async () => {
+    const result = await get("a.txt", "b.txt", "-o", `${out.path}/several`);
+    assertEquals(result.code, 0, result.stderr);
+    assertEquals(files(`${out.path}/several`), ["a.txt", "b.txt"]);
+  });
+
+  await t.step("get --help says so", () => {
+    const help = parseClientArgs(["get", "--help"]);
+    assert("help" in help && help.help.includes("as curl -o and wget -O"), JSON.stringify(help));
+  });
 });

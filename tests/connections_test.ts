@@ -5,7 +5,8 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { partialPath, SPLIT_MIN_BYTES } from "../lib/client/download.ts";
+import { partialPath } from "../lib/client/plan.ts";
+import { SPLIT_MIN_BYTES } from "../lib/client/split.ts";
 import { recordPath } from "../lib/client/pieces.ts";
 import { runClient, startServer, tempFolder, until } from "./harness.ts";
 import { randomBytes, ROOT } from "../testing/support.ts";
@@ -156,7 +157,11 @@ Deno.test("killed mid-transfer, a download in pieces resumes with what is missin
     assert(again.stdout.includes("of it from the interrupted run"), again.stdout);
     assert(same(await Deno.readFile(target), original), "the resumed file differs");
     const { bytes } = served(server.log.lines, "big.bin", from);
-    assertEquals(bytes, size - kept, "only what was missing travelled");
+    assertEquals(
+      bytes,
+      size - kept + 1,
+      "only what was missing, and the byte that told the version",
+    );
     assert(!await exists(part) && !await exists(record), "the part or its record was left");
     await Deno.remove(target);
   });
@@ -167,26 +172,33 @@ Deno.test("killed mid-transfer, a download in pieces resumes with what is missin
     const again = await runClient(args(4));
     assertEquals(again.code, 0, again.stderr);
     assert(same(await Deno.readFile(target), original), "the resumed file differs");
-    assertEquals(served(server.log.lines, "big.bin", from).bytes, size - kept);
+    assertEquals(served(server.log.lines, "big.bin", from).bytes, size - kept + 1);
     await Deno.remove(target);
   });
 
   await t.step(
-    "killed, the file changed on the server, run again: refused, then afresh",
+    "killed, the file changed on the server, run again: fetched from the start at once",
     async () => {
       await killMidway();
       const changed = bigBytes(size, 4);
       await Deno.writeFile(`${data.path}/big.bin`, changed);
-      const refused = await runClient(args(4));
-      assertEquals([refused.code, refused.stderr], [
-        1,
-        "client: big.bin: the file changed on the server since the interrupted download; " +
-        "deleted the partial download, run again to start afresh\n",
-      ]);
-      assert(!await exists(part) && !await exists(record), "the stale part or record was kept");
+      const later = new Date(Date.now() + 60_000);
+      await Deno.utime(`${data.path}/big.bin`, later, later);
+      const from = server.log.lines.length;
       const afresh = await runClient(args(4));
-      assertEquals(afresh.code, 0, afresh.stderr);
+      assertEquals([afresh.code, afresh.stderr], [0, ""]);
+      assertEquals(
+        afresh.stdout,
+        `saved ${target} (128.0 MiB, from the start: ` +
+          "the file changed on the server since the interrupted run)\n",
+      );
       assert(same(await Deno.readFile(target), changed), "the new file differs");
+      assertEquals(
+        served(server.log.lines, "big.bin", from).bytes,
+        size + 1,
+        "the new file once, and the byte that told its version: none of the rest of the old",
+      );
+      assert(!await exists(part) && !await exists(record), "the part or its record was left");
     },
   );
 });

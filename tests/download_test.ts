@@ -6,21 +6,21 @@
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { FileClient } from "../lib/client/client.ts";
-import { downloadFiles, partialPath } from "../lib/client/download.ts";
+import { downloadFiles } from "../lib/client/download.ts";
+import { partialPath } from "../lib/client/plan.ts";
 import { ConnectionError } from "../lib/client/errors.ts";
 import { writeAll } from "../lib/shared/io.ts";
+import { encodeFrame, Frame } from "../lib/shared/frames.ts";
+import { codec, encodeEnd, encodeListEnd, encodeListParts } from "../lib/shared/protocol.ts";
 import {
-  encodeEnd,
-  encodeFileHeader,
-  encodeFrame,
-  encodeListEnd,
-  encodeListParts,
-  Frame,
-  HEADER_BYTES,
-  readGet,
-  writeHeader,
-} from "../lib/shared/protocol.ts";
-import { type FakeServer, fakeServer, runClient, startServer, tempFolder } from "./harness.ts";
+  type FakeServer,
+  fakeServer,
+  fileHeader,
+  halfServer,
+  runClient,
+  startServer,
+  tempFolder,
+} from "./harness.ts";
 import { CLIENT_COMMAND, type Output, randomBytes, spawnServer } from "../testing/support.ts";
 
 const MiB = 1024 * 1024;
@@ -70,11 +70,8 @@ Deno.test("resume: kill the server mid-transfer, restart, rerun: the bytes equal
 /** A fake server that answers every request as a GET of `body`, with a digest of zeros. */
 function lyingServer(body: Uint8Array): FakeServer {
   return fakeServer(async (out, request) => {
-    const { offset } = readGet(request.payload);
-    await writeAll(
-      out,
-      encodeFileHeader({ size: body.length, offset, end: body.length, mtimeMs: 0, source: "disk" }),
-    );
+    const { offset } = codec(1).readGet(request.payload);
+    await writeAll(out, fileHeader(body.length, offset));
     await writeAll(out, encodeFrame(Frame.Data, body.subarray(offset)));
     await writeAll(out, encodeEnd(new Uint8Array(32)));
     return true;
@@ -150,31 +147,21 @@ Deno.test("a file that cannot be written is one line and exit 1; the next still 
   assertEquals(await Deno.readTextFile(`${out.path}/b.txt`), "b");
 });
 
+/** Body bytes the server's log says it sent for `name`. */
+function served(server: { log: { lines: string[] } }, name: string): number {
+  return server.log.lines.filter((line) => line.includes(` op=get name=${name} `))
+    .reduce((sum, line) => sum + Number(/ bytes=(\d+) /.exec(line)?.[1] ?? 0), 0);
+}
+
 Deno.test("the connection breaks mid-file: exit 3, the part is kept, the same command resumes", async () => {
   const source = randomBytes(3 * MiB + 5, 9);
   const half = Math.floor(source.length / 2);
   await using data = await tempFolder({ "movie.bin": source });
   await using out = await tempFolder();
   const target = `${out.path}/movie.bin`;
+  const { mtime } = await Deno.stat(`${data.path}/movie.bin`);
 
-  await using dying = fakeServer(async (out, request) => {
-    const { offset } = readGet(request.payload);
-    await writeAll(
-      out,
-      encodeFileHeader({
-        size: source.length,
-        offset,
-        end: source.length,
-        mtimeMs: 0,
-        source: "disk",
-      }),
-    );
-    const frame = new Uint8Array(HEADER_BYTES + half);
-    writeHeader(frame, 0, Frame.Data, source.length - offset);
-    frame.set(source.subarray(0, half), HEADER_BYTES);
-    await writeAll(out, frame);
-    return false;
-  });
+  await using dying = halfServer(source, mtime!.getTime());
   const first = await runClient(["--port", String(dying.port), "get", "movie.bin", "-o", out.path]);
   assertEquals(first.code, 3);
   assertEquals(
@@ -196,54 +183,99 @@ Deno.test("the connection breaks mid-file: exit 3, the part is kept, the same co
   ]);
   assertEquals(again.code, 0, again.stderr);
   assertEquals(again.stdout, `saved ${target} (3.0 MiB, resumed from byte ${half})\n`);
-  const logged = server.log.lines.find((line) => / op=get name=movie\.bin /.test(line));
   assertEquals(
-    / bytes=(\d+) /.exec(logged ?? "")?.[1],
-    String(source.length - half),
-    "only the rest travelled",
+    served(server, "movie.bin"),
+    source.length - half + 1,
+    "only the rest travelled, and the byte that told the file's version",
   );
   assertEquals(await Deno.readFile(target), source);
   assert(!await exists(partialPath(target)), "the temporary file was left");
 });
 
-Deno.test("a partial download that no longer matches the server's file is deleted; a rerun starts afresh", async (t) => {
+Deno.test("a resume after the file changed on the server fetches it from the start at once, in one run", async () => {
+  const old = randomBytes(8 * MiB, 31);
+  const changed = randomBytes(8 * MiB, 32);
+  await using data = await tempFolder({ "movie.bin": changed });
+  await using out = await tempFolder();
+  const target = `${out.path}/movie.bin`;
+  await using dying = halfServer(old, Date.UTC(2024, 0, 1));
+  const first = await runClient(["--port", String(dying.port), "get", "movie.bin", "-o", out.path]);
+  assertEquals(first.code, 3, first.stderr);
+
+  await using server = await startServer(data.path);
+  const command = ["--port", String(server.addr.port), "get", "movie.bin", "-o", out.path];
+  const again = await runClient(command);
+  assertEquals([again.code, again.stderr], [0, ""]);
+  assertEquals(
+    again.stdout,
+    `saved ${target} (8.0 MiB, from the start: ` +
+      "the file changed on the server since the interrupted run)\n",
+  );
+  assertEquals(await Deno.readFile(target), changed);
+  assertEquals(
+    served(server, "movie.bin"),
+    changed.length + 1,
+    "the new file once, and the byte that told its version: none of the rest of the old",
+  );
+  assertEquals([...Deno.readDirSync(out.path)].map((entry) => entry.name), ["movie.bin"]);
+});
+
+Deno.test("a partial download that cannot be resumed is fetched from the start", async (t) => {
   const source = randomBytes(100_000, 21);
   await using data = await tempFolder({ "f.bin": source });
   await using out = await tempFolder();
   await using server = await startServer(data.path);
   const target = `${out.path}/f.bin`;
+  const record = `${partialPath(target)}.ranges`;
   const command = ["--port", String(server.addr.port), "get", "f.bin", "-o", out.path];
-  const changed = "the file changed on the server since the interrupted download; " +
-    "deleted the partial download, run again to start afresh\n";
+  const { mtime } = await Deno.stat(`${data.path}/f.bin`);
+  const version = { size: source.length, mtimeMs: mtime!.getTime() };
   const cases = {
-    "longer than the file": randomBytes(source.length + 10, 22),
-    "as long as the file, other bytes": randomBytes(source.length, 23),
-    "shorter, other bytes": randomBytes(source.length / 2, 24),
-  };
-  for (const [what, part] of Object.entries(cases)) {
+    "no record of its version, longer than the file": [randomBytes(source.length + 10, 22)],
+    "no record of its version, other bytes": [randomBytes(source.length / 2, 24)],
+    "recorded as another version": [source.subarray(0, 500), { ...version, mtimeMs: 0 }],
+    "recorded as a longer version": [randomBytes(source.length + 10, 22), {
+      ...version,
+      size: 1e6,
+    }],
+  } as const;
+  for (const [what, [part, saved]] of Object.entries(cases)) {
     await t.step(what, async () => {
       await Deno.writeFile(partialPath(target), part);
-      const refused = await runClient(command);
-      assertEquals(refused.code, 1);
-      assert(refused.stderr.startsWith("client: f.bin: "), refused.stderr);
-      assert(refused.stderr.endsWith(changed), refused.stderr);
-      assertEquals(refused.stderr.split("\n").length, 2, "one line");
-      assert(!await exists(partialPath(target)), "the partial download was kept");
-      assert(!await exists(target), "a wrong file was saved");
-
-      const rerun = await runClient(command);
-      assertEquals(rerun.code, 0, rerun.stderr);
-      assertEquals(rerun.stdout, `saved ${target} (97.7 KiB)\n`);
+      if (saved) await Deno.writeTextFile(record, JSON.stringify(saved));
+      const result = await runClient(command);
+      assertEquals([result.code, result.stderr], [0, ""]);
+      assert(result.stdout.startsWith(`saved ${target} (97.7 KiB`), result.stdout);
       assertEquals(await Deno.readFile(target), source);
+      assertEquals([...Deno.readDirSync(out.path)].map((entry) => entry.name), ["f.bin"]);
       await Deno.remove(target);
     });
   }
+
+  await t.step(
+    "recorded as this version, other bytes: refused and deleted; a rerun is whole",
+    async () => {
+      await Deno.writeFile(partialPath(target), randomBytes(source.length / 2, 25));
+      await Deno.writeTextFile(record, JSON.stringify(version));
+      const refused = await runClient(command);
+      assertEquals([refused.code, refused.stderr], [
+        1,
+        "client: f.bin: checksum mismatch: the file changed on the server since the interrupted " +
+        "download; deleted the partial download, run again to start afresh\n",
+      ]);
+      assertEquals([...Deno.readDirSync(out.path)], [], "the partial download was kept");
+      const rerun = await runClient(command);
+      assertEquals(rerun.stdout, `saved ${target} (97.7 KiB)\n`);
+      assertEquals(await Deno.readFile(target), source);
+    },
+  );
 });
 
 Deno.test("--no-verify keeps what arrives unchecked, a resumed prefix included", async () => {
   const body = new TextEncoder().encode("the liar's bytes");
   await using liar = lyingServer(body);
-  await using out = await tempFolder({ ".a.txt.part": "XYZ" });
+  const record = JSON.stringify({ size: body.length, mtimeMs: 0 });
+  await using out = await tempFolder({ ".a.txt.part": "XYZ", ".a.txt.part.ranges": record });
   const result = await runClient([
     "--port",
     String(liar.port),
@@ -255,6 +287,23 @@ Deno.test("--no-verify keeps what arrives unchecked, a resumed prefix included",
   ]);
   assertEquals(result.code, 0, result.stderr);
   assertEquals(await Deno.readTextFile(`${out.path}/a.txt`), "XYZ liar's bytes");
+});
+
+Deno.test("a server of protocol version 1 with another version of the file: fetched from the start in the same run", async () => {
+  const body = new TextEncoder().encode("the liar's bytes");
+  await using liar = lyingServer(body); // it speaks version 1: its version is known at its answer
+  const record = JSON.stringify({ size: body.length, mtimeMs: 1 });
+  await using out = await tempFolder({ ".a.txt.part": "XYZ", ".a.txt.part.ranges": record });
+  const args = ["--port", String(liar.port), "get", "a.txt", "--no-verify", "-o", out.path];
+  const result = await runClient(args);
+  assertEquals([result.code, result.stderr], [0, ""]);
+  assertEquals(
+    result.stdout,
+    `saved ${out.path}/a.txt (16 B, from the start: ` +
+      "the file changed on the server since the interrupted run)\n",
+  );
+  assertEquals(await Deno.readTextFile(`${out.path}/a.txt`), "the liar's bytes");
+  assertEquals([...Deno.readDirSync(out.path)].map((entry) => entry.name), ["a.txt"]);
 });
 
 Deno.test("a download in pieces resumed from a server of protocol version 1 keeps what precedes its first gap", async () => {

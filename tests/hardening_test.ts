@@ -8,15 +8,10 @@ import net from "node:net";
 import { FileClient } from "../lib/client/client.ts";
 import { ServerError } from "../lib/client/errors.ts";
 import { ErrorCode } from "../lib/shared/errors.ts";
-import {
-  encodeGet,
-  Frame,
-  FrameDecoder,
-  GREETING,
-  preamble,
-  readError,
-  readFileHeader,
-} from "../lib/shared/protocol.ts";
+import { FrameDecoder } from "../lib/shared/frame_decoder.ts";
+import { Frame } from "../lib/shared/frames.ts";
+import { GREETING } from "../lib/shared/greeting.ts";
+import { codec, preamble, readError } from "../lib/shared/protocol.ts";
 import {
   concat,
   rawConnect,
@@ -85,14 +80,16 @@ Deno.test("idle and stalled connections are closed, and cost nothing after", asy
 
   await t.step("a reader that stops reading mid-transfer is dropped", async () => {
     using socket = await rawConnect(port);
-    await socket.write(new Uint8Array([...preamble(1), ...encodeGet("big.bin")]));
+    await socket.write(
+      new Uint8Array([...preamble(1), ...codec(1).encodeGet({ name: "big.bin" })]),
+    );
     await until(() => server.log.lines.some((l) => / reason=stalled/.test(l)), "a stall");
     await until(() => server.stats().connections === 0, "the stalled connection to go");
   });
 
   await t.step("the server still serves an honest client", async () => {
     const client = await FileClient.connect("127.0.0.1", port);
-    await client.send(client.get("a.txt"));
+    await client.send(client.encodeGet("a.txt"));
     const digest = await client.readFile({ header() {}, data() {} });
     client.close();
     assertEquals(digest, await xxh3(new TextEncoder().encode("a")));
@@ -109,7 +106,7 @@ Deno.test("clients that vanish mid-transfer cost only their sockets", async () =
     await Promise.all(
       Object.keys(files).map(async (name) => {
         const socket = await rawConnect(port);
-        await socket.write(new Uint8Array([...preamble(1), ...encodeGet(name)]));
+        await socket.write(new Uint8Array([...preamble(1), ...codec(1).encodeGet({ name })]));
         await socket.readExactly(GREETING.length + 64 * 1024);
         socket[Symbol.dispose]();
       }),
@@ -121,7 +118,7 @@ Deno.test("clients that vanish mid-transfer cost only their sockets", async () =
   assert(stats.cacheBytes <= stats.cacheCapacity);
   const client = await FileClient.connect("127.0.0.1", port);
   for (const [name, bytes] of Object.entries(files)) {
-    await client.send(client.get(name));
+    await client.send(client.encodeGet(name));
     let length = 0;
     const digest = await client.readFile({ header() {}, data: (c) => void (length += c.length) });
     assertEquals(length, bytes.length);
@@ -138,7 +135,7 @@ Deno.test("a file that changes during a transfer is never presented as right", a
       await Deno.writeFile(`${data.path}/grow.bin`, randomBytes(size, 30));
       await using server = await startServer(data.path, { cacheBytes: cacheBytes as number });
       const client = await FileClient.connect("127.0.0.1", server.addr.port);
-      await client.send(client.get("grow.bin"));
+      await client.send(client.encodeGet("grow.bin"));
       let received = 0;
       const outcome = await client.readFile({
         header() {},
@@ -160,7 +157,7 @@ Deno.test("a file that changes during a transfer is never presented as right", a
     const client = await FileClient.connect("127.0.0.1", server.addr.port);
     const get = async () => {
       const parts: string[] = [];
-      await client.send(client.get("grow.bin"));
+      await client.send(client.encodeGet("grow.bin"));
       await client.readFile({ header() {}, data: (c) => void parts.push(text(c)) });
       return parts.join("");
     };
@@ -182,7 +179,7 @@ Deno.test("SIGTERM: stops accepting, finishes transfers in flight, exits 0", asy
   await using data = await tempFolder({ "big.bin": big });
   await using server = await spawnServer(["--data", data.path]);
   const client = await FileClient.connect("127.0.0.1", server.port);
-  await client.send(client.get("big.bin"));
+  await client.send(client.encodeGet("big.bin"));
   let received = 0;
   let signalled = false;
   const digest = await client.readFile({
@@ -211,7 +208,7 @@ Deno.test("a shutdown never cuts an answer short, even one waiting on a slow rea
   // Far more answers than socket buffers hold, and no reading: the server ends up waiting to
   // write, in the middle of an answer or between two.
   const requests = 3000;
-  const get = encodeGet("small.bin");
+  const get = codec(1).encodeGet({ name: "small.bin" });
   const batch = new Uint8Array(preamble(1).length + get.length * requests);
   batch.set(preamble(1));
   for (let i = 0; i < requests; i++) batch.set(get, preamble(1).length + i * get.length);
@@ -227,7 +224,9 @@ Deno.test("a shutdown never cuts an answer short, even one waiting on a slow rea
   const types: number[] = [];
   for (let frame = decoder.next(); frame; frame = decoder.next()) {
     types.push(frame.type);
-    if (frame.type === Frame.File) assertEquals(readFileHeader(frame.payload).size, file.length);
+    if (frame.type === Frame.File) {
+      assertEquals(codec(1).readFileHeader(frame.payload).size, file.length);
+    }
     if (frame.type === Frame.Data) assertEquals(frame.payload, file);
     if (frame.type === Frame.Error) {
       assertEquals(readError(frame.payload).code, ErrorCode.ShuttingDown);
@@ -268,7 +267,7 @@ Deno.test("slow senders from one host cannot lock other hosts out", async (t) =>
   await using data = await tempFolder({ "a.bin": file });
   await using server = await startServer(data.path, { maxConnections: 8, requestTimeoutMs: 1000 });
   const port = server.addr.port;
-  const get = new Uint8Array([...preamble(1), ...encodeGet("a".repeat(1000))]);
+  const get = new Uint8Array([...preamble(1), ...codec(1).encodeGet({ name: "a".repeat(1000) })]);
 
   await t.step(
     "one address gets a quarter of the places; the rest are told which limit",
@@ -280,7 +279,7 @@ Deno.test("slow senders from one host cannot lock other hosts out", async (t) =>
         "the senders' places",
       );
       const honest = await FileClient.connect("127.0.0.1", port);
-      await honest.send(honest.get("a.bin"));
+      await honest.send(honest.encodeGet("a.bin"));
       assertEquals(await honest.readFile({ header() {}, data() {} }), await xxh3(file));
       honest.close();
       const heard = await Promise.all(senders);

@@ -11,14 +11,10 @@ import { FileServer, type ServerOptions } from "../lib/server/server.ts";
 import { writeAll, type Writer } from "../lib/shared/io.ts";
 import { digestOf, SHA256, XXH3_128 } from "../lib/shared/digest.ts";
 import { ErrorCode } from "../lib/shared/errors.ts";
-import {
-  type DecodedFrame,
-  encodeError,
-  encodeHello,
-  FrameDecoder,
-  GREETING,
-  MAGIC,
-} from "../lib/shared/protocol.ts";
+import { type DecodedFrame, FrameDecoder } from "../lib/shared/frame_decoder.ts";
+import { Frame, HEADER_BYTES, writeHeader } from "../lib/shared/frames.ts";
+import { GREETING } from "../lib/shared/greeting.ts";
+import { codec, encodeError, MAGIC } from "../lib/shared/protocol.ts";
 import {
   type Certificates,
   CLIENT_COMMAND,
@@ -139,7 +135,7 @@ export function fakeServer(
           return;
         }
         decoder.skip(MAGIC.length + 1);
-        await writeAll(out, encodeHello("fake"));
+        await writeAll(out, codec(1).encodeHello({ server: "fake", digest: SHA256 }));
         greeted = true;
       }
       for (let frame = decoder.next(); greeted && frame; frame = decoder.next()) {
@@ -167,6 +163,33 @@ export function fakeServer(
       await Promise.all(sessions);
     },
   };
+}
+
+/**
+ * The FILE frame that opens a fake server's answer of protocol version 1: the `size`-byte file from
+ * `offset` to its end.
+ */
+export function fileHeader(size: number, offset = 0, mtimeMs = 0): Uint8Array {
+  return codec(1).encodeFileHeader({ size, offset, end: size, mtimeMs, source: "disk" });
+}
+
+/**
+ * A fake server that answers a GET of `source` (modified at `mtimeMs`) with the first half of its
+ * bytes, then, once `stop` settles (at once without one), hangs up: a transfer that breaks, or
+ * stalls, mid-file.
+ */
+export function halfServer(source: Uint8Array, mtimeMs: number, stop?: Promise<void>): FakeServer {
+  const half = Math.floor(source.length / 2);
+  return fakeServer(async (out, request) => {
+    const { offset } = codec(1).readGet(request.payload);
+    await writeAll(out, fileHeader(source.length, offset, mtimeMs));
+    const frame = new Uint8Array(HEADER_BYTES + half);
+    writeHeader(frame, 0, Frame.Data, source.length - offset);
+    frame.set(source.subarray(0, half), HEADER_BYTES);
+    await writeAll(out, frame);
+    await stop;
+    return false;
+  });
 }
 
 /**
@@ -282,7 +305,7 @@ export async function until(check: () => boolean, what: string, timeoutMs = 10_0
 export async function fetchFile(client: FileClient, name: string, offset = 0) {
   const parts: Uint8Array[] = [];
   let source = "";
-  await client.send(client.get(name, offset));
+  await client.send(client.encodeGet(name, offset));
   const digest = await client.readFile({
     header: (h) => void (source = h.source),
     data: (chunk) => void parts.push(chunk.slice()),

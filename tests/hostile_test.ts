@@ -8,22 +8,24 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { ErrorCode } from "../lib/shared/errors.ts";
 import { writeAll } from "../lib/shared/io.ts";
 import {
-  encodeEnd,
-  encodeError,
-  encodeFileHeader,
   encodeFrame,
-  encodeListEnd,
-  encodeListParts,
   encodeText,
   Frame,
   type FrameType,
-  type ListEntry,
   writeHeader,
+} from "../lib/shared/frames.ts";
+import {
+  encodeEnd,
+  encodeError,
+  encodeListEnd,
+  encodeListParts,
+  type ListEntry,
 } from "../lib/shared/protocol.ts";
 import {
   concat,
   type FakeServer,
   fakeServer,
+  fileHeader,
   keepWriting,
   runClient,
   tempFolder,
@@ -44,11 +46,6 @@ function fileFrame(size: bigint, offset: bigint): Uint8Array {
   view.setBigUint64(0, size);
   view.setBigUint64(8, offset);
   return encodeFrame(Frame.File, payload);
-}
-
-/** A file answer's header, as an honest server sends it. */
-function fileHeader(size: number): Uint8Array {
-  return encodeFileHeader({ size, offset: 0, end: size, mtimeMs: 0, source: "disk" });
 }
 
 Deno.test("what a server says reaches the terminal with its control characters escaped", async (t) => {

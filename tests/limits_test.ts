@@ -11,14 +11,9 @@ import { ConnectionError, ServerError } from "../lib/client/errors.ts";
 import { MAX_REQUEST_PAYLOAD } from "../lib/server/framed.ts";
 import { ErrorCode } from "../lib/shared/errors.ts";
 import { MAX_NAME_BYTES } from "../lib/shared/names.ts";
-import {
-  encodeFrame,
-  encodeGet,
-  Frame,
-  GREETING,
-  HEADER_BYTES,
-  preamble,
-} from "../lib/shared/protocol.ts";
+import { encodeFrame, Frame, HEADER_BYTES } from "../lib/shared/frames.ts";
+import { GREETING } from "../lib/shared/greeting.ts";
+import { codec, preamble } from "../lib/shared/protocol.ts";
 import {
   fetchFile,
   rawConnect,
@@ -225,7 +220,12 @@ Deno.test("slow readers cannot make the server hold copies of files beyond the c
     for (let i = 0; i < readers; i++) {
       const socket = await rawConnect(server.port);
       stalled.push(socket);
-      await socket.write(new Uint8Array([...preamble(1), ...encodeGet(i % 2 ? "b.bin" : "a.bin")]));
+      await socket.write(
+        new Uint8Array([
+          ...preamble(1),
+          ...codec(1).encodeGet({ name: i % 2 ? "b.bin" : "a.bin" }),
+        ]),
+      );
       await socket.readExactly(GREETING.length + 64 * 1024); // then it stops reading
     }
     // Every load has finished once nothing is reserved.

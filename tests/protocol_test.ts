@@ -1,8 +1,8 @@
 /**
- * The wire codec alone (lib/protocol.ts, docs/PROTOCOL.md): every encoder and its reader round
- * trip, the incremental decoder is correct for any split of the bytes, limits hold before a payload
- * is buffered, malformed input is refused with ProtocolError, and garbage can only ever produce
- * frames or a ProtocolError.
+ * The wire codec alone (lib/shared/frames.ts, protocol.ts, frame_decoder.ts; docs/PROTOCOL.md):
+ * every encoder and its reader round trip, the incremental decoder is correct for any split of the
+ * bytes, limits hold before a payload is buffered, malformed input is refused with ProtocolError,
+ * and garbage can only ever produce frames or a ProtocolError.
  */
 
 import {
@@ -19,36 +19,34 @@ import { FrameReader, type Readable } from "../lib/shared/frame_reader.ts";
 import {
   type DecodedFrame,
   type DecoderOptions,
+  FrameDecoder,
+} from "../lib/shared/frame_decoder.ts";
+import {
+  encodeFrame,
+  encodeText,
+  Frame,
+  HEADER_BYTES,
+  readText,
+  writeHeader,
+} from "../lib/shared/frames.ts";
+import { GREETING } from "../lib/shared/greeting.ts";
+import {
+  codec,
   encodeEnd,
   encodeError,
-  encodeFileHeader,
-  encodeFrame,
-  encodeGet,
-  encodeHello,
   encodeListEnd,
   encodeListParts,
   encodeSetup,
-  encodeText,
-  fileFrameBytes,
   type FileHeader,
-  Frame,
-  FrameDecoder,
-  GREETING,
-  HEADER_BYTES,
   type ListEntry,
   preamble,
   readEnd,
   readError,
-  readFileHeader,
-  readGet,
   readHello,
   readListEnd,
   readListPart,
   readSetup,
-  readText,
   VERSION,
-  writeFileFrame,
-  writeHeader,
 } from "../lib/shared/protocol.ts";
 import { concat } from "./harness.ts";
 
@@ -111,9 +109,11 @@ function throwsProtocol(run: () => unknown, code: ErrorCode): void {
 
 /** Whole frames of every kind, as the encoders make them. */
 const sampleFrames: fc.Arbitrary<Uint8Array> = fc.oneof(
-  fc.tuple(anyText(), fc.maxSafeNat()).map(([name, offset]) => encodeGet(name, offset)),
-  anyText().map((name) => encodeHello(name)),
-  fileHeaders(1).map((header) => encodeFileHeader(header)),
+  fc.tuple(anyText(), fc.maxSafeNat()).map(([name, offset]) =>
+    codec(1).encodeGet({ name, offset })
+  ),
+  anyText().map((name) => codec(1).encodeHello({ server: name, digest: SHA256 })),
+  fileHeaders(1).map((header) => codec(1).encodeFileHeader(header)),
   fc.uint8Array({ minLength: SHA256.bytes, maxLength: SHA256.bytes }).map(encodeEnd),
   fc.tuple(errorCodes, anyText()).map(([code, message]) => encodeError(code, message)),
   fc.maxSafeNat().map(encodeListEnd),
@@ -260,13 +260,13 @@ async function readAll(reader: FrameReader, into: Collected): Promise<void> {
 Deno.test("encoders and readers round trip", async (t) => {
   await t.step("wire constants: preamble, greeting, header size", () => {
     assertEquals([...preamble(1)], [0x89, 0x46, 0x53, 0x50, 0x01]);
-    assertEquals([...preamble()], [0x89, 0x46, 0x53, 0x50, 0x02]);
+    assertEquals([...preamble(VERSION)], [0x89, 0x46, 0x53, 0x50, 0x02]);
     strictEqual(VERSION, 2);
     assertEquals(GREETING, utf8.encode("OK@Welcome to the File Server."));
     strictEqual(GREETING.length, 30);
     strictEqual(HEADER_BYTES, 5);
-    strictEqual(fileFrameBytes(), HEADER_BYTES + 25);
-    strictEqual(fileFrameBytes(2), HEADER_BYTES + 33);
+    strictEqual(codec(1).fileFrameBytes, HEADER_BYTES + 25);
+    strictEqual(codec(2).fileFrameBytes, HEADER_BYTES + 33);
   });
 
   await t.step("a header is a type byte and a big-endian u32 length, written in place", () => {
@@ -290,30 +290,33 @@ Deno.test("encoders and readers round trip", async (t) => {
     const offsets = fc.oneof(fc.maxSafeNat(), fc.constantFrom(0, Number.MAX_SAFE_INTEGER));
     fc.assert(
       fc.property(anyText(300), offsets, (name, offset) => {
-        const { type, payload } = unframe(encodeGet(name, offset));
+        const { type, payload } = unframe(codec(1).encodeGet({ name, offset }));
         strictEqual(type, Frame.Get);
         strictEqual(payload.length, 8 + utf8.encode(name).length);
-        assertEquals(readGet(payload), { name, offset, end: 0 });
+        assertEquals(codec(1).readGet(payload), { name, offset, end: 0 });
       }),
     );
-    assertEquals(readGet(unframe(encodeGet("déjà vu/naïve 文件 🎉.txt")).payload), {
-      name: "déjà vu/naïve 文件 🎉.txt",
-      offset: 0,
-      end: 0,
-    });
+    assertEquals(
+      codec(1).readGet(unframe(codec(1).encodeGet({ name: "déjà vu/naïve 文件 🎉.txt" })).payload),
+      {
+        name: "déjà vu/naïve 文件 🎉.txt",
+        offset: 0,
+        end: 0,
+      },
+    );
   });
 
   await t.step("GET in version 2: a range, offset to end (0 for the end of the file)", () => {
     fc.assert(
       fc.property(anyText(300), fc.maxSafeNat(), fc.maxSafeNat(), (name, a, b) => {
         const [offset, end] = a <= b ? [a, b] : [b, a];
-        const { type, payload } = unframe(encodeGet(name, offset, 2, end));
+        const { type, payload } = unframe(codec(2).encodeGet({ name, offset, end }));
         strictEqual(type, Frame.Get);
         strictEqual(payload.length, 16 + utf8.encode(name).length);
-        assertEquals(readGet(payload, 2), { name, offset, end });
+        assertEquals(codec(2).readGet(payload), { name, offset, end });
       }),
     );
-    throws(() => encodeGet("a", 0, 1, 10), RangeError);
+    throws(() => codec(1).encodeGet({ name: "a", end: 10 }), RangeError);
   });
 
   await t.step("SETUP: digests offered and a token of any bytes", () => {
@@ -334,7 +337,7 @@ Deno.test("encoders and readers round trip", async (t) => {
     fc.assert(
       fc.property(anyText(), (server) => {
         for (const [version, digest] of [[1, SHA256], [2, XXH3_128], [2, SHA256]] as const) {
-          const { type, payload } = unframe(encodeHello(server, version, digest));
+          const { type, payload } = unframe(codec(version).encodeHello({ server, digest }));
           strictEqual(type, Frame.Hello);
           assertEquals(readHello(payload), { version, server, digest });
         }
@@ -342,17 +345,39 @@ Deno.test("encoders and readers round trip", async (t) => {
     );
   });
 
+  await t.step("LIST: the flag asking for SHA-256s, in version 2 only", () => {
+    assertEquals([...codec(2).encodeList({ sha256: true })], [Frame.List, 0, 0, 0, 1, 2]);
+    for (const version of [1, 2]) {
+      assertEquals(codec(version).encodeList({ sha256: false }), encodeFrame(Frame.List));
+    }
+    assertEquals(codec(2).readList(new Uint8Array([2])), { sha256: true });
+    assertEquals(codec(2).readList(new Uint8Array(0)), { sha256: false });
+    assertEquals(codec(1).readList(new Uint8Array([2])), { sha256: false }, "ignored in version 1");
+    throws(() => codec(1).encodeList({ sha256: true }), RangeError);
+  });
+
+  await t.step(
+    "a codec writes only what its version has, and only versions spoken have one",
+    () => {
+      throws(() => codec(1).encodeHello({ server: "s", digest: XXH3_128 }), RangeError);
+      for (const version of [0, VERSION + 1]) {
+        throws(() => codec(version), RangeError);
+        throwsProtocol(() => readHello(new Uint8Array([version, 1])), BadRequest);
+      }
+    },
+  );
+
   for (const version of [1, 2]) {
     await t.step(`FILE (version ${version}): size, range, mtime, source; in place the same`, () => {
       fc.assert(
         fc.property(fileHeaders(version), fc.nat(40), (file, at) => {
-          const frame = encodeFileHeader(file, version);
+          const frame = codec(version).encodeFileHeader(file);
           const { type, payload } = unframe(frame);
           strictEqual(type, Frame.File);
-          assertEquals(readFileHeader(payload, version), file);
-          const bytes = fileFrameBytes(version);
+          assertEquals(codec(version).readFileHeader(payload), file);
+          const bytes = codec(version).fileFrameBytes;
           const target = new Uint8Array(at + bytes + 7).subarray(3);
-          writeFileFrame(target, at, file, version);
+          codec(version).writeFileFrame(target, at, file);
           assertEquals(target.subarray(at, at + bytes), frame);
         }),
       );
@@ -461,8 +486,11 @@ Deno.test("encoders and readers round trip", async (t) => {
 
   await t.step("a leading U+FEFF is part of the text, not dropped as a byte-order mark", () => {
     const name = "\uFEFFnotes.txt";
-    strictEqual(readGet(unframe(encodeGet(name)).payload).name, name);
-    strictEqual(readHello(unframe(encodeHello(name)).payload).server, name);
+    strictEqual(codec(1).readGet(unframe(codec(1).encodeGet({ name })).payload).name, name);
+    strictEqual(
+      readHello(unframe(codec(1).encodeHello({ server: name, digest: SHA256 })).payload).server,
+      name,
+    );
     strictEqual(readText(unframe(encodeText(Frame.HelpReply, name)).payload), name);
     strictEqual(readError(unframe(encodeError(1, name)).payload).message, name);
     const entry = { name, size: 1, mtimeMs: 0, cached: false };
@@ -492,14 +520,18 @@ Deno.test("readers refuse malformed payloads with BadRequest", async (t) => {
   );
 
   await t.step("GET shorter than its 8-byte offset", () => {
-    for (let n = 0; n < 8; n++) throwsProtocol(() => readGet(new Uint8Array(n)), BadRequest);
+    for (let n = 0; n < 8; n++) {
+      throwsProtocol(() => codec(1).readGet(new Uint8Array(n)), BadRequest);
+    }
   });
 
   await t.step("FILE, END and LIST_END of the wrong size", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 64, size: "max" }), (payload) => {
-        if (payload.length !== 25) throwsProtocol(() => readFileHeader(payload), BadRequest);
-        if (payload.length !== 32) throwsProtocol(() => readEnd(payload), BadRequest);
+        if (payload.length !== 25) {
+          throwsProtocol(() => codec(1).readFileHeader(payload), BadRequest);
+        }
+        if (payload.length !== 32) throwsProtocol(() => readEnd(payload, SHA256), BadRequest);
         if (payload.length !== 8) throwsProtocol(() => readListEnd(payload), BadRequest);
       }),
     );
@@ -514,17 +546,17 @@ Deno.test("readers refuse malformed payloads with BadRequest", async (t) => {
   await t.step("FILE whose offset is past its size", () => {
     fc.assert(
       fc.property(fileHeaders(1).filter((h) => h.size < Number.MAX_SAFE_INTEGER), (file) => {
-        const payload = unframe(encodeFileHeader(file)).payload;
+        const payload = unframe(codec(1).encodeFileHeader(file)).payload;
         new DataView(payload.buffer, payload.byteOffset).setBigUint64(8, BigInt(file.size + 1));
-        throwsProtocol(() => readFileHeader(payload), BadRequest);
+        throwsProtocol(() => codec(1).readFileHeader(payload), BadRequest);
       }),
     );
   });
 
   await t.step("64-bit numbers over Number.MAX_SAFE_INTEGER", () => {
-    throwsProtocol(() => readGet(tooBig(0, 8)), BadRequest);
-    throwsProtocol(() => readFileHeader(tooBig(0, 25)), BadRequest);
-    throwsProtocol(() => readFileHeader(tooBig(8, 25)), BadRequest);
+    throwsProtocol(() => codec(1).readGet(tooBig(0, 8)), BadRequest);
+    throwsProtocol(() => codec(1).readFileHeader(tooBig(0, 25)), BadRequest);
+    throwsProtocol(() => codec(1).readFileHeader(tooBig(8, 25)), BadRequest);
     throwsProtocol(() => readListEnd(tooBig(0, 8)), BadRequest);
     const entry = unframe(encodeListParts([{ name: "a", size: 0, mtimeMs: 0, cached: true }])[0]);
     new DataView(entry.payload.buffer, entry.payload.byteOffset).setBigUint64(
@@ -537,7 +569,7 @@ Deno.test("readers refuse malformed payloads with BadRequest", async (t) => {
   await t.step("invalid UTF-8 in a GET name, a HELLO, a text frame or a list name", () => {
     fc.assert(
       fc.property(invalidUtf8, (bad) => {
-        throwsProtocol(() => readGet(concat([new Uint8Array(8), bad])), BadRequest);
+        throwsProtocol(() => codec(1).readGet(concat([new Uint8Array(8), bad])), BadRequest);
         throwsProtocol(() => readHello(concat([new Uint8Array([VERSION]), bad])), BadRequest);
         throwsProtocol(() => readText(bad), BadRequest);
         const entry = new Uint8Array(19 + bad.length);
@@ -664,7 +696,10 @@ Deno.test("FrameDecoder: limits", async (t) => {
     () => {
       const initial = 64;
       const read = 37;
-      const frames = Array.from({ length: 20_000 }, (_, i) => encodeGet(`folder/file-${i}.txt`, i));
+      const frames = Array.from(
+        { length: 20_000 },
+        (_, i) => codec(1).encodeGet({ name: `folder/file-${i}.txt`, offset: i }),
+      );
       const largest = Math.max(...frames.map((frame) => frame.length));
       const stream = concat(frames);
       const decoder = new FrameDecoder({ maxPayload: 4096, bufferBytes: initial });
@@ -672,7 +707,7 @@ Deno.test("FrameDecoder: limits", async (t) => {
       for (let at = 0; at < stream.length; at += read) {
         decoder.push(stream.subarray(at, at + read));
         for (let frame = decoder.next(); frame; frame = decoder.next()) {
-          strictEqual(readGet(frame.payload).offset, decoded++);
+          strictEqual(codec(1).readGet(frame.payload).offset, decoded++);
         }
         const capacity = decoder.buffered.length + decoder.space().length;
         assert(capacity <= Math.max(initial, 2 * (largest + read)), `${capacity} bytes at ${at}`);
@@ -702,10 +737,10 @@ Deno.test("FrameDecoder: garbage yields frames or a ProtocolError, in bounded me
   const initial = 16;
   const maxRead = 97;
   const readers: Record<number, (payload: Uint8Array) => unknown> = {
-    [Frame.Get]: readGet,
+    [Frame.Get]: (payload) => codec(1).readGet(payload),
     [Frame.Hello]: readHello,
-    [Frame.File]: readFileHeader,
-    [Frame.End]: readEnd,
+    [Frame.File]: (payload) => codec(1).readFileHeader(payload),
+    [Frame.End]: (payload) => readEnd(payload, SHA256),
     [Frame.Error]: readError,
     [Frame.ListPart]: readListPart,
     [Frame.ListEnd]: readListEnd,

@@ -8,16 +8,13 @@ import { FileClient } from "../lib/client/client.ts";
 import { ServerError } from "../lib/client/errors.ts";
 import { XXH3_128 } from "../lib/shared/digest.ts";
 import { ErrorCode } from "../lib/shared/errors.ts";
+import { encodeFrame, Frame, HEADER_BYTES } from "../lib/shared/frames.ts";
+import { GREETING } from "../lib/shared/greeting.ts";
 import {
-  encodeFrame,
-  encodeGet,
+  codec,
   encodeSetup,
-  Frame,
-  GREETING,
-  HEADER_BYTES,
   preamble,
   readError,
-  readFileHeader,
   readHello,
   VERSION,
 } from "../lib/shared/protocol.ts";
@@ -194,7 +191,7 @@ Deno.test("hits come from the cache, misses from disk, big files are never cache
       }
     });
     await t.step("an offset past the end is a clear bad request", async () => {
-      await client.send(client.get("small.bin", small.length + 1));
+      await client.send(client.encodeGet("small.bin", small.length + 1));
       const error = await client.readFile({ header() {}, data() {} }).catch((e) => e);
       assert(error instanceof ServerError);
       assertEquals(error.code, ErrorCode.BadRequest);
@@ -314,25 +311,25 @@ Deno.test("framed protocol edge cases on raw sockets", async (t) => {
   await t.step("bad names get an error answer and the connection carries on", async () => {
     using socket = await session();
     const names = ["../a.txt", "/etc/passwd", "a\0.txt", ".secret", "", "a.txt/"];
-    await socket.write(new Uint8Array(names.flatMap((n) => [...encodeGet(n)])));
+    await socket.write(new Uint8Array(names.flatMap((n) => [...codec(1).encodeGet({ name: n })])));
     for (const name of names) {
       const frame = await readFrame(socket);
       assertEquals(frame.type, Frame.Error, `no error for ${JSON.stringify(name)}`);
       assertEquals(readError(frame.payload).code, ErrorCode.BadRequest, JSON.stringify(name));
     }
-    await socket.write(encodeGet("a.txt"));
+    await socket.write(codec(1).encodeGet({ name: "a.txt" }));
     const file = await readFrame(socket);
     assertEquals(file.type, Frame.File);
-    assertEquals(readFileHeader(file.payload).size, 3);
+    assertEquals(codec(1).readFileHeader(file.payload).size, 3);
   });
 
   await t.step("pipelined requests are answered in order", async () => {
     using socket = await session();
     await socket.write(
       new Uint8Array([
-        ...encodeGet("a.txt"),
+        ...codec(1).encodeGet({ name: "a.txt" }),
         ...encodeFrame(Frame.Stats),
-        ...encodeGet("missing"),
+        ...codec(1).encodeGet({ name: "missing" }),
         ...encodeFrame(Frame.Quit),
       ]),
     );

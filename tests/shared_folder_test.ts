@@ -10,7 +10,7 @@ import { FileClient } from "../lib/client/client.ts";
 import { ServerError } from "../lib/client/errors.ts";
 import { VersionFile } from "../lib/server/store/version.ts";
 import { ErrorCode } from "../lib/shared/errors.ts";
-import { GREETING } from "../lib/shared/protocol.ts";
+import { GREETING } from "../lib/shared/greeting.ts";
 import { rawConnect, spawned, startServer, tempFolder, text, xxh3 } from "./harness.ts";
 import { randomBytes, run, spawnServer } from "../testing/support.ts";
 
@@ -72,7 +72,7 @@ Deno.test("a FIFO swapped in for a file never hangs the server", async (t) => {
     const asker = async () => {
       const client = await FileClient.connect("127.0.0.1", server.port);
       for (let i = 0; i < 40; i++) {
-        await client.send(client.get("swap.bin"));
+        await client.send(client.encodeGet("swap.bin"));
         const parts: Uint8Array[] = [];
         const outcome = await within(
           5000,
@@ -101,7 +101,7 @@ Deno.test("a FIFO swapped in for a file never hangs the server", async (t) => {
     const client = await FileClient.connect("127.0.0.1", server.port);
     const stats = await client.stats();
     assertEquals(stats.cacheReserved, 0, "a failed open kept its reservation");
-    await client.send(client.get("other.bin"));
+    await client.send(client.encodeGet("other.bin"));
     await within(2000, "a GET after the swaps", client.readFile({ header() {}, data() {} }));
     assert((await within(2000, "a LIST after the swaps", client.list())).length > 0);
     client.close();
@@ -131,7 +131,7 @@ Deno.test("a file rewritten in place with its mtime put back is never sent as a 
     await Deno.writeFile(path, original);
     await using server = await startServer(data.path, { cacheBytes: 16 * MiB });
     const client = await FileClient.connect("127.0.0.1", server.addr.port);
-    await client.send(client.get("movie.bin"));
+    await client.send(client.encodeGet("movie.bin"));
     let received = 0;
     const outcome = await client.readFile({
       header() {},
@@ -168,7 +168,7 @@ Deno.test("a file reached through a link is cached once, under its real name", a
   await using server = await startServer(data.path);
   const client = await FileClient.connect("127.0.0.1", server.addr.port);
   for (const name of ["real.bin", "alias.bin", "alias.bin", "real.bin"]) {
-    await client.send(client.get(name));
+    await client.send(client.encodeGet(name));
     await client.readFile({ header() {}, data() {} });
   }
   const stats = await client.stats();

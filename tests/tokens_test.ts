@@ -13,15 +13,9 @@ import { FailureDelay } from "../lib/server/delay.ts";
 import { parseTokens, Tokens } from "../lib/server/tokens.ts";
 import { ErrorCode } from "../lib/shared/errors.ts";
 import { parseServerArgs } from "../server.ts";
-import {
-  encodeError,
-  encodeFrame,
-  encodeGet,
-  encodeSetup,
-  Frame,
-  GREETING,
-  preamble,
-} from "../lib/shared/protocol.ts";
+import { encodeFrame, Frame } from "../lib/shared/frames.ts";
+import { GREETING } from "../lib/shared/greeting.ts";
+import { codec, encodeError, encodeSetup, preamble } from "../lib/shared/protocol.ts";
 import {
   concat,
   fetchFile,
@@ -137,7 +131,12 @@ Deno.test("with tokens, nothing is answered before a valid one", async (t) => {
   await t.step(
     "a wrong token gets one error after a delay that grows; a request sent with it, nothing",
     async () => {
-      const wrong = concat([preamble(2), setup(`${ALICE}x`), encodeGet("a.txt", 0, 2), QUIT]);
+      const wrong = concat([
+        preamble(2),
+        setup(`${ALICE}x`),
+        codec(2).encodeGet({ name: "a.txt" }),
+        QUIT,
+      ]);
       const first = await answerTo(port, wrong);
       assertEquals(first.rest, unauthorized("the access token was not accepted"));
       const second = await answerTo(port, wrong);
@@ -149,10 +148,13 @@ Deno.test("with tokens, nothing is answered before a valid one", async (t) => {
   await t.step("no token, or protocol version 1, which cannot carry one: one error", async () => {
     const none = await answerTo(
       port,
-      concat([preamble(2), setup(""), encodeGet("a.txt", 0, 2), QUIT]),
+      concat([preamble(2), setup(""), codec(2).encodeGet({ name: "a.txt" }), QUIT]),
     );
     assertEquals(none.rest, unauthorized("this server needs an access token; none was given"));
-    const v1 = await answerTo(port, concat([preamble(1), encodeGet("a.txt"), QUIT]));
+    const v1 = await answerTo(
+      port,
+      concat([preamble(1), codec(1).encodeGet({ name: "a.txt" }), QUIT]),
+    );
     assertEquals(
       v1.rest,
       unauthorized("this server needs an access token, which takes protocol version 2"),

@@ -8,10 +8,12 @@ import { FileClient } from "../lib/client/client.ts";
 import { ServerError } from "../lib/client/errors.ts";
 import { SHA256, XXH3_128 } from "../lib/shared/digest.ts";
 import { ErrorCode } from "../lib/shared/errors.ts";
-import { encodeEnd, encodeFileHeader, Frame, readGet } from "../lib/shared/protocol.ts";
+import { Frame } from "../lib/shared/frames.ts";
+import { codec, encodeEnd } from "../lib/shared/protocol.ts";
 import {
   fakeServer,
   fetchFile,
+  fileHeader,
   runClient,
   sha256,
   startServer,
@@ -25,7 +27,7 @@ const MiB = 1024 * 1024;
 /** The bytes of `name` from `offset` to `end` over `client`, and the digest its answer ends with. */
 async function fetchRange(client: FileClient, name: string, offset: number, end: number) {
   const parts: Uint8Array[] = [];
-  await client.send(client.get(name, offset, end));
+  await client.send(client.encodeGet(name, offset, end));
   const digest = await client.readFile({
     header() {},
     data: (chunk) => void parts.push(chunk.slice()),
@@ -156,10 +158,8 @@ Deno.test("a client meets a server of protocol version 1", async (t) => {
   const body = randomBytes(5000, 7);
   const digest = await sha256(body);
   await using old = fakeServer(async (out, request) => {
-    const { offset } = readGet(request.payload);
-    await out.write(
-      encodeFileHeader({ size: body.length, offset, end: body.length, mtimeMs: 0, source: "disk" }),
-    );
+    const { offset } = codec(1).readGet(request.payload);
+    await out.write(fileHeader(body.length, offset));
     const data = body.subarray(offset);
     const header = new Uint8Array(5);
     header[0] = Frame.Data;

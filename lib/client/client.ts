@@ -6,31 +6,26 @@
 
 import { type DigestAlgorithm, DIGESTS, SHA256 } from "../shared/digest.ts";
 import { ErrorCode, ProtocolError } from "../shared/errors.ts";
+import type { DecodedFrame } from "../shared/frame_decoder.ts";
 import { FrameReader } from "../shared/frame_reader.ts";
+import { encodeFrame, Frame, readText } from "../shared/frames.ts";
+import { GREETING, readBusy } from "../shared/greeting.ts";
 import { writeAll } from "../shared/io.ts";
 import {
-  type DecodedFrame,
-  encodeFrame,
-  encodeGet,
-  encodeList,
+  type Codec,
+  codec,
   encodeSetup,
   type FileHeader,
-  Frame,
-  GREETING,
   type ListEntry,
   preamble,
-  readBusy,
   readEnd,
   readError,
-  readFileHeader,
   readHello,
   readListEnd,
   readListPart,
-  readStats,
-  readText,
-  type ServerStats,
   VERSION,
 } from "../shared/protocol.ts";
+import { readStats, type ServerStats } from "../shared/stats.ts";
 import { formatBytes } from "../shared/units.ts";
 import { ConnectionError, ServerError, socketReason } from "./errors.ts";
 
@@ -83,9 +78,14 @@ export class FileClient {
   readonly #reader: FrameReader;
   readonly #timeoutMs: number | undefined;
 
-  /** The protocol version spoken, and the digest file answers end with, as HELLO settled them. */
-  version = 1;
+  /** The codec of the protocol version spoken, and the digest answers end with, as HELLO settled. */
+  #codec: Codec = codec(1);
   digest: DigestAlgorithm = SHA256;
+
+  /** The protocol version spoken. */
+  get version(): number {
+    return this.#codec.version;
+  }
 
   private constructor(host: string, port: number, socket: Deno.Conn, timeoutMs?: number) {
     this.host = host;
@@ -163,7 +163,7 @@ export class FileClient {
         throw client.#violation(`it chose the digest ${hello.digest.name}, which was not offered`);
       }
       client.server = hello.server;
-      client.version = hello.version;
+      client.#codec = codec(hello.version);
       client.digest = hello.digest;
       return client;
     } catch (error) {
@@ -195,7 +195,7 @@ export class FileClient {
         `${this.#address()} speaks protocol version 1, which has no digests in its lists`,
       );
     }
-    await this.send(encodeList(sha256));
+    await this.send(this.#codec.encodeList({ sha256 }));
     return await this.readList();
   }
 
@@ -242,22 +242,22 @@ export class FileClient {
   }
 
   /**
-   * Encodes a GET request for bytes `offset` to `end` of `name` (0: to the end of the file), for
-   * {@link send}. Ranges need protocol version 2.
+   * Encodes a GET request for bytes `offset` to `end` of `name` (`end` 0: to the end of the file)
+   * in the form of the version spoken, for {@link send}. Ranges need protocol version 2.
    */
-  get(name: string, offset = 0, end = 0): Uint8Array {
-    return encodeGet(name, offset, this.version, end);
+  encodeGet(name: string, offset = 0, end = 0): Uint8Array {
+    return this.#codec.encodeGet({ name, offset, end });
   }
 
   /**
    * Reads one file answer to a GET from byte `offset`, handing its parts to `handler`; returns the
-   * SHA-256 digest of the whole file. Throws ServerError when the server refuses or aborts it (a
+   * digest of the whole file, by the connection's {@link digest}. Throws ServerError when the server refuses or aborts it (a
    * partial body must then be discarded), ConnectionError when the connection breaks or the
    * answer breaks the protocol (the wrong offset, more or fewer bytes than the size says).
    */
   async readFile(handler: FileHandler, offset = 0): Promise<Uint8Array> {
     const header = this.#decode(
-      (payload: Uint8Array) => readFileHeader(payload, this.version),
+      (payload: Uint8Array) => this.#codec.readFileHeader(payload),
       await this.#expect(Frame.File),
     );
     if (header.offset !== offset) {

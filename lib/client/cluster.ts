@@ -4,10 +4,12 @@
  * its names going to the server ranked next for it. Lists are merged, counters summed.
  */
 
-import type { ListEntry, ServerStats } from "../shared/protocol.ts";
+import type { ListEntry } from "../shared/protocol.ts";
+import type { ServerStats } from "../shared/stats.ts";
 import type { FileClient } from "./client.ts";
-import { downloadFiles, type DownloadOptions, type DownloadResult } from "./download.ts";
+import { downloadFiles } from "./download.ts";
 import { ConnectionError } from "./errors.ts";
+import type { DownloadOptions, DownloadResult } from "./plan.ts";
 import { rank } from "./rendezvous.ts";
 
 /** Connects to one server ("host:port"). */
@@ -138,7 +140,7 @@ export function mergeLists(lists: readonly ListEntry[][]): ListEntry[] {
  * ```ts
  * import { equal } from "node:assert/strict";
  * import { sumStats } from "./cluster.ts";
- * import type { ServerStats } from "../shared/protocol.ts";
+ * import type { ServerStats } from "../shared/stats.ts";
  * const one = { policy: "sieve", hits: 3, misses: 1, bytesSent: 10, byteHitRatio: 1, uptimeSeconds: 5 };
  * const two = { policy: "sieve", hits: 1, misses: 3, bytesSent: 30, byteHitRatio: 0, uptimeSeconds: 9 };
  * const sum = sumStats([one, two] as ServerStats[]);

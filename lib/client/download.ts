@@ -1,79 +1,22 @@
 /**
  * Saving files from the server: every download goes to a hidden temporary name beside its target
- * and is renamed only once complete and its digest matches the server's. A temporary file
- * left by an interrupted download is resumed from where it stopped. Names are checked with the
- * server's own rules, so nothing is ever written outside the output folder.
+ * and is renamed only once complete and its digest matches the server's (plan.ts, whole.ts). A
+ * temporary file left by an interrupted download is resumed from where it stopped, if the file is
+ * still the version it began from.
  *
- * Over several connections, the files are shared out among them as each connection becomes free;
- * and when there are fewer files than connections, a large file is split into pieces fetched side
- * by side (pieces.ts). On one connection every request is sent at once, as one burst.
+ * Over several connections, the files are shared out among them as each connection becomes free
+ * (queue.ts); and when there are fewer files than connections, a large file is split into pieces
+ * fetched side by side (split.ts). On one connection every request is sent at once, as one burst.
  */
 
-import { basename, dirname, join } from "node:path";
-import { createHasher, type Hasher, sameDigest } from "../shared/digest.ts";
-import { ErrorCode } from "../shared/errors.ts";
-import type { Writer } from "../shared/io.ts";
-import { checkName } from "../shared/names.ts";
-import type { FileHeader } from "../shared/protocol.ts";
-import type { FileClient, FileHandler } from "./client.ts";
-import { ConnectionError, ServerError, writeFailure } from "./errors.ts";
-import { OrderedDigest, PIECE_BYTES, PieceRecord, recordPath, SavedRecord } from "./pieces.ts";
+import type { FileClient } from "./client.ts";
+import { ServerError } from "./errors.ts";
+import { type FileVersion, PieceRecord, sameVersion } from "./pieces.ts";
+import { type DownloadOptions, type DownloadResult, FileJob, type Job, plan } from "./plan.ts";
+import { type Work, WorkQueue } from "./queue.ts";
+import { receivePiece, type Split, SPLIT_MIN_BYTES, startSplit } from "./split.ts";
 import { Spool } from "./spool.ts";
-
-/** How files are saved. */
-export interface DownloadOptions {
-  /** The output folder, or "-" for standard output. */
-  output: string;
-  /** Check each file's digest against the server's (default true). */
-  verify: boolean;
-  /** Told about each file's progress, e.g. to draw a progress bar. */
-  progress?: (name: string, done: number, total: number) => void;
-}
-
-/** What became of one requested file. */
-export interface DownloadResult {
-  name: string;
-  /** Where it was saved, when it was. */
-  path?: string;
-  /** Body bytes received in this run. */
-  bytes: number;
-  /** Bytes already on disk from an interrupted run that this one continued. */
-  resumedFrom: number;
-  /** True when it came in pieces over several connections. */
-  split?: boolean;
-  /** Why it failed, in one sentence, when it did. */
-  error?: string;
-}
-
-/**
- * Files at least this large are split into pieces when some connection would otherwise have
- * nothing to fetch. Below it, on loopback, a piece is fetched faster than the splitting pays back
- * (docs/PERFORMANCE.md).
- */
-export const SPLIT_MIN_BYTES = 64 * 1024 * 1024;
-
-/**
- * The temporary name a download of `target` is written under: hidden, beside it.
- * @example
- * ```ts
- * import { equal } from "node:assert/strict";
- * import { partialPath } from "./download.ts";
- * equal(partialPath("client_data/docs/a.txt"), "client_data/docs/.a.txt.part");
- * ```
- */
-export function partialPath(target: string): string {
-  return join(dirname(target), `.${basename(target)}.part`);
-}
-
-/** Why a resumed download failed its check, and what was done about it. */
-const CHANGED_SINCE = "the file changed on the server since the interrupted download; " +
-  "deleted the partial download, run again to start afresh";
-/** Why a download in pieces failed, when the file changed between two of them. */
-const CHANGED_DURING = "the file changed on the server during the download; " +
-  "deleted the partial download, run again to start afresh";
-
-/** Where the body of an answer that cannot be saved goes. */
-const discard: Writer = { write: (bytes) => Promise.resolve(bytes.length) };
+import { receiveWhole } from "./whole.ts";
 
 /**
  * Downloads `names` over `clients`, connections to one server, and yields what became of each
@@ -90,24 +33,9 @@ export async function* downloadFiles(
     throw new Error("standard output takes the files in order, over one connection");
   }
   // A name given twice is fetched once: two downloads into one temporary file would collide.
-  const jobs = await Promise.all([...new Set(names)].map((name) => plan(name, options.output)));
-  const queue = new WorkQueue();
-  const splits: Split[] = [];
-  const context: Context = { options, queue, splits };
-  for (const job of jobs) {
-    if (job.error !== undefined) job.settle({ ...job.result(), error: job.error });
-    else if (job.record && clients[0].version < 2) {
-      // A server of protocol version 1 sends no ranges: the part before the first gap is kept.
-      job.offset = job.record.frontier;
-      job.record = undefined;
-      await removeQuietly(recordPath(job.part!));
-    } else if (job.record) await startSplit(context, job, job.record, clients[0]);
-  }
-  const unplanned = jobs.filter((job) => !job.settled && !job.record);
-  // Only where some connection would otherwise have nothing to do is a file's size asked first.
-  const probe = clients.length > unplanned.length && clients[0].version >= 2;
-  queue.add(...unplanned.map((job): Work => ({ kind: probe ? "probe" : "whole", job })));
-
+  const jobs = await Promise.all([...new Set(names)].map((name) => plan(name, options)));
+  const context = await start(jobs, clients, options);
+  const { queue, splits } = context;
   let broken: unknown;
   const ahead = clients.length === 1 ? Infinity : 1;
   const workers = clients.map((client) =>
@@ -131,151 +59,46 @@ export async function* downloadFiles(
   if (broken !== undefined) throw broken;
 }
 
-/** What the work shares: how files are saved, the work left, and the files in pieces. */
+/**
+ * What the work shares: how files are saved, the work left, the files in pieces, and whether a
+ * large file is split.
+ */
 interface Context {
   options: DownloadOptions;
   queue: WorkQueue;
   splits: Split[];
+  split: boolean;
 }
 
-/** One file asked for: where it goes, what is there already, and what became of it. */
-class Job {
-  readonly name: string;
-  /** Where it is saved, and its temporary name; undefined for standard output. */
-  readonly target?: string;
-  readonly part?: string;
-  /** Bytes of the partial file there already, to resume from. */
-  offset: number;
-  /** The record of an interrupted download in pieces, if there is one. */
-  record?: PieceRecord;
-  /** Why it cannot even be asked for. */
-  readonly error?: string;
-  /** True once what became of it is settled, or being worked out without a connection. */
-  settled = false;
-  readonly outcome: Promise<DownloadResult>;
-  #resolve!: (result: DownloadResult | Promise<DownloadResult>) => void;
-  #reject!: (error: unknown) => void;
-
-  constructor(
-    fields: Pick<Job, "name" | "target" | "part" | "offset" | "record" | "error">,
-  ) {
-    this.name = fields.name;
-    this.target = fields.target;
-    this.part = fields.part;
-    this.offset = fields.offset;
-    this.record = fields.record;
-    this.error = fields.error;
-    this.outcome = new Promise((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
-    this.outcome.catch(() => {}); // a failure is the connection's, thrown by downloadFiles
-  }
-
-  /** A result with nothing received yet. */
-  result(): DownloadResult {
-    return { name: this.name, bytes: 0, resumedFrom: this.offset };
-  }
-
-  /** Settles what became of the file (once worked out, if a promise). */
-  settle(result: DownloadResult | Promise<DownloadResult>): void {
-    this.settled = true;
-    this.#resolve(result);
-  }
-
-  /** The file was cut short by `error`, which downloadFiles throws. */
-  fail(error: unknown): void {
-    this.settled = true;
-    this.#reject(error);
-  }
+/**
+ * The first work for `jobs` over `clients`. A resumed file's version is asked first, so that a
+ * file changed since is fetched from the start rather than from where it stopped; so is a file's
+ * size, where files may be split: only where some connection would otherwise have nothing to do.
+ */
+async function start(
+  jobs: Job[],
+  clients: readonly FileClient[],
+  options: DownloadOptions,
+): Promise<Context> {
+  const ranges = clients[0].version >= 2;
+  const open = jobs.filter((job) => !job.settled);
+  const files = open.filter((job) => job instanceof FileJob);
+  if (!ranges) await Promise.all(files.map((file) => file.keepFrontier()));
+  const split = ranges && clients.length > open.filter((job) => !isSplit(job)).length;
+  const queue = new WorkQueue();
+  queue.add(
+    ...open.map((job): Work =>
+      job instanceof FileJob && ranges && (split || job.version !== undefined)
+        ? { kind: "probe", job }
+        : { kind: "whole", job }
+    ),
+  );
+  return { options, queue, splits: [], split };
 }
 
-async function plan(name: string, output: string): Promise<Job> {
-  try {
-    checkName(name);
-  } catch (error) {
-    return new Job({ name, offset: 0, error: (error as Error).message });
-  }
-  if (output === "-") return new Job({ name, offset: 0 });
-  const target = join(output, name);
-  const part = partialPath(target);
-  try {
-    const offset = await sizeOf(part);
-    const record = await PieceRecord.load(recordPath(part));
-    // A record without its part is left from a download renamed just before its record went.
-    if (record && offset === undefined) await removeQuietly(recordPath(part));
-    if (offset === undefined) return new Job({ name, target, part, offset: 0 });
-    return new Job({ name, target, part, offset, record });
-  } catch (error) {
-    return new Job({ name, offset: 0, error: writeFailure(error, target) });
-  }
-}
-
-/** The size of the file at `path`, or undefined if there is none. */
-async function sizeOf(path: string): Promise<number | undefined> {
-  try {
-    return (await Deno.stat(path)).size;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
-  }
-}
-
-/** One request's worth of work. */
-type Work =
-  | { kind: "whole"; job: Job }
-  | { kind: "probe"; job: Job }
-  | { kind: "piece"; split: Split; start: number; end: number };
-
-/** Work waiting for a connection. Probes under way may add more, so a free connection waits. */
-class WorkQueue {
-  readonly #items: Work[] = [];
-  #probing = 0;
-  #stopped = false;
-  #waiting: (() => void)[] = [];
-
-  add(...work: Work[]): void {
-    this.#items.push(...work);
-    this.#wake();
-  }
-
-  /** The next work waiting now, if any; pieces of a file that has failed are passed over. */
-  poll(): Work | undefined {
-    for (;;) {
-      const work = this.#stopped ? undefined : this.#items.shift();
-      if (work?.kind === "piece" && work.split.failed) {
-        work.split.skipped();
-        continue;
-      }
-      if (work?.kind === "probe") this.#probing++;
-      return work;
-    }
-  }
-
-  /** The next work; waits while probes under way may add some; undefined when none will come. */
-  async take(): Promise<Work | undefined> {
-    for (;;) {
-      const work = this.poll();
-      if (work || this.#probing === 0 || this.#stopped) return work;
-      await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    }
-  }
-
-  /** A probe taken from the queue is done, having added what its file needs. */
-  probed(): void {
-    this.#probing--;
-    this.#wake();
-  }
-
-  /** Hands out nothing more: a connection broke. */
-  stop(): void {
-    this.#stopped = true;
-    this.#wake();
-  }
-
-  #wake(): void {
-    for (const wake of this.#waiting.splice(0)) wake();
-  }
+/** True for a file an interrupted run was fetching in pieces. */
+function isSplit(job: Job): boolean {
+  return job instanceof FileJob && job.record !== undefined;
 }
 
 /**
@@ -287,424 +110,87 @@ async function work(client: FileClient, ahead: number, context: Context): Promis
   const sent: Work[] = [];
   for (;;) {
     const batch: Work[] = [];
-    for (let next; sent.length + batch.length <= ahead && (next = context.queue.poll());) {
-      batch.push(next);
+    if (sent.length === 0) {
+      const first = await context.queue.take();
+      if (first === undefined) return;
+      batch.push(first);
     }
-    if (sent.length + batch.length === 0) {
-      const next = await context.queue.take();
-      if (next === undefined) return;
+    for (let next; sent.length + batch.length <= ahead && (next = context.queue.poll());) {
       batch.push(next);
     }
     if (batch.length > 0) await client.send(...batch.map((item) => request(client, item)));
     sent.push(...batch);
-    const item = sent.shift()!;
-    if (item.kind === "whole") await receiveWhole(client, spool, item.job, context.options);
-    else if (item.kind === "probe") await receiveProbe(client, item.job, context);
-    else await receivePiece(client, spool, item);
+    const oldest = sent.shift();
+    if (oldest) await receive(client, spool, oldest, context);
   }
 }
 
+/** The request for `item`. */
 function request(client: FileClient, item: Work): Uint8Array {
   switch (item.kind) {
     case "whole":
-      return client.get(item.job.name, item.job.offset);
+      return client.encodeGet(item.job.name, item.job.offset);
     case "probe":
-      return client.get(item.job.name, 0, 1);
-    case "piece":
-      return client.get(item.split.job.name, item.start, item.end);
+      return client.encodeGet(item.job.name, 0, 1);
+    case "piece": {
+      const { split, start, end } = item.piece;
+      return client.encodeGet(split.file.name, start, end);
+    }
   }
 }
 
-/**
- * Receives one whole answer (from the job's offset) into its temporary file, or stdout, through
- * `spool`. It returns once the answer is read; the file is finished (written, verified, renamed)
- * while the next answer comes in. A local failure (disk full, no permission) stops the writing but
- * not the reading: the rest of the answer is read and dropped, so the files after it on the
- * connection still arrive. Whatever arrived before the connection broke is written before the
- * error goes on, so a rerun resumes from there.
- */
-async function receiveWhole(
+/** Reads the answer to `item`, and queues what it leads to. */
+async function receive(
   client: FileClient,
   spool: Spool,
-  job: Job,
-  options: DownloadOptions,
+  item: Work,
+  context: Context,
 ): Promise<void> {
-  const result = job.result();
-  const hash = options.verify ? await createHasher(client.digest) : undefined;
-  let out: Deno.FsFile | undefined;
-  let failure: unknown;
-  let began = false;
-  let total = 0;
-  try {
-    const digest = await client.readFile({
-      async header(header: FileHeader) {
-        total = header.size;
-        options.progress?.(job.name, job.offset, total);
-        try {
-          out = job.part === undefined ? undefined : await openPart(job.part, job.offset);
-          if (hash && job.offset > 0) await hashPrefix(job.part!, job.offset, hash);
-        } catch (error) {
-          failure = error;
-        }
-        spool.begin({ sink: failure === undefined ? out ?? Deno.stdout : discard, hasher: hash });
-        began = true;
-      },
-      async data(chunk: Uint8Array) {
-        result.bytes += chunk.length;
-        await spool.push(chunk);
-        options.progress?.(job.name, job.offset + result.bytes, total);
-      },
-      room: () => spool.room(),
-    }, job.offset);
-    const written = spool.end().then((writing) => failure ?? writing);
-    job.settle(finishWhole(job, result, written, out, hash, digest));
-  } catch (error) {
-    if (began) failure ??= await spool.end();
-    out?.close();
-    if (error instanceof ConnectionError && job.part !== undefined) {
-      if (job.offset + result.bytes > 0) throw partlySaved(error, job.name);
-      await removeIfEmpty(job.part);
+  switch (item.kind) {
+    case "whole": {
+      const again = await receiveWhole(client, spool, item.job, context.options);
+      if (again) context.queue.add({ kind: "whole", job: again });
+      return;
     }
-    if (!(error instanceof ServerError)) throw error;
-    // Keep a partial file only when the server stopped for a passing reason, to resume later.
-    const passing = error.code === ErrorCode.ShuttingDown;
-    if (job.part !== undefined && !passing) await removeQuietly(job.part);
-    result.error = error.code === ErrorCode.BadRequest && job.offset > 0
-      ? `${error.message}: ${CHANGED_SINCE}`
-      : error.message;
-    job.settle(result);
+    case "probe":
+      return await receiveProbe(client, item.job, context);
+    case "piece":
+      return await receivePiece(client, spool, item.piece);
   }
 }
 
 /**
- * Once a whole file's writes are done (`written` settles with the first failure, if any): closes
- * it, checks its digest, and renames it.
+ * Learns a file's size and version from a one-byte answer: a partial file of another version is
+ * deleted, and the file fetched from the start. Queues the file whole, or in pieces if it came in
+ * pieces before or is large and files are split. A refusal is left to the whole request, which
+ * reports it as usual.
  */
-async function finishWhole(
-  job: Job,
-  result: DownloadResult,
-  written: Promise<unknown>,
-  out: Deno.FsFile | undefined,
-  hash: Hasher | undefined,
-  digest: Uint8Array,
-): Promise<DownloadResult> {
-  const failure = await written;
-  out?.close();
-  if (failure !== undefined) {
-    if (job.part !== undefined) await removeIfEmpty(job.part);
-    return { ...result, error: writeFailure(failure, job.target ?? "standard output") };
-  }
-  if (hash && !sameDigest(hash.digest(), digest)) {
-    if (job.part !== undefined) await removeQuietly(job.part);
-    const error = job.offset > 0
-      ? `checksum mismatch: ${CHANGED_SINCE}`
-      : "checksum mismatch: the bytes received differ from the server's file; not saved";
-    return { ...result, error };
-  }
-  return await rename(job, result);
-}
-
-/** Renames a finished temporary file to its target. */
-async function rename(job: Job, result: DownloadResult): Promise<DownloadResult> {
-  if (job.part === undefined || job.target === undefined) return result;
+async function receiveProbe(client: FileClient, file: FileJob, context: Context): Promise<void> {
   try {
-    await Deno.rename(job.part, job.target);
-  } catch (error) {
-    return { ...result, error: writeFailure(error, job.target) };
-  }
-  return { ...result, path: job.target };
-}
-
-/** Opens a temporary file to write from `offset` on, making its folder if need be. */
-async function openPart(part: string, offset: number): Promise<Deno.FsFile> {
-  await Deno.mkdir(dirname(part), { recursive: true });
-  const file = await Deno.open(part, { write: true, create: true });
-  try {
-    await file.seek(offset, Deno.SeekMode.Start);
-    return file;
-  } catch (error) {
-    file.close();
-    throw error;
-  }
-}
-
-/** The error for a connection that broke while `name` was coming, which a rerun resumes. */
-function partlySaved(error: ConnectionError, name: string): ConnectionError {
-  return new ConnectionError(
-    `${error.message}; ${name} is partly saved: run the same command again to resume`,
-    { cause: error },
-  );
-}
-
-/**
- * Learns a file's size and version from a one-byte answer, and queues the file whole, or in
- * pieces if it is large. A refusal is left to the whole request, which reports it as usual.
- */
-async function receiveProbe(client: FileClient, job: Job, context: Context): Promise<void> {
-  try {
-    let header: FileHeader | undefined;
-    await client.readFile({ header: (h) => void (header = h), data() {} });
-    if (header!.size < SPLIT_MIN_BYTES) context.queue.add({ kind: "whole", job });
-    else if (job.offset > header!.size) {
-      await removeQuietly(job.part!);
-      job.settle({ ...job.result(), error: CHANGED_SINCE });
-    } else {
-      const done: [number, number][] = job.offset > 0 ? [[0, job.offset]] : [];
-      const record = new PieceRecord(header!.size, header!.mtimeMs, done);
-      await startSplit(context, job, record, client);
+    const versions: FileVersion[] = [];
+    await client.readFile({
+      header: ({ size, mtimeMs }) => void versions.push({ size, mtimeMs }),
+      data() {},
+    });
+    const [version] = versions; // every answer read whole has its header
+    if (file.version && (!sameVersion(file.version, version) || file.offset > version.size)) {
+      await file.restart();
     }
+    file.version = version;
+    const done: [number, number][] = file.offset > 0 ? [[0, file.offset]] : [];
+    const record = file.record ??
+      (context.split && version.size >= SPLIT_MIN_BYTES
+        ? new PieceRecord(version.size, version.mtimeMs, done)
+        : undefined);
+    if (record === undefined) return context.queue.add({ kind: "whole", job: file });
+    const started = await startSplit(file, record, client.digest, context.options);
+    if (started === undefined) return;
+    context.splits.push(started.split);
+    context.queue.add(...started.pieces.map((piece): Work => ({ kind: "piece", piece })));
   } catch (error) {
     if (!(error instanceof ServerError)) throw error;
-    context.queue.add({ kind: "whole", job });
+    context.queue.add({ kind: "whole", job: file });
   } finally {
     context.queue.probed();
-  }
-}
-
-/**
- * Starts a file in pieces: its temporary file and record on disk first (so no piece is ever
- * written where a rerun could not tell it from a plain partial file), then its pieces queued.
- */
-async function startSplit(
-  context: Context,
-  job: Job,
-  record: PieceRecord,
-  client: FileClient,
-): Promise<void> {
-  try {
-    (await openPart(job.part!, 0)).close();
-    const saved = new SavedRecord(record, recordPath(job.part!));
-    await saved.flush();
-    const digest = context.options.verify
-      ? await OrderedDigest.create(client.digest, job.part!, record.spans)
-      : undefined;
-    const split = new Split(job, saved, digest, context.options);
-    context.splits.push(split);
-    const pieces: Work[] = [];
-    for (const [from, to] of record.missing()) {
-      for (let start = from; start < to; start += PIECE_BYTES) {
-        pieces.push({ kind: "piece", split, start, end: Math.min(to, start + PIECE_BYTES) });
-      }
-    }
-    // With every byte there already, an empty piece still brings the digest to check them with.
-    if (pieces.length === 0) pieces.push({ kind: "piece", split, start: record.size, end: 0 });
-    split.expect(pieces.length);
-    context.queue.add(...pieces);
-  } catch (error) {
-    job.settle({ ...job.result(), error: writeFailure(error, job.target!) });
-  }
-}
-
-/** A file coming in pieces: what is written, what is verified, and whether it failed. */
-class Split {
-  readonly job: Job;
-  readonly saved: SavedRecord;
-  readonly #ordered: OrderedDigest | undefined;
-  readonly #options: DownloadOptions;
-  readonly #resumedFrom: number;
-  /** The digest every piece's answer ends with. */
-  #digest: Uint8Array | undefined;
-  #received = 0;
-  #left = 0;
-  #writes: Promise<void>[] = [];
-  /** Why it failed, and whether the partial download is kept for a rerun. */
-  #failure: { error: string; keep: boolean } | undefined;
-
-  constructor(
-    job: Job,
-    saved: SavedRecord,
-    ordered: OrderedDigest | undefined,
-    options: DownloadOptions,
-  ) {
-    this.job = job;
-    this.saved = saved;
-    this.#ordered = ordered;
-    this.#options = options;
-    this.#resumedFrom = saved.record.written;
-  }
-
-  get failed(): boolean {
-    return this.#failure !== undefined;
-  }
-
-  get record(): PieceRecord {
-    return this.saved.record;
-  }
-
-  /** `count` pieces are to come. */
-  expect(count: number): void {
-    this.#left = count;
-  }
-
-  /** Checks a piece's header against the version being fetched; false if the file changed. */
-  matches(header: FileHeader): boolean {
-    const record = this.record;
-    if (header.size === record.size && header.mtimeMs === record.mtimeMs) return true;
-    this.#changed();
-    return false;
-  }
-
-  /** Checks a piece's digest against the others'. */
-  checkDigest(digest: Uint8Array): void {
-    this.#digest ??= digest;
-    if (!sameDigest(this.#digest, digest)) this.#changed();
-  }
-
-  /** Bytes arrived (not yet written). */
-  received(bytes: number): void {
-    this.#received += bytes;
-    this.#options.progress?.(this.job.name, this.#resumedFrom + this.#received, this.record.size);
-  }
-
-  /** `bytes` are written at `position`; resolves once they are hashed, in their turn. */
-  wrote(position: number, bytes: Uint8Array): Promise<void> | undefined {
-    this.saved.add(position, position + bytes.length);
-    return this.#ordered?.offer(position, bytes);
-  }
-
-  /** The server refused a piece, or a write failed: the file fails. */
-  fail(error: string, keep: boolean): void {
-    this.#failure ??= { error, keep };
-    this.#ordered?.abandon();
-  }
-
-  /** A piece passed over by the queue after the file failed. */
-  skipped(): void {
-    this.ended(Promise.resolve());
-  }
-
-  /** A piece's answer is read; `writes` settles once its bytes are written. */
-  ended(writes: Promise<void>): void {
-    this.#writes.push(writes);
-    if (--this.#left === 0) this.job.settle(this.#finish());
-  }
-
-  /**
-   * A connection broke: unless every piece is in (and so can be hashed to the end), whatever
-   * waits for its turn to be hashed is let go, so that no connection waits for it.
-   */
-  abandon(): void {
-    if (this.#left > 0) this.#ordered?.abandon();
-  }
-
-  /** After a broken connection: the record saved as it stands, for the rerun. */
-  async keep(): Promise<void> {
-    await Promise.all(this.#writes);
-    if (!this.job.settled) await this.saved.flush();
-  }
-
-  #changed(): void {
-    this.fail(this.#resumedFrom > 0 ? CHANGED_SINCE : CHANGED_DURING, false);
-  }
-
-  async #finish(): Promise<DownloadResult> {
-    await Promise.all(this.#writes);
-    const job = this.job;
-    const part = job.part!;
-    const result: DownloadResult = {
-      ...job.result(),
-      bytes: this.#received,
-      resumedFrom: this.#resumedFrom,
-      split: true,
-    };
-    if (this.#failure === undefined && this.#ordered) {
-      const digest = await this.#ordered.digest(this.record.size);
-      if (!sameDigest(digest, this.#digest!)) {
-        this.fail(
-          this.#resumedFrom > 0
-            ? `checksum mismatch: ${CHANGED_SINCE}`
-            : "checksum mismatch: the bytes received differ from the server's file; not saved",
-          false,
-        );
-      }
-    }
-    if (this.#failure !== undefined) {
-      if (this.#failure.keep) await this.saved.flush();
-      else await Promise.all([removeQuietly(part), removeQuietly(recordPath(part))]);
-      return { ...result, error: this.#failure.error };
-    }
-    const renamed = await rename(job, result);
-    if (renamed.error === undefined) await removeQuietly(recordPath(part));
-    return renamed;
-  }
-}
-
-/** Receives one piece of a split file into its place in the temporary file. */
-async function receivePiece(
-  client: FileClient,
-  spool: Spool,
-  piece: { split: Split; start: number },
-): Promise<void> {
-  const { split, start } = piece;
-  const job = split.job;
-  let out: Deno.FsFile | undefined;
-  let began = false;
-  let position = start;
-  const handler: FileHandler = {
-    async header(header: FileHeader) {
-      if (split.matches(header)) {
-        try {
-          out = await openPart(job.part!, start);
-        } catch (error) {
-          split.fail(writeFailure(error, job.target!), true);
-        }
-      }
-      // Only bytes that reach the file are recorded as written.
-      const written = (bytes: Uint8Array) => {
-        const hashed = split.wrote(position, bytes);
-        position += bytes.length;
-        return hashed;
-      };
-      spool.begin(out && !split.failed ? { sink: out, written } : { sink: discard });
-      began = true;
-    },
-    data(chunk: Uint8Array) {
-      split.received(chunk.length);
-      return spool.push(chunk);
-    },
-    room: () => spool.room(),
-  };
-  /** Once the piece's writes are done: closes the file, and fails the split on a write failure. */
-  const ended = () =>
-    (began ? spool.end() : Promise.resolve(undefined)).then((failure) => {
-      out?.close();
-      if (failure !== undefined) split.fail(writeFailure(failure, job.target!), true);
-    });
-  try {
-    split.checkDigest(await client.readFile(handler, start));
-  } catch (error) {
-    if (error instanceof ServerError) {
-      split.fail(error.message, error.code === ErrorCode.ShuttingDown);
-    } else {
-      await ended();
-      throw error instanceof ConnectionError ? partlySaved(error, job.name) : error;
-    }
-  }
-  split.ended(ended());
-}
-
-async function hashPrefix(path: string, length: number, hash: Hasher): Promise<void> {
-  using file = await Deno.open(path);
-  const buffer = new Uint8Array(1024 * 1024);
-  for (let done = 0; done < length;) {
-    const n = await file.read(buffer.subarray(0, Math.min(buffer.length, length - done)));
-    if (n === null) break;
-    hash.update(buffer.subarray(0, n));
-    done += n;
-  }
-}
-
-async function removeQuietly(path: string): Promise<void> {
-  await Deno.remove(path).catch((error) => {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  });
-}
-
-/** Removes a temporary file that holds nothing to resume; best effort, after a failure. */
-async function removeIfEmpty(path: string): Promise<void> {
-  try {
-    if ((await Deno.stat(path)).size === 0) await Deno.remove(path);
-  } catch {
-    // the failure being reported matters more than this clean-up
   }
 }

@@ -25,6 +25,14 @@ export class ServerError extends Error {
   }
 }
 
+/** The error for a connection that broke while `name` was coming, which a rerun resumes. */
+export function partlySaved(error: ConnectionError, name: string): ConnectionError {
+  return new ConnectionError(
+    `${error.message}; ${name} is partly saved: run the same command again to resume`,
+    { cause: error },
+  );
+}
+
 /**
  * What the runtime's TLS says when it refuses a server's certificate, and what the user is told:
  * which check failed, and what to do about it.

@@ -16,16 +16,62 @@ const SAVE_EVERY_MS = 100;
 /** Bytes read back per step to verify what an interrupted run wrote. */
 const VERIFY_STEP_BYTES = 4 * 1024 * 1024;
 
-/** The record of an interrupted download in pieces: where it lives beside the part. */
+/** The record of an interrupted download: where it lives beside the part. */
 export function recordPath(part: string): string {
   return `${part}.ranges`;
 }
 
-/** What a record holds: the file's version, and the written spans, sorted and apart. */
-interface Saved {
+/** A version of a server's file, as its FILE answers tell it: its size and modification time. */
+export interface FileVersion {
   size: number;
   mtimeMs: number;
-  done: [number, number][];
+}
+
+/**
+ * True when `a` and `b` are the same version of a file: a partial download of one is resumed only
+ * with bytes of the same.
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { sameVersion } from "./pieces.ts";
+ * equal(sameVersion({ size: 3, mtimeMs: 1000 }, { size: 3, mtimeMs: 1000 }), true);
+ * equal(sameVersion({ size: 3, mtimeMs: 1000 }, { size: 3, mtimeMs: 2000 }), false);
+ * ```
+ */
+export function sameVersion(a: FileVersion, b: FileVersion): boolean {
+  return a.size === b.size && a.mtimeMs === b.mtimeMs;
+}
+
+/**
+ * What a record holds: the version of the file a partial download began from and, for one that
+ * came in pieces, the spans written, sorted and apart. Without spans, the download came whole and
+ * its bytes run from the start of the part to its end.
+ */
+export interface Saved extends FileVersion {
+  done?: [number, number][];
+}
+
+/**
+ * The record saved at `path`; undefined when there is none. Throws a one-sentence Error when the
+ * file there is not a record this client wrote.
+ */
+export async function loadRecord(path: string): Promise<Saved | undefined> {
+  let text;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+  const saved = parse(text);
+  if (saved === undefined) throw new Error(`${path} is not a record of an interrupted download`);
+  return saved;
+}
+
+/** Saves `saved` at `path`, whole or not at all: written beside it, then renamed over it. */
+export async function saveRecord(path: string, saved: Saved): Promise<void> {
+  await Deno.writeTextFile(`${path}.new`, JSON.stringify(saved));
+  await Deno.rename(`${path}.new`, path);
 }
 
 /**
@@ -54,23 +100,6 @@ export class PieceRecord {
     this.mtimeMs = mtimeMs;
     this.#done = [];
     for (const [start, end] of done) this.add(start, end);
-  }
-
-  /**
-   * The record saved at `path`; undefined when there is none. Throws a one-sentence Error when
-   * the file there is not a record this client wrote.
-   */
-  static async load(path: string): Promise<PieceRecord | undefined> {
-    let text;
-    try {
-      text = await Deno.readTextFile(path);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return undefined;
-      throw error;
-    }
-    const saved = parse(text);
-    if (saved === undefined) throw new Error(`${path} is not a record of an interrupted download`);
-    return new PieceRecord(saved.size, saved.mtimeMs, saved.done);
   }
 
   /** Records bytes `start` to `end` (exclusive) as written. */
@@ -115,11 +144,9 @@ export class PieceRecord {
     return gaps;
   }
 
-  /** Saves the record at `path`, whole or not at all: written beside it, then renamed over it. */
+  /** Saves the record at `path`, whole or not at all. */
   async save(path: string): Promise<void> {
-    const saved: Saved = { size: this.size, mtimeMs: this.mtimeMs, done: this.#done };
-    await Deno.writeTextFile(`${path}.new`, JSON.stringify(saved));
-    await Deno.rename(`${path}.new`, path);
+    await saveRecord(path, { size: this.size, mtimeMs: this.mtimeMs, done: this.#done });
   }
 }
 
@@ -132,9 +159,9 @@ function parse(text: string): Saved | undefined {
     return undefined; // not JSON: not a record, which the caller reports
   }
   const whole = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
-  if (!whole(value?.size) || typeof value.mtimeMs !== "number" || !Array.isArray(value.done)) {
-    return undefined;
-  }
+  if (!whole(value?.size) || typeof value.mtimeMs !== "number") return undefined;
+  if (value.done === undefined) return value;
+  if (!Array.isArray(value.done)) return undefined;
   const spansFit = value.done.every((span: unknown) =>
     Array.isArray(span) && span.length === 2 && whole(span[0]) && whole(span[1]) &&
     span[0] < span[1] && span[1] <= value.size

@@ -22,16 +22,23 @@ export interface ProgressState {
   elapsedMs: number;
 }
 
+/** The narrowest bar drawn: a narrower one says less than the percentage beside it. */
+const MIN_BAR = 10;
+
 /**
- * The bar's text for a state, fitted to `columns`.
+ * The bar's text for a state, fitted to `columns`. The name comes first: on a narrow terminal the
+ * bar goes, then the rate, then the bytes, then the time left, before the name is cut (at its
+ * start, as a path's end says most).
  * @example
  * ```ts
  * import { equal } from "node:assert/strict";
  * import { renderProgress } from "./progress.ts";
+ * const state = { name: "a.bin", done: 512, total: 1024, elapsedMs: 1000 };
  * equal(
- *   renderProgress({ name: "a.bin", done: 512, total: 1024, elapsedMs: 1000 }, 60),
+ *   renderProgress(state, 60),
  *   "a.bin [######     ]   50%  512 B / 1.0 KiB  512 B/s  1s left",
  * );
+ * equal(renderProgress(state, 30), "a.bin   50%  1s left");
  * ```
  */
 export function renderProgress(state: ProgressState, columns: number): string {
@@ -39,16 +46,23 @@ export function renderProgress(state: ProgressState, columns: number): string {
   const received = state.done - (state.start ?? 0);
   const rate = state.elapsedMs > 0 ? received / (state.elapsedMs / 1000) : 0;
   const left = rate > 0 ? (state.total - state.done) / rate : Infinity;
-  const facts = `${Math.floor(fraction * 100).toString().padStart(3)}%  ` +
-    `${formatBytes(state.done)} / ${formatBytes(state.total)}  ` +
-    `${formatBytes(Math.round(rate))}/s  ${formatDuration(left)} left`;
-  const barWidth = Math.max(0, Math.min(30, columns - facts.length - state.name.length - 5));
-  const name = barWidth > 0
-    ? state.name
-    : state.name.slice(0, Math.max(0, columns - facts.length - 2));
-  const filled = Math.round(fraction * barWidth);
-  const bar = barWidth > 0 ? ` [${"#".repeat(filled)}${" ".repeat(barWidth - filled)}]` : "";
-  return `${name}${bar}  ${facts}`.slice(0, columns);
+  const percent = `${Math.floor(fraction * 100).toString().padStart(3)}%`;
+  const bytes = `${formatBytes(state.done)} / ${formatBytes(state.total)}`;
+  const speed = `${formatBytes(Math.round(rate))}/s`;
+  const eta = `${formatDuration(left)} left`;
+  const name = state.name;
+  for (const facts of [[percent, bytes, speed, eta], [percent, bytes, eta], [percent, eta]]) {
+    const text = facts.join("  ");
+    if (name.length + 2 + text.length > columns) continue;
+    const room = columns - name.length - text.length - 5; // " [", "]" and two spaces
+    const width = facts.length === 4 && room >= MIN_BAR ? Math.min(30, room) : 0;
+    const filled = Math.round(fraction * width);
+    const bar = width > 0 ? ` [${"#".repeat(filled)}${" ".repeat(width - filled)}]` : "";
+    return `${name}${bar}  ${text}`;
+  }
+  const room = columns - 2 - percent.length;
+  const cut = name.length <= room ? name : `…${name.slice(name.length - room + 1)}`;
+  return `${cut}  ${percent}`.slice(0, columns);
 }
 
 /** Seconds as "42s", "3m05s" or "1h02m"; "?" when unknown. */
@@ -122,6 +136,17 @@ export class ProgressBar {
     this.#current = undefined;
     if (!this.#visible) return;
     this.#write("\n");
+    this.#visible = false;
+  }
+
+  /**
+   * Erases the bar's line, for a line of text to take its place; the bar is drawn again, below
+   * it, at the next update. So a line printed while a file comes leaves no stale bar above it.
+   */
+  clear(): void {
+    this.#drawnMs = -Infinity;
+    if (!this.#visible) return;
+    this.#write("\r\x1b[K");
     this.#visible = false;
   }
 

@@ -3,7 +3,8 @@
  * everything a server sent escaped before it reaches a terminal.
  */
 
-import type { ListEntry, ServerStats } from "../shared/protocol.ts";
+import type { ListEntry } from "../shared/protocol.ts";
+import type { ServerStats } from "../shared/stats.ts";
 import { formatBytes } from "../shared/units.ts";
 import { sumStats } from "./cluster.ts";
 import { printable } from "./terminal.ts";

@@ -14,6 +14,12 @@ const BUFFER_BYTES = 4 * 1024 * 1024;
 /** Buffers per spool: one filling, the rest written in turn. */
 const BUFFERS = 4;
 
+/**
+ * Where the body of an answer that cannot be saved goes: it is read to its end all the same, so
+ * the answers after it on the connection still arrive.
+ */
+export const discard: Writer = { write: (bytes) => Promise.resolve(bytes.length) };
+
 /** Where one file's bytes go, and what is told of them. */
 export interface SpoolTarget {
   sink: Writer;

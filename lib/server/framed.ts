@@ -7,35 +7,31 @@
 import { type DigestAlgorithm, digestById, SHA256 } from "../shared/digest.ts";
 import { ErrorCode, ProtocolError, WireError } from "../shared/errors.ts";
 import type { FrameReader } from "../shared/frame_reader.ts";
+import { encodeFrame, encodeText, Frame, HEADER_BYTES, writeHeader } from "../shared/frames.ts";
 import {
+  type Codec,
+  codec,
   encodeEnd,
   encodeError,
-  encodeFrame,
-  encodeHello,
   encodeListEnd,
   encodeListParts,
-  encodeStats,
-  encodeText,
-  fileFrameBytes,
-  Frame,
   type GetRequest,
-  HEADER_BYTES,
   MAGIC,
-  readGet,
-  readList,
   readSetup,
   SERVER_NAME,
   VERSION,
-  writeFileFrame,
-  writeHeader,
 } from "../shared/protocol.ts";
+import { encodeStats } from "../shared/stats.ts";
 import type { Connection } from "./connection.ts";
 import type { Service } from "./service.ts";
 import type { FileBody } from "./store/store.ts";
 
-/** What was agreed for one connection: the protocol version and the digest answers end with. */
+/**
+ * What was agreed for one connection: the codec of the protocol version spoken, and the digest
+ * answers end with.
+ */
 interface Terms {
-  version: number;
+  codec: Codec;
   digest: DigestAlgorithm;
 }
 
@@ -70,7 +66,7 @@ export async function serveFramed(
   const { token, ...terms } = agreed;
   const refusal = await service.access.admit(connection, token);
   if (refusal !== undefined) return endWith(connection, refusal);
-  await connection.send(encodeHello(SERVER_NAME, terms.version, terms.digest));
+  await connection.send(terms.codec.encodeHello({ server: SERVER_NAME, digest: terms.digest }));
   for (;;) {
     if (service.closing()) {
       return endWith(
@@ -98,7 +94,7 @@ export async function serveFramed(
       case Frame.Get: {
         let request;
         try {
-          request = readGet(frame.payload, terms.version);
+          request = terms.codec.readGet(frame.payload);
         } catch (error) {
           return fatal(connection, service, error as ProtocolError);
         }
@@ -107,7 +103,7 @@ export async function serveFramed(
       }
       case Frame.List: {
         const record = service.begin(connection, "list");
-        const { sha256 } = readList(frame.payload, terms.version);
+        const { sha256 } = terms.codec.readList(frame.payload);
         let count = 0;
         for await (const batch of service.store.list(sha256)) {
           for (const part of encodeListParts(batch)) await connection.send(part);
@@ -167,7 +163,7 @@ async function agree(
   const version = Math.min(asked, VERSION);
   if (version === 1) {
     connection.requestDone(reader.buffered.length > 0);
-    return { version, digest: SHA256 };
+    return { codec: codec(version), digest: SHA256 };
   }
   const frame = await reader.next();
   connection.requestDone(reader.buffered.length > 0);
@@ -179,7 +175,7 @@ async function agree(
   if (digest === undefined) {
     throw new ProtocolError(ErrorCode.Unsupported, "none of the digests offered is known here");
   }
-  return { version, digest, token: setup.token };
+  return { codec: codec(version), digest, token: setup.token };
 }
 
 /** Sends an error for a protocol violation; the connection ends after it. */
@@ -220,10 +216,10 @@ async function answerGet(
     return;
   }
   using body = opened;
-  const frameBytes = fileFrameBytes(terms.version);
+  const frameBytes = terms.codec.fileFrameBytes;
   const head = await connection.reserve(frameBytes);
   const { size, mtimeMs } = body.stamp;
-  writeFileFrame(head, 0, { size, offset, end, mtimeMs, source: body.source }, terms.version);
+  terms.codec.writeFileFrame(head, 0, { size, offset, end, mtimeMs, source: body.source });
   connection.sendReserved(frameBytes);
   try {
     await record.send(body, offset, end, async (chunk) => {

@@ -4,7 +4,7 @@
  * long requests take.
  */
 
-import type { ServerStats } from "../shared/protocol.ts";
+import type { ServerStats } from "../shared/stats.ts";
 
 /** The protocols a request can come in by, as the `protocol` label names them. */
 export const PROTOCOLS = ["framed", "original", "http"] as const;
@@ -62,7 +62,7 @@ export interface Measures {
  * ```ts
  * import { ok } from "node:assert/strict";
  * import { Histogram, renderMetrics } from "./metrics.ts";
- * const stats = { hits: 3 } as unknown as import("../shared/protocol.ts").ServerStats;
+ * const stats = { hits: 3 } as unknown as import("../shared/stats.ts").ServerStats;
  * const text = renderMetrics({ stats, requests: { framed: 2, original: 0, http: 1 }, durations: new Histogram() });
  * ok(text.includes("fileserver_cache_hits_total 3\n"));
  * ok(text.includes('fileserver_requests_total{protocol="http"} 1\n'));

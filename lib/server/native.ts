@@ -4,7 +4,8 @@
  */
 
 import { FrameReader } from "../shared/frame_reader.ts";
-import { GREETING, MAGIC } from "../shared/protocol.ts";
+import { GREETING } from "../shared/greeting.ts";
+import { MAGIC } from "../shared/protocol.ts";
 import type { Connection } from "./connection.ts";
 import { MAX_REQUEST_PAYLOAD, serveFramed } from "./framed.ts";
 import { MAX_ORIGINAL_REQUEST, refuseOriginal, serveOriginal } from "./original.ts";

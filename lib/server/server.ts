@@ -6,7 +6,8 @@
  */
 
 import { errorCodeName, reasonOf, type WireError } from "../shared/errors.ts";
-import { encodeBusy, type ServerStats } from "../shared/protocol.ts";
+import { encodeBusy } from "../shared/greeting.ts";
+import type { ServerStats } from "../shared/stats.ts";
 import { Access } from "./access.ts";
 import type { PolicyName } from "./cache/cache.ts";
 import { Connection } from "./connection.ts";

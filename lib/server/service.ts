@@ -7,7 +7,7 @@
 
 import { errorCodeName, reasonOf, WireError } from "../shared/errors.ts";
 import { asWireError } from "./errors.ts";
-import type { ServerStats } from "../shared/protocol.ts";
+import type { ServerStats } from "../shared/stats.ts";
 import type { Access } from "./access.ts";
 import type { Connection } from "./connection.ts";
 import type { Logger, LogValue } from "./log.ts";

@@ -3,7 +3,7 @@
  */
 
 import { ErrorCode, ProtocolError } from "./errors.ts";
-import { type DecodedFrame, type DecoderOptions, FrameDecoder } from "./protocol.ts";
+import { type DecodedFrame, type DecoderOptions, FrameDecoder } from "./frame_decoder.ts";
 
 /** The reading half of a socket, as {@link FrameReader} needs it. */
 export interface Readable {
