@@ -5,7 +5,7 @@
 
 import { dirname, join } from "node:path";
 import { FileClient } from "../lib/client/client.ts";
-import { Logger, type LogSink } from "../lib/server/log.ts";
+import { Logger, type LogLevel, type LogSink } from "../lib/server/log.ts";
 import { isDisconnect } from "../lib/server/errors.ts";
 import { FileServer, type ServerOptions } from "../lib/server/server.ts";
 import { writeAll, type Writer } from "../lib/shared/io.ts";
@@ -61,10 +61,13 @@ export class MemoryLog implements LogSink {
   }
 }
 
-/** Starts an in-process server on an ephemeral port; close it with `await using`. */
+/**
+ * Starts an in-process server on an ephemeral port, logging at `logLevel` (info by default) to its
+ * `log`; close it with `await using`.
+ */
 export async function startServer(
   folder: string,
-  options: Partial<ServerOptions> = {},
+  { logLevel, ...options }: Partial<ServerOptions> & { logLevel?: LogLevel } = {},
 ): Promise<FileServer & AsyncDisposable & { log: MemoryLog }> {
   const log = new MemoryLog();
   const server = await FileServer.start({
@@ -76,7 +79,7 @@ export async function startServer(
     idleTimeoutMs: 60_000,
     requestTimeoutMs: 10_000,
     shutdownTimeoutMs: 5_000,
-    logger: new Logger("text", log),
+    logger: new Logger("text", log, logLevel),
     ...options,
   });
   return Object.assign(server, {

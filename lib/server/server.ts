@@ -324,7 +324,11 @@ export class FileServer {
       if (proxied) {
         connection.requestDone(true); // the PROXY line is due now, on the request clock
         const client = await readProxyLine(connection);
-        if (client) {
+        if (client && `${client.host}:${client.port}` === connection.peer) {
+          // A PROXY line naming this very connection, as haproxy's health checks have it: the
+          // proxy speaking for itself, routine, logged below the default level.
+          connection.logLevel = "debug";
+        } else if (client) {
           this.#gate.leave(connection.host);
           connection.forwardedFor(client);
           const full = this.#gate.enter(connection.host);
@@ -335,7 +339,7 @@ export class FileServer {
           }
         }
       }
-      this.#logger.event("open", { id: connection.id, peer: connection.peer });
+      this.#logger.event("open", { id: connection.id, peer: connection.peer }, connection.logLevel);
       await port.serve(connection, this.#service);
     } catch (error) {
       if (!isDisconnect(error) && connection.closedBecause === undefined) {
@@ -354,7 +358,7 @@ export class FileServer {
         id: connection.id,
         bytes: connection.bytesWritten,
         reason: connection.closedBecause,
-      });
+      }, connection.logLevel);
     }
   }
 
