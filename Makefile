@@ -27,7 +27,8 @@ test:
 build:
 	@./scripts/build
 
-## bench: the benchmark suite (bounded in time, not part of test); ARGS=--quick for a short one
+## bench: the benchmark suite (bounded in time); ARGS=--quick for a short one, ARGS=--smoke to
+## see each part run end to end in a second or two (make test does)
 bench:
 	$(DENO) run --allow-all bench/main.ts $(ARGS)
 
