@@ -204,6 +204,8 @@ export function watchLines(streams: ReadableStream<Uint8Array>[]): WatchedLines 
 export interface ServerProcess extends AsyncDisposable {
   process: Deno.ChildProcess;
   port: number;
+  /** The HTTP port, when it has one (--http-port). */
+  httpPort?: number;
   /** Lines logged so far (the reader keeps collecting). */
   lines: string[];
   /** Resolves when a logged line matches `pattern`; rejects if none has within `timeoutMs`. */
@@ -211,18 +213,19 @@ export interface ServerProcess extends AsyncDisposable {
 }
 
 /**
- * Starts server.ts with `args` (plus --port 0) and waits for its listening line. With
- * `openFiles`, the server runs under that open-file limit (`ulimit -n`), as a user's shell may set.
+ * Starts server.ts with `args` (plus --port 0) in `cwd` (the repository by default) and waits for
+ * its listening line. With `openFiles`, the server runs under that open-file limit (`ulimit -n`),
+ * as a user's shell may set.
  */
 export async function spawnServer(
   args: string[],
-  { openFiles }: { openFiles?: number } = {},
+  { openFiles, cwd = ROOT }: { openFiles?: number; cwd?: string } = {},
 ): Promise<ServerProcess> {
   const command = [Deno.execPath(), ...SERVER_COMMAND, "--port", "0", ...args];
   const limited = ["-c", `ulimit -n ${openFiles} && exec "$0" "$@"`, ...command];
   const process = new Deno.Command(openFiles === undefined ? command[0] : "sh", {
     args: openFiles === undefined ? command.slice(1) : limited,
-    cwd: ROOT,
+    cwd,
     stdout: "piped",
     stderr: "inherit",
     stdin: "null",
@@ -230,9 +233,11 @@ export async function spawnServer(
   const { lines, waitFor, read } = watchLines([process.stdout]);
   const listening = await waitFor(/listening/);
   const port = Number(/address=[^ ]*:(\d+)/.exec(listening)![1]);
+  const http = /http=[^ ]*:(\d+)/.exec(listening);
   return {
     process,
     port,
+    httpPort: http ? Number(http[1]) : undefined,
     lines,
     waitFor,
     async [Symbol.asyncDispose]() {

@@ -9,8 +9,8 @@
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import { join } from "node:path";
 import { rank } from "../lib/client/rendezvous.ts";
-import { runClient, startServer, tempFolder } from "./harness.ts";
-import { freePort, has, randomBytes, ROOT, run, watchLines } from "../testing/support.ts";
+import { runClient, startCluster, startServer, tempFolder } from "./harness.ts";
+import { freePort, has, randomBytes, run } from "../testing/support.ts";
 
 Deno.test("--servers: names spread by rendezvous hashing over servers sharing one folder", async (t) => {
   const files = Object.fromEntries(
@@ -94,41 +94,6 @@ Deno.test("--servers: names spread by rendezvous hashing over servers sharing on
   });
 });
 
-/** `make cluster` (scripts/cluster.ts) on any free ports, sharing `data`; its lines watched. */
-function startCluster(data: string, nodes: number, ...args: string[]) {
-  const process = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      `${ROOT}scripts/cluster.ts`,
-      "--nodes",
-      String(nodes),
-      "--data",
-      data,
-      "--port",
-      "0",
-      "--http-port",
-      "0",
-      ...args,
-    ],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  return Object.assign(watchLines([process.stdout, process.stderr]), {
-    process,
-    async [Symbol.asyncDispose]() {
-      try {
-        process.kill("SIGINT");
-      } catch {
-        // it has already ended
-      }
-      await process.status;
-    },
-  });
-}
-
 Deno.test("make cluster: quiet at start, a node that ends is named, the rest carry on", async (t) => {
   const files = Object.fromEntries(
     Array.from({ length: 8 }, (_, i) => [`f${i}.bin`, randomBytes(10_000 + i, 70 + i)]),
@@ -136,7 +101,7 @@ Deno.test("make cluster: quiet at start, a node that ends is named, the rest car
   const names = Object.keys(files);
   await using data = await tempFolder(files);
   await using out = await tempFolder();
-  await using cluster = startCluster(data.path, 2);
+  await using cluster = startCluster(["--nodes", "2", "--data", data.path]);
   await cluster.waitFor(/^Ctrl-C stops them all/, 30_000);
   const pids = ["node1", "node2"].map((name) =>
     Number(cluster.lines.find((l) => l.startsWith(`  ${name}: `))!.split("pid ")[1])
@@ -200,7 +165,14 @@ Deno.test("make cluster: a node that cannot have its port says which, and is nam
   await using data = await tempFolder({ "a.txt": "a\n" });
   using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = taken.addr.port;
-  await using cluster = startCluster(data.path, 1, "--port", String(port - 1));
+  await using cluster = startCluster([
+    "--nodes",
+    "1",
+    "--data",
+    data.path,
+    "--port",
+    String(port - 1),
+  ]);
   assertEquals((await cluster.process.status).code, 1);
   await cluster.read;
   const said = cluster.lines.filter((l) => l.startsWith("node1 ")).map((l) =>

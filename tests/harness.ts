@@ -24,7 +24,10 @@ import {
   CLIENT_COMMAND,
   makeCertificates,
   type Output,
+  ROOT,
   run,
+  type WatchedLines,
+  watchLines,
 } from "../testing/support.ts";
 
 /** A temp folder filled with `files` (name → contents); removed by the returned dispose. */
@@ -97,6 +100,34 @@ export function spawned(command: string, args: string[]): AsyncDisposable {
       await child.status;
     },
   };
+}
+
+/**
+ * `make cluster` as a user runs it (scripts/cluster.ts, in `cwd`) with `args`, on any free ports
+ * (`--port 0 --http-port 0`, which `args` may override); what it prints is watched. Stopped with
+ * Ctrl-C (SIGINT) and awaited on dispose.
+ */
+export function startCluster(args: string[], cwd = ROOT): WatchedLines & {
+  process: Deno.ChildProcess;
+} & AsyncDisposable {
+  const process = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}scripts/cluster.ts`, "--port", "0", "--http-port", "0", ...args],
+    cwd,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  return Object.assign(watchLines([process.stdout, process.stderr]), {
+    process,
+    async [Symbol.asyncDispose]() {
+      try {
+        process.kill("SIGINT");
+      } catch {
+        // it has already ended
+      }
+      await process.status;
+    },
+  });
 }
 
 /** A fake server, listening. */
