@@ -17,6 +17,7 @@ import { parseCommandLine } from "../lib/shared/cli.ts";
 import { formatBytes } from "../lib/shared/units.ts";
 import {
   accepting,
+  ended,
   freePort,
   haproxyChecked,
   haproxyConfig,
@@ -89,12 +90,7 @@ async function startNode(cacheBytes: number): Promise<Node> {
 }
 
 async function stopNode(node: Node): Promise<void> {
-  try {
-    node.process.kill("SIGKILL");
-  } catch {
-    // already stopped
-  }
-  await node.process.status;
+  await ended(node.process, "SIGKILL");
 }
 
 async function statsOf(node: Node) {

@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { parseCommandLine, parseInteger, parsePort } from "../lib/shared/cli.ts";
 import { formatBytes, parseSize } from "../lib/shared/units.ts";
 import {
+  ended,
   freePort,
   haproxyChecked,
   haproxyConfig,
@@ -60,7 +61,7 @@ function start(name: string, command: string, args: string[]): Member {
 }
 
 /** How a process ended, in words. */
-function ending(status: Deno.CommandStatus): string {
+function howItEnded(status: Deno.CommandStatus): string {
   return status.signal ? `was killed by ${status.signal}` : `ended with exit status ${status.code}`;
 }
 
@@ -83,14 +84,9 @@ const temporary: string[] = [];
 /** Stops every process, once: a second signal would make a node drop its transfers in flight. */
 const stopAll = () =>
   stopped ??= (async () => {
-    for (const { child } of members) {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // it has already ended
-      }
-    }
-    await Promise.all(members.map(({ child, shown }) => Promise.all([child.status, shown])));
+    await Promise.all(
+      members.map(({ child, shown }) => Promise.all([ended(child, "SIGTERM"), shown])),
+    );
     for (const path of temporary) await Deno.remove(path);
   })();
 Deno.addSignalListener("SIGINT", async () => {
@@ -156,7 +152,7 @@ await Promise.all(members.map(async (member) => {
   if (stopped !== undefined) return;
   const rest = [...running].map(({ name }) => name);
   console.error(
-    `${member.name} (pid ${member.child.pid}) ${ending(status)}; ` +
+    `${member.name} (pid ${member.child.pid}) ${howItEnded(status)}; ` +
       (rest.length > 0 ? `still running: ${rest.join(", ")}` : "no process of the cluster is left"),
   );
 }));

@@ -145,6 +145,20 @@ export const SERVER_COMMAND = [
   `${ROOT}server.ts`,
 ];
 
+/** Sends `process` `signal` unless it has already ended, and waits for its end. */
+export async function ended(
+  process: Deno.ChildProcess,
+  signal: Deno.Signal,
+): Promise<Deno.CommandStatus> {
+  try {
+    process.kill(signal);
+  } catch (error) {
+    // A process that has ended (whether or not its end has been seen yet) takes no signal.
+    if (!(error instanceof TypeError || error instanceof Deno.errors.NotFound)) throw error;
+  }
+  return await process.status;
+}
+
 /** The lines of a stream of text, each as it completes (the last one even without a newline). */
 export async function* textLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
   let rest = "";
@@ -241,12 +255,7 @@ export async function spawnServer(
     lines,
     waitFor,
     async [Symbol.asyncDispose]() {
-      try {
-        process.kill("SIGKILL");
-      } catch {
-        // already exited
-      }
-      await process.status;
+      await ended(process, "SIGKILL");
       await read;
     },
   };

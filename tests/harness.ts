@@ -22,6 +22,7 @@ import {
 import {
   type Certificates,
   CLIENT_COMMAND,
+  ended,
   makeCertificates,
   type Output,
   ROOT,
@@ -119,14 +120,7 @@ export function startCluster(args: string[], cwd = ROOT): WatchedLines & {
   }).spawn();
   return Object.assign(watchLines([process.stdout, process.stderr]), {
     process,
-    async [Symbol.asyncDispose]() {
-      try {
-        process.kill("SIGINT");
-      } catch {
-        // it has already ended
-      }
-      await process.status;
-    },
+    [Symbol.asyncDispose]: () => ended(process, "SIGINT").then(() => {}),
   });
 }
 
