@@ -36,7 +36,8 @@ bench:
 soak:
 	$(DENO) run --allow-all bench/soak.ts --seconds 120 $(ARGS)
 
-## cluster: N nodes sharing server_data/ (cache split between them) and haproxy in front; Ctrl-C stops all
+## cluster: N nodes sharing server_data/ (cache split between them) and haproxy in front; a process
+## that ends is named and the rest keep running; Ctrl-C stops all
 cluster:
 	$(DENO) run --allow-all scripts/cluster.ts --nodes $(N)
 
