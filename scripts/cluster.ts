@@ -95,22 +95,77 @@ Deno.addSignalListener("SIGINT", async () => {
   Deno.exit(0);
 });
 
-const nodes = Array.from({ length: count }, (_, i) =>
-  start(`node${i + 1}`, Deno.execPath(), [
-    ...SERVER_COMMAND,
-    ...["--port", portOf(base, i + 1), "--http-port", portOf(httpBase, i + 1)],
-    ...["--data", values.data, "--cache-size", String(each), "--trust-proxy", "127.0.0.1"],
-  ]));
-members.push(...nodes);
-// Each node's own line says where it listens, once it does; haproxy checks only those.
-const up: { name: string; native: string; http: number; pid: number }[] = [];
-for (const node of nodes) {
-  const line = await node.listening;
-  if (line === undefined) continue;
-  const native = /address=(\S+)/.exec(line)![1];
-  const http = Number(/http=\S+:(\d+)/.exec(line)![1]);
-  up.push({ name: node.name, native, http, pid: node.child.pid });
+/** A node that listens: its name, its addresses and its pid. */
+interface Node {
+  name: string;
+  native: string;
+  http: number;
+  pid: number;
 }
+
+/** Starts the nodes; resolves with those that listen, once each has said where (or ended). */
+async function startNodes(): Promise<Node[]> {
+  const nodes = Array.from({ length: count }, (_, i) =>
+    start(`node${i + 1}`, Deno.execPath(), [
+      ...SERVER_COMMAND,
+      ...["--port", portOf(base, i + 1), "--http-port", portOf(httpBase, i + 1)],
+      ...["--data", values.data, "--cache-size", String(each), "--trust-proxy", "127.0.0.1"],
+    ]));
+  members.push(...nodes);
+  const up: Node[] = [];
+  for (const node of nodes) {
+    const line = await node.listening;
+    if (line === undefined) continue;
+    const native = /address=(\S+)/.exec(line)![1];
+    const http = Number(/http=\S+:(\d+)/.exec(line)![1]);
+    up.push({ name: node.name, native, http, pid: node.child.pid });
+  }
+  return up;
+}
+
+/**
+ * Starts haproxy in front of the nodes' HTTP ports, and says where once it has checked each node
+ * and found it up.
+ */
+async function startHaproxy(up: Node[]): Promise<void> {
+  const front = httpBase === 0 ? freePort() : httpBase;
+  const stats = freePort();
+  const path = await Deno.makeTempFile({ prefix: "fileserver-haproxy-", suffix: ".cfg" });
+  temporary.push(path);
+  await Deno.writeTextFile(path, await haproxyConfig(up.map((node) => node.http), front, stats));
+  const haproxy = start("haproxy", "haproxy", ["-db", "-f", path]);
+  members.push(haproxy);
+  const checked = await Promise.race([
+    haproxyChecked(stats, up.length).then(() => true, (error) => {
+      console.error(`haproxy: ${error.message} (its view of them: http://127.0.0.1:${stats}/)`);
+      return false;
+    }),
+    haproxy.child.status.then(() => false),
+  ]);
+  if (checked) {
+    console.log(`Through haproxy: curl -O http://127.0.0.1:${front}/NAME`);
+    console.log(`  its view of the nodes: http://127.0.0.1:${stats}/`);
+  }
+}
+
+/** Names each process that ends and how, while others run; resolves once none is left. */
+async function watch(): Promise<void> {
+  const running = new Set(members);
+  await Promise.all(members.map(async (member) => {
+    const status = await member.child.status;
+    running.delete(member);
+    if (stopped !== undefined) return;
+    const rest = [...running].map(({ name }) => name);
+    console.error(
+      `${member.name} (pid ${member.child.pid}) ${howItEnded(status)}; ` +
+        (rest.length > 0
+          ? `still running: ${rest.join(", ")}`
+          : "no process of the cluster is left"),
+    );
+  }));
+}
+
+const up = await startNodes();
 console.log(
   `${up.length} of ${count} nodes, ${formatBytes(each)} of cache each, sharing ${values.data}:`,
 );
@@ -120,41 +175,12 @@ for (const node of up) {
 if (up.length > 0) {
   const servers = up.map((node) => node.native).join(",");
   console.log(`Through the nodes: ./scripts/deno run -A client.ts --servers ${servers} get NAME`);
-}
-if (up.length > 0 && await has("haproxy")) {
-  const front = httpBase === 0 ? freePort() : httpBase;
-  const stats = freePort();
-  const path = await Deno.makeTempFile({ prefix: "fileserver-haproxy-", suffix: ".cfg" });
-  temporary.push(path);
-  await Deno.writeTextFile(path, await haproxyConfig(up.map((node) => node.http), front, stats));
-  const haproxy = start("haproxy", "haproxy", ["-db", "-f", path]);
-  members.push(haproxy);
-  const checked = await Promise.race([
-    haproxyChecked(stats, up.length).then(() => true),
-    haproxy.child.status.then(() => false),
-  ]);
-  if (checked) {
-    console.log(`Through haproxy: curl -O http://127.0.0.1:${front}/NAME`);
-    console.log(`  its view of the nodes: http://127.0.0.1:${stats}/`);
-  }
-} else if (up.length > 0) {
-  console.log("haproxy is not installed (Debian: apt-get install haproxy): the nodes run alone");
-}
-
-// A process that ends is named; the others keep running, until Ctrl-C or until none is left.
-const running = new Set(members);
-if (up.length > 0) {
+  if (await has("haproxy")) await startHaproxy(up);
+  else {console.log(
+      "haproxy is not installed (Debian: apt-get install haproxy): the nodes run alone",
+    );}
   console.log("Ctrl-C stops them all; stopping one node (kill PID) leaves the rest.");
 }
-await Promise.all(members.map(async (member) => {
-  const status = await member.child.status;
-  running.delete(member);
-  if (stopped !== undefined) return;
-  const rest = [...running].map(({ name }) => name);
-  console.error(
-    `${member.name} (pid ${member.child.pid}) ${howItEnded(status)}; ` +
-      (rest.length > 0 ? `still running: ${rest.join(", ")}` : "no process of the cluster is left"),
-  );
-}));
+await watch();
 await stopAll(); // for the temporary files
 Deno.exit(1);
