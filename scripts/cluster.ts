@@ -152,7 +152,7 @@ async function startHaproxy(up: Node[]): Promise<void> {
 async function watch(): Promise<void> {
   const running = new Set(members);
   await Promise.all(members.map(async (member) => {
-    const status = await member.child.status;
+    const [status] = await Promise.all([member.child.status, member.shown]); // its last words first
     running.delete(member);
     if (stopped !== undefined) return;
     const rest = [...running].map(({ name }) => name);
