@@ -27,7 +27,8 @@ test:
 build:
 	@./scripts/build
 
-## bench: the benchmark suite (bounded in time, not part of test); ARGS=--quick for a short one
+## bench: the benchmark suite (bounded in time); ARGS=--quick for a short one, ARGS=--smoke to
+## see each part run end to end in a second or two (make test does)
 bench:
 	$(DENO) run --allow-all bench/main.ts $(ARGS)
 
@@ -35,7 +36,8 @@ bench:
 soak:
 	$(DENO) run --allow-all bench/soak.ts --seconds 120 $(ARGS)
 
-## cluster: N nodes sharing server_data/ (cache split between them) and haproxy in front; Ctrl-C stops all
+## cluster: N nodes sharing server_data/ (cache split between them) and haproxy in front; a process
+## that ends is named and the rest keep running; Ctrl-C stops all
 cluster:
 	$(DENO) run --allow-all scripts/cluster.ts --nodes $(N)
 

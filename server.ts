@@ -4,7 +4,13 @@
  */
 
 import { DEFAULT_POLICY, POLICIES, type PolicyName } from "./lib/server/cache/cache.ts";
-import { LOG_FORMATS, type LogFormat, Logger } from "./lib/server/log.ts";
+import {
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type LogFormat,
+  Logger,
+  type LogLevel,
+} from "./lib/server/log.ts";
 import { FileServer, type ServerOptions } from "./lib/server/server.ts";
 import { Tokens } from "./lib/server/tokens.ts";
 import {
@@ -48,6 +54,8 @@ Options:
   --shutdown-timeout S     on SIGINT/SIGTERM, wait up to S seconds for answers in flight
                            (default 10)
   --log text|json          log format (default text)
+  --log-level info|debug   debug adds the routine lines left out by default: the connections a
+                           trusted proxy makes for itself, such as its health checks (default info)
   --tls-cert FILE          speak TLS, with this certificate (PEM: the server's, then any
                            intermediate ones)
   --tls-key FILE           the certificate's private key (PEM); goes with --tls-cert
@@ -81,6 +89,7 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
     "idle-timeout": { type: "string", default: "60" },
     "shutdown-timeout": { type: "string", default: "10" },
     log: { type: "string", default: "text" },
+    "log-level": { type: "string", default: "info" },
     "tls-cert": { type: "string" },
     "tls-key": { type: "string" },
     tokens: { type: "string" },
@@ -102,6 +111,10 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
   }
   if (!LOG_FORMATS.includes(values.log as LogFormat)) {
     throw new UsageError(`--log takes text or json, not "${values.log}"`);
+  }
+  const level = values["log-level"] as LogLevel;
+  if (!LOG_LEVELS.includes(level)) {
+    throw new UsageError(`--log-level takes info or debug, not "${level}"`);
   }
   const [cert, key] = [values["tls-cert"], values["tls-key"]];
   if ((cert === undefined) !== (key === undefined)) {
@@ -140,7 +153,7 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
       ? undefined
       : parsePort(values["http-port"], "--http-port"),
     shutdownTimeoutMs: parseSeconds(values["shutdown-timeout"], "--shutdown-timeout"),
-    logger: new Logger(values.log as LogFormat),
+    logger: new Logger(values.log as LogFormat, Deno.stdout, level),
     tls: cert === undefined || key === undefined ? undefined : { cert, key },
     tokenFile: values.tokens,
     originalWithoutToken: values["allow-original-without-token"],

@@ -5,11 +5,12 @@
  * per second are printed side by side with their ratio to FIFO; the policies take turns, round
  * after round, and each one's median round is reported, so machine noise hits them alike.
  *
- * Usage: deno run bench/cache_ops.ts [--quick]
+ * Usage: deno run bench/cache_ops.ts [--quick | --smoke]
  */
 
 import { ByteCache, POLICIES, type PolicyName } from "../lib/server/cache/cache.ts";
 import { parseCommandLine } from "../lib/shared/cli.ts";
+import { type Length, lengthOf } from "./length.ts";
 import { Rng, Zipf } from "./traces.ts";
 
 /** Entries the cache holds. */
@@ -21,8 +22,8 @@ export const OPS_ALPHA = 0.8;
 
 /** Settings of {@link runCacheOps}. */
 export interface CacheOpsOptions {
-  /** 200,000 requests a round instead of 1,000,000. */
-  quick?: boolean;
+  /** How long it runs: 1,000,000 requests a round (full, the default), 200,000 or 20,000. */
+  length?: Length;
   /** Where the table goes (console.log by default). */
   print?: (line: string) => void;
 }
@@ -62,13 +63,14 @@ function median(values: number[]): number {
 /** Measures every policy's operations per second; prints and returns them. */
 export function runCacheOps(options: CacheOpsOptions = {}): OpsResult[] {
   const print = options.print ?? console.log;
-  const count = options.quick ? 200_000 : 1_000_000;
+  const length = options.length ?? "full";
+  const count = { full: 1_000_000, quick: 200_000, smoke: 20_000 }[length];
   const rounds = 3;
   const keys = Array.from({ length: OPS_KEYS }, (_, i) => `docs/section-${i % 97}/file-${i}.bin`);
   const rng = new Rng(42);
   const zipf = new Zipf(OPS_KEYS, OPS_ALPHA);
   const requests = Uint32Array.from({ length: count }, () => zipf.sample(rng));
-  for (const policy of POLICIES) round(policy, keys, requests.subarray(0, 100_000)); // warm-up
+  for (const policy of POLICIES) round(policy, keys, requests.subarray(0, count / 10)); // warm-up
   const rates = new Map<PolicyName, number[]>(POLICIES.map((p) => [p, []]));
   const outcome = new Map<PolicyName, { hits: number; inserts: number; operations: number }>();
   for (let r = 0; r < rounds; r++) {
@@ -89,7 +91,7 @@ export function runCacheOps(options: CacheOpsOptions = {}): OpsResult[] {
     };
   });
   print(
-    `cache operations (${options.quick ? "quick" : "full"}): ${OPS_ENTRIES.toLocaleString("en")}` +
+    `cache operations (${length}): ${OPS_ENTRIES.toLocaleString("en")}` +
       `-entry cache, ${count.toLocaleString("en")} Zipf(${OPS_ALPHA}) requests over ` +
       `${OPS_KEYS.toLocaleString("en")} keys, median of ${rounds} rounds, ${
         new Date().toISOString()
@@ -110,6 +112,6 @@ export function runCacheOps(options: CacheOpsOptions = {}): OpsResult[] {
 }
 
 if (import.meta.main) {
-  const { values } = parseCommandLine(Deno.args, { quick: { type: "boolean" } });
-  runCacheOps({ quick: values.quick ?? false });
+  parseCommandLine(Deno.args, { quick: { type: "boolean" }, smoke: { type: "boolean" } });
+  runCacheOps({ length: lengthOf(Deno.args) });
 }

@@ -8,29 +8,35 @@
  * FIFO's misses (the default policy should be that one), and draws the object hit ratios as an
  * SVG chart (docs/cache-hit-ratio.svg by default in a full run).
  *
- * Usage: deno run --allow-write=docs bench/cache_sim.ts [--quick] [--requests N] [--seed N]
- *        [--svg PATH]
+ * Usage: deno run --allow-write=docs bench/cache_sim.ts [--quick | --smoke] [--requests N]
+ *        [--seed N] [--svg PATH]
  * A full run (1,000,000 requests per trace) of seed 0 redraws docs/cache-hit-ratio.svg; a quick
- * run (200,000), another length or another seed draws nothing unless given --svg.
+ * run (200,000), a smoke run (5,000), another length or another seed draws nothing unless given
+ * --svg.
  */
 
 import { ByteCache, DEFAULT_POLICY, POLICIES, type PolicyName } from "../lib/server/cache/cache.ts";
 import { parseCommandLine, parseInteger } from "../lib/shared/cli.ts";
+import { type Length, lengthOf } from "./length.ts";
 import { formatBytes } from "../lib/shared/units.ts";
 import { standardTraces, type Trace } from "./traces.ts";
 
 /** Cache sizes, as shares of a trace's distinct bytes. */
 export const CACHE_SHARES = [0.01, 0.05, 0.1, 0.25] as const;
-/** Requests per trace in a full run, and in a quick one. */
-export const TRACE_REQUESTS = { full: 1_000_000, quick: 200_000 } as const;
+/** Requests per trace in a run of each length. */
+export const TRACE_REQUESTS: Record<Length, number> = {
+  full: 1_000_000,
+  quick: 200_000,
+  smoke: 5_000,
+};
 /** Where a full run draws its chart. */
 export const CHART_PATH = new URL("../docs/cache-hit-ratio.svg", import.meta.url);
 
 /** Settings of {@link runCacheSim}. */
 export interface CacheSimOptions {
-  /** 200,000 requests per trace instead of 1,000,000. */
-  quick?: boolean;
-  /** Requests per trace, overriding `quick`. */
+  /** How long it runs (full by default): TRACE_REQUESTS says how many requests per trace. */
+  length?: Length;
+  /** Requests per trace, overriding `length`. */
   requests?: number;
   /** Added to every trace's seed (0 gives the published traces). */
   seed?: number;
@@ -158,8 +164,7 @@ function hitGain(results: TraceResult[], policy: PolicyName): number {
 /** Runs every policy on every standard trace; prints the tables and the verdict. */
 export async function runCacheSim(options: CacheSimOptions = {}): Promise<CacheSimReport> {
   const print = options.print ?? console.log;
-  const requests = options.requests ??
-    (options.quick ? TRACE_REQUESTS.quick : TRACE_REQUESTS.full);
+  const requests = options.requests ?? TRACE_REQUESTS[options.length ?? "full"];
   const traces = standardTraces({ requests, seed: options.seed ?? 0 });
   print(
     `cache simulation: ${requests.toLocaleString("en")} requests per trace, seed ${
@@ -222,7 +227,7 @@ export async function runCacheSim(options: CacheSimOptions = {}): Promise<CacheS
     `choice (${
       beatsFifoAndLru.length ? "of those" : "of all"
     }, most fifo misses avoided): ${choice}` +
-      `; DEFAULT_POLICY in lib/cache.ts is ${DEFAULT_POLICY}${
+      `; DEFAULT_POLICY in lib/server/cache/cache.ts is ${DEFAULT_POLICY}${
         choice === DEFAULT_POLICY ? " (agrees)" : " (DISAGREES)"
       }`,
   );
@@ -367,20 +372,21 @@ export function chart(report: CacheSimReport, requests: number): string {
 if (import.meta.main) {
   const { values } = parseCommandLine(Deno.args, {
     quick: { type: "boolean" },
+    smoke: { type: "boolean" },
     requests: { type: "string" },
     seed: { type: "string" },
     svg: { type: "string" },
   });
-  const quick = values.quick ?? false;
+  const length = lengthOf(Deno.args);
   const seed = values.seed === undefined ? 0 : parseInteger(values.seed, "--seed", 0, 1_000_000);
   const requests = values.requests === undefined
     ? undefined
     : parseInteger(values.requests, "--requests", 1_000, 100_000_000);
-  const published = !quick && requests === undefined && seed === 0;
+  const published = length === "full" && requests === undefined && seed === 0;
   const started = performance.now();
   // Only a full run of the published traces redraws the published chart.
   await runCacheSim({
-    quick,
+    length,
     requests,
     seed,
     svg: values.svg ?? (published ? CHART_PATH : undefined),

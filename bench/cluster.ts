@@ -6,7 +6,7 @@
  * stopped halfway. For each: the hit ratio, the files read from disk, requests per second, and
  * the cache in use over all nodes.
  *
- * Usage: deno run -A bench/cluster.ts [--quick] [--svg PATH]
+ * Usage: deno run -A bench/cluster.ts [--quick | --smoke] [--svg PATH]
  * A full run redraws docs/cluster-hit-ratio.svg.
  */
 
@@ -17,19 +17,29 @@ import { parseCommandLine } from "../lib/shared/cli.ts";
 import { formatBytes } from "../lib/shared/units.ts";
 import {
   accepting,
+  ended,
   freePort,
+  haproxyChecked,
   haproxyConfig,
   has,
   ROOT,
   SERVER_COMMAND,
 } from "../testing/support.ts";
+import { lengthOf } from "./length.ts";
 import { type Trace, zipfTrace } from "./traces.ts";
 
 const { values } = parseCommandLine(Deno.args, {
   quick: { type: "boolean", default: false },
+  smoke: { type: "boolean", default: false },
   svg: { type: "string" },
 });
-const quick = values.quick;
+const length = lengthOf(Deno.args);
+/** The trace of a run of each length: requests, and the files they ask for. */
+const TRACE = {
+  full: { requests: 40_000, files: 600 },
+  quick: { requests: 8000, files: 300 },
+  smoke: { requests: 1000, files: 60 },
+}[length];
 const WORK = `${ROOT}bench/.work/cluster`;
 const DATA = `${WORK}/data`;
 /** Concurrent requests, as from several clients. */
@@ -80,12 +90,7 @@ async function startNode(cacheBytes: number): Promise<Node> {
 }
 
 async function stopNode(node: Node): Promise<void> {
-  try {
-    node.process.kill("SIGKILL");
-  } catch {
-    // already stopped
-  }
-  await node.process.status;
+  await ended(node.process, "SIGKILL");
 }
 
 async function statsOf(node: Node) {
@@ -234,12 +239,12 @@ async function withNodes<T>(caches: number[], run: (nodes: Node[]) => Promise<T>
 }
 
 if (import.meta.main) {
-  const trace = zipfTrace(0.8, { requests: quick ? 8000 : 40_000, files: quick ? 300 : 600 });
+  const trace = zipfTrace(0.8, TRACE);
   // Files too large for a node's cache are never cached, and nothing would change their count.
   const node = Math.round(trace.distinctBytes / 2.5);
   await writeFiles(trace);
   console.log(
-    `cluster benchmark (${quick ? "quick" : "full"}), ${new Date().toISOString()}: ` +
+    `cluster benchmark (${length}), ${new Date().toISOString()}: ` +
       `${trace.requests.length} requests (${WARM_UP * 100}% to warm up), Zipf α=0.8 over ` +
       `${trace.distinctFiles} files of ${formatBytes(trace.distinctBytes)}; C = ${
         formatBytes(node)
@@ -266,14 +271,15 @@ if (import.meta.main) {
   if (await has("haproxy")) {
     show(
       await withNodes([node, node, node], async (nodes) => {
-        const front = freePort();
+        const [front, stats] = [freePort(), freePort()];
         const path = `${WORK}/haproxy.cfg`;
-        await Deno.writeTextFile(path, await haproxyConfig(nodes.map((n) => n.http), front));
+        const config = await haproxyConfig(nodes.map((n) => n.http), front, stats);
+        await Deno.writeTextFile(path, config);
         const haproxy = new Deno.Command("haproxy", { args: ["-db", "-f", path], stderr: "null" })
           .spawn();
         try {
-          await accepting(front);
-          await new Promise((resolve) => setTimeout(resolve, 2500)); // its first health checks
+          // Until haproxy has checked a node, it would send that node's names to the others.
+          await haproxyChecked(stats, nodes.length);
           return await replayHaproxy(trace, nodes, front);
         } finally {
           haproxy.kill("SIGTERM");
@@ -294,7 +300,7 @@ if (import.meta.main) {
     "hit ratio by tenth of the trace, one node stopped after the fifth: " +
       stopped.windows.map((ratio) => `${(ratio * 100).toFixed(0)}%`).join(" "),
   );
-  if (values.svg ?? !quick) {
+  if (values.svg ?? length === "full") {
     const path = values.svg ?? `${ROOT}docs/cluster-hit-ratio.svg`;
     await Deno.writeTextFile(path, chart(outcomes, stopped.windows));
     console.log(`chart: ${path}`);

@@ -8,24 +8,37 @@
  * verified and not; one large file (1 GiB) saved over one connection and over four.
  *
  * The machine may be shared: each run waits (up to 5 s) for a moment in which the machine is idle
- * between runs, and the summary says how many runs found it busy all the same.
+ * between runs, and the summary says how many runs found it busy all the same. A smoke run
+ * (--smoke) makes the files small (the large one just big enough to come in pieces), runs each
+ * contender once and waits for nothing.
  *
- * Usage: deno run -A bench/download.ts [--quick]
+ * Usage: deno run -A bench/download.ts [--quick | --smoke]
  */
 
 import { has, randomBytes, ROOT } from "../testing/support.ts";
+import { lengthOf } from "./length.ts";
 import { type Service, startNginx, startRsync, startServer } from "./services.ts";
 
-const quick = Deno.args.includes("--quick");
+const length = lengthOf(Deno.args);
 const MiB = 1024 * 1024;
+/**
+ * What a run of each length does: the size of each of the ten files and of the large one (MiB),
+ * the rounds timed of each, and whether each contender runs once untimed first and each run waits
+ * for the machine to idle.
+ */
+const RUN = {
+  full: { many: 32, big: 1024, rounds: 9, bigRounds: 5, settle: true },
+  quick: { many: 32, big: 256, rounds: 3, bigRounds: 3, settle: true },
+  smoke: { many: 1, big: 64, rounds: 1, bigRounds: 1, settle: false },
+}[length];
 const WORK = `${ROOT}bench/.work/download`;
 const DATA = `${WORK}/data`;
 const MANY = Array.from({ length: 10 }, (_, i) => `many/f${i}.bin`);
-const MANY_BYTES = 32 * MiB;
+const MANY_BYTES = RUN.many * MiB;
 const BIG = "big.bin";
-const BIG_BYTES = (quick ? 256 : 1024) * MiB;
-const ROUNDS = quick ? 3 : 9;
-const BIG_ROUNDS = quick ? 3 : 5;
+const BIG_BYTES = RUN.big * MiB;
+const ROUNDS = RUN.rounds;
+const BIG_ROUNDS = RUN.bigRounds;
 /** Load, in cores, above which the machine is not idle between runs. */
 const MAX_IDLE_LOAD = 0.2;
 
@@ -122,9 +135,9 @@ function median(values: number[]): number {
 let busy = 0;
 
 /**
- * Runs a case: every contender once untimed (to warm caches, and to check it works), then
- * `rounds` rounds of each in turn, the output folder emptied before each run. Prints and returns
- * the medians.
+ * Runs a case: every contender once untimed (to warm caches, and to check it works; not in a smoke
+ * run), then `rounds` rounds of each in turn, the output folder emptied before each run. Prints and
+ * returns the medians.
  */
 async function runCase(
   title: string,
@@ -139,14 +152,14 @@ async function runCase(
     await Deno.remove(out, { recursive: true }).catch(() => {});
     await Deno.mkdir(out, { recursive: true });
   };
-  for (const contender of contenders) {
+  for (const contender of RUN.settle ? contenders : []) {
     await fresh();
     await timed(contender.command);
   }
   for (let round = 0; round < rounds; round++) {
     for (const contender of contenders) {
       await fresh();
-      if (!await idle()) busy++;
+      if (RUN.settle && !await idle()) busy++;
       times.get(contender.name)!.push(await timed(contender.command));
     }
   }
@@ -166,7 +179,7 @@ async function runCase(
 if (import.meta.main) {
   const tools = { rsync: await has("rsync"), nginx: await has("nginx"), curl: await has("curl") };
   const aria2 = await has("aria2c");
-  console.log(`download benchmark (${quick ? "quick" : "full"}), ${new Date().toISOString()}`);
+  console.log(`download benchmark (${length}), ${new Date().toISOString()}`);
   await writeData();
   const { path: out, where } = await outputFolder();
   console.log(`files saved to ${where}; medians of ${ROUNDS} rounds (${BIG_ROUNDS} for one file)`);
@@ -198,12 +211,13 @@ if (import.meta.main) {
       "-q",
       ...args,
     ];
-    const url = (name: string) => `http://127.0.0.1:${nginx!.port}/${name}`;
+    // Contenders of a missing tool are written out all the same, and left out by optional().
+    const url = (name: string) => `http://127.0.0.1:${nginx?.port}/${name}`;
     const curlSaved = MANY.flatMap((name, i) => ["-o", `${out}/f${i}.bin`, url(name)]);
     const optional = (present: unknown, ...contenders: Contender[]) => present ? contenders : [];
 
     const saved = await runCase(
-      "10 files of 32 MiB, held in memory, saved",
+      `10 files of ${RUN.many} MiB, held in memory, saved`,
       10 * MANY_BYTES,
       [
         { name: "ours, verified", command: client(...MANY, "-o", out) },
@@ -291,25 +305,25 @@ if (import.meta.main) {
       console.log(`  ${name.padEnd(64)} ${x.toFixed(2)}x`);
     };
     ratio(
-      "verified, 10 x 32 MiB saved: ours / rsync",
+      `verified, 10 x ${RUN.many} MiB saved: ours / rsync`,
       saved,
       "ours, verified",
       "rsync (verifies with xxh128)",
     );
     ratio(
-      "verified, 10 x 32 MiB saved: ours / curl+nginx",
+      `verified, 10 x ${RUN.many} MiB saved: ours / curl+nginx`,
       saved,
       "ours, verified",
       "curl+nginx (checks nothing)",
     );
     ratio(
-      "verified, 10 x 32 MiB saved: --connections 4 / 1",
+      `verified, 10 x ${RUN.many} MiB saved: --connections 4 / 1`,
       saved,
       "ours, verified, --connections 4",
       "ours, verified",
     );
     ratio(
-      "10 x 32 MiB saved: --no-verify / verified",
+      `10 x ${RUN.many} MiB saved: --no-verify / verified`,
       saved,
       "ours, --no-verify",
       "ours, verified",

@@ -1,16 +1,24 @@
 /**
  * The HTTP port beside nginx on the same files, with the same generator (wrk): 4 KiB requests per
  * second at 1, 16 and 64 connections, and a cached 32 MiB file's throughput with curl, as ratios.
- * Skipped, saying so, when nginx, wrk or curl is missing (Debian: nginx-light wrk curl).
+ * Our port always serves each file once first, checked byte for byte; what needs a missing tool
+ * is skipped, saying so: the comparison without nginx, every figure without wrk and curl (Debian:
+ * nginx-light wrk curl).
  *
- * Usage: deno run -A bench/http_bench.ts [--quick]
+ * Usage: deno run -A bench/http_bench.ts [--quick | --smoke]
  */
 
 import { accepting, freePort, has, ROOT, SERVER_COMMAND } from "../testing/support.ts";
-import { startNginx } from "./services.ts";
+import { lengthOf } from "./length.ts";
+import { type Service, startNginx } from "./services.ts";
 
-const quick = Deno.args.includes("--quick");
-const SECONDS = quick ? 2 : 5;
+const length = lengthOf(Deno.args);
+/** Seconds of each wrk run (whole seconds: what wrk takes), and curl runs whose mean is taken. */
+const RUN = {
+  full: { seconds: 5, curls: 12, connections: [1, 16, 64] },
+  quick: { seconds: 2, curls: 4, connections: [1, 16, 64] },
+  smoke: { seconds: 1, curls: 1, connections: [16] },
+}[length];
 const WORK = `${ROOT}bench/.work/http`;
 const DATA = `${WORK}/data`;
 
@@ -23,14 +31,14 @@ async function output(command: string, args: string[]): Promise<string> {
 
 /** Requests per second wrk measures for `url` over `connections` connections. */
 async function wrk(url: string, connections: number): Promise<number> {
-  const report = await output("wrk", [`-t1`, `-c${connections}`, `-d${SECONDS}s`, url]);
+  const report = await output("wrk", [`-t1`, `-c${connections}`, `-d${RUN.seconds}s`, url]);
   return Number(/Requests\/sec:\s+([\d.]+)/.exec(report)![1]);
 }
 
 /** GB/s of curl downloading `url` to nowhere, the mean of several runs. */
 async function curl(url: string): Promise<number> {
   const rates: number[] = [];
-  for (let i = 0; i < (quick ? 4 : 12); i++) {
+  for (let i = 0; i < RUN.curls; i++) {
     rates.push(
       Number(await output("curl", ["-s", "-o", "/dev/null", "-w", "%{speed_download}", url])) / 1e9,
     );
@@ -38,18 +46,54 @@ async function curl(url: string): Promise<number> {
   return rates.reduce((a, b) => a + b) / rates.length;
 }
 
-if (import.meta.main) {
-  if (!(await has("nginx") && await has("wrk") && await has("curl"))) {
-    console.log("HTTP benchmark skipped: needs nginx, wrk and curl (Debian: nginx-light wrk curl)");
-    Deno.exit(0);
-  }
+/** Writes the files both servers serve: a 32 MiB one and a 4 KiB one. */
+async function writeData(): Promise<Map<string, Uint8Array>> {
   await Deno.mkdir(DATA, { recursive: true });
   const big = new Uint8Array(32 * 1024 * 1024);
   crypto.getRandomValues(big.subarray(0, 65536));
   for (let at = 65536; at < big.length; at *= 2) big.copyWithin(at, 0, at);
-  await Deno.writeFile(`${DATA}/big.bin`, big);
-  await Deno.writeFile(`${DATA}/small.bin`, big.subarray(0, 4096));
+  const files = new Map([["big.bin", big], ["small.bin", big.subarray(0, 4096)]]);
+  for (const [name, bytes] of files) await Deno.writeFile(`${DATA}/${name}`, bytes);
+  return files;
+}
 
+/** Fetches each file once from `url`, checking its bytes; that also fills the cache. */
+async function checkFiles(url: string, files: Map<string, Uint8Array>): Promise<void> {
+  for (const [name, bytes] of files) {
+    const response = await fetch(`${url}/${name}`);
+    const body = new Uint8Array(await response.arrayBuffer());
+    if (
+      response.status !== 200 || body.length !== bytes.length ||
+      !body.every((b, i) => b === bytes[i])
+    ) {
+      throw new Error(`${url}/${name} was not served byte for byte (status ${response.status})`);
+    }
+  }
+}
+
+/** The rows: ours beside nginx when there is one, ours alone when not. */
+async function measure(ours: string, nginx: string | undefined): Promise<void> {
+  console.log(`HTTP ${nginx ? "beside nginx" : "alone"} (${length}), ${new Date().toISOString()}`);
+  const figure = (value: number) => value.toFixed(value >= 100 ? 0 : 2).padStart(8);
+  const row = (what: string, a: number, b: number | undefined, unit: string) =>
+    console.log(
+      `${what.padEnd(34)} ours ${figure(a)} ${unit}` +
+        (b === undefined
+          ? ""
+          : `  nginx ${figure(b)} ${unit}  ours/nginx ${(a / b * 100).toFixed(0)}%`),
+    );
+  for (const connections of RUN.connections) {
+    const a = await wrk(`${ours}/small.bin`, connections);
+    const b = nginx === undefined ? undefined : await wrk(`${nginx}/small.bin`, connections);
+    row(`4 KiB, ${connections} connection${connections > 1 ? "s" : ""}`, a, b, "req/s");
+  }
+  const a = await curl(`${ours}/big.bin`);
+  const b = nginx === undefined ? undefined : await curl(`${nginx}/big.bin`);
+  row("cached 32 MiB, curl", a, b, "GB/s");
+}
+
+if (import.meta.main) {
+  const files = await writeData();
   const httpPort = freePort();
   const ours = new Deno.Command(Deno.execPath(), {
     args: [
@@ -65,35 +109,27 @@ if (import.meta.main) {
     ],
     stdout: "null",
   }).spawn();
-  const nginx = await startNginx(DATA, `${WORK}/nginx`);
+  const measured = await has("wrk") && await has("curl");
+  let nginx: Service | undefined;
   try {
     await accepting(httpPort);
-    const urls = { ours: `http://127.0.0.1:${httpPort}`, nginx: `http://127.0.0.1:${nginx.port}` };
-    for (const url of Object.values(urls)) await curl(`${url}/big.bin`); // warm both caches
-    console.log(`HTTP beside nginx (${quick ? "quick" : "full"}), ${new Date().toISOString()}`);
-    const row = (what: string, a: number, b: number, unit: string) =>
-      console.log(
-        `${what.padEnd(34)} ours ${a.toFixed(a >= 100 ? 0 : 2).padStart(8)} ${unit}` +
-          `  nginx ${b.toFixed(b >= 100 ? 0 : 2).padStart(8)} ${unit}  ours/nginx ${
-            (a / b * 100).toFixed(0)
-          }%`,
-      );
-    for (const connections of [1, 16, 64]) {
-      const [a, b] = [
-        await wrk(`${urls.ours}/small.bin`, connections),
-        await wrk(`${urls.nginx}/small.bin`, connections),
-      ];
-      row(`4 KiB, ${connections} connection${connections > 1 ? "s" : ""}`, a, b, "req/s");
+    const url = `http://127.0.0.1:${httpPort}`;
+    await checkFiles(url, files);
+    console.log(`our HTTP port served ${files.size} files byte for byte`);
+    if (!measured) {
+      console.log("HTTP benchmark skipped: needs wrk and curl (Debian: wrk curl)");
+    } else if (!await has("nginx")) {
+      console.log("nginx comparison skipped: nginx is not installed (Debian: nginx-light)");
+      await measure(url, undefined);
+    } else {
+      nginx = await startNginx(DATA, `${WORK}/nginx`);
+      const other = `http://127.0.0.1:${nginx.port}`;
+      await curl(`${other}/big.bin`); // into nginx's page cache, as ours is in its cache
+      await measure(url, other);
     }
-    row(
-      "cached 32 MiB, curl",
-      await curl(`${urls.ours}/big.bin`),
-      await curl(`${urls.nginx}/big.bin`),
-      "GB/s",
-    );
   } finally {
     ours.kill("SIGTERM");
     await ours.status;
-    await nginx.stop();
+    await nginx?.stop();
   }
 }

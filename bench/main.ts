@@ -4,10 +4,12 @@
  * installed), its HTTP port beside nginx, the client's downloads beside rsync and curl+nginx
  * (when installed), then a cluster of nodes beside one node. Each part is its own program, run
  * one after another so they never compete for the machine. Every part prints ratios measured
- * side by side in that same run.
+ * side by side in that same run. --quick and --smoke (bench/length.ts) are handed to each part.
  *
- * Usage: deno run -A bench/main.ts [--quick]
+ * Usage: deno run -A bench/main.ts [--quick | --smoke]
  */
+
+import { lengthOf } from "./length.ts";
 
 const PARTS = [
   "cache_sim.ts",
@@ -19,11 +21,12 @@ const PARTS = [
 ];
 
 if (import.meta.main) {
-  const quick = Deno.args.includes("--quick") ? ["--quick"] : [];
+  const length = lengthOf(Deno.args);
+  const flags = length === "full" ? [] : [`--${length}`];
   for (const part of PARTS) {
-    console.log(`\n== bench/${part} ${quick.join(" ")}`);
+    console.log(`\n== bench/${part} ${flags.join(" ")}`);
     const { success } = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", new URL(part, import.meta.url).pathname, ...quick],
+      args: ["run", "--allow-all", new URL(part, import.meta.url).pathname, ...flags],
       stdout: "inherit",
       stderr: "inherit",
     }).output();

@@ -5,21 +5,36 @@
  * the same over TLS beside plain TCP, peak server RSS with 1,000 connections, and, when nginx (and
  * curl, wrk) are installed, nginx on the same work.
  *
- * Usage: deno run -A bench/server_bench.ts [--quick]
+ * Usage: deno run -A bench/server_bench.ts [--quick | --smoke]
  */
 
 import { FileClient } from "../lib/client/client.ts";
+import { formatBytes } from "../lib/shared/units.ts";
 import { freePort, has, makeCertificates, ROOT } from "../testing/support.ts";
+import { lengthOf } from "./length.ts";
 import { type LoadResult } from "./loadgen.ts";
 import { startNginx, startServer } from "./services.ts";
 
-const quick = Deno.args.includes("--quick");
-const SECONDS = quick ? 2 : 5;
-const BIG = 32 * 1024 * 1024;
+const length = lengthOf(Deno.args);
+/**
+ * What a run of each length does: how long each load runs (wrk takes whole seconds), the large
+ * file's size, the downloads of it timed, the fetches of each small file timed one at a time, the
+ * curl runs against nginx, the connections of the crowd, and the small-file loads (connections,
+ * and requests each keeps in flight, pipelined); a smoke run keeps the two the later rows need.
+ */
+const RUN = {
+  full: { seconds: 5, big: 32 << 20, rounds: 48, toFile: 12, misses: 4, fetches: 25, curls: 12 },
+  quick: { seconds: 2, big: 32 << 20, rounds: 16, toFile: 4, misses: 2, fetches: 9, curls: 4 },
+  smoke: { seconds: 0.2, big: 1 << 20, rounds: 2, toFile: 1, misses: 1, fetches: 2, curls: 1 },
+}[length];
+const SECONDS = RUN.seconds;
+const BIG = RUN.big;
 const SMALL = 4096;
 const WORK = `${ROOT}bench/.work`;
-/** The small-file loads: connections, and requests each keeps in flight (pipelined). */
-const LOADS = [[1, 1], [16, 1], [64, 1], [1, 16], [16, 16], [64, 16]];
+const CROWD = length === "smoke" ? 50 : 1000;
+const LOADS = length === "smoke"
+  ? [[64, 1], [64, 16]]
+  : [[1, 1], [16, 1], [64, 1], [1, 16], [16, 16], [64, 16]];
 
 /** A load's name in the results, as "4 KiB, 16 conn, pipelined x16". */
 function loadLabel(connections: number, depth: number): string {
@@ -159,7 +174,7 @@ async function oneFile(port: number, caCerts?: string[]): Promise<number[]> {
     };
     await fetch();
     const ms: number[] = [];
-    for (let i = 0; i < (quick ? 9 : 25); i++) {
+    for (let i = 0; i < RUN.fetches; i++) {
       const started = performance.now();
       await fetch();
       ms.push(performance.now() - started);
@@ -209,8 +224,8 @@ async function writeData(): Promise<number> {
 
 if (import.meta.main) {
   const missFiles = await writeData();
-  console.log(`server benchmark (${quick ? "quick" : "full"}), ${new Date().toISOString()}`);
-  const top = await ceiling(BIG, quick ? 16 : 48);
+  console.log(`server benchmark (${length}), ${new Date().toISOString()}`);
+  const top = await ceiling(BIG, RUN.rounds);
   record({ what: "ceiling: minimal Deno sender -> receiver", value: top, unit: "GB/s" });
   const ceilingRef = { name: "ceiling", value: top };
   const large: number[] = [];
@@ -218,30 +233,32 @@ if (import.meta.main) {
   let fresh = 0;
   let single: number[] = [];
 
-  // The cache holds 2 of the 4 miss files, so cycling through them makes every request a miss.
-  const server = await startServer(["--data", `${WORK}/data`, "--cache-size", "72MiB"]);
+  // Beside the large file, the cache holds 2 of the 4 miss files, so cycling through them makes
+  // every request a miss.
+  const cacheSize = String(BIG * 9 / 4);
+  const server = await startServer(["--data", `${WORK}/data`, "--cache-size", cacheSize]);
   try {
     await download(server.port, "big.bin", 1, false);
-    large.push(await download(server.port, "big.bin", quick ? 16 : 48, false));
+    large.push(await download(server.port, "big.bin", RUN.rounds, false));
     record({
-      what: "cached 32 MiB file, one client, to nowhere",
+      what: `cached ${formatBytes(BIG)} file, one client, to nowhere`,
       value: large[0],
       unit: "GB/s",
       versus: ceilingRef,
     });
     record({
-      what: "cached 32 MiB file, one client, to a file",
-      value: await download(server.port, "big.bin", quick ? 4 : 12, true),
+      what: `cached ${formatBytes(BIG)} file, one client, to a file`,
+      value: await download(server.port, "big.bin", RUN.toFile, true),
       unit: "GB/s",
       versus: ceilingRef,
     });
     const misses: number[] = [];
-    for (let i = 0; i < missFiles * (quick ? 2 : 4); i++) {
+    for (let i = 0; i < missFiles * RUN.misses; i++) {
       misses.push(await download(server.port, `miss${i % missFiles}.bin`, 1, false));
     }
     const harmonic = misses.length / misses.reduce((sum, rate) => sum + 1 / rate, 0);
     record({
-      what: "miss: 32 MiB from the OS page cache into ours",
+      what: `miss: ${formatBytes(BIG)} from the OS page cache into ours`,
       value: harmonic,
       unit: "GB/s",
       versus: ceilingRef,
@@ -271,14 +288,14 @@ if (import.meta.main) {
   const certs = await makeCertificates(keys);
   const caCerts = [await Deno.readTextFile(certs.ca)];
   const tls = await startServer([
-    ...["--data", `${WORK}/data`, "--cache-size", "72MiB"],
+    ...["--data", `${WORK}/data`, "--cache-size", cacheSize],
     ...["--tls-cert", certs.cert, "--tls-key", certs.key],
   ]);
   try {
     await download(tls.port, "big.bin", 1, false, caCerts);
     record({
-      what: "TLS: cached 32 MiB file, one client, to nowhere",
-      value: await download(tls.port, "big.bin", quick ? 16 : 48, false, caCerts),
+      what: `TLS: cached ${formatBytes(BIG)} file, one client, to nowhere`,
+      value: await download(tls.port, "big.bin", RUN.rounds, false, caCerts),
       unit: "GB/s",
       versus: { name: "plain", value: large[0] },
     });
@@ -327,7 +344,7 @@ if (import.meta.main) {
     });
   }
 
-  // The thousand clients all come from this one address.
+  // The crowd all comes from this one address.
   const many = await startServer([
     "--data",
     `${WORK}/data`,
@@ -336,16 +353,17 @@ if (import.meta.main) {
     "--max-connections-per-host",
     "1024",
   ]);
+  const crowd = CROWD.toLocaleString("en");
   try {
     await download(many.port, "big.bin", 1, false);
-    const result = await loadgen([many.port, "small.bin", 1000, 1, SECONDS]);
+    const result = await loadgen([many.port, "small.bin", CROWD, 1, SECONDS]);
     record({
-      what: "1,000 connections, 4 KiB: requests",
+      what: `${crowd} connections, 4 KiB: requests`,
       value: result.requestsPerSecond,
       unit: "req/s",
     });
     record({
-      what: "1,000 connections: peak server RSS (cache holds 32 MiB)",
+      what: `${crowd} connections: peak server RSS (cache holds ${formatBytes(BIG)})`,
       value: await peakRss(many.process.pid),
       unit: "MiB",
     });
@@ -358,7 +376,7 @@ if (import.meta.main) {
     try {
       const url = `http://127.0.0.1:${nginx.port}`;
       const rates: number[] = [];
-      for (let i = 0; i < (quick ? 4 : 12); i++) {
+      for (let i = 0; i < RUN.curls; i++) {
         rates.push(
           Number(
             await run("curl", [
@@ -373,9 +391,10 @@ if (import.meta.main) {
         );
       }
       const rate = rates.reduce((a, b) => a + b) / rates.length;
-      record({ what: "nginx + curl: 32 MiB file", value: rate, unit: "GB/s", versus: ceilingRef });
-      record({ what: "ours / nginx: cached 32 MiB file", value: large[0] / rate * 100, unit: "%" });
-      const wrk = await run("wrk", ["-t1", "-c64", `-d${SECONDS}s`, `${url}/small.bin`]);
+      const big = formatBytes(BIG);
+      record({ what: `nginx + curl: ${big} file`, value: rate, unit: "GB/s", versus: ceilingRef });
+      record({ what: `ours / nginx: cached ${big} file`, value: large[0] / rate * 100, unit: "%" });
+      const wrk = await run("wrk", ["-t1", "-c64", `-d${Math.ceil(SECONDS)}s`, `${url}/small.bin`]);
       const nginxRps = Number(/Requests\/sec:\s+([\d.]+)/.exec(wrk)![1]);
       record({ what: "nginx + wrk: 4 KiB, 64 conn: requests", value: nginxRps, unit: "req/s" });
       record({

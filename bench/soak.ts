@@ -3,7 +3,8 @@
  * small cache), under mixed load for a set time with a fixed seed: framed lists, hits, misses,
  * resumed and pipelined gets, the original dialect (file@ and list), bad input (garbage and bad
  * names) and clients that vanish mid-transfer. Every honest answer is checked byte for byte
- * against the known contents, and its digest against their SHA-256. The server's `stats` is
+ * against the known contents, and its digest against theirs in the digest the connection agreed
+ * on (XXH3-128, as the client offers it first). The server's `stats` is
  * sampled for the cache's bytes (which must never pass the cap) and /proc for its RSS, and a
  * probe in a process of its own (bench/probe.ts) times how long a new client waits.
  *
@@ -15,11 +16,11 @@
  */
 
 import { Buffer } from "node:buffer";
-import { createHash } from "node:crypto";
 import { FileClient } from "../lib/client/client.ts";
 import { ServerError } from "../lib/client/errors.ts";
 import { isDisconnect } from "../lib/server/errors.ts";
 import { parseCommandLine, parseInteger, parseSizeFlag, UsageError } from "../lib/shared/cli.ts";
+import { digestOf, DIGESTS, sameDigest } from "../lib/shared/digest.ts";
 import { ErrorCode, errorCodeName } from "../lib/shared/errors.ts";
 import { GREETING } from "../lib/shared/greeting.ts";
 import { preamble } from "../lib/shared/protocol.ts";
@@ -104,7 +105,8 @@ const IDLE_TIMEOUT_S = 60;
 interface SharedFile {
   name: string;
   bytes: Uint8Array;
-  digest: Uint8Array;
+  /** Its digest in each algorithm a connection may agree on, by the algorithm's name. */
+  digests: Map<string, Uint8Array>;
 }
 
 /**
@@ -130,7 +132,11 @@ async function writeFiles(seed: number, cacheBytes: number): Promise<SharedFile[
       const bytes = randomBytes(size, rng.below(2 ** 32) || 1);
       const name = `${kind}/${String(i).padStart(3, "0")}.bin`;
       await Deno.writeFile(`${DATA}/${name}`, bytes);
-      group.push({ name, bytes, digest: createHash("sha256").update(bytes).digest() });
+      const digests = new Map<string, Uint8Array>();
+      for (const algorithm of DIGESTS) {
+        digests.set(algorithm.name, await digestOf(algorithm, bytes));
+      }
+      group.push({ name, bytes, digests });
     }
     groups.push(group);
   }
@@ -153,7 +159,10 @@ function sameBytes(file: Uint8Array, at: number, chunk: Uint8Array): boolean {
   return expected.equals(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
 }
 
-/** Reads one file answer on `client` and checks its header, every byte and the digest. */
+/**
+ * Reads one file answer (to a GET from byte `offset`) on `client` and checks its header, every
+ * byte, and the digest in the algorithm the connection agreed on.
+ */
 async function expectFile(client: FileClient, file: SharedFile, offset: number): Promise<number> {
   let at = offset;
   let digest: Uint8Array;
@@ -170,7 +179,7 @@ async function expectFile(client: FileClient, file: SharedFile, offset: number):
         }
         at += chunk.length;
       },
-    });
+    }, offset);
   } catch (error) {
     if (error instanceof ServerError && error.code === ErrorCode.NotFound) {
       throw new CheckFailed("lost", `${file.name} was not found: ${error.message}`);
@@ -178,8 +187,8 @@ async function expectFile(client: FileClient, file: SharedFile, offset: number):
     throw error;
   }
   if (at !== file.bytes.length) throw new CheckFailed("wrong", `${file.name}: ended at ${at}`);
-  if (!sameBytes(file.digest, 0, digest)) {
-    throw new CheckFailed("wrong", `${file.name}: wrong digest`);
+  if (!sameDigest(file.digests.get(client.digest.name)!, digest)) {
+    throw new CheckFailed("wrong", `${file.name}: wrong ${client.digest.name} digest`);
   }
   return at - offset;
 }

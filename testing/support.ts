@@ -145,56 +145,61 @@ export const SERVER_COMMAND = [
   `${ROOT}server.ts`,
 ];
 
-/** A server started as a subprocess (server.ts), for signals and the startup line. */
-export interface ServerProcess extends AsyncDisposable {
-  process: Deno.ChildProcess;
-  port: number;
-  /** Lines logged so far (the reader keeps collecting). */
-  lines: string[];
-  /** Resolves when a logged line matches `pattern`; rejects if none has within `timeoutMs`. */
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+/** Sends `process` `signal` unless it has already ended, and waits for its end. */
+export async function ended(
+  process: Deno.ChildProcess,
+  signal: Deno.Signal,
+): Promise<Deno.CommandStatus> {
+  try {
+    process.kill(signal);
+  } catch (error) {
+    // A process that has ended (whether or not its end has been seen yet) takes no signal.
+    if (!(error instanceof TypeError || error instanceof Deno.errors.NotFound)) throw error;
+  }
+  return await process.status;
 }
 
-/**
- * Starts server.ts with `args` (plus --port 0) and waits for its listening line. With
- * `openFiles`, the server runs under that open-file limit (`ulimit -n`), as a user's shell may set.
- */
-export async function spawnServer(
-  args: string[],
-  { openFiles }: { openFiles?: number } = {},
-): Promise<ServerProcess> {
-  const command = [Deno.execPath(), ...SERVER_COMMAND, "--port", "0", ...args];
-  const limited = ["-c", `ulimit -n ${openFiles} && exec "$0" "$@"`, ...command];
-  const process = new Deno.Command(openFiles === undefined ? command[0] : "sh", {
-    args: openFiles === undefined ? command.slice(1) : limited,
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "inherit",
-    stdin: "null",
-  }).spawn();
+/** The lines of a stream of text, each as it completes (the last one even without a newline). */
+export async function* textLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let rest = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    const parts = (rest + chunk).split("\n");
+    rest = parts.pop()!;
+    yield* parts;
+  }
+  if (rest !== "") yield rest;
+}
+
+/** The lines a program prints, collected as they come, and a way to wait for one. */
+export interface WatchedLines {
+  /** Every line so far, of every stream watched, in the order they came. */
+  lines: string[];
+  /** Resolves with the first line that matches `pattern`; rejects if none has within `timeoutMs`. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Resolves once every stream has ended. */
+  read: Promise<void>;
+}
+
+/** Watches the lines of `streams` (a process's standard output and error, say). */
+export function watchLines(streams: ReadableStream<Uint8Array>[]): WatchedLines {
   const lines: string[] = [];
   const watchers: { pattern: RegExp; resolve: (line: string) => void }[] = [];
-  const reading = (async () => {
-    let rest = "";
-    for await (const chunk of process.stdout.pipeThrough(new TextDecoderStream())) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop()!;
-      for (const line of parts) {
-        lines.push(line);
-        for (const w of watchers.filter((w) => w.pattern.test(line))) {
-          watchers.splice(watchers.indexOf(w), 1);
-          w.resolve(line);
-        }
+  const read = Promise.all(streams.map(async (stream) => {
+    for await (const line of textLines(stream)) {
+      lines.push(line);
+      for (const w of watchers.filter((w) => w.pattern.test(line))) {
+        watchers.splice(watchers.indexOf(w), 1);
+        w.resolve(line);
       }
     }
-  })();
+  })).then(() => {});
   const waitFor = (pattern: RegExp, timeoutMs = 10_000) => {
     const seen = lines.find((line) => pattern.test(line));
     if (seen) return Promise.resolve(seen);
     return new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => {
         watchers.splice(watchers.indexOf(watcher), 1);
-        reject(new Error(`the server logged no line matching ${pattern} in ${timeoutMs} ms`));
+        reject(new Error(`no line matching ${pattern} came in ${timeoutMs} ms`));
       }, timeoutMs);
       const watcher = {
         pattern,
@@ -206,35 +211,97 @@ export async function spawnServer(
       watchers.push(watcher);
     });
   };
+  return { lines, waitFor, read };
+}
+
+/** A server started as a subprocess (server.ts), for signals and the startup line. */
+export interface ServerProcess extends AsyncDisposable {
+  process: Deno.ChildProcess;
+  port: number;
+  /** The HTTP port, when it has one (--http-port). */
+  httpPort?: number;
+  /** Lines logged so far (the reader keeps collecting). */
+  lines: string[];
+  /** Resolves when a logged line matches `pattern`; rejects if none has within `timeoutMs`. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+}
+
+/**
+ * Starts server.ts with `args` (plus --port 0) in `cwd` (the repository by default) and waits for
+ * its listening line. With `openFiles`, the server runs under that open-file limit (`ulimit -n`),
+ * as a user's shell may set.
+ */
+export async function spawnServer(
+  args: string[],
+  { openFiles, cwd = ROOT }: { openFiles?: number; cwd?: string } = {},
+): Promise<ServerProcess> {
+  const command = [Deno.execPath(), ...SERVER_COMMAND, "--port", "0", ...args];
+  const limited = ["-c", `ulimit -n ${openFiles} && exec "$0" "$@"`, ...command];
+  const process = new Deno.Command(openFiles === undefined ? command[0] : "sh", {
+    args: openFiles === undefined ? command.slice(1) : limited,
+    cwd,
+    stdout: "piped",
+    stderr: "inherit",
+    stdin: "null",
+  }).spawn();
+  const { lines, waitFor, read } = watchLines([process.stdout]);
   const listening = await waitFor(/listening/);
   const port = Number(/address=[^ ]*:(\d+)/.exec(listening)![1]);
+  const http = /http=[^ ]*:(\d+)/.exec(listening);
   return {
     process,
     port,
+    httpPort: http ? Number(http[1]) : undefined,
     lines,
     waitFor,
     async [Symbol.asyncDispose]() {
-      try {
-        process.kill("SIGKILL");
-      } catch {
-        // already exited
-      }
-      await process.status;
-      await reading;
+      await ended(process, "SIGKILL");
+      await read;
     },
   };
 }
 
 /**
  * deploy/haproxy.cfg for nodes whose HTTP ports are `httpPorts` (on 127.0.0.1), with haproxy
- * listening on `frontPort`: the shipped config, its server lines and port replaced.
+ * listening on `frontPort`: the shipped config, its server lines and port replaced; and haproxy's
+ * stats page on `statsPort`, which {@link haproxyChecked} reads.
  */
-export async function haproxyConfig(httpPorts: number[], frontPort: number): Promise<string> {
+export async function haproxyConfig(
+  httpPorts: number[],
+  frontPort: number,
+  statsPort: number,
+): Promise<string> {
   const template = await Deno.readTextFile(`${ROOT}deploy/haproxy.cfg`);
   const servers = httpPorts.map((port, i) => `    server node${i + 1} 127.0.0.1:${port}`);
+  const stats =
+    `\nfrontend stats\n    bind 127.0.0.1:${statsPort}\n    stats enable\n    stats uri /\n`;
   return template
     .replace(/( {4}server node\d+ .*\n)+/, servers.join("\n") + "\n")
-    .replace(/bind 127\.0\.0\.1:\d+/, `bind 127.0.0.1:${frontPort}`);
+    .replace(/bind 127\.0\.0\.1:\d+/, `bind 127.0.0.1:${frontPort}`) + stats;
+}
+
+/**
+ * Resolves once haproxy (its stats page on `statsPort`, see {@link haproxyConfig}) has checked
+ * each of its `nodes` and found it up; rejects, saying how many it found, after `timeoutMs`.
+ */
+export async function haproxyChecked(
+  statsPort: number,
+  nodes: number,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let up = 0;; await new Promise((resolve) => setTimeout(resolve, 25))) {
+    const csv = await fetch(`http://127.0.0.1:${statsPort}/;csv`).then(
+      (response) => response.text(),
+      () => "", // not listening yet
+    );
+    const [head = "", ...rows] = csv.split("\n").map((line) => line.split(","));
+    const [status, check] = ["status", "check_status"].map((name) => head.indexOf(name));
+    up = rows.filter((row) => row[0] === "nodes" && row[status] === "UP" && row[check] === "L7OK")
+      .length;
+    if (up === nodes) return;
+    if (Date.now() > deadline) throw new Error(`haproxy found ${up} of ${nodes} nodes up`);
+  }
 }
 
 /** A free TCP port on loopback (free when asked; taken by whoever binds it first). */

@@ -1,14 +1,16 @@
 /**
  * The client over several servers sharing one folder (`--servers`), as a user runs it: each name
  * fetched from the server rendezvous hashing ranks first for it, a server that cannot be reached
- * left out in one line, lists merged and counters summed.
+ * left out in one line, lists merged and counters summed. And `make cluster` (scripts/cluster.ts)
+ * as a user runs it: its hints run as printed, it raises no alarm at start, and a node that ends
+ * is named while the rest carry on.
  */
 
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import { join } from "node:path";
 import { rank } from "../lib/client/rendezvous.ts";
-import { runClient, startServer, tempFolder } from "./harness.ts";
-import { freePort, randomBytes } from "../testing/support.ts";
+import { runClient, startCluster, startServer, tempFolder } from "./harness.ts";
+import { freePort, has, randomBytes, run } from "../testing/support.ts";
 
 Deno.test("--servers: names spread by rendezvous hashing over servers sharing one folder", async (t) => {
   const files = Object.fromEntries(
@@ -90,4 +92,95 @@ Deno.test("--servers: names spread by rendezvous hashing over servers sharing on
       assertEquals(wrong.code, 2, args.join(" "));
     }
   });
+});
+
+Deno.test("make cluster: quiet at start, a node that ends is named, the rest carry on", async (t) => {
+  const files = Object.fromEntries(
+    Array.from({ length: 8 }, (_, i) => [`f${i}.bin`, randomBytes(10_000 + i, 70 + i)]),
+  );
+  const names = Object.keys(files);
+  await using data = await tempFolder(files);
+  await using out = await tempFolder();
+  await using cluster = startCluster(["--nodes", "2", "--data", data.path]);
+  await cluster.waitFor(/^Ctrl-C stops them all/, 30_000);
+  const pids = ["node1", "node2"].map((name) =>
+    Number(cluster.lines.find((l) => l.startsWith(`  ${name}: `))!.split("pid ")[1])
+  );
+  const haproxy = await has("haproxy");
+  /** The client, as the hint line gives it, getting every file into `folder`. */
+  const getAll = async (folder: string) => {
+    const hint = cluster.lines.find((l) => l.startsWith("Through the nodes: "))!;
+    const command = hint.replace("Through the nodes: ", "").replace(/ NAME$/, "").split(" ");
+    assertEquals(command.slice(0, 5), ["./scripts/deno", "run", "-A", "client.ts", "--servers"]);
+    const got = await runClient([...command.slice(4), ...names, "-o", folder]);
+    for (const name of names) assertEquals(await Deno.readFile(join(folder, name)), files[name]);
+    return got;
+  };
+
+  await t.step("every file through the nodes, and through haproxy when installed", async () => {
+    assertEquals((await getAll(out.path)).code, 0);
+    if (!haproxy) return;
+    const hint = cluster.lines.find((l) => l.startsWith("Through haproxy: curl -O "))!;
+    const url = hint.split(" ").at(-1)!.replace("NAME", names[0]);
+    const got = await run("curl", ["-sf", "-o", join(out.path, "front.bin"), url]);
+    assertEquals(got.code, 0, got.stderr);
+    assertEquals(await Deno.readFile(join(out.path, "front.bin")), files[names[0]]);
+  });
+
+  await t.step("no error logged or counted, no health check logged", async () => {
+    const hint = cluster.lines.find((l) => l.startsWith("Through the nodes: "))!;
+    const servers = hint.split(" --servers ")[1].split(" ")[0];
+    const stats = JSON.parse((await runClient(["--servers", servers, "stats", "--json"])).stdout);
+    assertEquals(stats.total.errors, 0);
+    const alarming = cluster.lines.filter((l) => /-error |malformed/.test(l));
+    assertEquals(alarming, []);
+    // haproxy checked every node before the script said it was ready: none of it is logged.
+    const checks = cluster.lines.filter((l) =>
+      / request id=\d+ op=http-get status=200 ms=/.test(l)
+    );
+    assertEquals(checks, []);
+  });
+
+  await t.step("a node that ends is named, with how it ended; the rest keep serving", async () => {
+    Deno.kill(pids[0], "SIGKILL");
+    const rest = haproxy ? "node2, haproxy" : "node2";
+    await cluster.waitFor(
+      new RegExp(`^node1 \\(pid ${pids[0]}\\) was killed by SIGKILL; still running: ${rest}$`),
+    );
+    await using again = await tempFolder();
+    const got = await getAll(again.path);
+    assertEquals(got.code, 0, got.stderr);
+  });
+
+  await t.step("Ctrl-C stops them all; exit 0", async () => {
+    cluster.process.kill("SIGINT");
+    assertEquals((await cluster.process.status).code, 0);
+    await cluster.read;
+    assert(cluster.lines.some((l) => /^node2 \| .* stopped /.test(l)), "node2 did not stop");
+    throws(() => Deno.kill(pids[1], "SIGTERM"), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("make cluster: a node that cannot have its port says which, and is named", async () => {
+  await using data = await tempFolder({ "a.txt": "a\n" });
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = taken.addr.port;
+  await using cluster = startCluster([
+    "--nodes",
+    "1",
+    "--data",
+    data.path,
+    "--port",
+    String(port - 1),
+  ]);
+  assertEquals((await cluster.process.status).code, 1);
+  await cluster.read;
+  const said = cluster.lines.filter((l) => l.startsWith("node1 ")).map((l) =>
+    l.replace(/\d+\)/, "PID)")
+  );
+  assertEquals(said, [
+    `node1 | server: cannot start: cannot listen on 127.0.0.1:${port}, the native port (--port): ` +
+    "Address already in use",
+    "node1 (pid PID) ended with exit status 1; no process of the cluster is left",
+  ]);
 });

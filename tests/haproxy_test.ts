@@ -2,18 +2,27 @@
  * The HTTP front of several nodes, as deploy/haproxy.cfg sets it up (haproxy's `balance uri` with
  * `hash-type consistent`, health checks on /-/healthy, a PROXY line on every connection): curl
  * through haproxy gets byte-exact files, each name from one node only, and the nodes count and
- * log the real client, not haproxy. Skipped, saying so, where haproxy is not installed.
+ * log the real client, not haproxy, and leave haproxy's health checks out of their logs. Skipped, saying so, where haproxy is not installed.
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { join } from "node:path";
-import { freePort, haproxyConfig, has, randomBytes, run } from "../testing/support.ts";
+import type { LogLevel } from "../lib/server/log.ts";
+import {
+  freePort,
+  haproxyChecked,
+  haproxyConfig,
+  has,
+  randomBytes,
+  run,
+} from "../testing/support.ts";
 import { spawned, startServer, tempFolder, until } from "./harness.ts";
 
 const installed = await has("haproxy");
 
 Deno.test({
-  name: "curl through haproxy: byte-exact, each name from one node, the real client counted",
+  name: "curl through haproxy: byte-exact, each name from one node, the real client counted, " +
+    "health checks quiet",
   ignore: !installed,
   async fn(t) {
     const files = Object.fromEntries(
@@ -21,23 +30,35 @@ Deno.test({
     );
     await using data = await tempFolder(files);
     await using work = await tempFolder();
-    const node = () => startServer(data.path, { httpPort: 0, trustProxies: ["127.0.0.1"] });
-    await using a = await node();
-    await using b = await node();
-    await using c = await node();
+    // The third node logs what the others leave out by default, haproxy's health checks among it.
+    const node = (logLevel: LogLevel) =>
+      startServer(data.path, { httpPort: 0, trustProxies: ["127.0.0.1"], logLevel });
+    await using a = await node("info");
+    await using b = await node("info");
+    await using c = await node("debug");
     const nodes = [a, b, c];
-    const front = freePort();
+    const [front, stats] = [freePort(), freePort()];
     const config = join(work.path, "haproxy.cfg");
     await Deno.writeTextFile(
       config,
-      await haproxyConfig(nodes.map((n) => n.httpAddr!.port), front),
+      await haproxyConfig(nodes.map((n) => n.httpAddr!.port), front, stats),
     );
     await using _haproxy = spawned("haproxy", ["-db", "-f", config]);
-    // haproxy sends nothing to a node before its health checks pass (rise 2, a second apart).
-    // Until then it would send a node's names to the others. Its checks are answered without a
-    // file's name in the log: two such answers on each node mark it up.
-    const checks = (n: typeof a) => n.log.lines.filter((l) => / op=http-get status=200 /.test(l));
-    await until(() => nodes.every((n) => checks(n).length >= 2), "haproxy to find every node up");
+    // Until haproxy has checked a node and found it up, it would send the node's names to others.
+    await haproxyChecked(stats, nodes.length);
+
+    await t.step("health checks are routine: left out of the log unless asked for", async () => {
+      // Each node has been checked, and nothing but haproxy has connected yet.
+      for (const quiet of [a, b]) {
+        assertEquals(quiet.log.lines.slice(1), [], "lines past listening");
+      }
+      const checks = (lines: string[]) =>
+        lines.filter((l) => / request id=\d+ op=http-get status=200 /.test(l)).length;
+      await until(() => checks(c.log.lines) >= 2, "two health checks logged at debug level");
+      const check = c.log.lines.find((l) => / open /.test(l))!;
+      assert(/ open id=\d+ peer=127\.0\.0\.1:\d+$/.test(check), check);
+      assertEquals([a, b, c].map((n) => n.stats().errors), [0, 0, 0]);
+    });
 
     await t.step("every file byte-exact, twice; each name read from disk once", async () => {
       for (const round of [1, 2]) {

@@ -5,7 +5,7 @@
 
 import { dirname, join } from "node:path";
 import { FileClient } from "../lib/client/client.ts";
-import { Logger, type LogSink } from "../lib/server/log.ts";
+import { Logger, type LogLevel, type LogSink } from "../lib/server/log.ts";
 import { isDisconnect } from "../lib/server/errors.ts";
 import { FileServer, type ServerOptions } from "../lib/server/server.ts";
 import { writeAll, type Writer } from "../lib/shared/io.ts";
@@ -18,9 +18,13 @@ import { codec, encodeError, MAGIC } from "../lib/shared/protocol.ts";
 import {
   type Certificates,
   CLIENT_COMMAND,
+  ended,
   makeCertificates,
   type Output,
+  ROOT,
   run,
+  type WatchedLines,
+  watchLines,
 } from "../testing/support.ts";
 
 /** A temp folder filled with `files` (name → contents); removed by the returned dispose. */
@@ -57,10 +61,13 @@ export class MemoryLog implements LogSink {
   }
 }
 
-/** Starts an in-process server on an ephemeral port; close it with `await using`. */
+/**
+ * Starts an in-process server on an ephemeral port, logging at `logLevel` (info by default) to its
+ * `log`; close it with `await using`.
+ */
 export async function startServer(
   folder: string,
-  options: Partial<ServerOptions> = {},
+  { logLevel, ...options }: Partial<ServerOptions> & { logLevel?: LogLevel } = {},
 ): Promise<FileServer & AsyncDisposable & { log: MemoryLog }> {
   const log = new MemoryLog();
   const server = await FileServer.start({
@@ -72,7 +79,7 @@ export async function startServer(
     idleTimeoutMs: 60_000,
     requestTimeoutMs: 10_000,
     shutdownTimeoutMs: 5_000,
-    logger: new Logger("text", log),
+    logger: new Logger("text", log, logLevel),
     ...options,
   });
   return Object.assign(server, {
@@ -90,6 +97,27 @@ export function spawned(command: string, args: string[]): AsyncDisposable {
       await child.status;
     },
   };
+}
+
+/**
+ * `make cluster` as a user runs it (scripts/cluster.ts, in `cwd`) with `args`, on any free ports
+ * (`--port 0 --http-port 0`, which `args` may override); what it prints is watched. Stopped with
+ * Ctrl-C (SIGINT) and awaited on dispose.
+ */
+export function startCluster(args: string[], cwd = ROOT): WatchedLines & {
+  process: Deno.ChildProcess;
+} & AsyncDisposable {
+  const process = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}scripts/cluster.ts`, "--port", "0", "--http-port", "0", ...args],
+    cwd,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  return Object.assign(watchLines([process.stdout, process.stderr]), {
+    process,
+    [Symbol.asyncDispose]: () => ended(process, "SIGINT").then(() => {}),
+  });
 }
 
 /** A fake server, listening. */

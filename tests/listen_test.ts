@@ -1,15 +1,15 @@
 /**
  * Where the server listens: the warning for an address other machines can reach with nothing
  * protecting it (decided as a unit: tests never listen beyond loopback), and the TLS files and
- * flags, each mistake told in one line.
+ * flags, each mistake told in one line; a port that cannot be had, named.
  */
 
 import { deepStrictEqual as assertEquals, ok as assert, rejects, throws } from "node:assert/strict";
 import { exposureWarning, listen } from "../lib/server/listen.ts";
 import { UsageError } from "../lib/shared/cli.ts";
 import { parseServerArgs } from "../server.ts";
-import { certificates, tempFolder } from "./harness.ts";
-import { run, SERVER_COMMAND } from "../testing/support.ts";
+import { certificates, startServer, tempFolder } from "./harness.ts";
+import { freePort, run, SERVER_COMMAND } from "../testing/support.ts";
 
 Deno.test("the warning for an exposed address", async (t) => {
   const unprotected = (address: string) => exposureWarning(address, { tls: false, tokens: false });
@@ -96,5 +96,52 @@ Deno.test("the TLS files: both or neither, and a file that cannot be used is one
       `server: cannot start: the TLS certificate ${certs.cert} and key ${certs.caKey} ` +
         "cannot be used: the key does not belong to the certificate\n",
     );
+  });
+});
+
+Deno.test("a port that cannot be had is named, with its address and which port it is", async (t) => {
+  const serve = (...args: string[]) => run(Deno.execPath(), [...SERVER_COMMAND, ...args]);
+
+  await t.step("the same port for both: the HTTP port is the one refused", async () => {
+    const port = String(freePort());
+    const result = await serve("--port", port, "--http-port", port);
+    assertEquals([result.code, result.stdout], [1, ""]);
+    assertEquals(
+      result.stderr,
+      `server: cannot start: cannot listen on 127.0.0.1:${port}, the HTTP port (--http-port): ` +
+        "Address already in use\n",
+    );
+  });
+
+  await t.step("a port another program holds", async () => {
+    using other = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = other.addr.port;
+    const native = await serve("--port", String(port));
+    assertEquals(
+      [native.code, native.stderr],
+      [
+        1,
+        `server: cannot start: cannot listen on 127.0.0.1:${port}, the native port (--port): Address already in use\n`,
+      ],
+    );
+    const http = await serve("--port", "0", "--http-port", String(port));
+    assertEquals(
+      [http.code, http.stderr],
+      [
+        1,
+        `server: cannot start: cannot listen on 127.0.0.1:${port}, the HTTP port (--http-port): Address already in use\n`,
+      ],
+    );
+  });
+
+  await t.step("in process, the port listened on first is let go", async () => {
+    await using data = await tempFolder();
+    using other = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const native = freePort();
+    await rejects(startServer(data.path, { port: native, httpPort: other.addr.port }), {
+      message: `cannot listen on 127.0.0.1:${other.addr.port}, the HTTP port (--http-port): ` +
+        "Address already in use",
+    });
+    Deno.listen({ hostname: "127.0.0.1", port: native }).close();
   });
 });

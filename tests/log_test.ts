@@ -1,7 +1,8 @@
 /** The server's log: one line per event in either format, and bounded while its reader is slow. */
 
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import { Logger, type LogSink, MAX_PENDING_LINES } from "../lib/server/log.ts";
+import { parseServerArgs } from "../server.ts";
 import { MemoryLog } from "./harness.ts";
 
 Deno.test("log lines", async (t) => {
@@ -31,6 +32,33 @@ Deno.test("log lines", async (t) => {
     const line = JSON.parse(sink.lines[0]);
     assertEquals([line.event, line.id, line.peer], ["open", 1, "127.0.0.1:5000"]);
     assert(!Number.isNaN(Date.parse(line.time)), line.time);
+  });
+});
+
+Deno.test("log levels: debug lines only when asked for; --log-level chooses", async (t) => {
+  await t.step("a logger at info leaves debug lines out; one at debug writes both", async () => {
+    for (const level of ["info", "debug"] as const) {
+      const sink = new MemoryLog();
+      const log = new Logger("text", sink, level);
+      log.event("open", { id: 1 }, "debug");
+      log.event("request", { id: 2 });
+      await log.flush();
+      const events = sink.lines.map((line) => line.split(" ")[1]);
+      assertEquals(events, level === "info" ? ["request"] : ["open", "request"], level);
+    }
+  });
+
+  await t.step("the flag: info by default, debug on request, nothing else", () => {
+    const levelOf = (args: string[]) => {
+      const options = parseServerArgs(args);
+      assert(options !== "help");
+      return options.logger.level;
+    };
+    assertEquals(levelOf([]), "info");
+    assertEquals(levelOf(["--log-level", "debug"]), "debug");
+    throws(() => parseServerArgs(["--log-level", "verbose"]), {
+      message: '--log-level takes info or debug, not "verbose"',
+    });
   });
 });
 

@@ -6,6 +6,7 @@
 
 import { writeAll } from "../shared/io.ts";
 import { isDisconnect } from "./errors.ts";
+import type { LogLevel } from "./log.ts";
 import type { Protocol } from "./metrics.ts";
 
 /** Bytes gathered before a write; also the threshold above which a piece is written directly. */
@@ -33,6 +34,11 @@ export class Connection {
   protocol: Protocol = "framed";
   /** True while a request is being answered: silence then is a stall, not idleness. */
   busy = false;
+  /**
+   * The level its open, request and close lines are logged at: debug for a trusted proxy's own
+   * connection (its health checks), which no client's request comes through.
+   */
+  logLevel: LogLevel = "info";
   /** Set once the connection is closed, with the reason for the log. */
   closedBecause: string | undefined;
   #out: Uint8Array | undefined;

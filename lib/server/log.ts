@@ -13,6 +13,15 @@ export type LogFormat = "text" | "json";
 /** The log formats, for help texts and validation. */
 export const LOG_FORMATS: readonly LogFormat[] = ["text", "json"];
 
+/**
+ * How much the log says, least to most important: `debug` lines (a trusted proxy's own
+ * connections: its health checks) are left out unless asked for; `info` is every other line.
+ */
+export type LogLevel = "debug" | "info";
+
+/** The log levels, least important first, for help texts and validation. */
+export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info"];
+
 /** A field's value in a log line. */
 export type LogValue = string | number | boolean | undefined;
 
@@ -29,19 +38,23 @@ export const MAX_PENDING_LINES = 10_000;
 /** Writes events as log lines. */
 export class Logger {
   readonly format: LogFormat;
+  /** The least important lines written; less important ones are left out. */
+  readonly level: LogLevel;
   readonly #sink: LogSink;
   #pending: string[] = [];
   #dropped = 0;
   #flushing: Promise<void> | undefined;
   readonly #encoder = new TextEncoder();
 
-  constructor(format: LogFormat = "text", sink: LogSink = Deno.stdout) {
+  constructor(format: LogFormat = "text", sink: LogSink = Deno.stdout, level: LogLevel = "info") {
     this.format = format;
     this.#sink = sink;
+    this.level = level;
   }
 
-  /** Logs one event with its fields. */
-  event(event: string, fields: Record<string, LogValue> = {}): void {
+  /** Logs one event with its fields, unless `level` is below the logger's. */
+  event(event: string, fields: Record<string, LogValue> = {}, level: LogLevel = "info"): void {
+    if (LOG_LEVELS.indexOf(level) < LOG_LEVELS.indexOf(this.level)) return;
     if (this.#pending.length < MAX_PENDING_LINES) this.#pending.push(this.#line(event, fields));
     else this.#dropped++;
     this.#flushing ??= Promise.resolve().then(() => this.#flush());

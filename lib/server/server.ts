@@ -78,6 +78,26 @@ export interface ServerOptions {
   logger: Logger;
 }
 
+/**
+ * Listens for one of the server's ports, `what`: one that cannot be had (taken, say) is an error
+ * naming the address, the port and which of the server's ports it is.
+ */
+async function listenFor(
+  what: string,
+  host: string,
+  port: number,
+  tls: TlsFiles | undefined,
+): Promise<Deno.Listener> {
+  try {
+    return await listen(host, port, tls);
+  } catch (error) {
+    const { AddrInUse, AddrNotAvailable, PermissionDenied } = Deno.errors;
+    const unavailable = [AddrInUse, AddrNotAvailable, PermissionDenied];
+    if (!unavailable.some((kind) => error instanceof kind)) throw error;
+    throw new Error(`cannot listen on ${host}:${port}, ${what}: ${reasonOf(error)}`);
+  }
+}
+
 /** A running file server. */
 export class FileServer {
   readonly #options: ServerOptions;
@@ -134,13 +154,18 @@ export class FileServer {
     const wanted = options.maxConnections;
     const max = connectionsThatFit(wanted, freeDescriptors(root, descriptorsFor(wanted)));
     const perHost = Math.min(max, options.maxConnectionsPerHost ?? Math.ceil(max / 4));
+    const { host, tls } = options;
     const ports: Port[] = [{
-      listener: await listen(options.host, options.port, options.tls),
+      listener: await listenFor("the native port (--port)", host, options.port, tls),
       serve: serveNative,
       busy: encodeBusy,
     }];
     if (options.httpPort !== undefined) {
-      const listener = await listen(options.host, options.httpPort, options.tls);
+      const listener = await listenFor("the HTTP port (--http-port)", host, options.httpPort, tls)
+        .catch((error) => {
+          ports[0].listener.close();
+          throw error;
+        });
       ports.push({ listener, serve: serveHttp, busy: httpBusy });
     }
     const server = new FileServer(options, root, ports, new Gate(max, perHost));
@@ -300,7 +325,11 @@ export class FileServer {
       if (proxied) {
         connection.requestDone(true); // the PROXY line is due now, on the request clock
         const client = await readProxyLine(connection);
-        if (client) {
+        if (client && `${client.host}:${client.port}` === connection.peer) {
+          // A PROXY line naming this very connection, as haproxy's health checks have it: the
+          // proxy speaking for itself, routine, logged below the default level.
+          connection.logLevel = "debug";
+        } else if (client) {
           this.#gate.leave(connection.host);
           connection.forwardedFor(client);
           const full = this.#gate.enter(connection.host);
@@ -311,7 +340,7 @@ export class FileServer {
           }
         }
       }
-      this.#logger.event("open", { id: connection.id, peer: connection.peer });
+      this.#logger.event("open", { id: connection.id, peer: connection.peer }, connection.logLevel);
       await port.serve(connection, this.#service);
     } catch (error) {
       if (!isDisconnect(error) && connection.closedBecause === undefined) {
@@ -330,7 +359,7 @@ export class FileServer {
         id: connection.id,
         bytes: connection.bytesWritten,
         reason: connection.closedBecause,
-      });
+      }, connection.logLevel);
     }
   }
 

@@ -134,6 +134,6 @@ export class Request {
       ...file,
       ...fields,
       ms: Math.round(ms * 100) / 100,
-    });
+    }, this.#connection.logLevel);
   }
 }
