@@ -191,30 +191,6 @@ Deno.test("a peer that never completes its TLS handshake is closed at the reques
   client.close();
 });
 
-Deno.test("peers that never complete their TLS handshake cannot stop the server accepting", async () => {
-  await using data = await tempFolder({ "a.txt": "aaa" });
-  await using certs = await certificates();
-  await using server = await startServer(data.path, {
-    tls: { cert: certs.cert, key: certs.key },
-    maxConnections: 1,
-  });
-  // One takes the only place; the next are told it is busy, which over TLS takes a handshake
-  // that never comes: more of them than the server refuses at once (128, limits.ts).
-  const silent = await Promise.all(
-    Array.from({ length: 1 + 160 }, () => rawConnect(server.addr.port)),
-  );
-  try {
-    const caCerts = [await Deno.readTextFile(certs.ca)];
-    await rejects(
-      FileClient.connect("127.0.0.1", server.addr.port, { tls: { caCerts }, timeoutMs: 8000 }),
-      { message: /is busy: 1 connection is open; try again later\.$/ },
-    );
-  } finally {
-    for (const socket of silent) socket.conn.close();
-  }
-  await until(() => server.stats().connections === 0, "the silent peers gone");
-});
-
 Deno.test("answers and new sessions over TLS do not wait for a delayed acknowledgement", async () => {
   // With Nagle's algorithm on the server's TLS sockets, an answer of more than one TLS record and
   // each new session waited some 40 ms for the client's delayed acknowledgement. Without it they
