@@ -170,6 +170,24 @@ Deno.test("TLS on one side only, or a certificate refused: one line, exit 3", as
   });
 });
 
+Deno.test("a certificate marked as an authority's is warned of at start, with the fix", async () => {
+  await using data = await tempFolder({ "a.txt": "aaa" });
+  await using certs = await certificates();
+  const warnings = async (cert: string, key: string) => {
+    await using server = await startServer(data.path, { tls: { cert, key } });
+    return server.log.lines.filter((line) => / warning /.test(line));
+  };
+  // What `openssl req -x509` makes unless told otherwise: the client refuses it (above).
+  const [warning, ...more] = await warnings(certs.ca, certs.caKey);
+  assertEquals(more, []);
+  assert(
+    warning.includes(`certificate ${certs.ca} is marked as an authority's (CA:TRUE)`),
+    warning,
+  );
+  assert(warning.includes("-addext basicConstraints=critical,CA:FALSE"), warning);
+  assertEquals(await warnings(certs.cert, certs.key), []);
+});
+
 Deno.test("a peer that never completes its TLS handshake is closed at the request timeout", async () => {
   await using data = await tempFolder({ "a.txt": "aaa" });
   await using certs = await certificates();
@@ -298,14 +316,23 @@ Deno.test("a TLS connection reads, writes and closes as a Deno.Conn does", async
     client.close();
   });
 
-  await t.step("a peer that speaks no TLS fails the handshake", async () => {
-    const raw = await rawConnect((listener.addr as Deno.NetAddr).port);
-    const conn = (await listener.accept()) as Deno.TlsConn;
-    await raw.conn.write(new TextEncoder().encode("LIST\n".repeat(100)));
-    await rejects(conn.handshake());
-    conn.close();
-    raw.conn.close();
-  });
+  await t.step(
+    "a peer that speaks no TLS is told so in the clear, and fails the handshake",
+    async () => {
+      const raw = await rawConnect((listener.addr as Deno.NetAddr).port);
+      const conn = (await listener.accept()) as Deno.TlsConn;
+      await raw.write("LIST\n".repeat(100));
+      const answer = await raw.readToEnd();
+      // A TLS alert first (what the client reads as "the server speaks TLS"), then words.
+      assertEquals([...answer.subarray(0, 2)], [0x15, 0x03]);
+      assert(
+        text(answer).endsWith("\nThis port speaks TLS only: connect with TLS (client --tls).\n"),
+      );
+      raw.conn.close();
+      await rejects(conn.handshake(), { message: /the peer does not speak TLS/ });
+      conn.close();
+    },
+  );
 
   await t.step("accept() rejects with BadResource once the listener is closed", async () => {
     const pending = listener.accept();

@@ -21,7 +21,7 @@ import {
   missedDeadline,
   Refusals,
 } from "./limits.ts";
-import { exposureWarning, listen, type TlsFiles } from "./listen.ts";
+import { certificateWarning, exposureWarning, listen, type TlsFiles } from "./listen.ts";
 import type { Logger } from "./log.ts";
 import { renderMetrics } from "./metrics.ts";
 import { serveNative } from "./native.ts";
@@ -159,11 +159,16 @@ export class FileServer {
         ? `--max-connections ${wanted} does not fit the open-file limit (ulimit -n); raise it to serve more`
         : undefined,
     });
-    const warning = exposureWarning(server.addr.hostname, {
-      tls: options.tls !== undefined,
-      tokens: options.tokens !== undefined,
-    });
-    if (warning !== undefined) options.logger.event("warning", { message: warning });
+    const warnings = [
+      exposureWarning(server.addr.hostname, {
+        tls: options.tls !== undefined,
+        tokens: options.tokens !== undefined,
+      }),
+      options.tls && await certificateWarning(options.tls.cert),
+    ];
+    for (const message of warnings) {
+      if (message) options.logger.event("warning", { message });
+    }
     return server;
   }
 
