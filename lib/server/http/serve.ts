@@ -107,9 +107,12 @@ async function answer(
   if (refusal !== undefined) {
     // A wrong token ends the connection, as on the native port; a missing one may be followed
     // by the same request with credentials, as a browser does after its login prompt.
+    // Each challenge in its own field, Basic first: a browser reads only the first challenge of
+    // a field, and shows its login prompt only for Basic.
     const wrong = token.length > 0;
     await send(401, `${refusal.message}\n`, [
-      ["WWW-Authenticate", 'Bearer realm="files", Basic realm="files", charset="UTF-8"'],
+      ["WWW-Authenticate", 'Basic realm="files", charset="UTF-8"'],
+      ["WWW-Authenticate", 'Bearer realm="files"'],
       ...(wrong ? [["Connection", "close"] as [string, string]] : []),
     ]);
     return !wrong;
