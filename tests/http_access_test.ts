@@ -93,17 +93,30 @@ Deno.test("HTTPS and tokens on the HTTP port, as curl meets them", async (t) => 
     assert(!server.log.lines.some((line) => line.includes(TOKEN) || line.includes("guess")));
   });
 
-  await t.step("plain HTTP to the HTTPS port gets nothing served", async () => {
-    const plain = await run("curl", [
-      "-s",
-      "-o",
-      "/dev/null",
-      "-w",
-      "%{http_code}",
-      `http://127.0.0.1:${server.httpAddr!.port}/-/healthy`,
-    ]);
-    assert(plain.stdout === "000", `plain HTTP got ${plain.stdout}`);
-  });
+  await t.step(
+    "plain HTTP to the HTTPS port: a 400 that says to use https, nothing served",
+    async () => {
+      for (const path of ["/-/healthy", "/docs/a.txt"]) {
+        const url = `http://127.0.0.1:${server.httpAddr!.port}${path}`;
+        const plain = await run("curl", ["-s", "-i", "-H", `Authorization: Bearer ${TOKEN}`, url]);
+        assertEquals(plain.code, 0, plain.stderr); // not "Received HTTP/0.9 when not allowed"
+        assert(plain.stdout.startsWith("HTTP/1.1 400 Bad Request\r\n"), plain.stdout);
+        assert(/\r\nDate: .* GMT\r\n/.test(plain.stdout), plain.stdout);
+        assert(/\r\nConnection: close\r\n/.test(plain.stdout), plain.stdout);
+        assert(
+          plain.stdout.endsWith("\r\n\r\nThis port speaks HTTPS only: use an https:// address.\n"),
+        );
+      }
+      const wget = await run("wget", [
+        "-S",
+        "-O",
+        "-",
+        `http://127.0.0.1:${server.httpAddr!.port}/`,
+      ]);
+      assert(/HTTP\/1\.1 400 Bad Request/.test(wget.stderr), wget.stderr);
+      assert(server.log.lines.some((line) => / tls-error .*does not speak TLS/.test(line)));
+    },
+  );
 });
 
 Deno.test({

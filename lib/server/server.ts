@@ -12,7 +12,7 @@ import type { PolicyName } from "./cache/cache.ts";
 import { Connection } from "./connection.ts";
 import { isDisconnect } from "./errors.ts";
 import { openRoot } from "./folder.ts";
-import { httpBusy, serveHttp } from "./http/serve.ts";
+import { httpBusy, httpsRequired, serveHttp } from "./http/serve.ts";
 import {
   connectionsThatFit,
   descriptorsFor,
@@ -65,6 +65,11 @@ export interface ServerOptions {
   trustProxies?: string[];
   /** The certificate and key to speak TLS with, on every port; plain TCP without. */
   tls?: TlsFiles;
+  /**
+   * Send `Content-Security-Policy: sandbox` with the HTML (SVG, XML) files the HTTP port serves,
+   * so that their scripts do not run with the origin's rights.
+   */
+  htmlSandbox?: boolean;
   /** With tokens, no request is answered before the peer presents one of them. */
   tokens?: Tokens;
   /**
@@ -139,8 +144,10 @@ export class FileServer {
       busy: encodeBusy,
     }];
     if (options.httpPort !== undefined) {
-      const listener = await listen(options.host, options.httpPort, options.tls);
-      ports.push({ listener, serve: serveHttp, busy: httpBusy });
+      const listener = await listen(options.host, options.httpPort, options.tls, httpsRequired);
+      const serve = (connection: Connection, service: Service) =>
+        serveHttp(connection, service, { htmlSandbox: options.htmlSandbox });
+      ports.push({ listener, serve, busy: httpBusy });
     }
     const server = new FileServer(options, root, ports, new Gate(max, perHost));
     const http = server.httpAddr;
