@@ -525,3 +525,45 @@ Deno.test("the server's own pages run nothing; shared HTML is sandboxed on reque
     },
   );
 });
+
+Deno.test("If-Range with a date keeps the range only while the date names one version", async (t) => {
+  const first = randomBytes(2048, 5);
+  const second = randomBytes(2048, 6);
+  await using data = await tempFolder({ "v.bin": first, "old.bin": first });
+  await using server = await startServer(data.path, { httpPort: 0 });
+  const url = (name: string) => `http://127.0.0.1:${server.httpAddr!.port}/${name}`;
+  const path = join(data.path, "v.bin");
+
+  await t.step(
+    "a file rewritten within the second of its Last-Modified: the whole new file",
+    async () => {
+      // Its modification time is the current second, a little ahead so that no test run, however
+      // slow, reaches the next: to a date, both versions look the same.
+      const mtime = new Date(Date.now() + 3000);
+      await Deno.utime(path, mtime, mtime);
+      const start = await fetch(url("v.bin"), { headers: { Range: "bytes=0-1023" } });
+      assertEquals(new Uint8Array(await start.arrayBuffer()), first.subarray(0, 1024));
+      const lastModified = start.headers.get("last-modified")!;
+      // Replaced as editors and rsync replace a file: written beside it, then renamed over it.
+      await Deno.writeFile(`${path}.new`, second);
+      await Deno.utime(`${path}.new`, mtime, mtime);
+      await Deno.rename(`${path}.new`, path);
+      const rest = await fetch(url("v.bin"), {
+        headers: { Range: "bytes=1024-", "If-Range": lastModified },
+      });
+      assertEquals(rest.status, 200);
+      assertEquals(new Uint8Array(await rest.arrayBuffer()), second);
+    },
+  );
+
+  await t.step("a file a second or more older than now: the date keeps the range", async () => {
+    const hourAgo = new Date(Date.now() - 3600_000);
+    await Deno.utime(join(data.path, "old.bin"), hourAgo, hourAgo);
+    const lastModified = hourAgo.toUTCString();
+    const rest = await fetch(url("old.bin"), {
+      headers: { Range: "bytes=1024-", "If-Range": lastModified },
+    });
+    assertEquals(rest.status, 206);
+    assertEquals(new Uint8Array(await rest.arrayBuffer()), first.subarray(1024));
+  });
+});

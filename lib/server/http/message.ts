@@ -263,6 +263,22 @@ function httpNow(): string {
   return lastDate.date;
 }
 
+/**
+ * True when `mtimeMs`, a file's modification time, is a strong validator as a date (RFC 9110
+ * §8.8.2.2): at least a second before now, the Date of this answer. A file changed within the
+ * second of its Last-Modified may change again within it, and a date cannot tell the two apart.
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { isStrongDate } from "./message.ts";
+ * equal(isStrongDate(Date.now()), false);
+ * equal(isStrongDate(Date.now() - 2000), true);
+ * ```
+ */
+export function isStrongDate(mtimeMs: number): boolean {
+  return Math.floor(mtimeMs / 1000) + 1 <= Math.floor(Date.now() / 1000);
+}
+
 /** A date as HTTP writes it (RFC 9110 IMF-fixdate): "Sun, 06 Nov 1994 08:49:37 GMT". */
 export function httpDate(ms: number): string {
   return new Date(ms).toUTCString();

@@ -19,6 +19,7 @@ import {
   headEnd,
   httpDate,
   HttpError,
+  isStrongDate,
   keepsAlive,
   MAX_HEAD_BYTES,
   parseHttpDate,
@@ -290,8 +291,10 @@ async function sendFile(
     await connection.send(encodeResponseHead(304, fields));
     return true;
   }
+  // A date names a version only when the file cannot have changed again within its second.
   const ifRange = head.headers.get("if-range");
-  const rangeApplies = ifRange === undefined || ifRange === etag || ifRange === lastModified;
+  const rangeApplies = ifRange === undefined || ifRange === etag ||
+    (ifRange === lastModified && isStrongDate(mtimeMs));
   const range = rangeApplies ? parseRange(head.headers.get("range"), size) : undefined;
   if (range === "unsatisfiable") {
     record.done({ status: 416 });
