@@ -85,6 +85,30 @@ export async function startServer(
   });
 }
 
+/**
+ * The page at `url` as headless Chromium leaves it once loaded (its DOM, scripts run), in a fresh
+ * profile that fetches nothing of its own accord; `flags` are added to Chromium's.
+ */
+export async function chromiumDom(url: string, flags: string[] = []): Promise<string> {
+  await using profile = await tempFolder();
+  const chromium = await run("chromium", [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    `--user-data-dir=${profile.path}`,
+    ...flags,
+    "--dump-dom",
+    url,
+  ]);
+  if (chromium.code !== 0) throw new Error(`chromium failed on ${url}: ${chromium.stderr}`);
+  return chromium.stdout;
+}
+
 /** `command` running with `args`, its output dropped; stopped (SIGTERM) and awaited on dispose. */
 export function spawned(command: string, args: string[]): AsyncDisposable {
   const child = new Deno.Command(command, { args, stdout: "null", stderr: "null" }).spawn();

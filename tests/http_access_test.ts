@@ -9,7 +9,7 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { join } from "node:path";
 import { Tokens } from "../lib/server/tokens.ts";
 import { has, randomBytes, run } from "../testing/support.ts";
-import { certificates, startServer, tempFolder } from "./harness.ts";
+import { certificates, chromiumDom, startServer, tempFolder } from "./harness.ts";
 
 const TOKEN = "reader-5e0c71b9d2a4f386";
 /** A token beyond ASCII, sent in the header as its UTF-8 bytes. */
@@ -43,25 +43,22 @@ Deno.test("HTTPS and tokens on the HTTP port, as curl meets them", async (t) => 
     return { status: Number(output.stdout.split(" ")[1]), text: output.stdout };
   };
 
-  await t.step(
-    "without a token: 401, each challenge in a field; the health check answers",
-    async () => {
-      const before = server.stats().authFailures;
-      for (const path of ["/big.bin", "/docs/", "/-/metrics"]) {
-        const { status, text } = await curl(path);
-        assertEquals(status, 401, `${path}: ${text}`);
-        // A browser acts on the first challenge of a field only, and prompts only for Basic.
-        assertEquals(text.match(/^www-authenticate: .*$/gim), [
-          'WWW-Authenticate: Basic realm="files", charset="UTF-8"',
-          'WWW-Authenticate: Bearer realm="files"',
-        ]);
-        assert(!text.includes("alpha"), "a listing leaked");
-      }
-      assertEquals((await curl("/-/healthy")).status, 200);
-      // A request without credentials is how a browser learns to ask for them: not a failure.
-      assertEquals(server.stats().authFailures, before);
-    },
-  );
+  await t.step("no token: 401, each challenge in a field; the health check answers", async () => {
+    const before = server.stats().authFailures;
+    for (const path of ["/big.bin", "/docs/", "/-/metrics"]) {
+      const { status, text } = await curl(path);
+      assertEquals(status, 401, `${path}: ${text}`);
+      // A browser acts on the first challenge of a field only, and prompts only for Basic.
+      assertEquals(text.match(/^www-authenticate: .*$/gim), [
+        'WWW-Authenticate: Basic realm="files", charset="UTF-8"',
+        'WWW-Authenticate: Bearer realm="files"',
+      ]);
+      assert(!text.includes("alpha"), "a listing leaked");
+    }
+    assertEquals((await curl("/-/healthy")).status, 200);
+    // A request without credentials is how a browser learns to ask for them: not a failure.
+    assertEquals(server.stats().authFailures, before);
+  });
 
   await t.step("a Bearer token or Basic credentials: byte-exact over HTTPS", async () => {
     const out = join(data.path, "..", `http-access-${server.httpAddr!.port}.bin`);
@@ -131,34 +128,14 @@ Deno.test({
       tls: { cert: certs.cert, key: certs.key },
       tokens: await Tokens.load(join(secrets.path, "tokens")),
     });
-    await using profile = await tempFolder();
     // Credentials in the address are used only as a login prompt's would be: after a 401 whose
     // challenge the browser can answer. The certificate is a private authority's, which this
     // fresh profile does not know: that check is not the point here.
     const url = `https://reader:${TOKEN}@127.0.0.1:${server.httpAddr!.port}/docs/`;
-    const chromium = await run("chromium", [
-      ...CHROMIUM_FLAGS,
-      `--user-data-dir=${profile.path}`,
-      "--ignore-certificate-errors",
-      "--dump-dom",
-      url,
-    ]);
-    assertEquals(chromium.code, 0, chromium.stderr);
-    assert(chromium.stdout.includes("<h1>Index of /docs/</h1>"), chromium.stdout);
-    assert(chromium.stdout.includes('<a href="a.txt">a.txt</a>'), chromium.stdout);
+    const page = await chromiumDom(url, ["--ignore-certificate-errors"]);
+    assert(page.includes("<h1>Index of /docs/</h1>"), page);
+    assert(page.includes('<a href="a.txt">a.txt</a>'), page);
     const statuses = server.log.lines.flatMap((line) => / status=(\d+)/.exec(line)?.[1] ?? []);
     assertEquals(statuses.slice(0, 2), ["401", "200"]);
   },
 });
-
-/** Chromium without a window, a sandbox, or anything it would fetch of its own accord. */
-const CHROMIUM_FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];

@@ -7,9 +7,17 @@
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { rawConnect, sha256, startServer, tempFolder, text, until } from "./harness.ts";
+import {
+  chromiumDom,
+  rawConnect,
+  sha256,
+  startServer,
+  tempFolder,
+  text,
+  until,
+} from "./harness.ts";
 import { parseServerArgs } from "../server.ts";
-import { randomBytes, run } from "../testing/support.ts";
+import { has, randomBytes, run } from "../testing/support.ts";
 
 const MiB = 1024 * 1024;
 
@@ -524,6 +532,21 @@ Deno.test("the server's own pages run nothing; shared HTML is sandboxed on reque
       assertEquals((await policy(sandboxed, "/a.txt")).policy, null);
     },
   );
+});
+
+Deno.test({
+  name: "in Chromium, a shared page's script runs, and with --html-sandbox it does not",
+  ignore: !await has("chromium"),
+  async fn() {
+    const page = "<title>static</title><script>document.title = 'ran'</script>";
+    await using data = await tempFolder({ "page.html": page });
+    for (const htmlSandbox of [false, true]) {
+      await using server = await startServer(data.path, { httpPort: 0, htmlSandbox });
+      const dom = await chromiumDom(`http://127.0.0.1:${server.httpAddr!.port}/page.html`);
+      const title = /<title>([^<]*)<\/title>/.exec(dom)?.[1];
+      assertEquals(title, htmlSandbox ? "static" : "ran", `htmlSandbox: ${htmlSandbox}`);
+    }
+  },
 });
 
 Deno.test("If-Range with a date keeps the range only while the date names one version", async (t) => {
