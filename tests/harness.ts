@@ -21,6 +21,7 @@ import {
 } from "../lib/shared/protocol.ts";
 import {
   type Certificates,
+  CHROMIUM_FLAGS,
   CLIENT_COMMAND,
   makeCertificates,
   type Output,
@@ -87,19 +88,12 @@ export async function startServer(
 
 /**
  * The page at `url` as headless Chromium leaves it once loaded (its DOM, scripts run), in a fresh
- * profile that fetches nothing of its own accord; `flags` are added to Chromium's.
+ * profile; `flags` are added to CHROMIUM_FLAGS.
  */
 export async function chromiumDom(url: string, flags: string[] = []): Promise<string> {
   await using profile = await tempFolder();
   const chromium = await run("chromium", [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+    ...CHROMIUM_FLAGS,
     `--user-data-dir=${profile.path}`,
     ...flags,
     "--dump-dom",
