@@ -35,6 +35,9 @@ Options:
   --port PORT              port to listen on, 0 for any free one (default ${DEFAULT_PORT})
   --http-port PORT         also serve HTTP on PORT (off unless given): files with ranges and
                            digests, folder pages, /-/metrics for Prometheus, /-/healthy
+  --html-sandbox           send HTML, SVG and XML files from the HTTP port with
+                           Content-Security-Policy: sandbox, so that a shared page's scripts
+                           cannot act with the server's origin (see docs/SECURITY.md)
   --data DIR               folder to share (default server_data)
   --cache-size SIZE        cache capacity (default 64MiB)
   --policy NAME            cache eviction policy: ${POLICIES.join(", ")} (default ${DEFAULT_POLICY})
@@ -79,6 +82,7 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
     host: { type: "string", default: DEFAULT_HOST },
     port: { type: "string" },
     "http-port": { type: "string" },
+    "html-sandbox": { type: "boolean", default: false },
     data: { type: "string", default: "server_data" },
     "cache-size": { type: "string", default: "64MiB" },
     policy: { type: "string", default: DEFAULT_POLICY },
@@ -128,6 +132,9 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
       "--trust-proxy cannot go with --tls-cert: let the proxy end TLS (see docs/SCALING.md)",
     );
   }
+  if (values["html-sandbox"] && values["http-port"] === undefined) {
+    throw new UsageError("--html-sandbox goes with --http-port");
+  }
   if (values["allow-original-without-token"] && values.tokens === undefined) {
     throw new UsageError("--allow-original-without-token goes with --tokens");
   }
@@ -152,6 +159,7 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
     httpPort: values["http-port"] === undefined
       ? undefined
       : parsePort(values["http-port"], "--http-port"),
+    htmlSandbox: values["html-sandbox"],
     shutdownTimeoutMs: parseSeconds(values["shutdown-timeout"], "--shutdown-timeout"),
     logger: new Logger(values.log as LogFormat, Deno.stdout, level),
     tls: cert === undefined || key === undefined ? undefined : { cert, key },

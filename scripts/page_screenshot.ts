@@ -8,7 +8,7 @@
  */
 
 import { join } from "node:path";
-import { ROOT, spawnServer } from "../testing/support.ts";
+import { CHROMIUM_FLAGS, ROOT, spawnServer } from "../testing/support.ts";
 
 const output = Deno.args[0] ?? join(ROOT, "bench/.work/pages");
 const data = await Deno.makeTempDir({ prefix: "fileserver-pages-" });
@@ -36,14 +36,7 @@ try {
     const png = join(output, `${name}.png`);
     const shot = await new Deno.Command("chromium", {
       args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        ...CHROMIUM_FLAGS,
         `--user-data-dir=${profile}`,
         `--window-size=${size}`,
         `--screenshot=${png}`,

@@ -325,6 +325,21 @@ export async function accepting(port: number): Promise<void> {
   }
 }
 
+/**
+ * Chromium's flags for a run without a window or a sandbox, that fetches nothing of its own accord
+ * (add `--user-data-dir` with a fresh folder, so no earlier run's state is used).
+ */
+export const CHROMIUM_FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
 /** True when `command` is on PATH. */
 export async function has(command: string): Promise<boolean> {
   const found = await new Deno.Command("sh", {

@@ -17,6 +17,7 @@ import { GREETING } from "../lib/shared/greeting.ts";
 import { codec, encodeError, MAGIC } from "../lib/shared/protocol.ts";
 import {
   type Certificates,
+  CHROMIUM_FLAGS,
   CLIENT_COMMAND,
   ended,
   makeCertificates,
@@ -86,6 +87,23 @@ export async function startServer(
     log,
     [Symbol.asyncDispose]: () => server.close(),
   });
+}
+
+/**
+ * The page at `url` as headless Chromium leaves it once loaded (its DOM, scripts run), in a fresh
+ * profile; `flags` are added to CHROMIUM_FLAGS.
+ */
+export async function chromiumDom(url: string, flags: string[] = []): Promise<string> {
+  await using profile = await tempFolder();
+  const chromium = await run("chromium", [
+    ...CHROMIUM_FLAGS,
+    `--user-data-dir=${profile.path}`,
+    ...flags,
+    "--dump-dom",
+    url,
+  ]);
+  if (chromium.code !== 0) throw new Error(`chromium failed on ${url}: ${chromium.stderr}`);
+  return chromium.stdout;
 }
 
 /** `command` running with `args`, its output dropped; stopped (SIGTERM) and awaited on dispose. */

@@ -4,10 +4,20 @@
  * metrics page, the name rules, and the limits the native port has.
  */
 
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { rawConnect, sha256, startServer, tempFolder, text, until } from "./harness.ts";
-import { randomBytes, run } from "../testing/support.ts";
+import {
+  chromiumDom,
+  rawConnect,
+  sha256,
+  startServer,
+  tempFolder,
+  text,
+  until,
+} from "./harness.ts";
+import { parseServerArgs } from "../server.ts";
+import { has, randomBytes, run } from "../testing/support.ts";
 
 const MiB = 1024 * 1024;
 
@@ -330,5 +340,253 @@ Deno.test("behind a trusted proxy, the per-host cap counts the clients it names"
     using socket = await rawConnect(port);
     await socket.write("PROXY TCP4 nonsense\r\nGET /a.txt HTTP/1.1\r\n\r\n");
     assertEquals(text(await socket.readToEnd()), "");
+  });
+});
+
+/** The answers `request` gets on a connection of its own, each as text, read until the close. */
+async function exchange(port: number, request: string): Promise<string[]> {
+  using socket = await rawConnect(port);
+  await socket.write(request);
+  return text(await socket.readToEnd()).split(/(?=^HTTP\/1\.1 \d{3} )/m);
+}
+
+/** The value of the field `name` in the answer `answer` (its first, if repeated). */
+function field(answer: string, name: string): string | undefined {
+  return new RegExp(`\r\n${name}: ([^\r]*)\r\n`, "i").exec(answer.split("\r\n\r\n")[0] + "\r\n")
+    ?.[1];
+}
+
+const GET = (path: string, more = "") => `GET ${path} HTTP/1.1\r\nHost: x\r\n${more}\r\n`;
+const LAST = (path: string) => GET(path, "Connection: close\r\n");
+
+Deno.test("HTTP as the RFCs and browsers want it: dates, methods, heads", async (t) => {
+  await using data = await tempFolder({ "a.txt": "hello\n", "docs/b.txt": "b" });
+  await using server = await startServer(data.path, { httpPort: 0 });
+  const port = server.httpAddr!.port;
+
+  await t.step("every answer carries the Date (now) and X-Content-Type-Options", async () => {
+    const answers = await exchange(
+      port,
+      GET("/a.txt") + GET("/missing.txt") + GET("/docs") + GET("/a.txt", "Range: bytes=99-\r\n") +
+        GET("/a.txt", "If-None-Match: *\r\n") + GET("/") + GET("/.env") +
+        "DELETE /a.txt HTTP/1.1\r\nHost: x\r\n\r\n" + LAST("/-/healthy"),
+    );
+    const statuses = answers.map((answer) => answer.slice(9, 12));
+    assertEquals(statuses, ["200", "404", "301", "416", "304", "200", "400", "405", "200"]);
+    for (const answer of answers) {
+      const date = field(answer, "Date");
+      assert(/^\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT$/.test(date ?? ""), answer);
+      assert(Math.abs(Date.parse(date!) - Date.now()) < 5000, `${date} is not now`);
+      assertEquals(field(answer, "X-Content-Type-Options"), "nosniff", answer);
+    }
+  });
+
+  await t.step(
+    "POST, PUT and DELETE get 405 with Allow, content or not; the line carries on",
+    async () => {
+      const long = "x".repeat(40_000); // more than one read: dropped as it comes
+      const answers = await exchange(
+        port,
+        "POST /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" +
+          "PUT /a.txt HTTP/1.1\r\nHost: x\r\n\r\n" +
+          `POST /docs/ HTTP/1.1\r\nHost: x\r\nContent-Length: ${long.length}\r\n\r\n${long}` +
+          "\r\n" + // a blank line after content, as old browsers sent: ignored
+          "DELETE /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" + LAST("/a.txt"),
+      );
+      assertEquals(answers.map((answer) => answer.slice(9, 12)), [
+        "405",
+        "405",
+        "405",
+        "405",
+        "200",
+      ]);
+      for (const answer of answers.slice(0, 4)) assertEquals(field(answer, "Allow"), "GET, HEAD");
+      assert(answers[4].endsWith("\r\n\r\nhello\n"), answers[4]);
+      const curl = await run("curl", [
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-d",
+        "a=1",
+        `http://127.0.0.1:${port}/a.txt`,
+      ]);
+      assertEquals(curl.stdout, "405");
+    },
+  );
+
+  await t.step("content too long to drop, or chunked: 405, and the connection closes", async () => {
+    for (
+      const head of [
+        `Content-Length: ${10 * MiB}\r\n`,
+        "Transfer-Encoding: chunked\r\n",
+      ]
+    ) {
+      const answers = await exchange(
+        port,
+        `POST /a.txt HTTP/1.1\r\nHost: x\r\n${head}\r\n` + GET("/a.txt"),
+      );
+      assertEquals(answers.length, 1, answers.join(""));
+      assertEquals([answers[0].slice(9, 12), field(answers[0], "Connection")], ["405", "close"]);
+    }
+  });
+
+  await t.step("content whose length cannot be trusted is refused", async () => {
+    for (
+      const head of [
+        "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        "Content-Length: 5, 6\r\n",
+        "Content-Length: -1\r\n",
+      ]
+    ) {
+      const answers = await exchange(port, `POST /a.txt HTTP/1.1\r\nHost: x\r\n${head}\r\nhello`);
+      assertEquals(answers.map((answer) => answer.slice(9, 12)), ["400"], head);
+    }
+  });
+
+  await t.step("blank lines before a request line are ignored (RFC 9112 §2.2)", async () => {
+    const answers = await exchange(port, "\r\n\r\n" + GET("/a.txt") + "\r\n" + LAST("/a.txt"));
+    assertEquals(answers.map((answer) => answer.slice(9, 12)), ["200", "200"]);
+  });
+
+  await t.step("a NUL or a bare CR in a header line is refused (RFC 9110 §5.5)", async () => {
+    for (const bad of ["X-Note: a\0b\r\n", "X-Note: a\rb\r\n", "X-No\rte: a\r\n"]) {
+      const answers = await exchange(port, GET("/a.txt", bad));
+      assertEquals(answers.map((answer) => answer.slice(9, 12)), ["400"], JSON.stringify(bad));
+    }
+  });
+
+  await t.step("HTTP/1.0 with keep-alive is told the connection stays open", async () => {
+    const answers = await exchange(
+      port,
+      "GET /missing.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" +
+        "GET /a.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" + "GET /a.txt HTTP/1.0\r\n\r\n",
+    );
+    assertEquals(answers.map((answer) => answer.slice(9, 12)), ["404", "200", "200"]);
+    assertEquals(answers.map((answer) => field(answer, "Connection")), [
+      "keep-alive",
+      "keep-alive",
+      undefined, // and then the server closes, as HTTP/1.0 expects
+    ]);
+  });
+
+  await t.step("a request line too long is 414; a head too large otherwise, 431", async () => {
+    const line = await exchange(port, GET(`/${"a".repeat(20_000)}`));
+    assertEquals(line.map((answer) => answer.slice(9, 12)), ["414"]);
+    const head = await exchange(port, GET("/a.txt", `X-Long: ${"a".repeat(20_000)}\r\n`));
+    assertEquals(head.map((answer) => answer.slice(9, 12)), ["431"]);
+  });
+});
+
+Deno.test("the server's own pages run nothing; shared HTML is sandboxed on request", async (t) => {
+  const files = {
+    "page.html": "<script>document.title = 'ran'</script>",
+    "logo.svg": "<svg xmlns='http://www.w3.org/2000/svg'/>",
+    "a.txt": "a",
+  };
+  await using data = await tempFolder(files);
+  await using plain = await startServer(data.path, { httpPort: 0 });
+  await using sandboxed = await startServer(data.path, { httpPort: 0, htmlSandbox: true });
+  const policy = async (server: typeof plain, path: string) => {
+    const response = await fetch(`http://127.0.0.1:${server.httpAddr!.port}${path}`);
+    return { policy: response.headers.get("content-security-policy"), body: await response.text() };
+  };
+
+  await t.step(
+    "folder pages and error texts: a strict policy; only the page's style applies",
+    async () => {
+      const page = await policy(plain, "/");
+      const style = /<style>([^<]*)<\/style>/.exec(page.body)![1];
+      const digest = createHash("sha256").update(style).digest("base64");
+      assertEquals(
+        page.policy,
+        `default-src 'none'; style-src 'sha256-${digest}'; base-uri 'none'; form-action 'none'; ` +
+          "frame-ancestors 'none'",
+      );
+      assertEquals((await policy(plain, "/missing.txt")).policy, page.policy);
+    },
+  );
+
+  await t.step("shared files go as they are, without --html-sandbox", async () => {
+    for (const name of Object.keys(files)) {
+      assertEquals(await policy(plain, `/${name}`), { policy: null, body: files[name as "a.txt"] });
+    }
+  });
+
+  await t.step("--html-sandbox goes with --http-port", () => {
+    const options = parseServerArgs(["--http-port", "0", "--html-sandbox"]);
+    assert(options !== "help");
+    assertEquals(options.htmlSandbox, true);
+    throws(() => parseServerArgs(["--html-sandbox"]), {
+      name: "UsageError",
+      message: "--html-sandbox goes with --http-port",
+    });
+  });
+
+  await t.step(
+    "with --html-sandbox, HTML and SVG come sandboxed; other files as they are",
+    async () => {
+      assertEquals((await policy(sandboxed, "/page.html")).policy, "sandbox");
+      assertEquals((await policy(sandboxed, "/logo.svg")).policy, "sandbox");
+      assertEquals((await policy(sandboxed, "/a.txt")).policy, null);
+    },
+  );
+});
+
+Deno.test({
+  name: "in Chromium, a shared page's script runs, and with --html-sandbox it does not",
+  ignore: !await has("chromium"),
+  async fn() {
+    const page = "<title>static</title><script>document.title = 'ran'</script>";
+    await using data = await tempFolder({ "page.html": page });
+    for (const htmlSandbox of [false, true]) {
+      await using server = await startServer(data.path, { httpPort: 0, htmlSandbox });
+      const dom = await chromiumDom(`http://127.0.0.1:${server.httpAddr!.port}/page.html`);
+      const title = /<title>([^<]*)<\/title>/.exec(dom)?.[1];
+      assertEquals(title, htmlSandbox ? "static" : "ran", `htmlSandbox: ${htmlSandbox}`);
+    }
+  },
+});
+
+Deno.test("If-Range with a date keeps the range only while the date names one version", async (t) => {
+  const first = randomBytes(2048, 5);
+  const second = randomBytes(2048, 6);
+  await using data = await tempFolder({ "v.bin": first, "old.bin": first });
+  await using server = await startServer(data.path, { httpPort: 0 });
+  const url = (name: string) => `http://127.0.0.1:${server.httpAddr!.port}/${name}`;
+  const path = join(data.path, "v.bin");
+
+  await t.step(
+    "a file rewritten within the second of its Last-Modified: the whole new file",
+    async () => {
+      // Its modification time is the current second, a little ahead so that no test run, however
+      // slow, reaches the next: to a date, both versions look the same.
+      const mtime = new Date(Date.now() + 3000);
+      await Deno.utime(path, mtime, mtime);
+      const start = await fetch(url("v.bin"), { headers: { Range: "bytes=0-1023" } });
+      assertEquals(new Uint8Array(await start.arrayBuffer()), first.subarray(0, 1024));
+      const lastModified = start.headers.get("last-modified")!;
+      // Replaced as editors and rsync replace a file: written beside it, then renamed over it.
+      await Deno.writeFile(`${path}.new`, second);
+      await Deno.utime(`${path}.new`, mtime, mtime);
+      await Deno.rename(`${path}.new`, path);
+      const rest = await fetch(url("v.bin"), {
+        headers: { Range: "bytes=1024-", "If-Range": lastModified },
+      });
+      assertEquals(rest.status, 200);
+      assertEquals(new Uint8Array(await rest.arrayBuffer()), second);
+    },
+  );
+
+  await t.step("a file a second or more older than now: the date keeps the range", async () => {
+    const hourAgo = new Date(Date.now() - 3600_000);
+    await Deno.utime(join(data.path, "old.bin"), hourAgo, hourAgo);
+    const lastModified = hourAgo.toUTCString();
+    const rest = await fetch(url("old.bin"), {
+      headers: { Range: "bytes=1024-", "If-Range": lastModified },
+    });
+    assertEquals(rest.status, 206);
+    assertEquals(new Uint8Array(await rest.arrayBuffer()), first.subarray(1024));
   });
 });

@@ -22,6 +22,14 @@ const REFUSALS = 128;
 const LINGERING_REFUSALS = 64;
 
 /**
+ * Of those, the refusals one address may have waiting for their peer's TLS handshake (before which
+ * no text can be sent). Its connections past that are closed at once, unanswered: otherwise one
+ * address opening silent connections faster than refusals give up on them would take every
+ * refusal's place, and the server would stop accepting anyone else's connections.
+ */
+const HOST_REFUSALS = 8;
+
+/**
  * The longest a refusal may take. Plain TCP takes its text at once; a TLS peer must first complete
  * its handshake, and one that never does must not hold a refusal's place.
  */
@@ -156,11 +164,14 @@ export function missedDeadline(
  * Clients over a limit, told so: each gets the busy text and its connection ends. A refusal
  * lingers for its peer to close (so that what the peer sent meanwhile cannot turn the close into a
  * reset that destroys the text), unless LINGERING_REFUSALS already do: then the text is written
- * and the socket closed, so that a flood moves on. At most REFUSALS are under way at once.
+ * and the socket closed, so that a flood moves on. At most REFUSALS are under way at once, and at
+ * most HOST_REFUSALS of them for one address.
  */
 export class Refusals {
   readonly #pending = new Set<Promise<void>>();
   readonly #onError: (id: number, error: unknown) => void;
+  /** By address, the refusals waiting for their peer's TLS handshake. */
+  readonly #handshaking = new Map<string, number>();
   #lingering = 0;
 
   /** `onError` hears of failures other than the peer going away. */
@@ -168,19 +179,42 @@ export class Refusals {
     this.#onError = onError;
   }
 
-  /** Starts refusing `connection` with `busy`; resolves when another refusal may start. */
+  /**
+   * Starts refusing `connection` with `busy` (or closes it at once, when HOST_REFUSALS from its
+   * address still wait for a handshake); resolves when another refusal may start.
+   */
   async refuse(connection: Connection, busy: Uint8Array): Promise<void> {
-    const refusal = this.#refuse(connection, busy);
+    const { host } = connection;
+    const handshaking = this.#handshaking.get(host) ?? 0;
+    if (handshaking >= HOST_REFUSALS) return connection.close("busy");
+    this.#handshaking.set(host, handshaking + 1);
+    let waiting = true;
+    const done = () => {
+      if (!waiting) return;
+      waiting = false;
+      const left = this.#handshaking.get(host)! - 1;
+      if (left === 0) this.#handshaking.delete(host);
+      else this.#handshaking.set(host, left);
+    };
+    const refusal = this.#refuse(connection, busy, done).finally(() => {
+      done();
+      this.#pending.delete(refusal);
+    });
     this.#pending.add(refusal);
-    refusal.finally(() => this.#pending.delete(refusal));
     if (this.#pending.size >= REFUSALS) await Promise.race(this.#pending);
   }
 
-  async #refuse(connection: Connection, busy: Uint8Array): Promise<void> {
+  /**
+   * Completes a TLS peer's handshake (calling `handshaken` then, at once for plain TCP), sends
+   * `busy`, lingers or not, and closes.
+   */
+  async #refuse(connection: Connection, busy: Uint8Array, handshaken: () => void): Promise<void> {
     const linger = this.#lingering < LINGERING_REFUSALS;
     if (linger) this.#lingering++;
     const deadline = setTimeout(() => connection.close("busy"), REFUSAL_MS);
     try {
+      await connection.handshake();
+      handshaken();
       await connection.send(busy);
       if (linger) await connection.finish("busy");
       else await connection.flush();

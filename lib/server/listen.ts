@@ -4,6 +4,7 @@
  * whether the address it listens on is open to other machines while nothing protects it.
  */
 
+import { X509Certificate } from "node:crypto";
 import { reasonOf } from "../shared/errors.ts";
 import { listenNodeTls } from "./tls.ts";
 
@@ -16,10 +17,16 @@ export interface TlsFiles {
 /**
  * Listens on `host`:`port` (0 for any free port): TLS when `tls` names a certificate and key, plain
  * TCP otherwise. A TLS connection's handshake runs by itself once the connection is accepted,
- * never in accept, so one slow peer cannot hold up the others. Throws an error in one
- * sentence naming the file when the certificate or key cannot be read or used.
+ * never in accept, so one slow peer cannot hold up the others; a peer that does not speak TLS is
+ * sent `plain()` in the clear (see tls.ts). Throws an error in one sentence naming the file when
+ * the certificate or key cannot be read or used.
  */
-export async function listen(host: string, port: number, tls?: TlsFiles): Promise<Deno.Listener> {
+export async function listen(
+  host: string,
+  port: number,
+  tls?: TlsFiles,
+  plain?: () => Uint8Array,
+): Promise<Deno.Listener> {
   if (tls === undefined) return Deno.listen({ hostname: host, port, transport: "tcp" });
   const [cert, key] = await Promise.all([pem(tls.cert, "certificate"), pem(tls.key, "key")]);
   // Node's TLS takes any text and fails each handshake; Deno's checks the pair when it listens,
@@ -32,7 +39,20 @@ export async function listen(host: string, port: number, tls?: TlsFiles): Promis
     const why = mismatch ? "the key does not belong to the certificate" : reasonOf(error);
     throw new Error(`the TLS certificate ${tls.cert} and key ${tls.key} cannot be used: ${why}`);
   }
-  return await listenNodeTls(host, port, cert, key);
+  return await listenNodeTls(host, port, { cert, key, plain });
+}
+
+/**
+ * The warning to give when the certificate in the PEM file `cert` (the first of its chain) is an
+ * authority's (CA:TRUE, what `openssl req -x509` makes unless told otherwise): clients that check
+ * the chain, the server's own among them, refuse such a certificate as a server's. Undefined when
+ * there is nothing to warn of.
+ */
+export async function certificateWarning(cert: string): Promise<string | undefined> {
+  if (!new X509Certificate(await pem(cert, "certificate")).ca) return undefined;
+  return `the TLS certificate ${cert} is marked as an authority's (CA:TRUE), which clients ` +
+    "(client --tls among them) refuse as a server's: make one with -addext " +
+    "basicConstraints=critical,CA:FALSE, as docs/SECURITY.md shows";
 }
 
 /** The text of a PEM file, read for `what` (named in the error when it cannot be read). */

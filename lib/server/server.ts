@@ -13,7 +13,7 @@ import type { PolicyName } from "./cache/cache.ts";
 import { Connection } from "./connection.ts";
 import { isDisconnect } from "./errors.ts";
 import { openRoot } from "./folder.ts";
-import { httpBusy, serveHttp } from "./http/serve.ts";
+import { httpBusy, httpsRequired, serveHttp } from "./http/serve.ts";
 import {
   connectionsThatFit,
   descriptorsFor,
@@ -22,7 +22,7 @@ import {
   missedDeadline,
   Refusals,
 } from "./limits.ts";
-import { exposureWarning, listen, type TlsFiles } from "./listen.ts";
+import { certificateWarning, exposureWarning, listen, type TlsFiles } from "./listen.ts";
 import type { Logger } from "./log.ts";
 import { renderMetrics } from "./metrics.ts";
 import { serveNative } from "./native.ts";
@@ -66,6 +66,11 @@ export interface ServerOptions {
   trustProxies?: string[];
   /** The certificate and key to speak TLS with, on every port; plain TCP without. */
   tls?: TlsFiles;
+  /**
+   * Send `Content-Security-Policy: sandbox` with the HTML (SVG, XML) files the HTTP port serves,
+   * so that their scripts do not run with the origin's rights.
+   */
+  htmlSandbox?: boolean;
   /** With tokens, no request is answered before the peer presents one of them. */
   tokens?: Tokens;
   /**
@@ -80,16 +85,18 @@ export interface ServerOptions {
 
 /**
  * Listens for one of the server's ports, `what`: one that cannot be had (taken, say) is an error
- * naming the address, the port and which of the server's ports it is.
+ * naming the address, the port and which of the server's ports it is. `plain` is what a TLS port
+ * answers a peer that speaks no TLS (see listen()).
  */
 async function listenFor(
   what: string,
   host: string,
   port: number,
   tls: TlsFiles | undefined,
+  plain?: () => Uint8Array,
 ): Promise<Deno.Listener> {
   try {
-    return await listen(host, port, tls);
+    return await listen(host, port, tls, plain);
   } catch (error) {
     const { AddrInUse, AddrNotAvailable, PermissionDenied } = Deno.errors;
     const unavailable = [AddrInUse, AddrNotAvailable, PermissionDenied];
@@ -161,12 +168,19 @@ export class FileServer {
       busy: encodeBusy,
     }];
     if (options.httpPort !== undefined) {
-      const listener = await listenFor("the HTTP port (--http-port)", host, options.httpPort, tls)
-        .catch((error) => {
-          ports[0].listener.close();
-          throw error;
-        });
-      ports.push({ listener, serve: serveHttp, busy: httpBusy });
+      const listener = await listenFor(
+        "the HTTP port (--http-port)",
+        host,
+        options.httpPort,
+        tls,
+        httpsRequired,
+      ).catch((error) => {
+        ports[0].listener.close();
+        throw error;
+      });
+      const serve = (connection: Connection, service: Service) =>
+        serveHttp(connection, service, { htmlSandbox: options.htmlSandbox });
+      ports.push({ listener, serve, busy: httpBusy });
     }
     const server = new FileServer(options, root, ports, new Gate(max, perHost));
     const http = server.httpAddr;
@@ -185,11 +199,16 @@ export class FileServer {
         ? `--max-connections ${wanted} does not fit the open-file limit (ulimit -n); raise it to serve more`
         : undefined,
     });
-    const warning = exposureWarning(server.addr.hostname, {
-      tls: options.tls !== undefined,
-      tokens: options.tokens !== undefined,
-    });
-    if (warning !== undefined) options.logger.event("warning", { message: warning });
+    const warnings = [
+      exposureWarning(server.addr.hostname, {
+        tls: options.tls !== undefined,
+        tokens: options.tokens !== undefined,
+      }),
+      options.tls && await certificateWarning(options.tls.cert),
+    ];
+    for (const message of warnings) {
+      if (message) options.logger.event("warning", { message });
+    }
     return server;
   }
 

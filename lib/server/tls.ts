@@ -7,8 +7,12 @@
  * over one TLS record, and each new session, waited that long (docs/PERFORMANCE.md).
  *
  * Memory stays bounded as with a Deno.Conn: a socket stops reading once READ_BYTES are waiting for
- * the server to take them, a write resolves only once Node has written its bytes, and at most
- * ACCEPT_QUEUE accepted sockets wait for accept().
+ * the server to take them, a write hands Node at most WRITE_BYTES and resolves only once Node has
+ * written them, and at most ACCEPT_QUEUE accepted sockets wait for accept().
+ *
+ * A connection starts TLS only once the peer's first byte shows it speaks TLS: a peer that sends
+ * anything else (plain HTTP to an HTTPS port) is answered in the clear with what the port's owner
+ * gives, rather than with a TLS alert that curl reads as an answer of HTTP/0.9.
  */
 
 import net from "node:net";
@@ -19,10 +23,25 @@ const READ_BYTES = 64 * 1024;
 
 /**
  * The most one write() hands to Node at once. Node's TLS as Deno provides it sends one large write
- * (a cached file, 32 MiB) slower than the same bytes in pieces of this size, and a piece bounds
- * what it holds encrypted at once.
+ * (a cached file, 32 MiB) slower than the same bytes in pieces, and the piece a peer has not yet
+ * taken is what its connection holds, in plain text and encrypted: 500 readers taking 4 KiB every
+ * half second grew the server by 201 MiB with pieces of 256 KiB, 56 MiB with pieces of this size,
+ * and 21 MiB over plain TCP (docs/PERFORMANCE.md).
  */
-const WRITE_BYTES = 256 * 1024;
+const WRITE_BYTES = 64 * 1024;
+
+/** The first byte of the record a TLS client's first message (its ClientHello) comes in. */
+const HANDSHAKE_RECORD = 0x16;
+
+/**
+ * What a peer that does not speak TLS is sent unless the port has its own answer: a TLS alert
+ * record (fatal, decode_error, as a TLS library answers; the client reads it as "the server
+ * speaks TLS on this port"), then a line for a person trying the port by hand.
+ */
+const NOT_TLS = new Uint8Array([
+  ...[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32],
+  ...new TextEncoder().encode("\nThis port speaks TLS only: connect with TLS (client --tls).\n"),
+]);
 
 /**
  * Sockets accepted and not yet taken by accept() above which new ones are closed at once, as a
@@ -34,15 +53,15 @@ const ACCEPT_QUEUE = 128;
 /**
  * Listens for TLS on `host`:`port` with `cert` and `key` (PEM, already checked to work together),
  * every connection with TCP_NODELAY. A connection's handshake runs on its own, never in accept.
+ * A peer whose first byte cannot start a TLS handshake is sent `plain()` (by default a TLS alert
+ * and a line of text), unencrypted, and its handshake fails once it leaves.
  */
 export function listenNodeTls(
   host: string,
   port: number,
-  cert: string,
-  key: string,
+  { cert, key, plain = () => NOT_TLS }: { cert: string; key: string; plain?: () => Uint8Array },
 ): Promise<Deno.TlsListener> {
-  const context = tls.createSecureContext({ cert, key });
-  const listener = new NodeTlsListener(context);
+  const listener = new NodeTlsListener(tls.createSecureContext({ cert, key }), plain);
   return listener.listen(host, port);
 }
 
@@ -50,6 +69,7 @@ export function listenNodeTls(
 class NodeTlsListener implements Deno.TlsListener {
   readonly #server: net.Server;
   readonly #context: tls.SecureContext;
+  readonly #plain: () => Uint8Array;
   readonly #queue: NodeTlsConn[] = [];
   readonly #waiting: PromiseWithResolvers<Deno.TlsConn>[] = [];
   #addr: Deno.NetAddr | undefined;
@@ -57,8 +77,9 @@ class NodeTlsListener implements Deno.TlsListener {
   /** An accepting error no accept() has taken yet. */
   #error: Error | undefined;
 
-  constructor(context: tls.SecureContext) {
+  constructor(context: tls.SecureContext, plain: () => Uint8Array) {
     this.#context = context;
+    this.#plain = plain;
     this.#server = net.createServer(
       { noDelay: true, allowHalfOpen: true },
       (socket) => this.#accepted(socket),
@@ -95,7 +116,7 @@ class NodeTlsListener implements Deno.TlsListener {
       socket.destroy();
       return;
     }
-    const conn = new NodeTlsConn(socket, this.#context, this.#addr!);
+    const conn = new NodeTlsConn(socket, this.#context, this.#addr!, this.#plain);
     const waiter = this.#waiting.shift();
     if (waiter) waiter.resolve(conn);
     else this.#queue.push(conn);
@@ -154,7 +175,8 @@ class NodeTlsListener implements Deno.TlsListener {
  * bytes wait in a short list of Node's chunks until read() copies them out.
  */
 class NodeTlsConn implements Deno.TlsConn {
-  readonly #socket: tls.TLSSocket;
+  /** The TCP socket until the peer's first byte shows it speaks TLS, then the TLS socket over it. */
+  #socket: net.Socket;
   readonly localAddr: Deno.NetAddr;
   readonly remoteAddr: Deno.NetAddr;
   readonly #chunks: Uint8Array[] = [];
@@ -167,50 +189,107 @@ class NodeTlsConn implements Deno.TlsConn {
   #error: Error | undefined;
   /** Resolved when something a waiting read() may want happens (data, end, an error, close). */
   #wake = Promise.withResolvers<void>();
-  readonly #secure: Promise<void>;
+  /** The TLS socket, once started; rejected when it never will be (a plain peer, a close). */
+  readonly #started = Promise.withResolvers<tls.TLSSocket>();
+  readonly #secure = Promise.withResolvers<void>();
   /** Writes not yet confirmed, rejected if the socket closes first. */
   readonly #writes = new Set<(error: Error) => void>();
 
-  constructor(socket: net.Socket, context: tls.SecureContext, localAddr: Deno.NetAddr) {
+  constructor(
+    socket: net.Socket,
+    context: tls.SecureContext,
+    localAddr: Deno.NetAddr,
+    plain: () => Uint8Array,
+  ) {
     this.localAddr = localAddr;
     this.remoteAddr = {
       transport: "tcp",
       hostname: socket.remoteAddress ?? "",
       port: socket.remotePort ?? 0,
     };
-    const secure = Promise.withResolvers<void>();
-    this.#secure = secure.promise;
-    this.#secure.catch(() => {}); // also seen by reads and writes, if no one asks for it
+    this.#socket = socket;
+    // Also seen by reads and writes, if no one asks for them.
+    this.#started.promise.catch(() => {});
+    this.#secure.promise.catch(() => {});
+    this.#watch(socket, true);
+    socket.once("data", (chunk: Uint8Array) => {
+      socket.pause();
+      if (chunk[0] === HANDSHAKE_RECORD) {
+        socket.unshift(chunk);
+        this.#startTls(socket, context);
+      } else {
+        this.#answerPlain(socket, plain());
+      }
+    });
+  }
+
+  /** Starts TLS over `socket`, whose first bytes are back in it to be read again. */
+  #startTls(socket: net.Socket, context: tls.SecureContext): void {
+    this.#watch(socket, false);
     const tlsSocket = new tls.TLSSocket(socket, {
       isServer: true,
       secureContext: context,
       allowHalfOpen: true,
     } as tls.TLSSocketOptions);
     this.#socket = tlsSocket;
-    tlsSocket.on("secure", () => secure.resolve());
+    this.#watch(tlsSocket, true);
+    tlsSocket.on("secure", () => this.#secure.resolve());
     tlsSocket.on("data", (chunk: Uint8Array) => {
       this.#chunks.push(chunk);
       this.#buffered += chunk.length;
       if (this.#buffered >= READ_BYTES && !this.#paused) this.#reading(false);
       this.#wakeReaders();
     });
-    tlsSocket.on("end", () => {
-      secure.reject(new Deno.errors.UnexpectedEof("the peer left during the TLS handshake"));
+    this.#started.resolve(tlsSocket);
+  }
+
+  /**
+   * Sends a peer that does not speak TLS `answer` in the clear, and no more. Whatever else it
+   * sends is dropped (closing with its bytes unread could reset the connection before it reads
+   * the answer); its handshake fails once it leaves, or when the server closes it meanwhile.
+   */
+  #answerPlain(socket: net.Socket, answer: Uint8Array): void {
+    this.#error = new Deno.errors.InvalidData(
+      "the peer does not speak TLS (its first byte cannot start a TLS handshake)",
+    );
+    this.#started.reject(this.#error);
+    socket.on("data", () => {});
+    socket.resume();
+    socket.end(answer);
+  }
+
+  /** Listens to (`on`), or stops listening to, the events of `socket` every state cares about. */
+  #watch(socket: net.Socket, on: boolean): void {
+    for (const [event, listener] of this.#listeners) {
+      if (on) socket.on(event, listener);
+      else socket.off(event, listener);
+    }
+  }
+
+  readonly #listeners: [string, (error: Error) => void][] = [
+    ["end", () => {
+      this.#secure.reject(
+        this.#error ?? new Deno.errors.UnexpectedEof("the peer left during the TLS handshake"),
+      );
       this.#ended = true;
       this.#wakeReaders();
-    });
-    tlsSocket.on("error", (error: Error) => {
+    }],
+    ["error", (error: Error) => {
       this.#error ??= denoError(error);
-      secure.reject(this.#error);
-      this.#wakeReaders();
-    });
-    tlsSocket.on("close", () => {
-      const error = this.#error ?? new Deno.errors.UnexpectedEof("the connection closed");
-      secure.reject(error);
+      this.#fail(this.#error);
+    }],
+    ["close", () => {
       this.#ended = true;
-      this.#failWrites(error);
-      this.#wakeReaders();
-    });
+      this.#fail(this.#error ?? new Deno.errors.UnexpectedEof("the connection closed"));
+    }],
+  ];
+
+  /** Fails what waits on the connection: its start, its handshake, its writes and reads. */
+  #fail(error: Error): void {
+    this.#started.reject(error);
+    this.#secure.reject(error);
+    for (const fail of [...this.#writes]) fail(error);
+    this.#wakeReaders();
   }
 
   /**
@@ -218,7 +297,7 @@ class NodeTlsConn implements Deno.TlsConn {
    * A peer that never completes it keeps it pending until close().
    */
   async handshake(): Promise<Deno.TlsHandshakeInfo> {
-    await this.#secure;
+    await this.#secure.promise;
     return { alpnProtocol: null };
   }
 
@@ -263,19 +342,22 @@ class NodeTlsConn implements Deno.TlsConn {
     if (this.#error && !this.#closed) return Promise.reject(this.#error);
     const piece = bytes.subarray(0, WRITE_BYTES);
     if (piece.length === 0 && !this.#closed) return Promise.resolve(0);
-    return this.#handOver((done) => this.#socket.write(piece, done)).then(() => piece.length);
+    return this.#handOver((socket, done) => socket.write(piece, done)).then(() => piece.length);
   }
 
   /** Says no more will be written (close_notify, then a TCP half-close); reads go on. */
   closeWrite(): Promise<void> {
-    return this.#handOver((done) => this.#socket.end(() => done()));
+    return this.#handOver((socket, done) => socket.end(() => done()));
   }
 
   /**
-   * Hands Node something to write (`start` it, with the callback Node calls when done): resolves
-   * once Node is done, rejects with its error, or with the socket's when it closes first.
+   * Hands Node something to write once TLS has started (`start` it on the TLS socket, with the
+   * callback Node calls when done): resolves once Node is done, rejects with its error, or with
+   * the socket's when it closes first.
    */
-  #handOver(start: (done: (error?: Error | null) => void) => void): Promise<void> {
+  #handOver(
+    start: (socket: tls.TLSSocket, done: (error?: Error | null) => void) => void,
+  ): Promise<void> {
     if (this.#closed) {
       return Promise.reject(new Deno.errors.BadResource("the connection is closed"));
     }
@@ -285,11 +367,14 @@ class NodeTlsConn implements Deno.TlsConn {
         reject(error);
       };
       this.#writes.add(fail);
-      start((error) => {
-        if (!this.#writes.delete(fail)) return;
-        if (error) reject(this.#error ?? denoError(error));
-        else resolve();
-      });
+      this.#started.promise.then((socket) => {
+        if (!this.#writes.has(fail)) return; // closed meanwhile
+        start(socket, (error) => {
+          if (!this.#writes.delete(fail)) return;
+          if (error) reject(this.#error ?? denoError(error));
+          else resolve();
+        });
+      }, fail);
     });
   }
 
@@ -298,8 +383,7 @@ class NodeTlsConn implements Deno.TlsConn {
     if (this.#closed) throw new Deno.errors.BadResource("the connection is closed");
     this.#closed = true;
     this.#socket.destroy();
-    this.#failWrites(new Deno.errors.BadResource("the connection is closed"));
-    this.#wakeReaders();
+    this.#fail(new Deno.errors.BadResource("the connection is closed"));
   }
 
   /** TCP_NODELAY is always on; this is here for callers that set it. */
@@ -357,10 +441,6 @@ class NodeTlsConn implements Deno.TlsConn {
   #wakeReaders(): void {
     this.#wake.resolve();
     this.#wake = Promise.withResolvers<void>();
-  }
-
-  #failWrites(error: Error): void {
-    for (const fail of [...this.#writes]) fail(error);
   }
 }
 

@@ -1,6 +1,6 @@
 /**
- * HTTP/1.1 messages as bytes (RFC 9112), for the little the file server needs: request heads of
- * GET and HEAD, and response heads. Pure functions, apart from any socket.
+ * HTTP/1.1 messages as bytes (RFC 9112), for the little the file server needs: request heads, and
+ * response heads. Functions apart from any socket; a response head reads the clock for its Date.
  */
 
 /** Longest request head accepted (request line and headers), as common servers allow. */
@@ -15,6 +15,11 @@ export interface RequestHead {
   version: string;
   /** Header fields by lowercase name; repeated fields joined with ", ". */
   headers: Map<string, string>;
+  /**
+   * Bytes of content that follow the head: 0 when there is none (always, for GET and HEAD, whose
+   * content is refused), undefined when a transfer coding hides its length.
+   */
+  contentLength: number | undefined;
 }
 
 /** Why a request head cannot be answered: the status to answer with, and a sentence. */
@@ -61,9 +66,30 @@ export function headEnd(bytes: Uint8Array): number {
 }
 
 /**
+ * How many bytes of blank lines (CRLF, or a bare LF) `bytes` starts with: a server ignores them
+ * before a request line (RFC 9112 §2.2), as some clients send one after a request's content.
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { blankLines } from "./message.ts";
+ * equal(blankLines(new TextEncoder().encode("\r\n\nGET / HTTP/1.1\r\n")), 3);
+ * equal(blankLines(new TextEncoder().encode("\r")), 0); // its LF may be yet to come
+ * ```
+ */
+export function blankLines(bytes: Uint8Array): number {
+  let at = 0;
+  for (;;) {
+    if (bytes[at] === 10) at += 1;
+    else if (bytes[at] === 13 && bytes[at + 1] === 10) at += 2;
+    else return at;
+  }
+}
+
+/**
  * Parses a request head (up to and including its blank line). Throws HttpError for what cannot be
- * served: a malformed line (400), an HTTP version other than 1.x (505), a request with a body
- * (GET and HEAD take none; 413 for a length, 501 for a transfer coding).
+ * served: a malformed line, or one holding a NUL or a bare CR (400), an HTTP version other than
+ * 1.x (505), content whose length cannot be told for sure (400), and a GET or HEAD with content
+ * (which has no meaning there: 413 for a length, 501 for a transfer coding).
  * @example
  * ```ts
  * import { equal } from "node:assert/strict";
@@ -77,6 +103,10 @@ export function headEnd(bytes: Uint8Array): number {
  */
 export function parseRequestHead(bytes: Uint8Array): RequestHead {
   const lines = decoder.decode(bytes).split(/\r?\n/);
+  // RFC 9110 §5.5: a field value holding CR, LF or NUL is dangerous (LF already ends a line).
+  if (lines.some((line) => /[\r\0]/.test(line))) {
+    throw new HttpError(400, "the request head holds a NUL or a bare CR");
+  }
   const [method, target, version, ...rest] = lines[0].split(" ");
   if (!method || !target || !version || rest.length > 0 || !/^[A-Z]+$/.test(method)) {
     throw new HttpError(400, "the request line is not METHOD TARGET VERSION");
@@ -102,14 +132,30 @@ export function parseRequestHead(bytes: Uint8Array): RequestHead {
   if (hosts > 1 || (hosts === 0 && version === "HTTP/1.1")) {
     throw new HttpError(400, "an HTTP/1.1 request takes exactly one Host field");
   }
-  if (headers.has("transfer-encoding")) {
-    throw new HttpError(501, "requests with a body are not taken here");
+  const contentLength = contentLengthOf(headers);
+  if ((method === "GET" || method === "HEAD") && contentLength !== 0) {
+    const status = contentLength === undefined ? 501 : 413;
+    throw new HttpError(status, "requests with a body are not taken here");
   }
+  return { method, path: decodePath(target), version, headers, contentLength };
+}
+
+/**
+ * The length of a request's content (RFC 9112 §6.3): 0 without any, undefined for a transfer
+ * coding. A length that is not a number, or both a length and a coding (how requests are smuggled
+ * past a proxy that reads them otherwise), cannot be trusted to say where the next request starts.
+ */
+function contentLengthOf(headers: Map<string, string>): number | undefined {
   const length = headers.get("content-length");
-  if (length !== undefined && length !== "0") {
-    throw new HttpError(413, "requests with a body are not taken here");
+  if (headers.has("transfer-encoding")) {
+    if (length !== undefined) {
+      throw new HttpError(400, "a request takes a Content-Length or a Transfer-Encoding, not both");
+    }
+    return undefined;
   }
-  return { method, path: decodePath(target), version, headers };
+  if (length === undefined) return 0;
+  if (!/^\d{1,15}$/.test(length)) throw new HttpError(400, "the Content-Length is not a number");
+  return Number(length);
 }
 
 /** The path of a request target ("/a%20b?q" → "/a b"), or undefined if it is not a valid one. */
@@ -184,19 +230,53 @@ const REASONS: Record<number, string> = {
 };
 
 /**
- * A response head: status line, the given fields in order, and the blank line.
+ * A response head: status line, the fields every answer carries (the Date, RFC 9110 §6.6.1, and
+ * `X-Content-Type-Options: nosniff`, so a browser takes each answer as the type it says), the
+ * given fields in order, and the blank line.
  * @example
  * ```ts
- * import { equal } from "node:assert/strict";
+ * import { match } from "node:assert/strict";
  * import { encodeResponseHead } from "./message.ts";
  * const head = encodeResponseHead(404, [["Content-Length", "0"]]);
- * equal(new TextDecoder().decode(head), "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+ * match(
+ *   new TextDecoder().decode(head),
+ *   /^HTTP\/1\.1 404 Not Found\r\nDate: \w{3}, \d\d \w{3} \d{4} [\d:]{8} GMT\r\n/,
+ * );
+ * match(new TextDecoder().decode(head), /\r\nX-Content-Type-Options: nosniff\r\n/);
+ * match(new TextDecoder().decode(head), /\r\nContent-Length: 0\r\n\r\n$/);
  * ```
  */
 export function encodeResponseHead(status: number, fields: [string, string][]): Uint8Array {
-  let head = `HTTP/1.1 ${status} ${REASONS[status] ?? "Unknown"}\r\n`;
+  let head = `HTTP/1.1 ${status} ${REASONS[status] ?? "Unknown"}\r\nDate: ${httpNow()}\r\n` +
+    "X-Content-Type-Options: nosniff\r\n";
   for (const [name, value] of fields) head += `${name}: ${value}\r\n`;
   return encoder.encode(head + "\r\n");
+}
+
+/** The second the Date field was last made for, and the field's value then. */
+let lastDate = { second: NaN, date: "" };
+
+/** The time now as an HTTP date, made once a second rather than for every answer. */
+function httpNow(): string {
+  const second = Math.floor(Date.now() / 1000);
+  if (second !== lastDate.second) lastDate = { second, date: httpDate(second * 1000) };
+  return lastDate.date;
+}
+
+/**
+ * True when `mtimeMs`, a file's modification time, is a strong validator as a date (RFC 9110
+ * §8.8.2.2): at least a second before now, the Date of this answer. A file changed within the
+ * second of its Last-Modified may change again within it, and a date cannot tell the two apart.
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { isStrongDate } from "./message.ts";
+ * equal(isStrongDate(Date.now()), false);
+ * equal(isStrongDate(Date.now() - 2000), true);
+ * ```
+ */
+export function isStrongDate(mtimeMs: number): boolean {
+  return Math.floor(mtimeMs / 1000) + 1 <= Math.floor(Date.now() / 1000);
 }
 
 /** A date as HTTP writes it (RFC 9110 IMF-fixdate): "Sun, 06 Nov 1994 08:49:37 GMT". */

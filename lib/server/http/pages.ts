@@ -3,8 +3,31 @@
  * which files are cached; no JavaScript, sensible on a phone) or JSON.
  */
 
+import { createHash } from "node:crypto";
 import type { ListEntry } from "../../shared/protocol.ts";
 import { formatBytes } from "../../shared/units.ts";
+
+/** The style of the folder page, the one thing on it its Content-Security-Policy lets apply. */
+const STYLE = `
+body { font: 16px/1.5 system-ui, sans-serif; margin: 1rem auto; max-width: 60rem; padding: 0 1rem; }
+h1 { font-size: 1.25rem; word-break: break-all; }
+table { border-collapse: collapse; width: 100%; }
+th, td { padding: .35rem .5rem; text-align: left; border-bottom: 1px solid #ddd; }
+td.size, th.size { text-align: right; white-space: nowrap; }
+td.name { word-break: break-all; }
+td.when { white-space: nowrap; color: #555; }
+td.cached { color: #26734d; font-size: .875rem; }
+@media (max-width: 36rem) { td.when, th.when { display: none; } }
+`;
+
+/**
+ * The Content-Security-Policy of the server's own answers (folder pages, error texts): nothing
+ * loads or runs, no form posts, no page frames them; only the folder page's own style applies,
+ * named by its digest, so no name shown on a page could ever bring markup to life.
+ */
+export const PAGE_POLICY = "default-src 'none'; " +
+  `style-src 'sha256-${createHash("sha256").update(STYLE).digest("base64")}'; ` +
+  "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /** A folder to show: its path ("/" or "/docs/"), sub-folders and files. */
 export interface FolderView {
@@ -79,17 +102,7 @@ export function folderPage(view: FolderView): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title}</title>
-<style>
-body { font: 16px/1.5 system-ui, sans-serif; margin: 1rem auto; max-width: 60rem; padding: 0 1rem; }
-h1 { font-size: 1.25rem; word-break: break-all; }
-table { border-collapse: collapse; width: 100%; }
-th, td { padding: .35rem .5rem; text-align: left; border-bottom: 1px solid #ddd; }
-td.size, th.size { text-align: right; white-space: nowrap; }
-td.name { word-break: break-all; }
-td.when { white-space: nowrap; color: #555; }
-td.cached { color: #26734d; font-size: .875rem; }
-@media (max-width: 36rem) { td.when, th.when { display: none; } }
-</style>
+<style>${STYLE}</style>
 </head>
 <body>
 <h1>Index of ${title}</h1>

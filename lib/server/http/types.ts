@@ -46,3 +46,21 @@ export function contentType(name: string): string {
   const extension = dot > name.lastIndexOf("/") ? name.slice(dot + 1).toLowerCase() : "";
   return TYPES[extension] ?? "application/octet-stream";
 }
+
+/** Types a browser shows as a document that can run scripts: HTML, SVG and XML. */
+const SCRIPTABLE = new Set([TYPES.html, TYPES.svg, TYPES.xml]);
+
+/**
+ * True when a browser may run scripts in a file of `type`, with the rights of the server's origin.
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { contentType, runsScripts } from "./types.ts";
+ * equal(runsScripts(contentType("index.html")), true);
+ * equal(runsScripts(contentType("logo.svg")), true);
+ * equal(runsScripts(contentType("notes.txt")), false);
+ * ```
+ */
+export function runsScripts(type: string): boolean {
+  return SCRIPTABLE.has(type);
+}
