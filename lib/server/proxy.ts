@@ -6,6 +6,7 @@
  * would be a lie the server believed); one from there without it is the proxy's host itself.
  */
 
+import { ErrorCode, ProtocolError } from "../shared/errors.ts";
 import type { Connection } from "./connection.ts";
 
 /** The longest PROXY line (version 1): 107 bytes with its CRLF. */
@@ -15,8 +16,8 @@ const MAX_LINE = 107;
 export type Forwarded = { host: string; port: number } | undefined;
 
 /**
- * Reads a PROXY line: the client's address and port; undefined for `PROXY UNKNOWN`. Throws an
- * Error with one sentence when the line is not one.
+ * Reads a PROXY line: the client's address and port; undefined for `PROXY UNKNOWN`. Throws a
+ * ProtocolError with one sentence when the line is not one.
  * @example
  * ```ts
  * import { deepEqual, equal, throws } from "node:assert/strict";
@@ -34,7 +35,7 @@ export function parseProxyLine(line: string): Forwarded {
   const [, family, client, server, clientPort, serverPort] = match ?? [];
   const valid = match !== null && isAddress(family, client) && isAddress(family, server) &&
     Number(clientPort) <= 65535 && Number(serverPort) <= 65535;
-  if (!valid) throw new Error("the connection does not start with a PROXY line");
+  if (!valid) throw malformed("the connection does not start with a PROXY line");
   return { host: client, port: Number(clientPort) };
 }
 
@@ -56,8 +57,8 @@ function isAddress(family: string, text: string): boolean {
 /**
  * Reads the PROXY line a trusted proxy starts `connection` with, and puts back what followed it
  * for the dialect to read: the client it names, or undefined for none (`PROXY UNKNOWN`, or a
- * connection that does not start with `PROXY `: the proxy's host speaking for itself). Throws when
- * a PROXY line is malformed or cut short.
+ * connection that does not start with `PROXY `: the proxy's host speaking for itself). Throws a
+ * ProtocolError (the peer's fault) when a PROXY line is malformed or cut short.
  */
 export async function readProxyLine(connection: Connection): Promise<Forwarded> {
   const buffer = new Uint8Array(MAX_LINE + 1024);
@@ -79,7 +80,12 @@ export async function readProxyLine(connection: Connection): Promise<Forwarded> 
     if (n === null) break;
     filled += n;
   }
-  throw new Error("the connection's PROXY line is malformed or cut short");
+  throw malformed("the connection's PROXY line is malformed or cut short");
+}
+
+/** A malformed PROXY line: the peer's fault, counted apart from the server's errors. */
+function malformed(message: string): ProtocolError {
+  return new ProtocolError(ErrorCode.BadRequest, message);
 }
 
 const PREFIX = "PROXY ";

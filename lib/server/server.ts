@@ -5,7 +5,7 @@
  * idle and request deadlines), the access rules, the statistics, and shuts down gracefully.
  */
 
-import { errorCodeName, reasonOf, type WireError } from "../shared/errors.ts";
+import { errorCodeName, ProtocolError, reasonOf, type WireError } from "../shared/errors.ts";
 import { encodeBusy, type ServerStats } from "../shared/protocol.ts";
 import { Access } from "./access.ts";
 import type { PolicyName } from "./cache/cache.ts";
@@ -313,7 +313,8 @@ export class FileServer {
       this.#logger.event("open", { id: connection.id, peer: connection.peer });
       await port.serve(connection, this.#service);
     } catch (error) {
-      if (!isDisconnect(error) && connection.closedBecause === undefined) {
+      if (error instanceof ProtocolError) this.#violation(connection, error);
+      else if (!isDisconnect(error) && connection.closedBecause === undefined) {
         this.#failed(connection, error);
       }
     } finally {
@@ -339,9 +340,9 @@ export class FileServer {
     this.#logger.event("connection-error", { id: connection.id, error: reasonOf(error) });
   }
 
-  /** Counts and logs a protocol violation. */
+  /** Counts and logs a protocol violation: the peer's fault, counted apart from the server's. */
   #violation(connection: Connection, error: WireError): void {
-    this.#tally.errors++;
+    this.#tally.peerErrors++;
     this.#logger.event("protocol-error", {
       id: connection.id,
       code: errorCodeName(error.code),
