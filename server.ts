@@ -7,6 +7,7 @@ import { DEFAULT_POLICY, POLICIES, type PolicyName } from "./lib/server/cache/ca
 import { LOG_FORMATS, type LogFormat, Logger } from "./lib/server/log.ts";
 import { FileServer, type ServerOptions } from "./lib/server/server.ts";
 import { Tokens } from "./lib/server/tokens.ts";
+import { watchShutdown } from "./lib/server/watchdog.ts";
 import {
   Exit,
   parseCommandLine,
@@ -46,7 +47,8 @@ Options:
                            who then counts for the limits and the logs in the proxy's stead
                            (plain TCP only: not with --tls-cert)
   --shutdown-timeout S     on SIGINT/SIGTERM, wait up to S seconds for answers in flight
-                           (default 10)
+                           (default 10); the process ends S+2 seconds after the signal at the
+                           latest, however busy, and a second signal ends it at once
   --log text|json          log format (default text)
   --tls-cert FILE          speak TLS, with this certificate (PEM: the server's, then any
                            intermediate ones)
@@ -184,15 +186,15 @@ if (import.meta.main) {
     console.error(`server: cannot start: ${reasonOf(error)}`);
     Deno.exit(1);
   }
-  // The first signal shuts down gracefully; a second one, while that waits, stops at once.
+  // The first signal shuts down gracefully. The watchdog, on a thread of its own, ends the process
+  // if that overruns its deadline, or at once on a second signal, however busy this thread is.
+  const watchdog = watchShutdown(options.shutdownTimeoutMs, options.logger);
   let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) {
-      console.error(`server: ${signal} again: stopping without waiting for transfers in flight`);
-      Deno.exit(1);
-    }
+    if (stopping) return;
     stopping = true;
     options.logger.event("shutdown", { signal });
+    watchdog.began(server.stats().connections);
     server.close().then(() => Deno.exit(Exit.Ok));
   };
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
