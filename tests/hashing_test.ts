@@ -18,7 +18,7 @@ const CACHE_BYTES = 1024 * 1024;
 /**
  * What the server may grow by: the hashing buffers (4 MiB), the pool for streams from disk
  * (16 MiB) and a small buffer per stream, and room for 200 connections. A fresh 1 MiB buffer per
- * hash, as before, grows it by about 200 MiB.
+ * hash would grow it by about 200 MiB.
  */
 const ALLOWED_GROWTH = 64 * 1024 * 1024;
 

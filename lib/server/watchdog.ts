@@ -12,7 +12,7 @@ import { reasonOf } from "../shared/errors.ts";
  * What a shutdown may take beyond its timeout before the process is ended: the second in which
  * sessions end once their sockets are closed (server.ts), and one more for the summary and the log.
  */
-export const WATCHDOG_GRACE_MS = 2000;
+const WATCHDOG_GRACE_MS = 2000;
 
 /** What the watchdog's thread is told at start. */
 export interface WatchdogSettings {
