@@ -13,6 +13,7 @@ import {
 } from "./lib/server/log.ts";
 import { FileServer, type ServerOptions } from "./lib/server/server.ts";
 import { Tokens } from "./lib/server/tokens.ts";
+import { watchShutdown } from "./lib/server/watchdog.ts";
 import {
   Exit,
   parseCommandLine,
@@ -55,7 +56,8 @@ Options:
                            who then counts for the limits and the logs in the proxy's stead
                            (plain TCP only: not with --tls-cert)
   --shutdown-timeout S     on SIGINT/SIGTERM, wait up to S seconds for answers in flight
-                           (default 10)
+                           (default 10); the process ends S+2 seconds after the signal at the
+                           latest, however busy, and a second signal ends it at once
   --log text|json          log format (default text)
   --log-level info|debug   debug adds the routine lines left out by default: the connections a
                            trusted proxy makes for itself, such as its health checks (default info)
@@ -205,15 +207,15 @@ if (import.meta.main) {
     console.error(`server: cannot start: ${reasonOf(error)}`);
     Deno.exit(1);
   }
-  // The first signal shuts down gracefully; a second one, while that waits, stops at once.
+  // The first signal shuts down gracefully. The watchdog, on a thread of its own, ends the process
+  // if that overruns its deadline, or at once on a second signal, however busy this thread is.
+  const watchdog = watchShutdown(options.shutdownTimeoutMs, options.logger);
   let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) {
-      console.error(`server: ${signal} again: stopping without waiting for transfers in flight`);
-      Deno.exit(1);
-    }
+    if (stopping) return;
     stopping = true;
     options.logger.event("shutdown", { signal });
+    watchdog.began(server.stats().connections);
     server.close().then(() => Deno.exit(Exit.Ok));
   };
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));

@@ -1,9 +1,34 @@
 /** The server's log: one line per event in either format, and bounded while its reader is slow. */
 
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
+import fc from "fast-check";
 import { Logger, type LogSink, MAX_PENDING_LINES } from "../lib/server/log.ts";
 import { parseServerArgs } from "../server.ts";
-import { MemoryLog } from "./harness.ts";
+import { MemoryLog, startServer, tempFolder } from "./harness.ts";
+
+/**
+ * Characters a log viewer could be misled by: C1 controls (NEXT LINE, a terminal's CSI), line and
+ * paragraph separators, a bidirectional override and an isolate, zero-width and no-break spaces,
+ * the byte-order mark, a tag character and a lone surrogate.
+ */
+const MISLEADING = [
+  "\u0085",
+  "\u009b",
+  "\u2028",
+  "\u2029",
+  "\u202e",
+  "\u2066",
+  "\u200b",
+  "\u00a0",
+  "\ufeff",
+  "\u{e0041}",
+  "\ud800",
+];
+
+/** True when `line` holds none of the characters a log line must show escaped. */
+function clean(line: string): boolean {
+  return !/[[\p{C}\p{Z}]--[ ]]/v.test(line);
+}
 
 Deno.test("log lines", async (t) => {
   await t.step("text: one line per event; odd values are quoted, never raw", async () => {
@@ -22,6 +47,49 @@ Deno.test("log lines", async (t) => {
       ),
       sink.lines[2],
     );
+  });
+
+  await t.step(
+    "text: Unicode line, format and other invisible characters are escaped",
+    async () => {
+      const sink = new MemoryLog();
+      const log = new Logger("text", sink);
+      for (const c of MISLEADING) log.event("request", { name: `evil${c}name.txt` });
+      await log.flush();
+      assertEquals(sink.lines.length, MISLEADING.length);
+      for (const [i, line] of sink.lines.entries()) {
+        assert(clean(line), JSON.stringify(line));
+        const shown = /name=("[^"]*")$/.exec(line)?.[1];
+        assert(shown !== undefined, `not quoted: ${line}`);
+        assertEquals(JSON.parse(shown), `evil${MISLEADING[i]}name.txt`);
+      }
+    },
+  );
+
+  await t.step("text: any value reads back as itself from one clean line", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.string({ unit: "binary" }), async (value) => {
+        const sink = new MemoryLog();
+        const log = new Logger("text", sink);
+        log.event("request", { name: value, next: 1 });
+        await log.flush();
+        assertEquals(sink.lines.length, 1);
+        const line = sink.lines[0];
+        assert(clean(line), JSON.stringify(line));
+        const shown = / request name=(.*) next=1$/.exec(line)![1];
+        assertEquals(shown.startsWith('"') ? JSON.parse(shown) : shown, value);
+      }),
+    );
+  });
+
+  await t.step("json: every value escaped the same way, and still the same JSON", async () => {
+    const sink = new MemoryLog();
+    const log = new Logger("json", sink);
+    const name = MISLEADING.join("");
+    log.event("request", { name });
+    await log.flush();
+    assert(clean(sink.lines[0]), JSON.stringify(sink.lines[0]));
+    assertEquals(JSON.parse(sink.lines[0]).name, name);
   });
 
   await t.step("json: one object per line, with the time and the event", async () => {
@@ -85,3 +153,28 @@ Deno.test("a stalled log reader costs bounded memory; what was dropped is counte
   assert(written.at(-2)!.endsWith(` request i=${MAX_PENDING_LINES - 1}`), written.at(-2));
   assert(written.at(-1)!.endsWith(" log-dropped lines=5"), written.at(-1));
 });
+
+Deno.test("names with Unicode line and format characters are served and logged escaped", async () => {
+  const names = ["next\u0085line.txt", "csi\u009b31m.txt", "sep\u2028arator.txt", "txt.\u202eevil"];
+  await using data = await tempFolder(Object.fromEntries(names.map((name) => [name, name])));
+  await using server = await startServer(data.path, { httpPort: 0 });
+  for (const name of names) {
+    const response = await fetch(`http://127.0.0.1:${server.httpAddr!.port}/${encodeURI(name)}`);
+    assertEquals(await response.text(), name);
+  }
+  await server.close();
+  const requests = server.log.lines.filter((line) => / request .*status=200/.test(line));
+  assertEquals(requests.length, names.length);
+  for (const line of server.log.lines) assert(clean(line), JSON.stringify(line));
+  for (const name of names) {
+    assert(requests.some((line) => line.includes(`name=${printableJson(name)}`)), name);
+  }
+});
+
+/** `name` quoted as the text log shows it: JSON, with every non-ASCII character escaped. */
+function printableJson(name: string): string {
+  return JSON.stringify(name).replace(
+    /[^\x20-\x7e]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}

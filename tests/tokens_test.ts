@@ -292,3 +292,46 @@ Deno.test("a token removed from the file is refused after SIGHUP; connections ca
   assertEquals(text((await fetchFile(backup, "a.txt")).bytes), "aaa");
   backup.close();
 });
+
+Deno.test("a token file line that is not UTF-8 is refused, naming the line", async () => {
+  await using folder = await tempFolder();
+  const file = `${folder.path}/tokens.txt`;
+  // "caf\xe9" in Latin-1: read as UTF-8 it would be "caf\ufffd", a token no one holds.
+  const latin1 = concat([encoder.encode(`${ALICE}\n# the café\n`), new Uint8Array([0x63, 0xe9])]);
+  await Deno.writeFile(file, latin1);
+  await rejects(Tokens.load(file), {
+    message: `${file} line 3: not UTF-8 text; a token file is UTF-8 text`,
+  });
+  await Deno.writeTextFile(file, `${ALICE}\n`);
+  const tokens = await Tokens.load(file);
+  await Deno.writeFile(file, concat([new Uint8Array([0xff, 0x0a]), encoder.encode(BACKUP)]));
+  await rejects(tokens.reload(), {
+    message: `${file} line 1: not UTF-8 text; a token file is UTF-8 text`,
+  });
+  assert(tokens.verify(encoder.encode(ALICE)), "a failed reload lost the tokens");
+});
+
+Deno.test("SIGHUP with a FIFO in place of the token file: refused at once, tokens kept", async () => {
+  await using data = await tempFolder({ "a.txt": "aaa", "tokens.txt": TOKEN_FILE });
+  const file = `${data.path}/tokens.txt`;
+  await using server = await spawnServer(["--data", data.path, "--tokens", file]);
+  await Deno.remove(file);
+  const made = await new Deno.Command("mkfifo", { args: [file] }).output();
+  assertEquals(made.code, 0, new TextDecoder().decode(made.stderr));
+  server.process.kill("SIGHUP");
+  const kept = await server.waitFor(/ tokens-kept /, 5_000);
+  assert(
+    kept.endsWith(` tokens=2 error="cannot read the token file ${file}: it is not a regular file"`),
+    kept,
+  );
+  // Nothing is held up: a later reload of a good file takes.
+  await Deno.remove(file);
+  await Deno.writeTextFile(file, `${BACKUP}\n`);
+  server.process.kill("SIGHUP");
+  await server.waitFor(/ tokens-reloaded tokens=1$/, 5_000);
+  const client = await FileClient.connect("127.0.0.1", server.port, {
+    token: encoder.encode(BACKUP),
+  });
+  assertEquals(text((await fetchFile(client, "a.txt")).bytes), "aaa");
+  client.close();
+});

@@ -6,6 +6,7 @@
 
 import { reasonOf } from "../shared/errors.ts";
 import { writeAll, type Writer } from "../shared/io.ts";
+import { printable } from "../shared/printable.ts";
 
 /** How log lines look: `text` for people, `json` for machines. */
 export type LogFormat = "text" | "json";
@@ -67,14 +68,10 @@ export class Logger {
 
   #line(event: string, fields: Record<string, LogValue>): string {
     const time = new Date().toISOString();
-    if (this.format === "json") return JSON.stringify({ time, event, ...fields }) + "\n";
+    if (this.format === "json") return printable(JSON.stringify({ time, event, ...fields })) + "\n";
     let line = `${time} ${event}`;
     for (const [key, value] of Object.entries(fields)) {
-      if (value === undefined) continue;
-      const text = String(value);
-      // Quoted (and so escaped) when it has spaces, quotes, = or control characters: a name a
-      // client sent can never break a line or send escape sequences to a terminal.
-      line += ` ${key}=${/[\s"=\p{Cc}]/u.test(text) || text === "" ? JSON.stringify(text) : text}`;
+      if (value !== undefined) line += ` ${key}=${fieldValue(String(value))}`;
     }
     return line + "\n";
   }
@@ -96,4 +93,16 @@ export class Logger {
       this.#flushing = undefined;
     }
   }
+}
+
+/**
+ * A value as a text line shows it: as it is when plain, else quoted and escaped (when it is empty,
+ * or has a space, "=", a quote, a backslash or any character printable() escapes). So a name a
+ * client sent can neither break a line, send escape sequences to a terminal, pass for another
+ * field, nor read as something else.
+ */
+function fieldValue(text: string): string {
+  const quoted = printable(JSON.stringify(text));
+  const plain = text !== "" && !/[ =]/.test(text) && quoted.slice(1, -1) === text;
+  return plain ? text : quoted;
 }

@@ -49,11 +49,15 @@ export class Histogram {
   }
 }
 
-/** What the metrics page shows: the stats, requests by protocol, and their durations. */
+/**
+ * What the metrics page shows: the stats, requests by protocol, their durations, and the peers'
+ * faults (counted apart from the server's errors).
+ */
 export interface Measures {
   stats: ServerStats;
   requests: Record<Protocol, number>;
   durations: Histogram;
+  peerErrors: number;
 }
 
 /**
@@ -63,12 +67,14 @@ export interface Measures {
  * import { ok } from "node:assert/strict";
  * import { Histogram, renderMetrics } from "./metrics.ts";
  * const stats = { hits: 3 } as unknown as import("../shared/stats.ts").ServerStats;
- * const text = renderMetrics({ stats, requests: { framed: 2, original: 0, http: 1 }, durations: new Histogram() });
+ * const requests = { framed: 2, original: 0, http: 1 };
+ * const text = renderMetrics({ stats, requests, durations: new Histogram(), peerErrors: 4 });
  * ok(text.includes("fileserver_cache_hits_total 3\n"));
  * ok(text.includes('fileserver_requests_total{protocol="http"} 1\n'));
+ * ok(text.includes("fileserver_peer_errors_total 4\n"));
  * ```
  */
-export function renderMetrics({ stats, requests, durations }: Measures): string {
+export function renderMetrics({ stats, requests, durations, peerErrors }: Measures): string {
   const cumulative = durations.cumulative();
   const metrics: [string, string, string, [string, number][]][] = [
     ...SIMPLE.map(([name, type, help, value]): [string, string, string, [string, number][]] => [
@@ -82,6 +88,14 @@ export function renderMetrics({ stats, requests, durations }: Measures): string 
       "counter",
       "Requests, by the protocol they came in.",
       Object.entries(requests).map(([protocol, count]) => [`{protocol="${protocol}"}`, count]),
+    ],
+    [
+      "fileserver_peer_errors_total",
+      "counter",
+      "Connections a peer ended by breaking a protocol: framed bytes against its rules, an " +
+      "original-dialect request that is not list, help or file@NAME, a malformed PROXY line. " +
+      "The peer's fault, not the server's: not in fileserver_errors_total.",
+      [["", peerErrors]],
     ],
     [
       "fileserver_request_duration_seconds",
@@ -145,7 +159,9 @@ const SIMPLE: [string, string, string, (stats: ServerStats) => number][] = [
   [
     "fileserver_errors_total",
     "counter",
-    "Requests that failed on the server's side or broke the protocol.",
+    "Requests and connections that failed on the server's side (a file that changed while it " +
+    "was sent, a disk read that failed), each counted once; a peer's faults are " +
+    "fileserver_peer_errors_total.",
     (s) => s.errors,
   ],
   [

@@ -6,7 +6,7 @@
 
 import { DEFAULT_PORT } from "../shared/defaults.ts";
 import { XXH3_128 } from "../shared/digest.ts";
-import { ErrorCode, WireError } from "../shared/errors.ts";
+import { ErrorCode, ProtocolError } from "../shared/errors.ts";
 import type { FrameReader } from "../shared/frame_reader.ts";
 import type { Connection } from "./connection.ts";
 import type { Service } from "./service.ts";
@@ -78,8 +78,9 @@ export async function serveOriginal(
   connection.busy = true;
   connection.requestDone(false);
   if (request.kind === "bad" || reader.buffered.length > MAX_ORIGINAL_REQUEST) {
-    service.begin(connection, "legacy").failed(
-      new WireError(ErrorCode.BadRequest, "not list, help or file@NAME"),
+    service.violation(
+      connection,
+      new ProtocolError(ErrorCode.BadRequest, "not list, help or file@NAME"),
     );
     await connection.send(encoder.encode("ERR@Unknown request; send list, help or file@NAME."));
     await connection.flush();
@@ -150,8 +151,10 @@ async function sendFile(connection: Connection, service: Service, name: string):
     await record.send(body, 0, body.stamp.size, (chunk) => connection.send(chunk));
     await connection.flush();
   } catch (error) {
-    record.failed(error);
-    throw error;
+    // A failure counted here (the file changed, a read failed) ends the answer and the connection
+    // with it: this dialect has no way to say more. Thrown on, it would be counted again.
+    if (record.failed(error) === undefined) throw error;
+    return;
   }
   record.done();
 }

@@ -6,6 +6,7 @@
  * would be a lie the server believed); one from there without it is the proxy's host itself.
  */
 
+import { ErrorCode, ProtocolError } from "../shared/errors.ts";
 import type { Connection } from "./connection.ts";
 
 /** The longest PROXY line (version 1): 107 bytes with its CRLF. */
@@ -15,49 +16,67 @@ const MAX_LINE = 107;
 export type Forwarded = { host: string; port: number } | undefined;
 
 /**
- * Reads a PROXY line: the client's address and port; undefined for `PROXY UNKNOWN`. Throws an
- * Error with one sentence when the line is not one.
+ * Reads a PROXY line: the client's address, in its one canonical spelling (see
+ * {@link canonicalAddress}), and port; undefined for `PROXY UNKNOWN`. Throws a ProtocolError with
+ * one sentence when the line is not one.
  * @example
  * ```ts
  * import { deepEqual, equal, throws } from "node:assert/strict";
  * import { parseProxyLine } from "./proxy.ts";
  * deepEqual(parseProxyLine("PROXY TCP4 192.0.2.7 127.0.0.1 51234 8080"), { host: "192.0.2.7", port: 51234 });
- * deepEqual(parseProxyLine("PROXY TCP6 2001:db8::7 ::1 51234 8080"), { host: "2001:db8::7", port: 51234 });
+ * deepEqual(parseProxyLine("PROXY TCP6 2001:DB8:0::0007 ::1 51234 8080"), { host: "2001:db8::7", port: 51234 });
+ * deepEqual(parseProxyLine("PROXY TCP6 ::ffff:192.0.2.7 ::1 51234 8080"), { host: "192.0.2.7", port: 51234 });
  * equal(parseProxyLine("PROXY UNKNOWN"), undefined);
  * throws(() => parseProxyLine("GET / HTTP/1.1"), /does not start with a PROXY line/);
  * throws(() => parseProxyLine("PROXY TCP4 999.0.0.1 127.0.0.1 51234 8080"), /PROXY line/);
+ * throws(() => parseProxyLine("PROXY TCP4 010.000.000.001 127.0.0.1 51234 8080"), /PROXY line/);
  * ```
  */
 export function parseProxyLine(line: string): Forwarded {
   if (/^PROXY UNKNOWN( |$)/.test(line)) return undefined;
   const match = /^PROXY TCP([46]) (\S+) (\S+) (\d{1,5}) (\d{1,5})$/.exec(line);
   const [, family, client, server, clientPort, serverPort] = match ?? [];
-  const valid = match !== null && isAddress(family, client) && isAddress(family, server) &&
+  const host = match === null ? undefined : canonicalAddress(family, client);
+  const valid = host !== undefined && canonicalAddress(family, server) !== undefined &&
     Number(clientPort) <= 65535 && Number(serverPort) <= 65535;
-  if (!valid) throw new Error("the connection does not start with a PROXY line");
-  return { host: client, port: Number(clientPort) };
+  if (!valid) throw malformed("the connection does not start with a PROXY line");
+  return { host, port: Number(clientPort) };
 }
 
-/** True when `text` is an IP address of `family` ("4" or "6") as a PROXY line writes it. */
-function isAddress(family: string, text: string): boolean {
-  if (family === "4") {
-    const parts = text.split(".");
-    return parts.length === 4 && parts.every((part) => /^\d{1,3}$/.test(part) && +part <= 255);
-  }
-  if (!/^[0-9A-Fa-f:.]+$/.test(text)) return false;
+/** One number of a dotted-decimal IPv4 address: 0 to 255, with no leading zero. */
+const OCTET = "(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)";
+const IPV4 = new RegExp(`^${OCTET}(\\.${OCTET}){3}$`);
+
+/**
+ * `text`, an IP address of `family` ("4" or "6") as a PROXY line writes it, in the one spelling
+ * the per-host limits and the log know that host by; undefined when it is no such address. An
+ * IPv4 address must already be canonical: the PROXY protocol forbids leading zeros, and
+ * `010.000.000.001` is 10.0.0.1 to some readers and 8.0.0.1 (octal) to others, so it is refused
+ * rather than guessed at. An IPv6 address has many valid spellings (upper or lower case, zeros
+ * written or left out), so it is rewritten in RFC 5952's, and an IPv4-mapped one
+ * (`::ffff:192.0.2.7`) as the IPv4 address it is.
+ */
+function canonicalAddress(family: string, text: string): string | undefined {
+  if (family === "4") return IPV4.test(text) ? text : undefined;
+  if (!/^[0-9A-Fa-f:.]+$/.test(text)) return undefined;
+  let host;
   try {
-    new URL(`http://[${text}]/`); // the URL parser knows every valid form of an IPv6 address
-    return true;
+    // The URL parser knows every valid form of an IPv6 address, and writes it as RFC 5952 does.
+    host = new URL(`http://[${text}]/`).hostname.slice(1, -1);
   } catch {
-    return false;
+    return undefined;
   }
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(host);
+  if (mapped === null) return host;
+  const [high, low] = [parseInt(mapped[1], 16), parseInt(mapped[2], 16)];
+  return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
 }
 
 /**
  * Reads the PROXY line a trusted proxy starts `connection` with, and puts back what followed it
  * for the dialect to read: the client it names, or undefined for none (`PROXY UNKNOWN`, or a
- * connection that does not start with `PROXY `: the proxy's host speaking for itself). Throws when
- * a PROXY line is malformed or cut short.
+ * connection that does not start with `PROXY `: the proxy's host speaking for itself). Throws a
+ * ProtocolError (the peer's fault) when a PROXY line is malformed or cut short.
  */
 export async function readProxyLine(connection: Connection): Promise<Forwarded> {
   const buffer = new Uint8Array(MAX_LINE + 1024);
@@ -79,7 +98,12 @@ export async function readProxyLine(connection: Connection): Promise<Forwarded> 
     if (n === null) break;
     filled += n;
   }
-  throw new Error("the connection's PROXY line is malformed or cut short");
+  throw malformed("the connection's PROXY line is malformed or cut short");
+}
+
+/** A malformed PROXY line: the peer's fault, counted apart from the server's errors. */
+function malformed(message: string): ProtocolError {
+  return new ProtocolError(ErrorCode.BadRequest, message);
 }
 
 const PREFIX = "PROXY ";

@@ -5,7 +5,7 @@
  * idle and request deadlines), the access rules, the statistics, and shuts down gracefully.
  */
 
-import { errorCodeName, reasonOf, type WireError } from "../shared/errors.ts";
+import { errorCodeName, ProtocolError, reasonOf, type WireError } from "../shared/errors.ts";
 import { encodeBusy } from "../shared/greeting.ts";
 import type { ServerStats } from "../shared/stats.ts";
 import { Access } from "./access.ts";
@@ -362,7 +362,8 @@ export class FileServer {
       this.#logger.event("open", { id: connection.id, peer: connection.peer }, connection.logLevel);
       await port.serve(connection, this.#service);
     } catch (error) {
-      if (!isDisconnect(error) && connection.closedBecause === undefined) {
+      if (error instanceof ProtocolError) this.#violation(connection, error);
+      else if (!isDisconnect(error) && connection.closedBecause === undefined) {
         this.#failed(connection, error);
       }
     } finally {
@@ -388,9 +389,9 @@ export class FileServer {
     this.#logger.event("connection-error", { id: connection.id, error: reasonOf(error) });
   }
 
-  /** Counts and logs a protocol violation. */
+  /** Counts and logs a protocol violation: the peer's fault, counted apart from the server's. */
   #violation(connection: Connection, error: WireError): void {
-    this.#tally.errors++;
+    this.#tally.peerErrors++;
     this.#logger.event("protocol-error", {
       id: connection.id,
       code: errorCodeName(error.code),

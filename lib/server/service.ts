@@ -26,7 +26,10 @@ export interface Service {
   metrics(): string;
   /** Starts the record of one request, `op`, on `connection`. */
   begin(connection: Connection, op: string): Request;
-  /** Counts and logs bytes from the peer that broke the protocol; the connection ends after. */
+  /**
+   * Counts (as the peer's fault, not the server's) and logs bytes from the peer that broke the
+   * protocol; the connection ends after.
+   */
   violation(connection: Connection, error: WireError): void;
   /** Who may make requests (access tokens), and the count of those turned away. */
   readonly access: Access;
@@ -38,8 +41,13 @@ export interface Tally {
   requests: Record<Protocol, number>;
   /** How long requests took. */
   durations: Histogram;
-  /** Requests that failed on the server's side or broke the protocol (not refusals). */
+  /**
+   * Requests and connections that failed on the server's side (a file that changed while it was
+   * sent, a disk read that failed), each counted once; not refusals, nor a peer's faults.
+   */
   errors: number;
+  /** Connections a peer ended by breaking a protocol (a frame, a request, a PROXY line). */
+  peerErrors: number;
   /** File bytes sent, and those of them sent from the cache (for the byte hit ratio). */
   bodyBytes: number;
   bodyBytesFromCache: number;
@@ -51,6 +59,7 @@ export function newTally(): Tally {
     requests: { framed: 0, original: 0, http: 0 },
     durations: new Histogram(),
     errors: 0,
+    peerErrors: 0,
     bodyBytes: 0,
     bodyBytesFromCache: 0,
   };

@@ -5,7 +5,10 @@
  * so how long a check takes says nothing about how close a guess came.
  */
 
+import { isUtf8 } from "node:buffer";
 import { createHash, timingSafeEqual } from "node:crypto";
+import { constants } from "node:fs";
+import { open } from "node:fs/promises";
 import { resolve } from "node:path";
 import { reasonOf } from "../shared/errors.ts";
 import { MAX_TOKEN_BYTES } from "../shared/protocol.ts";
@@ -103,11 +106,38 @@ export class Tokens {
 
 /** The digests of the tokens in `file`. */
 async function read(file: string): Promise<Uint8Array[]> {
-  let text;
+  let bytes;
   try {
-    text = await Deno.readTextFile(file);
+    bytes = await readRegularFile(file);
   } catch (error) {
     throw new Error(`cannot read the token file ${file}: ${reasonOf(error)}`);
   }
-  return parseTokens(text, file);
+  return parseTokens(utf8Text(bytes, file), file);
+}
+
+/**
+ * The bytes of the regular file at `path`. It is opened without blocking, as the store opens
+ * files (store/version.ts): a FIFO put in its place opens at once and is refused, where a plain
+ * read would wait for a writer, and hold up every reload after it, without a word.
+ */
+async function readRegularFile(path: string): Promise<Uint8Array> {
+  await using file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  if (!(await file.stat()).isFile()) throw new Error("it is not a regular file");
+  return await file.readFile();
+}
+
+/**
+ * The text of a token file, `file` (named in errors), from its `bytes`. Bytes that are not UTF-8
+ * are refused, naming the first line that holds them, rather than read as U+FFFD: a token of the
+ * file would otherwise not be the token anyone holds.
+ */
+function utf8Text(bytes: Uint8Array, file: string): string {
+  if (isUtf8(bytes)) return new TextDecoder().decode(bytes);
+  let start = 0;
+  let line = 1;
+  for (let end = bytes.indexOf(10); end !== -1 && isUtf8(bytes.subarray(start, end)); line++) {
+    start = end + 1;
+    end = bytes.indexOf(10, start);
+  }
+  throw new Error(`${file} line ${line}: not UTF-8 text; a token file is UTF-8 text`);
 }

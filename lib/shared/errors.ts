@@ -73,17 +73,22 @@ export class ProtocolError extends WireError {
 /**
  * An error's reason in one line: the message of an Error without the "(os error N)" the runtime
  * appends to system errors, nor the operation and path it adds after that (callers say what they
- * were doing, in their own words, and a path is not for every reader); or the value itself as text.
+ * were doing, in their own words, and a path is not for every reader); a system error from `node:`
+ * modules ("ENOENT: no such file or directory, open '/a'") in the same words; or the value itself
+ * as text.
  * @example
  * ```ts
  * import { equal } from "node:assert/strict";
  * import { reasonOf } from "./errors.ts";
  * equal(reasonOf(new Error("Connection refused (os error 111)")), "Connection refused");
  * equal(reasonOf(new Error("No such file or directory (os error 2): readfile '/a b'")), "No such file or directory");
+ * equal(reasonOf(new Error("EACCES: permission denied, open '/a, b'")), "Permission denied");
  * equal(reasonOf("plain"), "plain");
  * ```
  */
 export function reasonOf(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
+  const node = /^E[A-Z0-9]+: (.+?), \w+( '.*')?$/.exec(error.message);
+  if (node) return node[1][0].toUpperCase() + node[1].slice(1);
   return error.message.replace(/ \(os error \d+\)(: \w+ '.*')?$/, "");
 }

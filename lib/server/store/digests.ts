@@ -3,23 +3,24 @@
  * is hashed once per algorithm, and worked out once however many requests ask at the same time.
  */
 
-import { createHasher, type DigestAlgorithm } from "../../shared/digest.ts";
+import type { DigestAlgorithm } from "../../shared/digest.ts";
 import { Front } from "../cache/front.ts";
+import type { HashBuffers } from "./hashing.ts";
 import type { Stamp } from "./version.ts";
 import { VersionFile } from "./version.ts";
 
-/** Bytes read per step when a whole file is hashed on its own. */
-const HASH_STEP_BYTES = 1024 * 1024;
-
 /** Digests by file version and algorithm, at most `limit` of them, the oldest forgotten first. */
 export class Digests {
+  /** The buffers every file hashed from disk is read through, in turn. */
+  readonly hashing: HashBuffers;
   readonly #limit: number;
   readonly #known = new Map<string, Uint8Array>();
   readonly #oldest = new Front(() => this.#known.keys());
   readonly #working = new Map<string, Promise<Uint8Array>>();
 
-  constructor(limit: number) {
+  constructor(limit: number, hashing: HashBuffers) {
     this.#limit = limit;
+    this.hashing = hashing;
   }
 
   /** The digest of the version `stamp` by `algorithm`, if it is known. */
@@ -38,8 +39,8 @@ export class Digests {
   /**
    * The digest of the file at `path`, version `stamp`: known, or read and hashed whole, once for
    * every request that asks while it is worked out (parts of one file fetched over several
-   * connections all need the whole file's digest). Throws Changed if the file is not, or stops
-   * being, that version.
+   * connections all need the whole file's digest), through a buffer of {@link hashing} once one
+   * is free. Throws Changed if the file is not, or stops being, that version.
    */
   of(path: string, stamp: Stamp, name: string, algorithm: DigestAlgorithm): Promise<Uint8Array> {
     const known = this.get(stamp, algorithm);
@@ -47,7 +48,7 @@ export class Digests {
     const k = key(stamp, algorithm);
     let working = this.#working.get(k);
     if (working === undefined) {
-      working = hashWhole(path, stamp, name, algorithm).then((digest) => {
+      working = hashWhole(path, stamp, name, algorithm, this.hashing).then((digest) => {
         this.set(stamp, algorithm, digest);
         return digest;
       }).finally(() => this.#working.delete(k));
@@ -57,23 +58,20 @@ export class Digests {
   }
 }
 
-/** Reads the file at `path` from start to end and hashes it, confirming it stayed `stamp`. */
+/**
+ * Reads the file at `path` from start to end and hashes it, through a buffer of `hashing`,
+ * confirming it stayed `stamp`.
+ */
 async function hashWhole(
   path: string,
   stamp: Stamp,
   name: string,
   algorithm: DigestAlgorithm,
+  hashing: HashBuffers,
 ): Promise<Uint8Array> {
-  await using file = await VersionFile.open(path, stamp, name);
-  const hasher = await createHasher(algorithm);
-  const buffer = new Uint8Array(Math.min(stamp.size, HASH_STEP_BYTES));
-  for (let done = 0; done < stamp.size;) {
-    const n = await file.read(buffer.subarray(0, Math.min(buffer.length, stamp.size - done)));
-    if (n === null) break;
-    hasher.update(buffer.subarray(0, n));
-    done += n;
-  }
-  const digest = hasher.digest();
+  await using file = await VersionFile.open(path, stamp, name, hashing);
+  const digest = await hashing.use((buffer) => file.hash(algorithm, buffer));
+  // Confirmed with the buffer given back: a file hashed again to be confirmed takes one of its own.
   await file.confirm(algorithm, digest);
   return digest;
 }

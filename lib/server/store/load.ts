@@ -51,7 +51,7 @@ export class Load {
    */
   async run(path: string, algorithm: DigestAlgorithm): Promise<void> {
     try {
-      await using file = await VersionFile.open(path, this.stamp, this.name);
+      await using file = await VersionFile.open(path, this.stamp, this.name, this.#digests.hashing);
       const hasher = await createHasher(algorithm);
       const size = this.stamp.size;
       for (let read = 0; read < size;) {

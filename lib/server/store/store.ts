@@ -17,6 +17,7 @@ import { DataFolder } from "../folder.ts";
 import { readFolder, walkFiles } from "../listing.ts";
 import type { FileBody } from "./body.ts";
 import { Digests } from "./digests.ts";
+import { HashBuffers } from "./hashing.ts";
 import { Load, MemoryBody } from "./load.ts";
 import { Recycler } from "./recycle.ts";
 import { BufferPool, StreamBody } from "./stream.ts";
@@ -26,6 +27,8 @@ export type { FileBody } from "./body.ts";
 
 /** The size of the pooled buffers that streams from disk read into. */
 const STREAM_BUFFER_BYTES = 1024 * 1024;
+/** The size of the buffers that files hashed from disk (not in the cache) are read through. */
+const HASH_BUFFER_BYTES = 1024 * 1024;
 
 /** A whole file held in the cache. */
 interface CachedFile {
@@ -45,6 +48,11 @@ export interface StoreOptions {
   policy?: PolicyName;
   /** Pooled buffers for streaming files that are not cached; each is STREAM_BUFFER_BYTES. */
   streamBuffers?: number;
+  /**
+   * Buffers for hashing files that are not cached (HASH_BUFFER_BYTES each), lent in turn: what
+   * hashing may hold however many requests need a digest at once.
+   */
+  hashBuffers?: number;
 }
 
 /** Reads files for the server, through the cache. */
@@ -53,7 +61,7 @@ export class FileStore {
   readonly #cache: ByteCache<string, CachedFile>;
   /** Loads in progress, with the room they fill. */
   readonly #loads = new Map<string, { load: Load; room: Reservation<CachedFile> }>();
-  readonly #digests = new Digests(4096);
+  readonly #digests: Digests;
   readonly #pool: BufferPool;
   readonly #recycler = new Recycler();
   #diskReads = 0;
@@ -69,6 +77,7 @@ export class FileStore {
       onDrop: (file) => this.#recycler.give(file.bytes.buffer),
     });
     this.#pool = new BufferPool(options.streamBuffers ?? 16, STREAM_BUFFER_BYTES);
+    this.#digests = new Digests(4096, new HashBuffers(options.hashBuffers ?? 4, HASH_BUFFER_BYTES));
   }
 
   /** The cache's counters and keys, to read. */

@@ -61,7 +61,12 @@ export class StreamBody implements FileBody {
     let big: Uint8Array | undefined;
     let own: Uint8Array | undefined;
     try {
-      await using file = await VersionFile.open(this.#path, this.stamp, this.name);
+      await using file = await VersionFile.open(
+        this.#path,
+        this.stamp,
+        this.name,
+        this.#digests.hashing,
+      );
       const confirm = async () => {
         this.#digest = known ?? hasher?.digest() ?? await elsewhere!;
         await file.confirm(algorithm, this.#digest);

@@ -12,6 +12,7 @@ import { promisify } from "node:util";
 import { createHasher, type DigestAlgorithm, sameDigest } from "../../shared/digest.ts";
 import { ErrorCode, WireError } from "../../shared/errors.ts";
 import { quote } from "../../shared/names.ts";
+import type { HashBuffers } from "./hashing.ts";
 
 /**
  * What identifies one version of a file: if any of these change, it is another version. The
@@ -112,27 +113,35 @@ export class VersionFile implements AsyncDisposable {
   readonly #fd: number;
   readonly #stamp: Stamp;
   readonly #name: string;
+  readonly #hashing: HashBuffers;
   readonly #started = Date.now();
   #position = 0;
 
-  private constructor(fd: number, stamp: Stamp, name: string) {
+  private constructor(fd: number, stamp: Stamp, name: string, hashing: HashBuffers) {
     this.#fd = fd;
     this.#stamp = stamp;
     this.#name = name;
+    this.#hashing = hashing;
   }
 
   /**
    * Opens the file at `path` (a real path inside the shared folder), only if it is the regular
    * file `stamp` describes; throws Changed otherwise. It never blocks and never follows a link out
    * of the folder (see openChecked): a FIFO or a link swapped in is refused, as is anything else
-   * that is not that version of the file.
+   * that is not that version of the file. Should it have to be hashed again to be confirmed, that
+   * draws on `hashing`.
    */
-  static async open(path: string, stamp: Stamp, name: string): Promise<VersionFile> {
+  static async open(
+    path: string,
+    stamp: Stamp,
+    name: string,
+    hashing: HashBuffers,
+  ): Promise<VersionFile> {
     const fd = openChecked(path, name);
     try {
       const info = await statOf(fd);
       if (!info.isFile() || !sameStamp(stampOf(info), stamp)) throw changed(name);
-      return new VersionFile(fd, stamp, name);
+      return new VersionFile(fd, stamp, name, hashing);
     } catch (error) {
       await closeFile(fd);
       throw error;
@@ -162,9 +171,10 @@ export class VersionFile implements AsyncDisposable {
    * changed file never reaches anyone whole.
    *
    * The runtime gives a file's ctime to the second, so a file changed in the same second as its
-   * read began could keep the stamp it had: then it is read and hashed once more, and must give
-   * the same digest (the way git treats "racily clean" files). Files changed a second or more
-   * before their read, nearly all of them, cost nothing more.
+   * read began could keep the stamp it had: then it is read and hashed once more (through a
+   * buffer of the hashing pool, once one is free), and must give the same digest (the way git
+   * treats "racily clean" files). Files changed a second or more before their read, nearly all of
+   * them, cost nothing more. Call it holding no buffer of that pool, or it may wait for itself.
    */
   async confirm(algorithm: DigestAlgorithm, digest: Uint8Array): Promise<void> {
     const stamp = this.#stamp;
@@ -174,35 +184,27 @@ export class VersionFile implements AsyncDisposable {
       throw changed(this.#name);
     }
     if (stamp.ctimeMs + CTIME_RESOLUTION_MS <= this.#started) return;
-    if (!sameDigest(await this.#hash(algorithm), digest)) throw changed(this.#name);
+    const again = await this.#hashing.use((buffer) => this.hash(algorithm, buffer));
+    if (!sameDigest(again, digest)) throw changed(this.#name);
+  }
+
+  /** The digest of the whole file by `algorithm`, read from its start through `buffer`. */
+  async hash(algorithm: DigestAlgorithm, buffer: Uint8Array): Promise<Uint8Array> {
+    const hash = await createHasher(algorithm);
+    for (let at = 0; at < this.#stamp.size;) {
+      const room = Math.min(buffer.length, this.#stamp.size - at);
+      const { bytesRead } = await readAt(this.#fd, buffer, 0, room, at);
+      if (bytesRead === 0) break;
+      hash.update(buffer.subarray(0, bytesRead));
+      at += bytesRead;
+    }
+    return hash.digest();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return closeFile(this.#fd);
   }
-
-  /** The digest of the whole file by `algorithm`, read again from its start. */
-  async #hash(algorithm: DigestAlgorithm): Promise<Uint8Array> {
-    const hash = await createHasher(algorithm);
-    const buffer = spare.pop() ?? new Uint8Array(REHASH_BYTES);
-    try {
-      for (let at = 0; at < this.#stamp.size;) {
-        const { bytesRead } = await readAt(this.#fd, buffer, 0, buffer.length, at);
-        if (bytesRead === 0) break;
-        hash.update(buffer.subarray(0, bytesRead));
-        at += bytesRead;
-      }
-    } finally {
-      if (spare.length < MAX_SPARE) spare.push(buffer);
-    }
-    return hash.digest();
-  }
 }
-
-/** Buffers for hashing a file again, kept for reuse: files just written are all read twice. */
-const spare: Uint8Array[] = [];
-const MAX_SPARE = 8;
-const REHASH_BYTES = 256 * 1024;
 
 /** How finely the runtime reports ctime, with a little room for the kernel's coarse clock. */
 const CTIME_RESOLUTION_MS = 1100;
