@@ -8,6 +8,7 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { FileClient } from "../lib/client/client.ts";
 import { downloadFiles } from "../lib/client/download.ts";
 import { partialPath } from "../lib/client/plan.ts";
+import { PieceRecord, SavedRecord } from "../lib/client/pieces.ts";
 import { ConnectionError } from "../lib/client/errors.ts";
 import { writeAll } from "../lib/shared/io.ts";
 import { encodeFrame, Frame } from "../lib/shared/frames.ts";
@@ -441,4 +442,15 @@ Deno.test("no permission to write the output folder is one line and exit 1", asy
   assertEquals(result.code, 1, result.stderr);
   assertEquals(result.stderr, `client: a.txt: no permission to write ${out.path}/locked/a.txt\n`);
   assertEquals([...Deno.readDirSync(`${out.path}/locked`)], []);
+});
+
+Deno.test("a record deleted once its saves have settled stays deleted", async () => {
+  await using folder = await tempFolder();
+  const path = `${folder.path}/.big.bin.part.ranges`;
+  const saved = new SavedRecord(new PieceRecord(100, 0, []), path);
+  saved.add(0, 10); // the first bytes recorded start a save at once
+  await saved.settled();
+  assert(await exists(path), "settled() waited for the save under way");
+  await Deno.remove(path);
+  assert(!await exists(path), "no save still under way could bring the record back");
 });

@@ -195,10 +195,18 @@ export class SavedRecord {
 
   /** Saves what is recorded now, once any save under way is done; throws a failed save's error. */
   async flush(): Promise<void> {
-    while (this.#saving) await this.#saving;
+    await this.settled();
     this.#saving = this.#save();
     await this.#saving;
     if (this.#error !== undefined) throw this.#error;
+  }
+
+  /**
+   * Resolves once no save is under way: a record deleted before a save under way has written it
+   * would come back, and a rerun would take the finished download for an interrupted one.
+   */
+  async settled(): Promise<void> {
+    while (this.#saving) await this.#saving;
   }
 
   async #save(): Promise<void> {

@@ -196,6 +196,7 @@ export class Split {
         this.fail(checksumMismatch(this.#resumedFrom > 0), false);
       }
     }
+    await this.saved.settled();
     if (this.#failure !== undefined) {
       if (this.#failure.keep) await this.saved.flush();
       else await file.discard();
