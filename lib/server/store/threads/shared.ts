@@ -1,0 +1,216 @@
+/**
+ * The cache shared by threads, as a worker sees it. A mirror of the cached entries, kept by the
+ * coordinator's news, lets a hit go without a word to the coordinator: take the hold in the
+ * entry's slot (which fails if the entry is gone, or its slot now has another), send from the
+ * arenas, let go. Hits and releases are told to the coordinator once a turn; a miss asks it, and
+ * is answered with a hit (news of it was on its way), a load to join, memory to load into, or
+ * nothing (stream from disk).
+ */
+
+import type { CacheView } from "../../cache/cache.ts";
+import type { CacheBackend, Found } from "../backend.ts";
+import type { Held, Pieces, Progress } from "../load.ts";
+import { sameStamp, shareOpenLock, type Stamp } from "../version.ts";
+import {
+  type Answer,
+  type Hello,
+  type Listed,
+  PAGE_BYTES,
+  type Port,
+  type ToCoordinator,
+  type ToWorker,
+  type Turn,
+} from "./messages.ts";
+import type { Runs } from "./pages.ts";
+import { Slots } from "./slots.ts";
+import { FiguresView } from "./view.ts";
+
+/** A cached entry as this worker knows it. */
+interface Mirrored {
+  stamp: Stamp;
+  slot: number;
+  generation: number;
+  pieces: Pieces;
+  progress: Progress;
+}
+
+/** A worker's side of the cache shared by threads. */
+export class SharedCache implements CacheBackend {
+  readonly view: CacheView<string>;
+  readonly #port: Port;
+  readonly #slots: Slots;
+  readonly #ledger: Int32Array<SharedArrayBuffer>;
+  readonly #arenaPages: number;
+  readonly #arenas: SharedArrayBuffer[];
+  readonly #mirror = new Map<string, Mirrored>();
+  /** Answers awaited, by the number they were asked under. */
+  readonly #asked = new Map<number, (message: ToWorker) => void>();
+  #nextAsk = 0;
+  /** What this turn saw, to be told at its end. */
+  #turn: Turn | undefined;
+
+  /**
+   * Joins the cache whose coordinator is at the other end of `port` (CacheCoordinator.attach),
+   * once it has said hello. From then on this thread opens files in turn with the coordinator's
+   * and every other worker's (shareOpenLock).
+   */
+  static connect(port: Port): Promise<SharedCache> {
+    return new Promise((resolve) => {
+      port.onmessage = (event) => resolve(new SharedCache(port, event.data as Hello));
+    });
+  }
+
+  private constructor(port: Port, hello: Hello) {
+    this.#port = port;
+    this.#slots = new Slots(hello.slots);
+    this.#ledger = new Int32Array(hello.ledger);
+    this.#arenaPages = hello.arenaPages;
+    this.#arenas = hello.arenas;
+    this.view = new FiguresView(hello.capacity, hello.policy, hello.figures, this.#mirror);
+    shareOpenLock(hello.openLock);
+    for (const entry of hello.cached) this.#mirror.set(entry.key, this.#mirrored(entry));
+    port.onmessage = (event) => this.#heard(event.data);
+  }
+
+  find(key: string, stamp: Stamp): Found | Promise<Found> {
+    const known = this.#mirror.get(key);
+    if (known && sameStamp(known.stamp, stamp)) {
+      const held = this.#hold(known);
+      if (held) {
+        this.#note("hits", known.slot, known.generation);
+        return { kind: "hit", held };
+      }
+      this.#mirror.delete(key); // gone: the news is on its way
+    }
+    return this.#ask(key, stamp);
+  }
+
+  peek(key: string, stamp: Stamp): Held | undefined {
+    const known = this.#mirror.get(key);
+    const held = known && sameStamp(known.stamp, stamp) ? this.#hold(known) : undefined;
+    if (held) this.#note("holds", known!.slot, known!.generation);
+    return held;
+  }
+
+  delete(key: string): void {
+    if (!this.#mirror.has(key)) return;
+    this.#turnNow().deleted.push(key);
+  }
+
+  /**
+   * Tells the coordinator what this turn saw, now, and resolves once it has dealt with everything
+   * this worker sent before (and this worker has heard everything it was sent before): before a
+   * worker stops, so its last releases count.
+   */
+  flush(): Promise<void> {
+    return this.#request((ask) => ({ kind: "flush", ask })).then(() => {});
+  }
+
+  /** Takes a hold on `known`, unless it is gone. */
+  #hold(known: Mirrored): Held | undefined {
+    if (!this.#slots.hold(known.slot, known.generation)) return undefined;
+    Atomics.add(this.#ledger, known.slot, 1);
+    const release = this.#release(known.slot, known.generation);
+    return { pieces: known.pieces, progress: known.progress, release };
+  }
+
+  /**
+   * The release of a hold on the entry in `slot`: the ledger first, so a worker that dies between
+   * the two steps leaves its hold counted (pinned, never reused) rather than let go of twice.
+   */
+  #release(slot: number, generation: number): () => void {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      Atomics.sub(this.#ledger, slot, 1);
+      const left = this.#slots.release(slot, 1);
+      if (left !== "held") this.#note(left === "dropped" ? "dropped" : "holds", slot, generation);
+    };
+  }
+
+  /** Asks the coordinator about a miss. */
+  async #ask(key: string, stamp: Stamp): Promise<Found> {
+    const answer = await this.#request((ask) => ({ kind: "find", ask, key, stamp })) as Answer;
+    if (answer.found === "stream") return { kind: "stream" };
+    const { slot, generation, runs, size } = answer.entry;
+    const held = {
+      pieces: this.#pieces(runs, size),
+      progress: this.#slots.progress(slot, key),
+      release: this.#release(slot, generation), // the coordinator took the hold for this worker
+    };
+    if (answer.found !== "load") return { kind: answer.found, held };
+    const settle = (loaded: boolean) => this.#send({ kind: "settle", slot, generation, loaded });
+    return { kind: "load", held, settle };
+  }
+
+  /** Sends the message `make` gives for a fresh number, and resolves with the answer to it. */
+  #request(make: (ask: number) => ToCoordinator): Promise<ToWorker> {
+    const ask = this.#nextAsk++;
+    // What this turn saw goes first: a release told in it may make the room a miss needs.
+    this.#sendTurn();
+    this.#send(make(ask));
+    return new Promise((resolve) => this.#asked.set(ask, resolve));
+  }
+
+  #heard(message: ToWorker): void {
+    switch (message.kind) {
+      case "answer":
+      case "flushed":
+        this.#asked.get(message.ask)!(message);
+        this.#asked.delete(message.ask);
+        break;
+      case "arena":
+        this.#arenas.push(message.buffer);
+        break;
+      case "news":
+        for (const entry of message.cached) this.#mirror.set(entry.key, this.#mirrored(entry));
+        for (const { key, slot, generation } of message.gone) {
+          const known = this.#mirror.get(key);
+          if (known?.slot === slot && known.generation === generation) this.#mirror.delete(key);
+        }
+        break;
+    }
+  }
+
+  #mirrored({ key, stamp, slot, generation, runs, size }: Listed): Mirrored {
+    const progress = this.#slots.progress(slot, key);
+    return { stamp, slot, generation, pieces: this.#pieces(runs, size), progress };
+  }
+
+  /** Views of the first `size` bytes of the pages of `runs`, in the arenas. */
+  #pieces(runs: Runs, size: number): Pieces {
+    const pieces: Uint8Array[] = [];
+    for (let i = 0, left = size; i < runs.length && left > 0; i += 2) {
+      const arena = this.#arenas[Math.floor(runs[i] / this.#arenaPages)];
+      const offset = (runs[i] % this.#arenaPages) * PAGE_BYTES;
+      const length = Math.min(left, runs[i + 1] * PAGE_BYTES);
+      pieces.push(new Uint8Array(arena, offset, length));
+      left -= length;
+    }
+    return pieces;
+  }
+
+  /** Adds the entry in `slot` to what this turn saw `what` of. */
+  #note(what: "hits" | "holds" | "dropped", slot: number, generation: number): void {
+    this.#turnNow()[what].push(slot, generation);
+  }
+
+  #turnNow(): Turn {
+    if (this.#turn === undefined) {
+      this.#turn = { kind: "turn", hits: [], holds: [], dropped: [], deleted: [] };
+      queueMicrotask(() => this.#sendTurn());
+    }
+    return this.#turn;
+  }
+
+  #sendTurn(): void {
+    const turn = this.#turn;
+    this.#turn = undefined;
+    if (turn) this.#send(turn);
+  }
+
+  #send(message: ToCoordinator): void {
+    this.#port.postMessage(message);
+  }
+}
