@@ -93,7 +93,8 @@ async function sharedSubject(capacity: number, policy: PolicyName, count: number
     await drain(ports);
     clients.push(await connecting);
   }
-  const subject: Subject = {
+  const subject: Subject & { coordinator: CacheCoordinator } = {
+    coordinator,
     clients,
     view: coordinator.view,
     charge: (size) => Math.max(1, Math.ceil(size / PAGE)) * PAGE,
@@ -348,6 +349,33 @@ Deno.test("both back-ends keep the cache's promises under random use, as the mod
       });
     }
   }
+});
+
+Deno.test("a worker that stops mid-load: those who joined its load are told, and its room comes back", async () => {
+  const subject = await sharedSubject(64 * PAGE, "sieve", 2);
+  const [loader, reader] = subject.clients;
+  const stamp = { size: 10 * PAGE, mtimeMs: 1, ctimeMs: 1, ino: 1, dev: 1 };
+  const loading = loader.find("f", stamp) as Promise<Found>;
+  await subject.settled();
+  assertEquals((await loading).kind, "load");
+  const joining = reader.find("f", stamp) as Promise<Found>;
+  await subject.settled();
+  const joined = await joining;
+  assert(joined.kind === "join", `answered ${joined.kind}`);
+  const waiting = joined.held.progress.filledPast(0);
+
+  subject.coordinator.detach(subject.ports![0]); // the loader's end: it has stopped
+  const failure = await waiting.catch((error) => error);
+  assert(failure instanceof WireError, `the reader got ${failure}`);
+  assertEquals(failure.code, ErrorCode.Internal);
+  assertEquals([subject.view.reserved, subject.view.pinned], [0, 10 * PAGE]); // the reader's hold
+  joined.held.release();
+  await subject.settled();
+  assertEquals([subject.view.reserved, subject.view.pinned, subject.taken!()], [0, 0, 0]);
+  // The next request loads it afresh.
+  const again = reader.find("f", stamp) as Promise<Found>;
+  await subject.settled();
+  assertEquals((await again).kind, "load");
 });
 
 type DelayedOp = Op | { kind: "deliver"; port: number; count: number };
