@@ -9,6 +9,7 @@ import type { Found } from "../lib/server/store/backend.ts";
 import { type FileBody, FileStore } from "../lib/server/store/store.ts";
 import { SharedCache } from "../lib/server/store/threads/shared.ts";
 import { SHA256, XXH3_128 } from "../lib/shared/digest.ts";
+import { churn, timed } from "./requests.ts";
 
 let cache: SharedCache;
 let store: FileStore;
@@ -29,16 +30,6 @@ async function readAll(body: FileBody): Promise<Uint8Array> {
 /** A stamp for a file the benchmarks make up: no file on disk, only the cache is exercised. */
 function madeUp(size: number) {
   return { size, mtimeMs: 1, ctimeMs: 1, ino: 1, dev: 1 };
-}
-
-/** Nanoseconds per step of `count` steps, `perTurn` to a turn (a turn's reports go out at its end). */
-async function timed(count: number, perTurn: number, step: (i: number) => void): Promise<number> {
-  const started = performance.now();
-  for (let i = 0; i < count; i++) {
-    step(i);
-    if (i % perTurn === perTurn - 1) await Promise.resolve();
-  }
-  return (performance.now() - started) * 1e6 / count;
 }
 
 const calls = {
@@ -62,32 +53,15 @@ const calls = {
     using body = store.open(name, SHA256);
     return { source: body.source, bytes: await readAll(body), digest: await body.digest() };
   },
-  /** Fetches `count` names of `names` at random, `parallel` at a time; their digests by name. */
-  async churn(names: string[], count: number, parallel: number, seed: number) {
-    let x = seed >>> 0 || 1;
-    const next = () => { // xorshift32
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      return (x >>> 0) % names.length;
-    };
-    const digests: Record<string, string> = {};
-    const one = async () => {
-      const name = names[next()];
-      using body = store.open(name, XXH3_128);
-      let length = 0;
-      for await (const chunk of body.chunks(0, body.stamp.size)) length += chunk.length;
-      if (length !== body.stamp.size) throw new Error(`${name}: ${length} bytes read`);
-      digests[name] = (await body.digest()).toHex();
-    };
-    for (let done = 0; done < count; done += parallel) {
-      await Promise.all(Array.from({ length: Math.min(parallel, count - done) }, one));
-    }
-    return digests;
-  },
+  /** Fetches `count` files of `names` at random, `parallel` at a time (see requests.ts). */
+  churn: (names: string[], count: number, parallel: number, seed: number) =>
+    churn(store, names, count, parallel, seed),
   flush: () => cache.flush(),
   diskReads: () => store.diskReads,
-  /** Nanoseconds per hit on `key` (cached, of `size` bytes): lookup, hold, release. */
+  /** Nanoseconds per open and close of `name`, cached: what a hit costs a request here. */
+  opens: (name: string, count: number) =>
+    timed(count, 64, () => store.open(name, SHA256)[Symbol.dispose]()),
+  /** Nanoseconds per hit on made-up `key` (cached, of `size` bytes): lookup, hold, release. */
   hits: (key: string, size: number, count: number) =>
     timed(
       count,

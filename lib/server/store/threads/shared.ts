@@ -22,7 +22,7 @@ import {
   type Turn,
 } from "./messages.ts";
 import type { Runs } from "./pages.ts";
-import { Slots } from "./slots.ts";
+import { liveTag, Slots } from "./slots.ts";
 import { FiguresView } from "./view.ts";
 
 /** A cached entry as this worker knows it. */
@@ -30,6 +30,8 @@ interface Mirrored {
   stamp: Stamp;
   slot: number;
   generation: number;
+  /** Its generation as the hold word has it while it is live (liveTag). */
+  live: bigint;
   pieces: Pieces;
   progress: Progress;
 }
@@ -108,7 +110,7 @@ export class SharedCache implements CacheBackend {
 
   /** Takes a hold on `known`, unless it is gone. */
   #hold(known: Mirrored): Held | undefined {
-    if (!this.#slots.hold(known.slot, known.generation)) return undefined;
+    if (!this.#slots.hold(known.slot, known.live)) return undefined;
     Atomics.add(this.#ledger, known.slot, 1);
     const release = this.#release(known.slot, known.generation);
     return { pieces: known.pieces, progress: known.progress, release };
@@ -175,7 +177,8 @@ export class SharedCache implements CacheBackend {
 
   #mirrored({ key, stamp, slot, generation, runs, size }: Listed): Mirrored {
     const progress = this.#slots.progress(slot, key);
-    return { stamp, slot, generation, pieces: this.#pieces(runs, size), progress };
+    const live = liveTag(generation);
+    return { stamp, slot, generation, live, pieces: this.#pieces(runs, size), progress };
   }
 
   /** Views of the first `size` bytes of the pages of `runs`, in the arenas. */

@@ -34,6 +34,14 @@ const DONE = -1n;
 /** The fill word of a load that failed. */
 const FAILED = -2n;
 
+/**
+ * What the top bits of the hold word (above the holds) are while the entry of generation
+ * `generation` is live: worked out once, as a hit checks it.
+ */
+export function liveTag(generation: number): bigint {
+  return BigInt(generation) << 1n;
+}
+
 /** What is left of an entry once a reader let go. */
 export type Left = "held" | "unheld" | "dropped";
 
@@ -65,23 +73,22 @@ export class Slots {
   }
 
   /**
-   * Takes a hold on the entry of generation `generation` in `slot`, unless it is gone (or the
-   * slot has moved on to another entry). True if the hold was taken.
+   * Takes a hold on the entry `live` names (liveTag) in `slot`, unless it is gone (or the slot
+   * has moved on to another entry). True if the hold was taken.
    * @example
    * ```ts
    * import { equal } from "node:assert/strict";
-   * import { SLOT_BYTES, Slots } from "./slots.ts";
+   * import { liveTag, SLOT_BYTES, Slots } from "./slots.ts";
    * const slots = new Slots(new SharedArrayBuffer(SLOT_BYTES));
-   * const generation = slots.open(0, 0);
-   * equal(slots.hold(0, generation), true);
+   * const live = liveTag(slots.open(0, 0));
+   * equal(slots.hold(0, live), true);
    * equal(slots.gone(0), 1); // one reader holds it still
-   * equal(slots.hold(0, generation), false); // and no one else can now
+   * equal(slots.hold(0, live), false); // and no one else can now
    * equal(slots.release(0, 1), "dropped"); // the last reader tells the coordinator
    * ```
    */
-  hold(slot: number, generation: number): boolean {
+  hold(slot: number, live: bigint): boolean {
     const at = slot * WORDS;
-    const live = BigInt(generation) << 1n;
     for (;;) {
       const word = Atomics.load(this.#words, at);
       if (word >> 24n !== live) return false;

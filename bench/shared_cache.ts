@@ -1,0 +1,182 @@
+/**
+ * The cache shared by worker threads beside the cache of one thread, in one run: what a hit
+ * costs (lookup, hold and release in the cache; then open and close through the store, stat
+ * included), what a miss costs (a worker asks the coordinator, is given room, fills it and says
+ * so), what joining another worker's load costs (the answer, then the wake when it ends), and the
+ * process's resident memory under churn, beside the cache's capacity. The shared figures are
+ * taken in a worker while the coordinator runs in this thread; the local ones in this thread.
+ *
+ * Usage: deno run -A bench/shared_cache.ts [--quick | --smoke]
+ */
+
+import { openRoot } from "../lib/server/folder.ts";
+import type { Found } from "../lib/server/store/backend.ts";
+import { LocalCache } from "../lib/server/store/local.ts";
+import { FileStore } from "../lib/server/store/store.ts";
+import { CacheCoordinator } from "../lib/server/store/threads/coordinator.ts";
+import { parseCommandLine } from "../lib/shared/cli.ts";
+import { SHA256, XXH3_128 } from "../lib/shared/digest.ts";
+import { formatBytes } from "../lib/shared/units.ts";
+import { CacheWorker } from "../testing/cache_workers.ts";
+import { churn, timed } from "../testing/requests.ts";
+import { randomBytes, ROOT } from "../testing/support.ts";
+import { lengthOf } from "./length.ts";
+
+const MiB = 1024 * 1024;
+const WORK = `${ROOT}bench/.work/shared_cache`;
+
+/**
+ * What a run of each length does: hits and misses timed, joins timed, and the churn: the cache's
+ * capacity, the files (sizes from 64 KiB to 4 MiB, about eight times the capacity in all) and the
+ * requests each of the workers makes.
+ */
+const RUN = {
+  full: { hits: 1_000_000, misses: 20_000, joins: 200, capacity: 64 * MiB, files: 192, churn: 600 },
+  quick: { hits: 200_000, misses: 5_000, joins: 50, capacity: 64 * MiB, files: 192, churn: 200 },
+  smoke: { hits: 2_000, misses: 100, joins: 5, capacity: 4 * MiB, files: 12, churn: 10 },
+}[lengthOf(Deno.args)];
+/** Workers churning at once. */
+const WORKERS = 4;
+
+/** A stamp for a file that exists only in the cache: only the cache is timed. */
+function madeUp(size: number) {
+  return { size, mtimeMs: 1, ctimeMs: 1, ino: 1, dev: 1 };
+}
+
+function row(what: string, value: string): void {
+  console.log(`  ${what.padEnd(58)}${value.padStart(14)}`);
+}
+
+function median(values: number[]): number {
+  return [...values].sort((a, b) => a - b)[values.length >> 1];
+}
+
+/** The files the churn draws from, made once in WORK. */
+async function churnFiles(): Promise<string[]> {
+  await Deno.mkdir(WORK, { recursive: true });
+  const names: string[] = [];
+  for (let i = 0; i < RUN.files; i++) {
+    const name = `f${i}.bin`;
+    const size = (64 << 10) * (1 + (i * 37) % 64) + i; // 64 KiB to 4 MiB
+    names.push(name);
+    const stat = await Deno.stat(`${WORK}/${name}`).catch(() => undefined);
+    if (stat?.size !== size) await Deno.writeFile(`${WORK}/${name}`, randomBytes(size, i + 1));
+  }
+  await Deno.writeFile(`${WORK}/small.bin`, randomBytes(4096, 7));
+  return names;
+}
+
+/** Hits and misses in the cache of this thread: ns per hit, µs per miss. */
+async function localCosts(): Promise<{ hit: number; miss: number; open: number }> {
+  const cache = new LocalCache(RUN.capacity);
+  const loaded = cache.find("hot", madeUp(4096)) as Found & { kind: "load" };
+  loaded.held.progress.finish(XXH3_128, new Uint8Array(XXH3_128.bytes));
+  loaded.settle(true);
+  loaded.held.release();
+  const hit = await timed(RUN.hits, 64, () => {
+    (cache.find("hot", madeUp(4096)) as Found & { kind: "hit" }).held.release();
+  });
+  const started = performance.now();
+  for (let i = 0; i < RUN.misses; i++) {
+    const found = cache.find(`cold${i}`, madeUp(4096)) as Found & { kind: "load" };
+    found.held.progress.finish(XXH3_128, new Uint8Array(XXH3_128.bytes));
+    found.settle(true);
+    found.held.release();
+  }
+  const miss = (performance.now() - started) * 1000 / RUN.misses;
+  const store = new FileStore({ root: await openRoot(WORK), cacheBytes: RUN.capacity });
+  await churn(store, ["small.bin"], 1, 1, 1); // read whole once: cached
+  const open = await timed(
+    RUN.hits / 10,
+    64,
+    () => store.open("small.bin", SHA256)[Symbol.dispose](),
+  );
+  return { hit, miss, open };
+}
+
+/** The same from a worker, with the coordinator in this thread. */
+async function sharedCosts(root: string) {
+  const coordinator = new CacheCoordinator({ capacity: RUN.capacity });
+  await using loader = await CacheWorker.start(coordinator, root);
+  await using reader = await CacheWorker.start(coordinator, root);
+  const miss = await reader.call<number>("misses", "cold", 4096, RUN.misses);
+  await reader.call("misses", "hot", 4096, 1);
+  await reader.call("fetch", "small.bin");
+  await reader.call("flush"); // the reader has heard that both are cached
+  const hit = await reader.call<number>("hits", "hot0", 4096, RUN.hits);
+  const open = await reader.call<number>("opens", "small.bin", RUN.hits / 10);
+  const answers: number[] = [];
+  const wakes: number[] = [];
+  for (let i = 0; i < RUN.joins; i++) {
+    await loader.call("begin", `joined${i}`, 4096);
+    answers.push(await reader.call<number>("join", `joined${i}`, 4096));
+    const ended = await loader.call<number>("end", `joined${i}`);
+    wakes.push((await reader.call<number>("woken", `joined${i}`) - ended) * 1000);
+  }
+  return { hit, miss, open, join: median(answers), wake: median(wakes) };
+}
+
+/**
+ * The process's resident memory while `work` runs, sampled every 5 ms: its peak above what it
+ * was before.
+ */
+async function peakGrowth(work: () => Promise<unknown>): Promise<number> {
+  const before = Deno.memoryUsage().rss;
+  let peak = before;
+  const sampler = setInterval(() => peak = Math.max(peak, Deno.memoryUsage().rss), 5);
+  try {
+    await work();
+  } finally {
+    clearInterval(sampler);
+  }
+  return Math.max(peak, Deno.memoryUsage().rss) - before;
+}
+
+/** Resident memory under churn: four workers on one shared cache, then one thread's cache. */
+async function churnMemory(root: string, names: string[]) {
+  const coordinator = new CacheCoordinator({ capacity: RUN.capacity });
+  const workers = await Promise.all(
+    Array.from({ length: WORKERS }, () => CacheWorker.start(coordinator, root)),
+  );
+  await Promise.all(workers.map((worker) => worker.call("fetch", "small.bin"))); // warmed up
+  const shared = await peakGrowth(() =>
+    Promise.all(workers.map((worker, i) => worker.call("churn", names, RUN.churn, 4, i + 1)))
+  );
+  await Promise.all(workers.map((worker) => worker.call("flush")));
+  const view = coordinator.view;
+  const figures = { used: view.used, evictions: view.evictions, arena: coordinator.arenaBytes };
+  for (const worker of workers) await worker[Symbol.asyncDispose]();
+  const store = new FileStore({ root, cacheBytes: RUN.capacity });
+  const local = await peakGrowth(() =>
+    Promise.all(Array.from({ length: WORKERS }, (_, i) => churn(store, names, RUN.churn, 4, i + 1)))
+  );
+  return { shared, local, ...figures, evictionsLocal: store.cache.evictions };
+}
+
+if (import.meta.main) {
+  parseCommandLine(Deno.args, { quick: { type: "boolean" }, smoke: { type: "boolean" } });
+  const names = await churnFiles();
+  const root = await openRoot(WORK);
+  console.log(`shared cache (${lengthOf(Deno.args)}), ${new Date().toISOString()}`);
+  const local = await localCosts();
+  const shared = await sharedCosts(root);
+  row("hit, in the cache (lookup, hold, release), one thread", `${local.hit.toFixed(0)} ns`);
+  row("hit, in the cache, from a worker", `${shared.hit.toFixed(0)} ns`);
+  row("hit through the store (open, close), one thread", `${(local.open / 1000).toFixed(2)} µs`);
+  row("hit through the store, from a worker", `${(shared.open / 1000).toFixed(2)} µs`);
+  row("miss: room given, load told (no disk), one thread", `${local.miss.toFixed(2)} µs`);
+  row("miss: asked, room given, load told, from a worker", `${shared.miss.toFixed(2)} µs`);
+  row("join another worker's load: the answer (median)", `${shared.join.toFixed(1)} µs`);
+  row("join: from the load's end to the reader's wake (median)", `${shared.wake.toFixed(1)} µs`);
+  const memory = await churnMemory(root, names);
+  const total = names.length;
+  console.log(
+    `resident memory under churn: ${WORKERS} × ${RUN.churn} requests for ${total} files, ` +
+      `cache ${formatBytes(RUN.capacity)}`,
+  );
+  row(`${WORKERS} workers, one shared cache: peak growth`, formatBytes(memory.shared));
+  row(`  shared memory made for entries (arenas)`, formatBytes(memory.arena));
+  row(`  evictions`, memory.evictions.toLocaleString("en"));
+  row(`one thread, its own cache: peak growth`, formatBytes(memory.local));
+  row(`  evictions`, memory.evictionsLocal.toLocaleString("en"));
+}
