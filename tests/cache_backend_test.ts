@@ -593,3 +593,39 @@ function throws(work: () => unknown): boolean {
     return error instanceof RangeError;
   }
 }
+
+Deno.test("a file larger than an arena lies across arenas, and every worker reads it in place", async () => {
+  const MiB = 1024 * 1024;
+  const subject = await sharedSubject(160 * MiB, "sieve", 2);
+  const [loader, reader] = subject.clients;
+  const stamp = { size: 100 * MiB + 5, mtimeMs: 1, ctimeMs: 1, ino: 1, dev: 1 };
+  const loading = loader.find("big", stamp) as Promise<Found>;
+  await subject.settled();
+  const load = await loading;
+  assert(load.kind === "load", `answered ${load.kind}`);
+  const { pieces } = load.held;
+  assertEquals(pieces.reduce((sum, piece) => sum + piece.length, 0), stamp.size);
+  assert(new Set(pieces.map((piece) => piece.buffer)).size > 1, "all in one arena");
+  // Each piece's first and last bytes, marked where the loader sees them…
+  const ends: number[] = [];
+  for (let i = 0, offset = 0; i < pieces.length; offset += pieces[i++].length) {
+    pieces[i][0] = 2 * i + 1;
+    pieces[i][pieces[i].length - 1] = 2 * i + 2;
+    ends.push(offset, offset + pieces[i].length - 1);
+  }
+  load.held.progress.finish(XXH3_128, new Uint8Array(XXH3_128.bytes));
+  load.settle(true);
+  load.held.release();
+  await subject.settled();
+  // …are where another worker, mapping the same pages itself, sees them.
+  const hit = reader.find("big", stamp);
+  assert(!(hit instanceof Promise) && hit.kind === "hit", "not a hit from the mirror");
+  const seen = ends.map((offset) => {
+    for (const piece of hit.held.pieces) {
+      if (offset < piece.length) return piece[offset];
+      offset -= piece.length;
+    }
+  });
+  assertEquals(seen, ends.map((_, i) => i + 1));
+  hit.held.release();
+});
