@@ -132,31 +132,57 @@ async function peakGrowth(work: () => Promise<unknown>): Promise<number> {
   return Math.max(peak, Deno.memoryUsage().rss) - before;
 }
 
-/** Resident memory under churn: four workers on one shared cache, then one thread's cache. */
-async function churnMemory(root: string, names: string[]) {
+/**
+ * This process's resident memory under churn, `WORKERS` × RUN.churn requests: through one cache
+ * shared by that many workers, or in this thread with a cache of its own. Its peak growth, and
+ * what the cache did.
+ */
+async function churnMemory(side: "shared" | "local", root: string, names: string[]) {
+  if (side === "local") {
+    const store = new FileStore({ root, cacheBytes: RUN.capacity });
+    await churn(store, ["small.bin"], 1, 1, 1); // every module loaded
+    const growth = await peakGrowth(() =>
+      Promise.all(
+        Array.from({ length: WORKERS }, (_, i) => churn(store, names, RUN.churn, 4, i + 1)),
+      )
+    );
+    return { growth, evictions: store.cache.evictions, arena: 0 };
+  }
   const coordinator = new CacheCoordinator({ capacity: RUN.capacity });
   const workers = await Promise.all(
     Array.from({ length: WORKERS }, () => CacheWorker.start(coordinator, root)),
   );
   await Promise.all(workers.map((worker) => worker.call("fetch", "small.bin"))); // warmed up
-  const shared = await peakGrowth(() =>
+  const growth = await peakGrowth(() =>
     Promise.all(workers.map((worker, i) => worker.call("churn", names, RUN.churn, 4, i + 1)))
   );
-  await Promise.all(workers.map((worker) => worker.call("flush")));
-  const view = coordinator.view;
-  const figures = { used: view.used, evictions: view.evictions, arena: coordinator.arenaBytes };
   for (const worker of workers) await worker[Symbol.asyncDispose]();
-  const store = new FileStore({ root, cacheBytes: RUN.capacity });
-  const local = await peakGrowth(() =>
-    Promise.all(Array.from({ length: WORKERS }, (_, i) => churn(store, names, RUN.churn, 4, i + 1)))
-  );
-  return { shared, local, ...figures, evictionsLocal: store.cache.evictions };
+  const { evictions } = coordinator.view;
+  return { growth, evictions, arena: coordinator.arenaBytes };
+}
+
+/** {@link churnMemory} in a process of its own, so that neither side's memory counts for the other. */
+async function churnMemoryApart(side: "shared" | "local") {
+  const { success, stdout } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", new URL(import.meta.url).pathname, ...Deno.args, "--memory", side],
+    stderr: "inherit",
+  }).output();
+  if (!success) throw new Error(`the ${side} churn failed`);
+  return JSON.parse(new TextDecoder().decode(stdout)) as Awaited<ReturnType<typeof churnMemory>>;
 }
 
 if (import.meta.main) {
-  parseCommandLine(Deno.args, { quick: { type: "boolean" }, smoke: { type: "boolean" } });
+  const { values } = parseCommandLine(Deno.args, {
+    quick: { type: "boolean" },
+    smoke: { type: "boolean" },
+    memory: { type: "string" },
+  });
   const names = await churnFiles();
   const root = await openRoot(WORK);
+  if (values.memory === "shared" || values.memory === "local") {
+    console.log(JSON.stringify(await churnMemory(values.memory, root, names)));
+    Deno.exit(0);
+  }
   console.log(`shared cache (${lengthOf(Deno.args)}), ${new Date().toISOString()}`);
   const local = await localCosts();
   const shared = await sharedCosts(root);
@@ -168,15 +194,15 @@ if (import.meta.main) {
   row("miss: asked, room given, load told, from a worker", `${shared.miss.toFixed(2)} µs`);
   row("join another worker's load: the answer (median)", `${shared.join.toFixed(1)} µs`);
   row("join: from the load's end to the reader's wake (median)", `${shared.wake.toFixed(1)} µs`);
-  const memory = await churnMemory(root, names);
-  const total = names.length;
+  const sharedMemory = await churnMemoryApart("shared");
+  const localMemory = await churnMemoryApart("local");
   console.log(
-    `resident memory under churn: ${WORKERS} × ${RUN.churn} requests for ${total} files, ` +
-      `cache ${formatBytes(RUN.capacity)}`,
+    `resident memory under churn: ${WORKERS} × ${RUN.churn} requests, 4 at a time, for ` +
+      `${names.length} files, cache ${formatBytes(RUN.capacity)}`,
   );
-  row(`${WORKERS} workers, one shared cache: peak growth`, formatBytes(memory.shared));
-  row(`  shared memory made for entries (arenas)`, formatBytes(memory.arena));
-  row(`  evictions`, memory.evictions.toLocaleString("en"));
-  row(`one thread, its own cache: peak growth`, formatBytes(memory.local));
-  row(`  evictions`, memory.evictionsLocal.toLocaleString("en"));
+  row(`${WORKERS} workers, one shared cache: peak growth`, formatBytes(sharedMemory.growth));
+  row(`  shared memory made for entries (arenas)`, formatBytes(sharedMemory.arena));
+  row(`  evictions`, sharedMemory.evictions.toLocaleString("en"));
+  row(`one thread, its own cache: peak growth`, formatBytes(localMemory.growth));
+  row(`  evictions`, localMemory.evictions.toLocaleString("en"));
 }

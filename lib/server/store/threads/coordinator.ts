@@ -18,8 +18,6 @@ import {
   type Listed,
   PAGE_BYTES,
   type Port,
-  type Settle,
-  type ToCoordinator,
   type Turn,
 } from "./messages.ts";
 import { Pages } from "./pages.ts";
@@ -116,7 +114,7 @@ export class CacheCoordinator {
     const ledger = new Int32Array(new SharedArrayBuffer(this.#slots.count * 4));
     const link = { port, ledger };
     this.#links.add(link);
-    port.onmessage = (event) => this.#heard(link, event.data);
+    port.onmessage = (event) => this.#turn(link, event.data);
     const hello: Hello = {
       kind: "hello",
       capacity: this.#cache.capacity,
@@ -145,12 +143,7 @@ export class CacheCoordinator {
       if (entry?.loading?.loader !== link) continue;
       const lost = new WireError(ErrorCode.Internal, "the thread loading it stopped");
       this.#slots.progress(entry.slot, entry.key).fail(lost);
-      this.#settle({
-        kind: "settle",
-        slot: entry.slot,
-        generation: entry.generation,
-        loaded: false,
-      });
+      this.#settle(entry.slot, entry.generation, false);
     }
     for (let slot = 0; slot < link.ledger.length; slot++) {
       if (link.ledger[slot] > 0) this.#let(slot, this.#slots.release(slot, link.ledger[slot]));
@@ -158,22 +151,29 @@ export class CacheCoordinator {
     this.#publish();
   }
 
-  #heard(link: Link, message: ToCoordinator): void {
-    switch (message.kind) {
-      case "find":
-        this.#find(link, message);
-        break;
-      case "settle":
-        this.#settle(message);
-        break;
-      case "turn":
-        this.#turn(message);
-        break;
-      case "flush":
-        this.#tellNews();
-        link.port.postMessage({ kind: "flushed", ask: message.ask });
-        break;
+  /** What a worker saw in a turn, in the order Turn says. */
+  #turn(link: Link, turn: Turn): void {
+    const { settled, hits, holds, dropped } = turn;
+    for (let i = 0; i < settled.length; i += 3) {
+      this.#settle(settled[i], settled[i + 1], settled[i + 2] === 1);
     }
+    for (let i = 0; i < hits.length; i += 2) {
+      this.#hits++;
+      const entry = this.#current(hits[i], hits[i + 1]);
+      if (entry && !entry.gone) {
+        this.#cache.touch(entry.key);
+        this.#sync(entry);
+      }
+    }
+    for (let i = 0; i < holds.length; i += 2) {
+      const entry = this.#current(holds[i], holds[i + 1]);
+      if (entry && !entry.gone && !entry.loading) this.#sync(entry);
+    }
+    for (let i = 0; i < dropped.length; i += 2) this.#let(dropped[i], "dropped");
+    for (const key of turn.deleted) this.#cache.delete(key);
+    for (const find of turn.finds) this.#find(link, find);
+    if (turn.flushes.length > 0) this.#tellNews();
+    for (const ask of turn.flushes) link.port.postMessage({ kind: "flushed", ask });
     this.#publish();
   }
 
@@ -217,7 +217,7 @@ export class CacheCoordinator {
   }
 
   /** A load ended: its entry is cached, or its room given back. */
-  #settle({ slot, generation, loaded }: Settle): void {
+  #settle(slot: number, generation: number, loaded: boolean): void {
     const entry = this.#entries[slot];
     if (entry?.generation !== generation || !entry.loading) return; // failed when its loader left
     const { room } = entry.loading;
@@ -234,24 +234,6 @@ export class CacheCoordinator {
     if (holds > 0) entry.pinned = room.hold();
     room.release();
     if (holds === 0) this.#free(entry);
-  }
-
-  /** What a worker saw in a turn. */
-  #turn({ hits, holds, dropped, deleted }: Turn): void {
-    for (let i = 0; i < hits.length; i += 2) {
-      this.#hits++;
-      const entry = this.#current(hits[i], hits[i + 1]);
-      if (entry && !entry.gone) {
-        this.#cache.touch(entry.key);
-        this.#sync(entry);
-      }
-    }
-    for (let i = 0; i < holds.length; i += 2) {
-      const entry = this.#current(holds[i], holds[i + 1]);
-      if (entry && !entry.gone && !entry.loading) this.#sync(entry);
-    }
-    for (let i = 0; i < dropped.length; i += 2) this.#let(dropped[i], "dropped");
-    for (const key of deleted) this.#cache.delete(key);
   }
 
   /** The entry in `slot` if it is still of generation `generation`. */

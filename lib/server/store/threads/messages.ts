@@ -78,44 +78,31 @@ export type ToWorker =
   | { kind: "arena"; buffer: SharedArrayBuffer }
   /** The entries cached and gone since the last news, told to every worker once a turn. */
   | { kind: "news"; cached: Listed[]; gone: Listed[] }
-  /** The answer to a {@link Flush}: everything sent before it has been dealt with. */
+  /** The answer to a flush: everything sent before it has been dealt with. */
   | { kind: "flushed"; ask: number };
 
-/** A miss: what to do for a request for `key`, version `stamp`. */
+/** A miss: what to do for a request for `key`, version `stamp`; answered under `ask`. */
 export interface Find {
-  kind: "find";
   ask: number;
   key: string;
   stamp: Stamp;
 }
 
-/** Asks for a {@link ToWorker} "flushed" once all sent before is dealt with. */
-export interface Flush {
-  kind: "flush";
-  ask: number;
-}
-
 /**
- * What a worker saw in one turn, told at its end: hits (slot, generation pairs), other entries
- * whose holds it took without a hit (a peek) or let go of until nobody held them (pairs: the
- * coordinator reads their count), entries gone that it let go of last (pairs), and keys whose
- * files are gone from disk.
+ * All a worker tells the coordinator, once a turn, at its end: the loads it was told to make
+ * that ended (slot, generation, 1 if filled whole or 0 if failed: triples), its hits (slot,
+ * generation pairs), other entries whose holds it took without a hit (a peek) or let go of until
+ * nobody held them (pairs: the coordinator reads their count), entries gone that it let go of
+ * last (pairs), keys whose files are gone from disk, its misses, and asks for a "flushed" once
+ * all this is dealt with. The coordinator deals with them in that order: what was let go of
+ * first, so a miss finds the room it makes.
  */
 export interface Turn {
-  kind: "turn";
+  settled: number[];
   hits: number[];
   holds: number[];
   dropped: number[];
   deleted: string[];
+  finds: Find[];
+  flushes: number[];
 }
-
-/** A load this worker was told to make has ended: filled whole, or failed. */
-export interface Settle {
-  kind: "settle";
-  slot: number;
-  generation: number;
-  loaded: boolean;
-}
-
-/** From a worker to the coordinator. */
-export type ToCoordinator = Find | Flush | Turn | Settle;

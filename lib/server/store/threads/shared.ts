@@ -17,7 +17,6 @@ import {
   type Listed,
   PAGE_BYTES,
   type Port,
-  type ToCoordinator,
   type ToWorker,
   type Turn,
 } from "./messages.ts";
@@ -45,7 +44,7 @@ export class SharedCache implements CacheBackend {
   readonly #arenaPages: number;
   readonly #arenas: SharedArrayBuffer[];
   readonly #mirror = new Map<string, Mirrored>();
-  /** Answers awaited, by the number they were asked under. */
+  /** Answers awaited (to misses and flushes), by the number they were asked under. */
   readonly #asked = new Map<number, (message: ToWorker) => void>();
   #nextAsk = 0;
   /** What this turn saw, to be told at its end. */
@@ -95,8 +94,7 @@ export class SharedCache implements CacheBackend {
   }
 
   delete(key: string): void {
-    if (!this.#mirror.has(key)) return;
-    this.#turnNow().deleted.push(key);
+    if (this.#mirror.has(key)) this.#turnNow().deleted.push(key);
   }
 
   /**
@@ -105,7 +103,9 @@ export class SharedCache implements CacheBackend {
    * worker stops, so its last releases count.
    */
   flush(): Promise<void> {
-    return this.#request((ask) => ({ kind: "flush", ask })).then(() => {});
+    const ask = this.#nextAsk++;
+    this.#turnNow().flushes.push(ask);
+    return new Promise((resolve) => this.#asked.set(ask, () => resolve()));
   }
 
   /** Takes a hold on `known`, unless it is gone. */
@@ -133,7 +133,11 @@ export class SharedCache implements CacheBackend {
 
   /** Asks the coordinator about a miss. */
   async #ask(key: string, stamp: Stamp): Promise<Found> {
-    const answer = await this.#request((ask) => ({ kind: "find", ask, key, stamp })) as Answer;
+    const ask = this.#nextAsk++;
+    this.#turnNow().finds.push({ ask, key, stamp });
+    const answer = await new Promise<ToWorker>((resolve) =>
+      this.#asked.set(ask, resolve)
+    ) as Answer;
     if (answer.found === "stream") return { kind: "stream" };
     const { slot, generation, runs, size } = answer.entry;
     const held = {
@@ -142,17 +146,8 @@ export class SharedCache implements CacheBackend {
       release: this.#release(slot, generation), // the coordinator took the hold for this worker
     };
     if (answer.found !== "load") return { kind: answer.found, held };
-    const settle = (loaded: boolean) => this.#send({ kind: "settle", slot, generation, loaded });
+    const settle = (loaded: boolean) => this.#turnNow().settled.push(slot, generation, +loaded);
     return { kind: "load", held, settle };
-  }
-
-  /** Sends the message `make` gives for a fresh number, and resolves with the answer to it. */
-  #request(make: (ask: number) => ToCoordinator): Promise<ToWorker> {
-    const ask = this.#nextAsk++;
-    // What this turn saw goes first: a release told in it may make the room a miss needs.
-    this.#sendTurn();
-    this.#send(make(ask));
-    return new Promise((resolve) => this.#asked.set(ask, resolve));
   }
 
   #heard(message: ToWorker): void {
@@ -199,21 +194,24 @@ export class SharedCache implements CacheBackend {
     this.#turnNow()[what].push(slot, generation);
   }
 
+  /** What this turn saw so far, told to the coordinator once the turn ends. */
   #turnNow(): Turn {
     if (this.#turn === undefined) {
-      this.#turn = { kind: "turn", hits: [], holds: [], dropped: [], deleted: [] };
-      queueMicrotask(() => this.#sendTurn());
+      const turn: Turn = {
+        settled: [],
+        hits: [],
+        holds: [],
+        dropped: [],
+        deleted: [],
+        finds: [],
+        flushes: [],
+      };
+      this.#turn = turn;
+      queueMicrotask(() => {
+        this.#turn = undefined;
+        this.#port.postMessage(turn);
+      });
     }
     return this.#turn;
-  }
-
-  #sendTurn(): void {
-    const turn = this.#turn;
-    this.#turn = undefined;
-    if (turn) this.#send(turn);
-  }
-
-  #send(message: ToCoordinator): void {
-    this.#port.postMessage(message);
   }
 }
