@@ -3,7 +3,8 @@
  * costs (lookup, hold and release in the cache; then open and close through the store, stat
  * included), what a miss costs (a worker asks the coordinator, is given room, fills it and says
  * so), what joining another worker's load costs (the answer, then the wake when it ends), and the
- * process's resident memory under churn, beside the cache's capacity. The shared figures are
+ * process's resident memory under churn, beside the cache's capacity (each side in a process of
+ * its own, run as the server runs). The shared figures are
  * taken in a worker while the coordinator runs in this thread; the local ones in this thread.
  *
  * Usage: deno run -A bench/shared_cache.ts [--quick | --smoke]
@@ -19,7 +20,7 @@ import { SHA256, XXH3_128 } from "../lib/shared/digest.ts";
 import { formatBytes } from "../lib/shared/units.ts";
 import { CacheWorker } from "../testing/cache_workers.ts";
 import { churn, timed } from "../testing/requests.ts";
-import { randomBytes, ROOT } from "../testing/support.ts";
+import { randomBytes, ROOT, SERVER_COMMAND } from "../testing/support.ts";
 import { lengthOf } from "./length.ts";
 
 const MiB = 1024 * 1024;
@@ -161,10 +162,15 @@ async function churnMemory(side: "shared" | "local", root: string, names: string
   return { growth, evictions, arena: coordinator.arenaBytes };
 }
 
-/** {@link churnMemory} in a process of its own, so that neither side's memory counts for the other. */
+/**
+ * {@link churnMemory} in a process of its own, so that neither side's memory counts for the
+ * other, with V8 set as the server runs it (its young generation capped: see PERFORMANCE.md).
+ */
 async function churnMemoryApart(side: "shared" | "local") {
+  const v8 = SERVER_COMMAND.filter((arg) => arg.startsWith("--v8-flags"));
+  const program = new URL(import.meta.url).pathname;
   const { success, stdout } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", new URL(import.meta.url).pathname, ...Deno.args, "--memory", side],
+    args: ["run", "--allow-all", ...v8, program, ...Deno.args, "--memory", side],
     stderr: "inherit",
   }).output();
   if (!success) throw new Error(`the ${side} churn failed`);
