@@ -4,8 +4,8 @@
  * included), what a miss costs (a worker asks the coordinator, is given room, fills it and says
  * so), what joining another worker's load costs (the answer, then the wake when it ends), and the
  * process's resident memory under churn, beside the cache's capacity (each side in a process of
- * its own, run as the server runs). The shared figures are
- * taken in a worker while the coordinator runs in this thread; the local ones in this thread.
+ * its own, run as the server runs). The shared figures are taken in a worker while the
+ * coordinator runs in this thread; the local ones in this thread.
  *
  * Usage: deno run -A bench/shared_cache.ts [--quick | --smoke]
  */
@@ -19,7 +19,7 @@ import { parseCommandLine } from "../lib/shared/cli.ts";
 import { SHA256, XXH3_128 } from "../lib/shared/digest.ts";
 import { formatBytes } from "../lib/shared/units.ts";
 import { CacheWorker } from "../testing/cache_workers.ts";
-import { churn, timed } from "../testing/requests.ts";
+import { churn, readEach, timed } from "../testing/requests.ts";
 import { randomBytes, ROOT, SERVER_COMMAND } from "../testing/support.ts";
 import { lengthOf } from "./length.ts";
 
@@ -27,14 +27,31 @@ const MiB = 1024 * 1024;
 const WORK = `${ROOT}bench/.work/shared_cache`;
 
 /**
- * What a run of each length does: hits and misses timed, joins timed, and the churn: the cache's
- * capacity, the files (sizes from 64 KiB to 4 MiB, about eight times the capacity in all) and the
+ * What a run of each length does: hits and misses timed in the cache, misses of files of 4 KiB
+ * timed through the store (each side its own files), joins timed, and the churn: the cache's
+ * capacity, the files (sizes from 64 KiB to 4 MiB, about six times the capacity in all) and the
  * requests each of the workers makes.
  */
 const RUN = {
-  full: { hits: 1_000_000, misses: 20_000, joins: 200, capacity: 64 * MiB, files: 192, churn: 600 },
-  quick: { hits: 200_000, misses: 5_000, joins: 50, capacity: 64 * MiB, files: 192, churn: 200 },
-  smoke: { hits: 2_000, misses: 100, joins: 5, capacity: 4 * MiB, files: 12, churn: 10 },
+  full: {
+    hits: 1e6,
+    misses: 20_000,
+    small: 1000,
+    joins: 200,
+    capacity: 64 * MiB,
+    files: 192,
+    churn: 1200,
+  },
+  quick: {
+    hits: 2e5,
+    misses: 5_000,
+    small: 300,
+    joins: 50,
+    capacity: 64 * MiB,
+    files: 192,
+    churn: 300,
+  },
+  smoke: { hits: 2000, misses: 100, small: 10, joins: 5, capacity: 4 * MiB, files: 12, churn: 10 },
 }[lengthOf(Deno.args)];
 /** Workers churning at once. */
 const WORKERS = 4;
@@ -64,11 +81,20 @@ async function churnFiles(): Promise<string[]> {
     if (stat?.size !== size) await Deno.writeFile(`${WORK}/${name}`, randomBytes(size, i + 1));
   }
   await Deno.writeFile(`${WORK}/small.bin`, randomBytes(4096, 7));
+  for (let i = 0; i < 2 * RUN.small; i++) {
+    const stat = await Deno.stat(`${WORK}/s${i}.bin`).catch(() => undefined);
+    if (stat === undefined) await Deno.writeFile(`${WORK}/s${i}.bin`, randomBytes(4096, i));
+  }
   return names;
 }
 
+/** The names of the small files one side misses on: its own, so that each is a miss. */
+function smallFiles(side: number): string[] {
+  return Array.from({ length: RUN.small }, (_, i) => `s${side * RUN.small + i}.bin`);
+}
+
 /** Hits and misses in the cache of this thread: ns per hit, µs per miss. */
-async function localCosts(): Promise<{ hit: number; miss: number; open: number }> {
+async function localCosts() {
   const cache = new LocalCache(RUN.capacity);
   const loaded = cache.find("hot", madeUp(4096)) as Found & { kind: "load" };
   loaded.held.progress.finish(XXH3_128, new Uint8Array(XXH3_128.bytes));
@@ -92,7 +118,7 @@ async function localCosts(): Promise<{ hit: number; miss: number; open: number }
     64,
     () => store.open("small.bin", SHA256)[Symbol.dispose](),
   );
-  return { hit, miss, open };
+  return { hit, miss, open, read: await readEach(store, smallFiles(0)) };
 }
 
 /** The same from a worker, with the coordinator in this thread. */
@@ -106,6 +132,7 @@ async function sharedCosts(root: string) {
   await reader.call("flush"); // the reader has heard that both are cached
   const hit = await reader.call<number>("hits", "hot0", 4096, RUN.hits);
   const open = await reader.call<number>("opens", "small.bin", RUN.hits / 10);
+  const read = await reader.call<number>("readEach", smallFiles(1));
   const answers: number[] = [];
   const wakes: number[] = [];
   for (let i = 0; i < RUN.joins; i++) {
@@ -114,7 +141,7 @@ async function sharedCosts(root: string) {
     const ended = await loader.call<number>("end", `joined${i}`);
     wakes.push((await reader.call<number>("woken", `joined${i}`) - ended) * 1000);
   }
-  return { hit, miss, open, join: median(answers), wake: median(wakes) };
+  return { hit, miss, open, read, join: median(answers), wake: median(wakes) };
 }
 
 /**
@@ -198,6 +225,8 @@ if (import.meta.main) {
   row("hit through the store, from a worker", `${(shared.open / 1000).toFixed(2)} µs`);
   row("miss: room given, load told (no disk), one thread", `${local.miss.toFixed(2)} µs`);
   row("miss: asked, room given, load told, from a worker", `${shared.miss.toFixed(2)} µs`);
+  row("miss through the store (4 KiB, page cache), one thread", `${local.read.toFixed(0)} µs`);
+  row("miss through the store, from a worker", `${shared.read.toFixed(0)} µs`);
   row("join another worker's load: the answer (median)", `${shared.join.toFixed(1)} µs`);
   row("join: from the load's end to the reader's wake (median)", `${shared.wake.toFixed(1)} µs`);
   const sharedMemory = await churnMemoryApart("shared");

@@ -9,7 +9,7 @@ import type { Found } from "../lib/server/store/backend.ts";
 import { type FileBody, FileStore } from "../lib/server/store/store.ts";
 import { SharedCache } from "../lib/server/store/threads/shared.ts";
 import { SHA256, XXH3_128 } from "../lib/shared/digest.ts";
-import { churn, timed } from "./requests.ts";
+import { churn, readEach, timed } from "./requests.ts";
 
 let cache: SharedCache;
 let store: FileStore;
@@ -56,6 +56,8 @@ const calls = {
   /** Fetches `count` files of `names` at random, `parallel` at a time (see requests.ts). */
   churn: (names: string[], count: number, parallel: number, seed: number) =>
     churn(store, names, count, parallel, seed),
+  /** Microseconds per file to read each of `names`, one after another (see requests.ts). */
+  readEach: (names: string[]) => readEach(store, names),
   flush: () => cache.flush(),
   diskReads: () => store.diskReads,
   /** Nanoseconds per open and close of `name`, cached: what a hit costs a request here. */

@@ -39,6 +39,17 @@ export async function churn(
   return digests;
 }
 
+/** Microseconds per file to read each of `names` whole, one after another, with its digest. */
+export async function readEach(store: FileStore, names: readonly string[]): Promise<number> {
+  const started = performance.now();
+  for (const name of names) {
+    using body = store.open(name, XXH3_128);
+    for await (const _ of body.chunks(0, body.stamp.size));
+    await body.digest();
+  }
+  return (performance.now() - started) * 1000 / names.length;
+}
+
 /**
  * Nanoseconds per step of `count` steps, `perTurn` to a turn: what a turn saw is told (to the
  * coordinator of a shared cache) at its end, as it would be with that many requests a turn.

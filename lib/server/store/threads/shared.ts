@@ -44,6 +44,8 @@ export class SharedCache implements CacheBackend {
   readonly #arenaPages: number;
   readonly #arenas: SharedArrayBuffer[];
   readonly #mirror = new Map<string, Mirrored>();
+  /** The progress of the loads this worker makes, by slot: its readers here share it. */
+  readonly #loading = new Map<number, Progress>();
   /** Answers awaited (to misses and flushes), by the number they were asked under. */
   readonly #asked = new Map<number, (message: ToWorker) => void>();
   #nextAsk = 0;
@@ -140,14 +142,22 @@ export class SharedCache implements CacheBackend {
     ) as Answer;
     if (answer.found === "stream") return { kind: "stream" };
     const { slot, generation, runs, size } = answer.entry;
-    const held = {
+    const held = (progress: Progress) => ({
       pieces: this.#pieces(runs, size),
-      progress: this.#slots.progress(slot, key),
+      progress,
       release: this.#release(slot, generation), // the coordinator took the hold for this worker
+    });
+    if (answer.found !== "load") {
+      const progress = this.#loading.get(slot) ?? this.#slots.progress(slot, key);
+      return { kind: answer.found, held: held(progress) };
+    }
+    const progress = this.#slots.progress(slot, key, true);
+    this.#loading.set(slot, progress);
+    const settle = (loaded: boolean) => {
+      this.#loading.delete(slot);
+      this.#turnNow().settled.push(slot, generation, +loaded);
     };
-    if (answer.found !== "load") return { kind: answer.found, held };
-    const settle = (loaded: boolean) => this.#turnNow().settled.push(slot, generation, +loaded);
-    return { kind: "load", held, settle };
+    return { kind: "load", held: held(progress), settle };
   }
 
   #heard(message: ToWorker): void {
