@@ -22,7 +22,7 @@ import {
 } from "./messages.ts";
 import { Pages } from "./pages.ts";
 import { SLOT_BYTES, Slots } from "./slots.ts";
-import { FiguresView } from "./view.ts";
+import { figuresView } from "./view.ts";
 
 /** Bytes of an arena: shared memory is made this much at a time, as the cache first needs it. */
 const ARENA_BYTES = 64 * 1024 * 1024;
@@ -67,7 +67,7 @@ export class CacheCoordinator {
   readonly #links = new Set<Link>();
   readonly #figures = new SharedArrayBuffer(FIGURES.length * Float64Array.BYTES_PER_ELEMENT);
   readonly #figureValues = new Float64Array(this.#figures);
-  readonly #view: FiguresView;
+  readonly #view: CacheView<string>;
   #hits = 0;
   #misses = 0;
   #news: { cached: Listed[]; gone: Listed[] } | undefined;
@@ -85,7 +85,7 @@ export class CacheCoordinator {
       policy: options.policy,
       onLeave: (entry, hold) => this.#left(entry, hold),
     });
-    this.#view = new FiguresView(this.#cache.capacity, this.#cache.policy, this.#figures, {
+    this.#view = figuresView(this.#cache.capacity, this.#cache.policy, this.#figures, {
       has: (key) => this.#cache.has(key),
       keys: () => this.#cache.keys(),
     });

@@ -22,7 +22,7 @@ import {
 } from "./messages.ts";
 import type { Runs } from "./pages.ts";
 import { liveTag, Slots } from "./slots.ts";
-import { FiguresView } from "./view.ts";
+import { figuresView } from "./view.ts";
 
 /** A cached entry as this worker knows it. */
 interface Mirrored {
@@ -69,7 +69,7 @@ export class SharedCache implements CacheBackend {
     this.#ledger = new Int32Array(hello.ledger);
     this.#arenaPages = hello.arenaPages;
     this.#arenas = hello.arenas;
-    this.view = new FiguresView(hello.capacity, hello.policy, hello.figures, this.#mirror);
+    this.view = figuresView(hello.capacity, hello.policy, hello.figures, this.#mirror);
     shareOpenLock(hello.openLock);
     for (const entry of hello.cached) this.#mirror.set(entry.key, this.#mirrored(entry));
     port.onmessage = (event) => this.#heard(event.data);

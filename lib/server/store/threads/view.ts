@@ -13,53 +13,30 @@ interface Keys {
   keys(): IterableIterator<string>;
 }
 
-/** A {@link CacheView} over the figures in `figures` and the keys of `keys`. */
-export class FiguresView implements CacheView<string> {
-  readonly capacity: number;
-  readonly policy: PolicyName;
-  readonly #figures: Float64Array<SharedArrayBuffer>;
-  readonly #keys: Keys;
-
-  constructor(capacity: number, policy: PolicyName, figures: SharedArrayBuffer, keys: Keys) {
-    this.capacity = capacity;
-    this.policy = policy;
-    this.#figures = new Float64Array(figures);
-    this.#keys = keys;
+/**
+ * A {@link CacheView} whose counters are read from `figures` (a Float64Array's memory, in the
+ * order of FIGURES) as they are asked for, and whose keys are those of `keys`.
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { FIGURES } from "./messages.ts";
+ * import { figuresView } from "./view.ts";
+ * const figures = new SharedArrayBuffer(FIGURES.length * 8);
+ * const view = figuresView(100, "sieve", figures, new Map());
+ * new Float64Array(figures)[FIGURES.indexOf("used")] = 40;
+ * equal(view.used, 40);
+ * ```
+ */
+export function figuresView(
+  capacity: number,
+  policy: PolicyName,
+  figures: SharedArrayBuffer,
+  keys: Keys,
+): CacheView<string> {
+  const values = new Float64Array(figures);
+  const view = { capacity, policy, has: (key: string) => keys.has(key), keys: () => keys.keys() };
+  for (const [i, name] of FIGURES.entries()) {
+    Object.defineProperty(view, name, { get: () => values[i], enumerable: true });
   }
-
-  get used(): number {
-    return this.#figures[FIGURES.indexOf("used")];
-  }
-
-  get reserved(): number {
-    return this.#figures[FIGURES.indexOf("reserved")];
-  }
-
-  get pinned(): number {
-    return this.#figures[FIGURES.indexOf("pinned")];
-  }
-
-  get size(): number {
-    return this.#figures[FIGURES.indexOf("size")];
-  }
-
-  get hits(): number {
-    return this.#figures[FIGURES.indexOf("hits")];
-  }
-
-  get misses(): number {
-    return this.#figures[FIGURES.indexOf("misses")];
-  }
-
-  get evictions(): number {
-    return this.#figures[FIGURES.indexOf("evictions")];
-  }
-
-  has(key: string): boolean {
-    return this.#keys.has(key);
-  }
-
-  keys(): IterableIterator<string> {
-    return this.#keys.keys();
-  }
+  return view as typeof view & Record<typeof FIGURES[number], number>;
 }
