@@ -21,7 +21,7 @@ import {
   type Turn,
 } from "./messages.ts";
 import { Pages } from "./pages.ts";
-import { SLOT_BYTES, Slots } from "./slots.ts";
+import { type Left, SLOT_BYTES, Slots } from "./slots.ts";
 import { figuresView } from "./view.ts";
 
 /** Bytes of an arena: shared memory is made this much at a time, as the cache first needs it. */
@@ -243,7 +243,7 @@ export class CacheCoordinator {
   }
 
   /** Acts on what a release left of the entry in `slot`. */
-  #let(slot: number, left: "held" | "unheld" | "dropped"): void {
+  #let(slot: number, left: Left): void {
     const entry = this.#entries[slot]!;
     if (left === "dropped") {
       entry.pinned!();
