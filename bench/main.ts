@@ -1,8 +1,9 @@
 /**
  * The benchmark suite, in one run: the cache policies' hit ratios on synthetic traces, their
- * operations per second, the server's speed beside the loopback ceiling (and nginx, when
- * installed), its HTTP port beside nginx, the client's downloads beside rsync and curl+nginx
- * (when installed), then a cluster of nodes beside one node. Each part is its own program, run
+ * operations per second, the cache shared by worker threads beside one thread's, the server's
+ * speed beside the loopback ceiling (and nginx, when installed), its HTTP port beside nginx, the
+ * client's downloads beside rsync and curl+nginx (when installed), then a cluster of nodes beside
+ * one node. Each part is its own program, run
  * one after another so they never compete for the machine. Every part prints ratios measured
  * side by side in that same run. --quick and --smoke (bench/length.ts) are handed to each part.
  *
@@ -14,6 +15,7 @@ import { lengthOf } from "./length.ts";
 const PARTS = [
   "cache_sim.ts",
   "cache_ops.ts",
+  "shared_cache.ts",
   "server_bench.ts",
   "http_bench.ts",
   "download.ts",

@@ -53,7 +53,15 @@ Deno.test("make bench ARGS=--smoke: every part runs end to end", async (t) => {
   await t.step("with the tools this machine has", async () => {
     const result = await make(["bench", "ARGS=--smoke"]);
     assertEquals(result.code, 0, result.stdout + result.stderr);
-    for (const part of ["cache_sim", "cache_ops", "server_bench", "http_bench", "download"]) {
+    const parts = [
+      "cache_sim",
+      "cache_ops",
+      "shared_cache",
+      "server_bench",
+      "http_bench",
+      "download",
+    ];
+    for (const part of parts) {
       assert(result.stdout.includes(`== bench/${part}.ts --smoke`), part);
     }
     assert(result.stdout.includes("cluster benchmark (smoke)"), result.stdout);

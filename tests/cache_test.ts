@@ -28,9 +28,11 @@ interface Value {
 /**
  * One thing done to the cache; `pick` chooses among the reservations open (or settled, or the
  * holds taken). `hold` holds a cached value, `holdLoad` a value being loaded, `letGo` releases.
+ * `elsewhere` has a reader the cache cannot see take the value under `key`: the cache hears of
+ * it only when the value leaves (`onLeave`), and the reader takes its hold then.
  */
 type Op =
-  | { kind: "get" | "peek" | "delete" | "hold"; key: string }
+  | { kind: "get" | "peek" | "delete" | "hold" | "touch" | "elsewhere"; key: string }
   | { kind: "reserve"; key: string; size: number }
   | { kind: "commit" | "release" | "settleAgain" | "holdLoad" | "letGo"; pick: number };
 
@@ -55,6 +57,8 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("hold" as const), key }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("holdLoad" as const), pick }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("letGo" as const), pick }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("touch" as const), key }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("elsewhere" as const), key }) },
 );
 
 /** The sum of the sizes of `items`. */
@@ -78,12 +82,25 @@ interface Slot {
  */
 function modelCheck(policy: PolicyName, capacity: number, ops: Op[]): void {
   const dropped: Value[] = [];
+  const left: Value[] = [];
+  /** Serials of the values read where the cache cannot see. */
+  const elsewhere = new Set<number>();
+  /** Holds taken as values left, in this step. */
+  let heldAsLeaving = 0;
+  const committed: Slot[] = [];
   const cache = new ByteCache<string, Value>({
     capacity,
     policy,
     onDrop: (value) => dropped.push(value),
+    onLeave: (value, hold) => {
+      left.push(value);
+      if (!elsewhere.has(value.serial)) return;
+      const slot = committed.find((slot) => slot.value === value)!;
+      slot.holds++;
+      holds.push({ slot, release: hold() });
+      heldAsLeaving++;
+    },
   });
-  const committed: Slot[] = [];
   const held = new Map<string, Slot>();
   const open: { key: string; slot: Slot; room: Reservation<Value> }[] = [];
   const settled: Reservation<Value>[] = [];
@@ -99,6 +116,7 @@ function modelCheck(policy: PolicyName, capacity: number, ops: Op[]): void {
     const inUse = cache.used + cache.reserved + pinned;
     const crowded = inUse + ("size" in op ? op.size : 0) > capacity;
     let evicting = false;
+    heldAsLeaving = 0;
     switch (op.kind) {
       case "get": {
         lookups++;
@@ -113,11 +131,15 @@ function modelCheck(policy: PolicyName, capacity: number, ops: Op[]): void {
         assertEquals(cache.delete(op.key), held.delete(op.key), where);
         break;
       case "reserve": {
-        const room = cache.reserve(op.key, op.size);
         const slots = [...held.values()].filter(isHeld);
         const fits = total(open.map((o) => o.slot)) + pinned + total(slots) + op.size <= capacity;
-        assertEquals(room !== undefined, fits, `${where}: reserve answered ${room}`);
+        const room = cache.reserve(op.key, op.size);
+        // A reader it could not see can leave it without room all the same, having evicted.
+        const unseen = heldAsLeaving > 0;
+        assert(room === undefined || fits, `${where}: reserved without room`);
+        assert(room !== undefined || !fits || unseen, `${where}: refused with room`);
         if (op.size > capacity) assert(room === undefined, `${where}: larger than the cache`);
+        evicting = unseen;
         if (room) {
           assertEquals(room.size, op.size, where);
           open.push({ key: op.key, slot: { size: op.size, holds: 0 }, room });
@@ -165,6 +187,14 @@ function modelCheck(policy: PolicyName, capacity: number, ops: Op[]): void {
         holds.push({ slot, release: room.hold() });
         break;
       }
+      case "touch":
+        assertEquals(cache.touch(op.key), held.has(op.key), where);
+        break;
+      case "elsewhere": {
+        const value = held.get(op.key)?.value;
+        if (value) elsewhere.add(value.serial);
+        break;
+      }
       case "letGo": {
         if (holds.length === 0) break;
         const [{ slot, release }] = holds.splice(op.pick % holds.length, 1);
@@ -199,6 +229,10 @@ function modelCheck(policy: PolicyName, capacity: number, ops: Op[]): void {
       `${where}: dropped`,
     );
     assertEquals(dropped.length, free.length, `${where}: a value was dropped twice`);
+    // onLeave hears of each value once, as it leaves.
+    const departed = committed.filter((slot) => held.get(slot.value!.key) !== slot);
+    assertEquals(new Set(left), new Set(departed.map((slot) => slot.value!)), `${where}: left`);
+    assertEquals(left.length, departed.length, `${where}: onLeave called twice for a value`);
   }
 }
 

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { FileClient } from "../lib/client/client.ts";
 import { ServerError } from "../lib/client/errors.ts";
 import { HashBuffers } from "../lib/server/store/hashing.ts";
-import { VersionFile } from "../lib/server/store/version.ts";
+import { openLockOf, VersionFile } from "../lib/server/store/version.ts";
 import { ErrorCode } from "../lib/shared/errors.ts";
 import { GREETING } from "../lib/shared/greeting.ts";
 import { rawConnect, spawned, startServer, tempFolder, text, xxh3 } from "./harness.ts";
@@ -227,4 +227,45 @@ Deno.test("a link out of the folder swapped in while a name is looked up is neve
     assert(!answer.includes("secret"), `the file outside was served as ${name} (${asked})`);
   }
   assert(asked > 100, `only ${asked} requests`);
+});
+
+Deno.test("threads sharing the open lock open files in different folders at once", async () => {
+  await using data = await tempFolder({ "a/one.txt": "one", "b/two.txt": "two" });
+  // Each thread opens its file 2,000 times, checked as the store checks it; the process has one
+  // working folder, so an open that went through it could land in the other thread's folder.
+  const version = new URL("../lib/server/store/version.ts", import.meta.url).href;
+  const hashing = new URL("../lib/server/store/hashing.ts", import.meta.url).href;
+  const code = `
+    import { shareOpenLock, stampOf, VersionFile } from "${version}";
+    import { HashBuffers } from "${hashing}";
+    self.onmessage = async ({ data: [lock, path] }) => {
+      shareOpenLock(lock);
+      const stamp = stampOf(Deno.statSync(path));
+      let failed = 0;
+      for (let i = 0; i < 2000; i++) {
+        try {
+          await using _file = await VersionFile.open(path, stamp, path, new HashBuffers(1, 1));
+        } catch {
+          failed++;
+        }
+      }
+      self.postMessage(failed);
+    };`;
+  const url = URL.createObjectURL(new Blob([code], { type: "text/javascript" }));
+  const workers = [0, 1].map(() => new Worker(url, { type: "module" }));
+  try {
+    const failed = await Promise.all(
+      ["a/one.txt", "b/two.txt"].map((name, i) =>
+        new Promise<number>((resolve, reject) => {
+          workers[i].onmessage = (event) => resolve(event.data);
+          workers[i].onerror = (event) => reject(event.error ?? event.message);
+          workers[i].postMessage([openLockOf(), join(data.path, name)]);
+        })
+      ),
+    );
+    assertEquals(failed, [0, 0], "opens refused as changed");
+  } finally {
+    for (const worker of workers) worker.terminate();
+    URL.revokeObjectURL(url);
+  }
 });

@@ -83,15 +83,30 @@ export async function createHasher(algorithm: DigestAlgorithm): Promise<Hasher> 
 }
 
 /**
- * The digest of `bytes` already in memory, computed in steps that let other work run between
- * them: hashing a cached file of tens of MiB in one go would hold up every other connection.
+ * The digest of `bytes` already in memory (one array, or pieces in order), computed in steps that
+ * let other work run between them: hashing a cached file of tens of MiB in one go would hold up
+ * every other connection.
+ * @example
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
+ * import { digestOf, XXH3_128 } from "./digest.ts";
+ * const whole = await digestOf(XXH3_128, new Uint8Array([1, 2, 3]));
+ * deepEqual(await digestOf(XXH3_128, [new Uint8Array([1]), new Uint8Array([2, 3])]), whole);
+ * ```
  */
-export async function digestOf(algorithm: DigestAlgorithm, bytes: Uint8Array): Promise<Uint8Array> {
+export async function digestOf(
+  algorithm: DigestAlgorithm,
+  bytes: Uint8Array | readonly Uint8Array[],
+): Promise<Uint8Array> {
   const hasher = await createHasher(algorithm);
   const step = 4 * 1024 * 1024;
-  for (let at = 0; at < bytes.length; at += step) {
-    if (at > 0) await new Promise((resolve) => setTimeout(resolve, 0));
-    hasher.update(bytes.subarray(at, at + step));
+  let first = true;
+  for (const piece of bytes instanceof Uint8Array ? [bytes] : bytes) {
+    for (let at = 0; at < piece.length; at += step) {
+      if (!first) await new Promise((resolve) => setTimeout(resolve, 0));
+      first = false;
+      hasher.update(piece.subarray(at, at + step));
+    }
   }
   return hasher.digest();
 }

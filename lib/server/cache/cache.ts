@@ -26,6 +26,13 @@ export interface ByteCacheOptions<V = unknown> {
    * whenever the garbage collector comes round.
    */
   onDrop?: (value: V) => void;
+  /**
+   * Called as a committed value leaves the cache (evicted, deleted or replaced), before its bytes
+   * stop being counted, with a way to hold it: whoever answers for readers the cache cannot see
+   * (in other threads) takes a hold here for them, so the bytes count as pinned until they let
+   * go, or lets go of holds it took for them earlier.
+   */
+  onLeave?: (value: V, hold: () => Release) => void;
 }
 
 /** Room held for one value while it loads; settle it exactly once. */
@@ -89,6 +96,7 @@ export class ByteCache<K, V> implements CacheView<K> {
   readonly #entries = new Map<K, Slot<V>>();
   readonly #order: Policy<K>;
   readonly #onDrop: ((value: V) => void) | undefined;
+  readonly #onLeave: ((value: V, hold: () => Release) => void) | undefined;
   #used = 0;
   #reserved = 0;
   #pinned = 0;
@@ -106,6 +114,7 @@ export class ByteCache<K, V> implements CacheView<K> {
     this.policy = options.policy ?? DEFAULT_POLICY;
     this.#order = createPolicy<K>(this.policy, options.capacity);
     this.#onDrop = options.onDrop;
+    this.#onLeave = options.onLeave;
   }
 
   /** Bytes of the values held. */
@@ -163,6 +172,28 @@ export class ByteCache<K, V> implements CacheView<K> {
     this.#hits++;
     this.#order.touch(key);
     return entry.value!;
+  }
+
+  /**
+   * Tells the policy that `key` was requested, without counting a lookup: for a hit counted
+   * elsewhere (in another thread, heard of later). False when no value is held under `key`.
+   * @example
+   * ```ts
+   * import { deepEqual } from "node:assert/strict";
+   * import { ByteCache } from "./cache.ts";
+   * const cache = new ByteCache<string, string>({ capacity: 2, policy: "lru" });
+   * cache.reserve("a", 1)?.commit("x");
+   * cache.reserve("b", 1)?.commit("y");
+   * cache.touch("a");
+   * cache.reserve("c", 1)?.commit("z"); // b, not a, was least recently used
+   * deepEqual([...cache.keys()], ["a", "c"]);
+   * deepEqual([cache.hits, cache.misses], [0, 0]);
+   * ```
+   */
+  touch(key: K): boolean {
+    if (!this.#entries.has(key)) return false;
+    this.#order.touch(key);
+    return true;
   }
 
   /**
@@ -259,7 +290,9 @@ export class ByteCache<K, V> implements CacheView<K> {
    * Holds `size` bytes for a value about to be loaded under `key`, evicting values as the policy
    * orders until there is room. Returns undefined, evicting nothing, when the value cannot fit:
    * it is larger than the whole cache, or the rest is reserved by other loads or held by readers.
-   * Values being loaded are never evicted: they are not in the cache until committed.
+   * (Readers the cache learns of only as their value leaves, by `onLeave`, can make it evict and
+   * still find no room.) Values being loaded are never evicted: they are not in the cache until
+   * committed.
    * @example
    * ```ts
    * import { equal } from "node:assert/strict";
@@ -277,7 +310,10 @@ export class ByteCache<K, V> implements CacheView<K> {
       throw new RangeError(`a value's size is a whole number of bytes, not ${size}`);
     }
     if (this.#reserved + this.#pinned + this.#held + size > this.capacity) return undefined;
-    while (this.#used + this.#reserved + this.#pinned + size > this.capacity) this.#evictOne();
+    while (this.#used + this.#reserved + this.#pinned + size > this.capacity) {
+      if (this.#entries.size === 0) return undefined; // what left was held where we could not see
+      this.#evictOne();
+    }
     this.#reserved += size;
     const slot: Slot<V> = { size, state: "loading", holds: 0 };
     const settle = () => {
@@ -323,6 +359,7 @@ export class ByteCache<K, V> implements CacheView<K> {
 
   /** Takes `slot` out of the used or reserved count; still held, it counts as pinned. */
   #leave(slot: Slot<V>): void {
+    if (slot.state === "cached") this.#onLeave?.(slot.value!, () => this.#holder(slot));
     if (slot.state === "cached") this.#used -= slot.size;
     if (slot.state === "cached" && slot.holds > 0) this.#held -= slot.size;
     slot.state = "gone";

@@ -37,3 +37,33 @@ export function readFailure(error: unknown, name: string): WireError {
   if (error instanceof Deno.errors.NotFound) return changed(name);
   return asWireError(error, `cannot read ${quote(name)}`);
 }
+
+/**
+ * A body whose source is not known yet: a miss waiting for the answer of a cache in another
+ * thread. It reads as the body it becomes, and is counted as read from disk (which it nearly
+ * always is). Disposed before it is known, it disposes of that body as soon as it is.
+ */
+export class LaterBody implements FileBody {
+  readonly name: string;
+  readonly stamp: Stamp;
+  readonly source: Source = "disk";
+  readonly #body: Promise<FileBody>;
+
+  constructor(name: string, stamp: Stamp, body: Promise<FileBody>) {
+    this.name = name;
+    this.stamp = stamp;
+    this.#body = body;
+  }
+
+  [Symbol.dispose](): void {
+    this.#body.then((body) => body[Symbol.dispose](), () => {}); // a failure is its readers' to see
+  }
+
+  async *chunks(offset: number, end: number): AsyncGenerator<Uint8Array> {
+    yield* (await this.#body).chunks(offset, end);
+  }
+
+  async digest(): Promise<Uint8Array> {
+    return await (await this.#body).digest();
+  }
+}

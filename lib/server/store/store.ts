@@ -12,16 +12,17 @@
 import { type DigestAlgorithm, SHA256 } from "../../shared/digest.ts";
 import { WireError } from "../../shared/errors.ts";
 import type { ListEntry } from "../../shared/protocol.ts";
-import { ByteCache, type CacheView, type PolicyName, type Reservation } from "../cache/cache.ts";
+import type { CacheView, PolicyName } from "../cache/cache.ts";
 import { DataFolder } from "../folder.ts";
 import { readFolder, walkFiles } from "../listing.ts";
-import type { FileBody } from "./body.ts";
+import type { CacheBackend, Found } from "./backend.ts";
+import { type FileBody, LaterBody } from "./body.ts";
 import { Digests } from "./digests.ts";
 import { HashBuffers } from "./hashing.ts";
-import { Load, MemoryBody } from "./load.ts";
-import { Recycler } from "./recycle.ts";
+import { load, MemoryBody } from "./load.ts";
+import { LocalCache } from "./local.ts";
 import { BufferPool, StreamBody } from "./stream.ts";
-import { sameStamp, type Stamp, stampOf } from "./version.ts";
+import { type Stamp, stampOf } from "./version.ts";
 
 export type { FileBody } from "./body.ts";
 
@@ -30,59 +31,49 @@ const STREAM_BUFFER_BYTES = 1024 * 1024;
 /** The size of the buffers that files hashed from disk (not in the cache) are read through. */
 const HASH_BUFFER_BYTES = 1024 * 1024;
 
-/** A whole file held in the cache. */
-interface CachedFile {
-  bytes: Uint8Array<ArrayBuffer>;
-  stamp: Stamp;
-}
-
 /** List entries per batch of {@link FileStore.list}. */
 const LIST_BATCH = 1000;
 
 /** Settings of a {@link FileStore}. */
-export interface StoreOptions {
-  /** The data folder's real path (see openRoot in folder.ts). */
-  root: string;
-  /** Cache capacity in bytes. */
-  cacheBytes: number;
-  policy?: PolicyName;
-  /** Pooled buffers for streaming files that are not cached; each is STREAM_BUFFER_BYTES. */
-  streamBuffers?: number;
-  /**
-   * Buffers for hashing files that are not cached (HASH_BUFFER_BYTES each), lent in turn: what
-   * hashing may hold however many requests need a digest at once.
-   */
-  hashBuffers?: number;
-}
+export type StoreOptions =
+  & {
+    /** The data folder's real path (see openRoot in folder.ts). */
+    root: string;
+    /** Pooled buffers for streaming files that are not cached; each is STREAM_BUFFER_BYTES. */
+    streamBuffers?: number;
+    /**
+     * Buffers for hashing files that are not cached (HASH_BUFFER_BYTES each), lent in turn: what
+     * hashing may hold however many requests need a digest at once.
+     */
+    hashBuffers?: number;
+  }
+  & (
+    /** A cache of this thread's own, of `cacheBytes` bytes. */
+    | { cacheBytes: number; policy?: PolicyName }
+    /** A cache made elsewhere: one shared with other threads, say (shared.ts). */
+    | { cache: CacheBackend }
+  );
 
 /** Reads files for the server, through the cache. */
 export class FileStore {
   readonly #folder: DataFolder;
-  readonly #cache: ByteCache<string, CachedFile>;
-  /** Loads in progress, with the room they fill. */
-  readonly #loads = new Map<string, { load: Load; room: Reservation<CachedFile> }>();
+  readonly #cache: CacheBackend;
   readonly #digests: Digests;
   readonly #pool: BufferPool;
-  readonly #recycler = new Recycler();
   #diskReads = 0;
 
   constructor(options: StoreOptions) {
     this.#folder = new DataFolder(options.root);
-    this.#cache = new ByteCache({
-      capacity: options.cacheBytes,
-      policy: options.policy,
-      // Reused by a load in the same turn, or detached, which frees the bytes now: left to the
-      // garbage collector, files the cache let go of would stay in memory beside their
-      // replacements, and the process would outgrow the cap.
-      onDrop: (file) => this.#recycler.give(file.bytes.buffer),
-    });
+    this.#cache = "cache" in options
+      ? options.cache
+      : new LocalCache(options.cacheBytes, options.policy);
     this.#pool = new BufferPool(options.streamBuffers ?? 16, STREAM_BUFFER_BYTES);
     this.#digests = new Digests(4096, new HashBuffers(options.hashBuffers ?? 4, HASH_BUFFER_BYTES));
   }
 
   /** The cache's counters and keys, to read. */
   get cache(): CacheView<string> {
-    return this.#cache;
+    return this.#cache.view;
   }
 
   /** How many times a file was read from disk (a shared load counts once). */
@@ -106,35 +97,29 @@ export class FileStore {
     }
     // Cached under its real name: a file reached through links is one file, cached once.
     const { path, realName: key, info } = resolved;
-    const stamp = stampOf(info);
-    const held = this.#cache.peek(key);
-    if (held && !sameStamp(held.stamp, stamp)) this.#cache.delete(key);
-    const hit = this.#cache.get(key);
-    if (hit) {
-      const load = Load.complete(name, stamp, this.#digests, hit.bytes);
-      return new MemoryBody("cache", load, algorithm, this.#cache.hold(key)!);
+    const file = { name, path, stamp: stampOf(info), algorithm };
+    const found = this.#cache.find(key, file.stamp);
+    if (!(found instanceof Promise)) return this.#body(found, file);
+    // Only a miss waits for the cache's answer (from another thread): its bytes come from disk,
+    // unless that thread has just cached them.
+    return new LaterBody(name, file.stamp, found.then((found) => this.#body(found, file)));
+  }
+
+  /** The body for a file the cache answered `found` for. */
+  #body(found: Found, file: FileToOpen): FileBody {
+    const { name, path, stamp, algorithm } = file;
+    if (found.kind === "stream" || found.kind === "load") this.#diskReads++;
+    if (found.kind === "stream") {
+      return new StreamBody(name, path, stamp, algorithm, this.#pool, this.#digests);
     }
-    const running = this.#loads.get(key);
-    if (running && sameStamp(running.load.stamp, stamp)) {
-      return new MemoryBody("disk", running.load, algorithm, running.room.hold());
+    if (found.kind === "load") {
+      load(path, name, stamp, found.held, algorithm, this.#digests).then(
+        () => found.settle(true),
+        () => found.settle(false),
+      );
     }
-    const room = this.#cache.reserve(key, stamp.size);
-    this.#diskReads++;
-    if (!room) return new StreamBody(name, path, stamp, algorithm, this.#pool, this.#digests);
-    const load = new Load(name, stamp, this.#digests, this.#recycler.take(stamp.size));
-    this.#loads.set(key, { load, room });
-    // Settled in the same turn as it leaves #loads, so no request joins a load whose room is gone.
-    const settled = () => {
-      if (this.#loads.get(key)?.load === load) this.#loads.delete(key);
-    };
-    load.run(path, algorithm).then(() => {
-      settled();
-      room.commit({ bytes: load.bytes, stamp });
-    }, () => {
-      settled();
-      room.release();
-    });
-    return new MemoryBody("disk", load, algorithm, room.hold());
+    const source = found.kind === "hit" ? "cache" : "disk";
+    return new MemoryBody(source, name, stamp, found.held, algorithm, this.#digests);
   }
 
   /**
@@ -147,7 +132,7 @@ export class FileStore {
     let batch: ListEntry[] = [];
     for await (const entry of walkFiles(this.#folder.root)) {
       const { realName, ...listed } = entry;
-      const item: ListEntry = { ...listed, cached: this.#cache.has(realName) };
+      const item: ListEntry = { ...listed, cached: this.#cache.view.has(realName) };
       if (sha256) {
         const digest = await this.#sha256(entry.name);
         if (digest === undefined) continue;
@@ -171,7 +156,7 @@ export class FileStore {
     if (contents === undefined) return undefined;
     const files = contents.files.map(({ realName, ...file }) => ({
       ...file,
-      cached: this.#cache.has(realName),
+      cached: this.#cache.view.has(realName),
     }));
     return { folders: contents.folders, files };
   }
@@ -184,14 +169,9 @@ export class FileStore {
     try {
       const { path, realName, info } = this.#folder.resolve(name);
       const stamp = stampOf(info);
-      const cached = this.#cache.peek(realName);
-      if (cached && sameStamp(cached.stamp, stamp)) {
-        using body = new MemoryBody(
-          "cache",
-          Load.complete(name, stamp, this.#digests, cached.bytes),
-          SHA256,
-          this.#cache.hold(realName)!,
-        );
+      const held = this.#cache.peek(realName, stamp);
+      if (held) {
+        using body = new MemoryBody("cache", name, stamp, held, SHA256, this.#digests);
         return await body.digest();
       }
       return await this.#digests.of(path, stamp, name, SHA256);
@@ -200,4 +180,12 @@ export class FileStore {
       throw error;
     }
   }
+}
+
+/** A file to open: the name asked for, where it is, its version, the digest its answer ends with. */
+interface FileToOpen {
+  name: string;
+  path: string;
+  stamp: Stamp;
+  algorithm: DigestAlgorithm;
 }

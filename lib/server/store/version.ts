@@ -66,20 +66,47 @@ const statOf = promisify(fstat);
 const closeFile = promisify(close);
 
 /**
+ * The word of shared memory that threads opening files take turns through (0: free, 1: taken):
+ * the process has one working folder, which {@link openChecked} steps into. A thread has one of
+ * its own until it is given the one every other thread of the process uses, by
+ * {@link shareOpenLock}.
+ */
+let openLock = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * The lock this thread takes turns through, for another thread's {@link shareOpenLock}.
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { openLockOf } from "./version.ts";
+ * equal(openLockOf().byteLength, 4);
+ * ```
+ */
+export function openLockOf(): SharedArrayBuffer {
+  return openLock.buffer as SharedArrayBuffer;
+}
+
+/** Has this thread open files in turn with the threads that share `lock` (from openLockOf). */
+export function shareOpenLock(lock: SharedArrayBuffer): void {
+  openLock = new Int32Array(lock);
+}
+
+/**
  * Opens the file at `path`, a real path already checked to lie inside the shared folder, so that
  * no link put anywhere on that path since the check is followed out of the folder: neither in
  * place of the file (O_NOFOLLOW) nor in place of a folder on the way. Deno has no openat(), so
  * the process steps into the file's folder (which follows links), asks the kernel where it now
  * is (getcwd reports the folder itself, whatever path led there), and opens the file relative to
- * it, then steps back. The steps are synchronous, so no other request runs between them (a path
- * relative to the working folder that another thread resolves in that instant would go astray:
- * the server opens nothing by a relative path). A non-blocking
- * open, so that a FIFO swapped in opens at once (and is refused by its stamp) rather than waiting
- * for a writer while holding a thread. Returns the descriptor; throws Changed when the path no
- * longer leads where it did.
+ * it, then steps back. The steps are synchronous, so no other request of this thread runs between
+ * them, and threads sharing the lock (shareOpenLock) take turns at them (a path relative to the
+ * working folder that another thread resolves in that instant would go astray: the server opens
+ * nothing else by a relative path). A non-blocking open, so that a FIFO swapped in opens at once
+ * (and is refused by its stamp) rather than waiting for a writer while holding a thread. Returns
+ * the descriptor; throws Changed when the path no longer leads where it did.
  */
 function openChecked(path: string, name: string): number {
   const folder = dirname(path);
+  while (Atomics.compareExchange(openLock, 0, 0, 1) !== 0) Atomics.wait(openLock, 0, 1);
   const home = workingFolder();
   try {
     Deno.chdir(folder);
@@ -92,6 +119,8 @@ function openChecked(path: string, name: string): number {
     throw error;
   } finally {
     if (home !== undefined) Deno.chdir(home);
+    Atomics.store(openLock, 0, 0);
+    Atomics.notify(openLock, 0, 1);
   }
 }
 
