@@ -12,6 +12,7 @@ import { Access } from "./access.ts";
 import type { PolicyName } from "./cache/cache.ts";
 import { Connection } from "./connection.ts";
 import { isDisconnect } from "./errors.ts";
+import { type Ledger, newTally, type Tally } from "./exchange.ts";
 import { openRoot } from "./folder.ts";
 import { httpBusy, httpsRequired, serveHttp } from "./http/serve.ts";
 import {
@@ -24,21 +25,26 @@ import {
 } from "./limits.ts";
 import { certificateWarning, exposureWarning, listen, type TlsFiles } from "./listen.ts";
 import type { Logger } from "./log.ts";
-import { renderMetrics } from "./metrics.ts";
+import { type Protocol, renderMetrics } from "./metrics.ts";
 import { serveNative } from "./native.ts";
 import { readProxyLine } from "./proxy.ts";
-import { newTally, Request, type Service, type Tally } from "./service.ts";
+import type { Service } from "./service.ts";
 import { FileStore } from "./store/store.ts";
 import type { Tokens } from "./tokens.ts";
 
 /** How long a shutdown waits for sessions to end once their sockets are closed. */
 const CLOSE_GRACE_MS = 1000;
 
-/** A port the server listens on: how it serves a connection, and how it tells one it is busy. */
+/**
+ * A port the server listens on: the protocol its connections' requests are counted under (the
+ * native port's original dialect is learnt from the first byte: native.ts), how it serves a
+ * connection, and how it tells one that the server is busy (full).
+ */
 interface Port {
   listener: Deno.Listener;
+  protocol: Protocol;
   serve(connection: Connection, service: Service): Promise<void>;
-  busy(why: string): Uint8Array;
+  busyText(why: string): Uint8Array;
 }
 
 /** Everything a server needs to start. */
@@ -116,6 +122,8 @@ export class FileServer {
   readonly #started = Date.now();
   readonly #sweeper: ReturnType<typeof setInterval>;
   readonly #tally: Tally = newTally();
+  /** Where exchanges are counted and logged. */
+  readonly #ledger: Ledger;
   /** What the dialects are given of the server. */
   readonly #service: Service;
   readonly #gate: Gate;
@@ -131,6 +139,7 @@ export class FileServer {
     this.#options = options;
     this.#gate = gate;
     this.#logger = options.logger;
+    this.#ledger = { tally: this.#tally, logger: this.#logger };
     this.#ports = ports;
     this.#access = new Access(options.tokens, options.originalWithoutToken ?? false, this.#logger);
     this.#refusals = new Refusals((id, error) =>
@@ -142,7 +151,6 @@ export class FileServer {
       closing: () => this.#closing,
       stats: () => this.stats(),
       metrics: () => renderMetrics({ stats: this.stats(), ...this.#tally }),
-      begin: (connection, op) => new Request(this.#tally, this.#logger, connection, op),
       violation: (connection, error) => this.#violation(connection, error),
       access: this.#access,
     };
@@ -164,8 +172,9 @@ export class FileServer {
     const { host, tls } = options;
     const ports: Port[] = [{
       listener: await listenFor("the native port (--port)", host, options.port, tls),
+      protocol: "framed",
       serve: serveNative,
-      busy: encodeBusy,
+      busyText: encodeBusy,
     }];
     if (options.httpPort !== undefined) {
       const listener = await listenFor(
@@ -180,7 +189,7 @@ export class FileServer {
       });
       const serve = (connection: Connection, service: Service) =>
         serveHttp(connection, service, { htmlSandbox: options.htmlSandbox });
-      ports.push({ listener, serve, busy: httpBusy });
+      ports.push({ listener, protocol: "http", serve, busyText: httpBusy });
     }
     const server = new FileServer(options, root, ports, new Gate(max, perHost));
     const http = server.httpAddr;
@@ -264,7 +273,7 @@ export class FileServer {
     for (const { listener } of this.#ports) listener.close();
     await this.#accepting;
     for (const connection of this.#connections) {
-      if (!connection.busy) connection.close("shutdown");
+      if (!connection.answering) connection.close("shutdown");
     }
     await this.#sessionsEnd(this.#options.shutdownTimeoutMs);
     for (const connection of this.#connections) connection.close("shutdown timeout");
@@ -309,14 +318,17 @@ export class FileServer {
         continue;
       }
       const id = this.#nextId++;
-      const connection = new Connection(id, socket);
+      const connection = new Connection(id, socket, {
+        protocol: port.protocol,
+        ledger: this.#ledger,
+      });
       // A trusted proxy's connections count towards the total until their PROXY line names the
       // client, who then takes the place (and answers to the per-host limit).
       const proxied = this.#options.trustProxies?.includes(connection.host) ?? false;
       const full = this.#gate.enter(connection.host, proxied ? Infinity : undefined);
       if (full !== undefined) {
         this.#logger.event("busy", { id, peer: connection.peer });
-        await this.#refusals.refuse(connection, port.busy(full));
+        await this.#refusals.refuse(connection, port.busyText(full));
         continue;
       }
       this.#connections.add(connection);
@@ -342,20 +354,16 @@ export class FileServer {
       // (lib/server/tls.ts), as Deno.listenTls's have no such switch: docs/PERFORMANCE.md.
       if ("setNoDelay" in connection.socket) (connection.socket as Deno.TcpConn).setNoDelay(true);
       if (proxied) {
-        connection.requestDone(true); // the PROXY line is due now, on the request clock
-        const client = await readProxyLine(connection);
-        if (client && `${client.host}:${client.port}` === connection.peer) {
-          // A PROXY line naming this very connection, as haproxy's health checks have it: the
-          // proxy speaking for itself, routine, logged below the default level.
-          connection.logLevel = "debug";
-        } else if (client) {
-          this.#gate.leave(connection.host);
-          connection.forwardedFor(client);
+        // The PROXY line is due at once, on the request clock.
+        const client = await connection.opening(() => readProxyLine(connection));
+        const host = connection.host;
+        if (connection.carries(client)) {
+          this.#gate.leave(host);
           const full = this.#gate.enter(connection.host);
           admitted = full === undefined;
           if (full !== undefined) {
             this.#logger.event("busy", { id: connection.id, peer: connection.peer });
-            return await connection.send(port.busy(full));
+            return await connection.send(port.busyText(full));
           }
         }
       }
