@@ -275,12 +275,14 @@ export class Connection {
   }
 
   /**
-   * Ends the connection politely: writes what is gathered, says no more will come (a TCP
-   * half-close), then reads and drops whatever the peer still sends until it closes too, for at
-   * most a second, and closes. Closing with bytes unread makes the kernel
+   * Ends the connection politely, once its dialect is done with it: writes what is gathered, says
+   * no more will come (a TCP half-close), then reads and drops whatever the peer still sends until
+   * it closes too, for at most a second, and closes. Closing with bytes unread makes the kernel
    * reset the connection, and a reset can destroy answers the peer has not read yet.
    */
   async finish(reason: string): Promise<void> {
+    // An exchange its dialect dropped without ending it: logged and counted as abandoned.
+    this.#exchange?.[Symbol.dispose]();
     if (this.#closedBecause !== undefined) return;
     try {
       await this.flush();

@@ -150,16 +150,16 @@ export class Exchange implements Disposable {
       this.#end({ ...fields, error: reasonOf(error) });
       throw error;
     }
-    this.#ledger.tally.errors++;
     this.#end({ ...fields, error: errorCodeName(error.code) });
+    this.#ledger.tally.errors++;
     return error;
   }
 
   /** Ends an exchange no outcome ended: logged as abandoned, and counted as an error. */
   [Symbol.dispose](): void {
     if (this.#ended) return;
-    this.#ledger.tally.errors++;
     this.#end({ error: "abandoned" });
+    this.#ledger.tally.errors++;
   }
 
   #end(fields: Fields): void {
