@@ -90,14 +90,16 @@ async function answer(
   request: HttpRequest,
 ): Promise<boolean> {
   using exchange = connection.begin(`http-${request.head.method.toLowerCase()}`);
+  let status: number | undefined;
   try {
     const reply = await handle(request, service, connection, options);
+    status = reply.status;
     return await respond(connection, exchange, request.head, reply);
   } catch (error) {
     // Whatever cut the answer short (a file that changed as it was sent, the peer gone): its head
     // may have promised the whole length, so all that can be said now is a close, which leaves
     // the body short for the client to see, never completed with other bytes.
-    exchange.failed(error);
+    exchange.failed(error, { status });
     return false;
   }
 }
