@@ -7,7 +7,7 @@
 
 import { errorCodeName, ProtocolError, reasonOf, type WireError } from "../shared/errors.ts";
 import { encodeBusy } from "../shared/greeting.ts";
-import type { ServerStats } from "../shared/stats.ts";
+import { ratio, type ServerStats } from "../shared/stats.ts";
 import { Access } from "./access.ts";
 import type { PolicyName } from "./cache/cache.ts";
 import { Connection } from "./connection.ts";
@@ -231,18 +231,17 @@ export class FileServer {
     return this.#ports[1]?.listener.addr as Deno.NetAddr | undefined;
   }
 
-  /** The server's counters now. */
+  /** The server's counters now: every statistic of the table (STATS, lib/shared/stats.ts). */
   stats(): ServerStats {
     const cache = this.#store.cache;
-    const lookups = cache.hits + cache.misses;
     const tally = this.#tally;
     return {
       policy: cache.policy,
       requests: tally.requests.framed + tally.requests.original + tally.requests.http,
       hits: cache.hits,
       misses: cache.misses,
-      hitRatio: lookups ? cache.hits / lookups : 0,
-      byteHitRatio: tally.bodyBytes ? tally.bodyBytesFromCache / tally.bodyBytes : 0,
+      hitRatio: ratio(cache.hits, cache.hits + cache.misses),
+      byteHitRatio: ratio(tally.bodyBytesFromCache, tally.bodyBytes),
       evictions: cache.evictions,
       bytesSent: this.#bytesSent + this.#inFlightBytes(),
       cacheBytes: cache.used,
