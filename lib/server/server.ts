@@ -111,6 +111,35 @@ async function listenFor(
   }
 }
 
+/**
+ * Listens on the server's ports: the native one, and the HTTP one when asked for. Throws (with
+ * nothing left listening) when one cannot be had.
+ */
+async function openPorts(options: ServerOptions): Promise<Port[]> {
+  const { host, tls } = options;
+  const ports: Port[] = [{
+    listener: await listenFor("the native port (--port)", host, options.port, tls),
+    protocol: "framed",
+    serve: serveNative,
+    busyText: encodeBusy,
+  }];
+  if (options.httpPort === undefined) return ports;
+  const listener = await listenFor(
+    "the HTTP port (--http-port)",
+    host,
+    options.httpPort,
+    tls,
+    httpsRequired,
+  ).catch((error) => {
+    ports[0].listener.close();
+    throw error;
+  });
+  const serve = (connection: Connection, service: Service) =>
+    serveHttp(connection, service, { htmlSandbox: options.htmlSandbox });
+  ports.push({ listener, protocol: "http", serve, busyText: httpBusy });
+  return ports;
+}
+
 /** A running file server. */
 export class FileServer {
   readonly #options: ServerOptions;
@@ -169,29 +198,7 @@ export class FileServer {
     const wanted = options.maxConnections;
     const max = connectionsThatFit(wanted, freeDescriptors(root, descriptorsFor(wanted)));
     const perHost = Math.min(max, options.maxConnectionsPerHost ?? Math.ceil(max / 4));
-    const { host, tls } = options;
-    const ports: Port[] = [{
-      listener: await listenFor("the native port (--port)", host, options.port, tls),
-      protocol: "framed",
-      serve: serveNative,
-      busyText: encodeBusy,
-    }];
-    if (options.httpPort !== undefined) {
-      const listener = await listenFor(
-        "the HTTP port (--http-port)",
-        host,
-        options.httpPort,
-        tls,
-        httpsRequired,
-      ).catch((error) => {
-        ports[0].listener.close();
-        throw error;
-      });
-      const serve = (connection: Connection, service: Service) =>
-        serveHttp(connection, service, { htmlSandbox: options.htmlSandbox });
-      ports.push({ listener, protocol: "http", serve, busyText: httpBusy });
-    }
-    const server = new FileServer(options, root, ports, new Gate(max, perHost));
+    const server = new FileServer(options, root, await openPorts(options), new Gate(max, perHost));
     const http = server.httpAddr;
     options.logger.event("listening", {
       address: `${server.addr.hostname}:${server.addr.port}`,
@@ -208,17 +215,20 @@ export class FileServer {
         ? `--max-connections ${wanted} does not fit the open-file limit (ulimit -n); raise it to serve more`
         : undefined,
     });
+    await server.#warn();
+    return server;
+  }
+
+  /** Logs what the operator should know of how the server was started. */
+  async #warn(): Promise<void> {
+    const { tls, tokens } = this.#options;
     const warnings = [
-      exposureWarning(server.addr.hostname, {
-        tls: options.tls !== undefined,
-        tokens: options.tokens !== undefined,
-      }),
-      options.tls && await certificateWarning(options.tls.cert),
+      exposureWarning(this.addr.hostname, { tls: tls !== undefined, tokens: tokens !== undefined }),
+      tls && await certificateWarning(tls.cert),
     ];
     for (const message of warnings) {
-      if (message) options.logger.event("warning", { message });
+      if (message) this.#logger.event("warning", { message });
     }
-    return server;
   }
 
   /** The address the server listens on (with the real port when 0 was asked for). */
@@ -340,30 +350,13 @@ export class FileServer {
   async #session(connection: Connection, port: Port, proxied: boolean): Promise<void> {
     let admitted = true;
     try {
-      await connection.handshake().catch((error) => {
-        // A client that does not speak TLS, or refused the certificate: the peer's trouble, so
-        // logged but not counted as the server's error.
-        if (connection.closedBecause !== undefined) return;
-        const fields = { id: connection.id, peer: connection.peer, error: reasonOf(error) };
-        this.#logger.event("tls-error", fields);
-        connection.close("tls-error");
-      });
-      if (connection.closedBecause !== undefined) return;
-      // Small answers leave at once (TCP_NODELAY). A TLS connection has it from the start
-      // (lib/server/tls.ts), as Deno.listenTls's have no such switch: docs/PERFORMANCE.md.
-      if ("setNoDelay" in connection.socket) (connection.socket as Deno.TcpConn).setNoDelay(true);
+      if (!await this.#handshake(connection)) return;
       if (proxied) {
-        // The PROXY line is due at once, on the request clock.
-        const client = await connection.opening(() => readProxyLine(connection));
-        const host = connection.host;
-        if (connection.carries(client)) {
-          this.#gate.leave(host);
-          const full = this.#gate.enter(connection.host);
-          admitted = full === undefined;
-          if (full !== undefined) {
-            this.#logger.event("busy", { id: connection.id, peer: connection.peer });
-            return await connection.send(port.busyText(full));
-          }
+        const full = await this.#proxyLine(connection);
+        admitted = full === undefined;
+        if (full !== undefined) {
+          this.#logger.event("busy", { id: connection.id, peer: connection.peer });
+          return await connection.send(port.busyText(full));
         }
       }
       this.#logger.event("open", { id: connection.id, peer: connection.peer }, connection.logLevel);
@@ -374,20 +367,61 @@ export class FileServer {
         this.#failed(connection, error);
       }
     } finally {
-      // Ending it can fail too (a TLS peer may send garbage after the last answer): that is
-      // counted and logged, and the socket closed all the same, rather than thrown from here.
-      await connection.finish("done").catch((error) => {
-        if (!isDisconnect(error)) this.#failed(connection, error);
-      });
-      this.#connections.delete(connection);
-      if (admitted) this.#gate.leave(connection.host);
-      this.#bytesSent += connection.bytesWritten;
-      this.#logger.event("close", {
-        id: connection.id,
-        bytes: connection.bytesWritten,
-        reason: connection.closedBecause,
-      }, connection.logLevel);
+      await this.#end(connection, admitted);
     }
+  }
+
+  /**
+   * Completes a TLS connection's handshake and sets TCP_NODELAY; false when the connection was
+   * closed meanwhile (a timeout, a failed handshake).
+   */
+  async #handshake(connection: Connection): Promise<boolean> {
+    await connection.handshake().catch((error) => {
+      // A client that does not speak TLS, or refused the certificate: the peer's trouble, so
+      // logged but not counted as the server's error.
+      if (connection.closedBecause !== undefined) return;
+      const fields = { id: connection.id, peer: connection.peer, error: reasonOf(error) };
+      this.#logger.event("tls-error", fields);
+      connection.close("tls-error");
+    });
+    if (connection.closedBecause !== undefined) return false;
+    // Small answers leave at once (TCP_NODELAY). A TLS connection has it from the start
+    // (lib/server/tls.ts), as Deno.listenTls's have no such switch: docs/PERFORMANCE.md.
+    if ("setNoDelay" in connection.socket) (connection.socket as Deno.TcpConn).setNoDelay(true);
+    return true;
+  }
+
+  /**
+   * Reads the PROXY line a trusted proxy's connection starts with, due at once on the request
+   * clock; the client it names takes the proxy's place at the gate. Says which limit is reached
+   * when the client has no place left there; undefined when the connection goes on.
+   */
+  async #proxyLine(connection: Connection): Promise<string | undefined> {
+    const client = await connection.opening(() => readProxyLine(connection));
+    const proxy = connection.host;
+    if (!connection.carries(client)) return undefined;
+    this.#gate.leave(proxy);
+    return this.#gate.enter(connection.host);
+  }
+
+  /**
+   * Ends a session: finishes its connection, gives back its place at the gate if it was
+   * `admitted` there, and logs the close.
+   */
+  async #end(connection: Connection, admitted: boolean): Promise<void> {
+    // Ending it can fail too (a TLS peer may send garbage after the last answer): that is
+    // counted and logged, and the socket closed all the same, rather than thrown from here.
+    await connection.finish("done").catch((error) => {
+      if (!isDisconnect(error)) this.#failed(connection, error);
+    });
+    this.#connections.delete(connection);
+    if (admitted) this.#gate.leave(connection.host);
+    this.#bytesSent += connection.bytesWritten;
+    this.#logger.event("close", {
+      id: connection.id,
+      bytes: connection.bytesWritten,
+      reason: connection.closedBecause,
+    }, connection.logLevel);
   }
 
   /** Counts and logs a connection's failure. */
