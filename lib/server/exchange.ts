@@ -125,7 +125,10 @@ export class Exchange implements Disposable {
     }
   }
 
-  /** Ends the exchange as answered, with `fields` (a file's name, bytes and source come by themselves). */
+  /**
+   * Ends the exchange as answered, with `fields` (a file's name, bytes and source come by
+   * themselves).
+   */
   answered(fields: Fields = {}): void {
     const source = this.#body && (this.#body.source === "cache" ? "hit" : "miss");
     this.#end({ ...fields, source });
@@ -140,10 +143,10 @@ export class Exchange implements Disposable {
   }
 
   /**
-   * Ends the exchange as cut short by `error`, with `fields`. A WireError (the file changed, a disk read failed)
-   * is counted here and returned, for the peer to be told if its dialect can; any other error (the
-   * peer gone, say) is logged and thrown on, as the connection cannot carry on after it, and the
-   * server counts it once if it is a failure of its own.
+   * Ends the exchange as cut short by `error`, with `fields`. A WireError (the file changed, a
+   * disk read failed) is counted here and returned, for the peer to be told if its dialect can;
+   * any other error (the peer gone, say) is logged and thrown on, as the connection cannot carry
+   * on after it, and the server counts it once if it is a failure of its own.
    */
   failed(error: unknown, fields: Fields = {}): WireError {
     if (!(error instanceof WireError)) {

@@ -15,9 +15,9 @@ import type { Service } from "./service.ts";
 import type { FileBody } from "./store/store.ts";
 
 /**
- * Longest original-dialect request accepted: `file@` and a name, with room for a line ending. The server
- * reads a connection's first bytes into a buffer one byte larger, so a longer request is seen as
- * too long rather than cut short.
+ * Longest original-dialect request accepted: `file@` and a name, with room for a line ending. The
+ * server reads a connection's first bytes into a buffer one byte larger, so a longer request is
+ * seen as too long rather than cut short.
  */
 export const MAX_ORIGINAL_REQUEST = 2048;
 
@@ -35,8 +35,8 @@ const COMMANDS = ["list", "help", "file@"];
 const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /**
- * Reads an original-dialect request from the bytes received so far. The original client sends its whole
- * request in one write with no terminator, so `file@NAME` is whatever arrived with it; one
+ * Reads an original-dialect request from the bytes received so far. The original client sends its
+ * whole request in one write with no terminator, so `file@NAME` is whatever arrived with it; one
  * trailing newline (from a person typing) is allowed. Only the start of a command with no line
  * ending yet is worth waiting for.
  */

@@ -1,6 +1,7 @@
 /**
  * The server's counters, as a STATS answer carries them: a JSON object of numbers and text, whose
- * names scripts rely on.
+ * names scripts rely on; and the table that describes each (its kind, metric and help), from
+ * which the server's stats, its metrics page, several servers' sum and the client's report derive.
  */
 
 import { ProtocolError } from "./errors.ts";

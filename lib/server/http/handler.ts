@@ -100,7 +100,8 @@ export async function handle(
     return { ...reply, close: contentKept };
   }
   if (path === undefined) return text(400, "the request target is not a valid path\n");
-  if (path === "/-/healthy") return text(200, "OK\n"); // open to all, for the health checks of proxies
+  // Open to all, for the health checks of proxies.
+  if (path === "/-/healthy") return text(200, "OK\n");
   const refusal = await admit(head, service, peer);
   if (refusal !== undefined) return refusal;
   if (path === "/-/metrics") {
