@@ -1,7 +1,8 @@
 /**
- * One client connection on the server side: reads that record progress, and writes that gather
- * small pieces into one reused buffer (so a small answer, or a burst of pipelined answers, leaves
- * in one write) while large bodies go straight from their own memory to the socket.
+ * One client connection on the server side: reads that record progress, writes that gather small
+ * pieces into one reused buffer (so a small answer, or a burst of pipelined answers, leaves in one
+ * write) while large bodies go straight from their own memory to the socket, and the exchanges
+ * (exchange.ts) its requests are answered in, one at a time, which alone move its request state.
  */
 
 import { writeAll } from "../shared/io.ts";

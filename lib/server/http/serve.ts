@@ -4,7 +4,8 @@
  * the metrics page and a health check. It runs on the same connection machinery as the other
  * dialects, so the same limits hold: connection caps, the idle and request deadlines, and the
  * per-host cap (Deno.serve keeps every connection open forever, silent or trickling, and offers
- * no way to count or close them: see docs/SECURITY.md).
+ * no way to count or close them: see docs/SECURITY.md). This module reads requests and writes
+ * answers, each request in an exchange of its own; what to answer is handler.ts's to decide.
  */
 
 import type { Connection } from "../connection.ts";
