@@ -151,4 +151,12 @@ Deno.test("several servers' statistics combine by kind", async (t) => {
     const json = JSON.parse(formatStats(["a:1", "b:2"], [one, two], true));
     assertEquals(json.total, sumStats([one, two]));
   });
+
+  await t.step("a statistic the table does not know is shown, and never summed", () => {
+    const [one, two] = fc.sample(anyStats, { numRuns: 2, seed: 22 });
+    const newer = { ...two, futureRatio: 0.5 } as ServerStats;
+    assertEquals("futureRatio" in sumStats([one, newer]), false);
+    const last = formatStats(["a:1", "b:2"], [one, newer], false).split("\n").at(-1)!;
+    assertEquals(last.split(/\s+/), ["futureRatio", "-", "-", "0.500"]);
+  });
 });

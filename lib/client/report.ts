@@ -53,9 +53,9 @@ function localTime(ms: number): string {
 }
 
 /**
- * The counters as aligned lines, one for each statistic of the table (STATS) in its order, or as
- * one JSON object as the server sent it; of several servers, their sum beside each one's (as
- * {"total": …, "servers": {"host:port": …}} in JSON). Escaped, as formatList is.
+ * The counters as aligned lines (see {@link shownNames}), or as one JSON object as the server sent
+ * it; of several servers, their sum beside each one's (as {"total": …, "servers": {"host:port":
+ * …}} in JSON). Escaped, as formatList is.
  */
 export function formatStats(servers: string[], all: ServerStats[], json: boolean): string {
   const total = all.length === 1 ? all[0] : sumStats(all);
@@ -72,7 +72,10 @@ export function formatStats(servers: string[], all: ServerStats[], json: boolean
       : printable(`${value}`);
   const rows = [
     ...(all.length === 1 ? [] : [["", "total", ...servers.map((server) => printable(server))]]),
-    ...STAT_NAMES.map((name) => [name, ...columns.map((stats) => cell(stats[name] ?? "-"))]),
+    ...shownNames(all).map((name) => [
+      printable(name),
+      ...columns.map((stats) => cell((stats as unknown as Record<string, unknown>)[name] ?? "-")),
+    ]),
   ];
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
   return rows.map((row) =>
@@ -80,4 +83,17 @@ export function formatStats(servers: string[], all: ServerStats[], json: boolean
       i === 0 ? text.padEnd(widths[i]) : all.length === 1 ? text : text.padStart(widths[i])
     ).join("  ").trimEnd()
   ).join("\n");
+}
+
+/**
+ * The statistics the servers `all` sent, in the table's order (STATS), then any the table does not
+ * know (a newer server's) as they came: those are shown, but not summed.
+ */
+function shownNames(all: ServerStats[]): string[] {
+  const sent = new Set(all.flatMap((stats) => Object.keys(stats)));
+  const known = new Set<string>(STAT_NAMES);
+  return [
+    ...STAT_NAMES.filter((name) => sent.has(name)),
+    ...[...sent].filter((name) => !known.has(name)),
+  ];
 }
