@@ -45,6 +45,12 @@ function framesAfterGreeting(written: Uint8Array) {
   return framesOf(written.subarray(GREETING.length));
 }
 
+/** The types of `frames`, by their names, in one line. */
+function kinds(frames: { type: number }[]): string {
+  const names = new Map(Object.entries(Frame).map(([name, type]) => [type as number, name]));
+  return frames.map((frame) => names.get(frame.type)).join(" ");
+}
+
 /** The request lines of a log, without their times and durations. */
 function requests(lines: string[]): string[] {
   return lines.filter((line) => / request /.test(line)).map((line) =>
@@ -72,17 +78,7 @@ Deno.test("the framed dialect in process", async (t) => {
       ]),
     );
     const frames = framesAfterGreeting(await done);
-    assertEquals(frames.map((frame) => frame.type), [
-      Frame.Hello,
-      Frame.File,
-      Frame.Data,
-      Frame.End,
-      Frame.ListPart,
-      Frame.ListEnd,
-      Frame.StatsReply,
-      Frame.HelpReply,
-      Frame.Bye,
-    ]);
+    assertEquals(kinds(frames), "Hello File Data End ListPart ListEnd StatsReply HelpReply Bye");
     assertEquals(text(frames[2].payload), "hello");
     assertEquals(
       readEnd(frames[3].payload, SHA256),
@@ -133,13 +129,7 @@ Deno.test("the framed dialect in process", async (t) => {
         failingStore("big.bin", bytes, 40, CHANGED),
       );
       const frames = framesAfterGreeting(await done);
-      assertEquals(frames.map((frame) => frame.type), [
-        Frame.Hello,
-        Frame.File,
-        Frame.Data,
-        Frame.Error,
-        Frame.HelpReply,
-      ]);
+      assertEquals(kinds(frames), "Hello File Data Error HelpReply");
       assertEquals(frames[2].payload.length, 40);
       assertEquals(readError(frames[3].payload).code, ErrorCode.Changed);
       assertEquals(requests(log.lines), [
@@ -155,7 +145,7 @@ Deno.test("the framed dialect in process", async (t) => {
       new FakeSocket([...OPENING, Uint8Array.of(0x7f, 0, 0, 0, 0), encodeFrame(Frame.Help)]),
     );
     const frames = framesAfterGreeting(await done);
-    assertEquals(frames.map((frame) => frame.type), [Frame.Hello, Frame.Error]);
+    assertEquals(kinds(frames), "Hello Error");
     assertEquals(readError(frames[1].payload), {
       code: ErrorCode.BadRequest,
       message: "unknown request type 0x7f",
