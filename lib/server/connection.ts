@@ -7,7 +7,7 @@
 
 import { writeAll } from "../shared/io.ts";
 import { isDisconnect } from "./errors.ts";
-import { Exchange, type Ledger } from "./exchange.ts";
+import { Exchange, type Ledger, type Party } from "./exchange.ts";
 import type { LogLevel } from "./log.ts";
 import type { Protocol } from "./metrics.ts";
 import type { Forwarded } from "./proxy.ts";
@@ -60,6 +60,8 @@ export class Connection {
   #requestSince: number | undefined;
   #unread: Uint8Array | undefined;
   readonly #closed = Promise.withResolvers<void>();
+  /** The connection as its exchanges see it: made once, read when each begins and ends. */
+  readonly #party: Party;
 
   constructor(id: number, socket: Deno.Conn, { protocol, ledger }: ConnectionTerms) {
     this.id = id;
@@ -69,6 +71,12 @@ export class Connection {
     const addr = socket.remoteAddr as Deno.NetAddr;
     this.#host = addr.hostname;
     this.#peer = `${addr.hostname}:${addr.port}`;
+    this.#party = {
+      id,
+      protocol: () => this.#protocol,
+      logLevel: () => this.#logLevel,
+      ended: () => this.#exchange = undefined,
+    };
   }
 
   /** The peer's address (the client's, when a trusted proxy named it). */
@@ -176,13 +184,7 @@ export class Connection {
     if (this.#exchange !== undefined) throw new Error("an exchange is under way on the connection");
     this.#requestSince = undefined;
     this.#exchanges++;
-    const party = {
-      id: this.id,
-      protocol: this.#protocol,
-      logLevel: this.#logLevel,
-      ended: () => this.#exchange = undefined,
-    };
-    return this.#exchange = new Exchange(this.#ledger, party, op);
+    return this.#exchange = new Exchange(this.#ledger, this.#party, op);
   }
 
   /**

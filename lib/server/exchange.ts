@@ -53,9 +53,9 @@ export interface Party {
   /** The connection's number, in every log line about it. */
   readonly id: number;
   /** The protocol its requests are counted under. */
-  readonly protocol: Protocol;
+  protocol(): Protocol;
   /** The level its request lines are logged at. */
-  readonly logLevel: LogLevel;
+  logLevel(): LogLevel;
   /** Called once, when the exchange ends (with an outcome, or abandoned). */
   ended(): void;
 }
@@ -75,7 +75,7 @@ export type Fields = Record<string, LogValue>;
  *   write: (bytes) => (lines.push(new TextDecoder().decode(bytes)), Promise.resolve(bytes.length)),
  * });
  * const ledger = { tally: newTally(), logger };
- * const party = { id: 7, protocol: "framed" as const, logLevel: "info" as const, ended() {} };
+ * const party = { id: 7, protocol: () => "framed" as const, logLevel: () => "info" as const, ended() {} };
  * const exchange = new Exchange(ledger, party, "stats");
  * exchange.answered();
  * throws(() => exchange.answered(), /ended already/);
@@ -102,7 +102,7 @@ export class Exchange implements Disposable {
     this.#ledger = ledger;
     this.#party = party;
     this.#op = op;
-    ledger.tally.requests[party.protocol]++;
+    ledger.tally.requests[party.protocol()]++;
   }
 
   /**
@@ -177,7 +177,7 @@ export class Exchange implements Disposable {
       ...file,
       ...fields,
       ms: Math.round(ms * 100) / 100,
-    }, this.#party.logLevel);
+    }, this.#party.logLevel());
     this.#party.ended();
   }
 }

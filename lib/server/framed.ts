@@ -204,8 +204,8 @@ async function respond(
     await connection.send(encodeListEnd(entries));
     exchange.answered({ entries });
   } else if ("file" in answer) {
-    using file = answer.file;
-    await sendFile(connection, exchange, { ...answer, file }, terms);
+    using _file = answer.file;
+    await sendFile(connection, exchange, answer, terms);
     exchange.answered();
   } else {
     const { refused, name } = answer;
