@@ -200,7 +200,7 @@ function partReply(
   // Strong, from the content: the same bytes give the same tag wherever and whenever served.
   const etag = `"${digest.toBase64({ alphabet: "base64url", omitPadding: true })}"`;
   const lastModified = httpDate(mtimeMs);
-  const fields = fileFields(file, digest, etag, options);
+  const fields = fileFields(file, digest, { etag, lastModified }, options);
   if (notModified(head, etag, mtimeMs)) {
     file[Symbol.dispose]();
     return { status: 304, fields };
@@ -225,14 +225,14 @@ function partReply(
 function fileFields(
   file: FileBody,
   digest: Uint8Array,
-  etag: string,
+  { etag, lastModified }: { etag: string; lastModified: string },
   options: HttpOptions,
 ): Field[] {
   const sha256 = digest.toBase64();
   const type = contentType(file.name);
   const fields: Field[] = [
     ["Content-Type", type],
-    ["Last-Modified", httpDate(file.stamp.mtimeMs)],
+    ["Last-Modified", lastModified],
     ["ETag", etag],
     ["Accept-Ranges", "bytes"],
     ["Repr-Digest", `sha-256=:${sha256}:`],

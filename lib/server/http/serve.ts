@@ -9,7 +9,7 @@
  */
 
 import type { Connection } from "../connection.ts";
-import type { Exchange } from "../exchange.ts";
+import type { Exchange, Fields } from "../exchange.ts";
 import type { Service } from "../service.ts";
 import { type Field, handle, type HttpOptions, type HttpRequest, type Reply } from "./handler.ts";
 import {
@@ -44,28 +44,30 @@ export async function serveHttp(
   const buffer = new Uint8Array(MAX_HEAD_BYTES);
   let filled = 0;
   for (;;) {
-    const read = await readRequest(connection, buffer, filled);
-    if (read === undefined) return;
-    if (read instanceof HttpError) return await refuse(connection, read);
-    filled = read.filled;
-    const carryOn = await answer(connection, service, options, read.request);
+    const end = await readHead(connection, buffer, filled);
+    if (end === undefined) return;
+    if (end instanceof HttpError) return await refuse(connection, end);
+    const head = takeHead(buffer, end);
+    if (head instanceof HttpError) return await refuse(connection, head);
+    filled = end.filled - end.at;
+    // Content only a 405 meets (GET and HEAD with content are refused above): dropped, so the
+    // next request is read from where it starts, or else the connection ends after the answer.
+    const left = head.contentLength === 0
+      ? filled
+      : await dropContent(connection, buffer, filled, head.contentLength);
+    const request = { head, contentKept: left === undefined };
+    filled = left ?? filled;
+    const carryOn = await answer(connection, service, options, request);
     await connection.flush();
-    if (!carryOn || !keepsAlive(read.request.head) || service.closing()) return;
+    if (!carryOn || !keepsAlive(head) || service.closing()) return;
   }
 }
 
 /**
- * Reads the next request into `buffer` (its first `filled` bytes already read): its head, parsed,
- * with its content dropped when it can be, and how many bytes of what follows are in `buffer`.
- * Undefined when the peer leaves first; an HttpError for a head that cannot be answered.
+ * The request head that ends at `end.at` in `buffer`, parsed, with what follows it moved to the
+ * start of `buffer`; an HttpError for a head that cannot be answered.
  */
-async function readRequest(
-  connection: Connection,
-  buffer: Uint8Array,
-  filled: number,
-): Promise<{ request: HttpRequest; filled: number } | HttpError | undefined> {
-  const end = await readHead(connection, buffer, filled);
-  if (end === undefined || end instanceof HttpError) return end;
+function takeHead(buffer: Uint8Array, end: HeadEnd): RequestHead | HttpError {
   let head;
   try {
     head = parseRequestHead(buffer.subarray(0, end.at));
@@ -74,28 +76,34 @@ async function readRequest(
     return error;
   }
   buffer.copyWithin(0, end.at, end.filled);
-  const rest = end.filled - end.at;
-  // Content only a 405 meets (GET and HEAD with content are refused above): dropped, so the next
-  // request is read from where it starts, or else the connection ends after the answer.
-  const left = head.contentLength === 0
-    ? rest
-    : await dropContent(connection, buffer, rest, head.contentLength);
-  return { request: { head, contentKept: left === undefined }, filled: left ?? rest };
+  return head;
 }
 
-/** Answers `request` in an exchange of its own; false when the connection cannot carry on. */
+/**
+ * Answers `request` in an exchange of its own, the one way this port writes an answer to a
+ * request: the reply handle() decides on is sent (HEAD gets the head alone), then the exchange
+ * ends as the reply says. False when the connection cannot carry on.
+ */
 async function answer(
   connection: Connection,
   service: Service,
   options: HttpOptions,
   request: HttpRequest,
 ): Promise<boolean> {
-  using exchange = connection.begin(`http-${request.head.method.toLowerCase()}`);
+  const { head } = request;
+  using exchange = connection.begin(`http-${head.method.toLowerCase()}`);
   let status: number | undefined;
   try {
     const reply = await handle(request, service, connection, options);
     status = reply.status;
-    return await respond(connection, exchange, request.head, reply);
+    const part = typeof reply.body === "object" ? reply.body : undefined;
+    using _file = part?.file;
+    await connection.send(encodeReply(reply, head));
+    if (part && head.method !== "HEAD") {
+      await exchange.send(part.file, part.start, part.end, (chunk) => connection.send(chunk));
+    }
+    end(exchange, reply);
+    return !reply.close;
   } catch (error) {
     // Whatever cut the answer short (a file that changed as it was sent, the peer gone): its head
     // may have promised the whole length, so all that can be said now is a close, which leaves
@@ -105,29 +113,13 @@ async function answer(
   }
 }
 
-/**
- * Sends `reply` to the request `head`, the one way this port writes an answer to a request, and
- * ends `exchange` once it is sent: HEAD gets the head alone. True when the connection may carry
- * on. A failure part-way is the caller's to end the exchange with.
- */
-async function respond(
-  connection: Connection,
-  exchange: Exchange,
-  head: RequestHead,
-  reply: Reply,
-): Promise<boolean> {
-  const part = typeof reply.body === "object" ? reply.body : undefined;
-  using _file = part?.file;
-  const headOnly = head.method === "HEAD";
-  await connection.send(encodeReply(reply, head));
-  if (part && !headOnly) {
-    await exchange.send(part.file, part.start, part.end, (chunk) => connection.send(chunk));
-  }
-  const fields = { status: reply.status, ...(reply.name !== undefined && { name: reply.name }) };
+/** Ends `exchange` as `reply`, now sent, says: refused, failed, or answered. */
+function end(exchange: Exchange, reply: Reply): void {
+  const fields: Fields = { status: reply.status };
+  if (reply.name !== undefined) fields.name = reply.name;
   if (reply.refused) exchange.refused(reply.refused, fields);
   else if (reply.failed) exchange.failed(reply.failed, fields);
   else exchange.answered(fields);
-  return !reply.close;
 }
 
 /**
@@ -138,10 +130,11 @@ async function respond(
  */
 function encodeReply(reply: Reply, head?: RequestHead): Uint8Array {
   const { status, body } = reply;
-  const fields = [...reply.fields, ...connectionFields(reply, head)];
+  const fields = reply.fields.concat(connectionFields(reply, head));
   if (body === undefined) return encodeResponseHead(status, fields);
   if (typeof body === "object") {
-    return encodeResponseHead(status, [...fields, ["Content-Length", `${body.end - body.start}`]]);
+    fields.push(["Content-Length", `${body.end - body.start}`]);
+    return encodeResponseHead(status, fields);
   }
   const bytes = encoder.encode(body);
   const typed = fields.some(([name]) => name === "Content-Type")
@@ -164,9 +157,19 @@ function encodeReply(reply: Reply, head?: RequestHead): Uint8Array {
  * asked to keep it, `Connection: keep-alive`: without it, the client takes the connection as
  * closed after the answer (RFC 9112 §9.3).
  */
-function connectionFields(reply: Reply, head: RequestHead | undefined): Field[] {
-  if (reply.close || head === undefined) return [["Connection", "close"]];
-  return head.version === "HTTP/1.0" && keepsAlive(head) ? [["Connection", "keep-alive"]] : [];
+function connectionFields(reply: Reply, head: RequestHead | undefined): readonly Field[] {
+  if (reply.close || head === undefined) return CLOSE;
+  return head.version === "HTTP/1.0" && keepsAlive(head) ? KEEP_ALIVE : NONE;
+}
+
+const CLOSE: readonly Field[] = [["Connection", "close"]];
+const KEEP_ALIVE: readonly Field[] = [["Connection", "keep-alive"]];
+const NONE: readonly Field[] = [];
+
+/** Where a request head ends in the buffer, and how many bytes the buffer holds. */
+interface HeadEnd {
+  at: number;
+  filled: number;
 }
 
 /**
@@ -179,7 +182,7 @@ async function readHead(
   connection: Connection,
   buffer: Uint8Array,
   filled: number,
-): Promise<{ at: number; filled: number } | HttpError | undefined> {
+): Promise<HeadEnd | HttpError | undefined> {
   for (;;) {
     const blank = blankLines(buffer.subarray(0, filled));
     buffer.copyWithin(0, blank, filled);
