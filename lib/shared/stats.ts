@@ -45,7 +45,7 @@ export type StatKind = "counter" | "gauge" | "ratio" | "maximum" | "setting";
 export type NumberStat =
   & { help: string; metric?: string }
   & (
-    | { kind: "counter" | "gauge" | "maximum" }
+    | { kind: Exclude<StatKind, "ratio" | "setting"> }
     | { kind: "ratio"; weight: (stats: ServerStats) => number }
   );
 
