@@ -183,35 +183,18 @@ function openPart(
 
 /**
  * Sends `answer`, the one way the framed dialect writes one, and ends `exchange` once it is sent:
- * a list as LIST_PART frames and LIST_END; a file as FILE, DATA frames and END; a refusal as
+ * a file as FILE, DATA frames and END; a list as LIST_PART frames and LIST_END; a refusal as
  * ERROR. A failure part-way is the caller's to end the exchange with.
  */
-async function respond(
+function respond(
   connection: Connection,
   exchange: Exchange,
   answer: Answer,
   terms: Terms,
 ): Promise<void> {
-  if ("frames" in answer) {
-    await connection.send(answer.frames);
-    exchange.answered();
-  } else if ("list" in answer) {
-    let entries = 0;
-    for await (const batch of answer.list) {
-      for (const part of encodeListParts(batch)) await connection.send(part);
-      entries += batch.length;
-    }
-    await connection.send(encodeListEnd(entries));
-    exchange.answered({ entries });
-  } else if ("file" in answer) {
-    using _file = answer.file;
-    await sendFile(connection, exchange, answer, terms);
-    exchange.answered();
-  } else {
-    const { refused, name } = answer;
-    await connection.send(encodeError(refused.code, refused.message));
-    exchange.refused(refused, { name });
-  }
+  if ("file" in answer) return sendFile(connection, exchange, answer, terms);
+  if ("list" in answer) return sendList(connection, exchange, answer.list);
+  return sendWhole(connection, exchange, answer);
 }
 
 /** FILE, DATA frames of at most MAX_DATA_FRAME bytes each, then END with the file's digest. */
@@ -221,6 +204,7 @@ async function sendFile(
   { file, offset, end }: { file: FileBody; offset: number; end: number },
   terms: Terms,
 ): Promise<void> {
+  using _file = file;
   const frameBytes = terms.codec.fileFrameBytes;
   const head = await connection.reserve(frameBytes);
   const { size, mtimeMs } = file.stamp;
@@ -236,6 +220,37 @@ async function sendFile(
     }
   });
   await connection.send(encodeEnd(await file.digest()));
+  exchange.answered();
+}
+
+/** The list, as it is read: LIST_PART frames, then LIST_END with the count. */
+async function sendList(
+  connection: Connection,
+  exchange: Exchange,
+  list: AsyncIterable<ListEntry[]>,
+): Promise<void> {
+  let entries = 0;
+  for await (const batch of list) {
+    for (const part of encodeListParts(batch)) await connection.send(part);
+    entries += batch.length;
+  }
+  await connection.send(encodeListEnd(entries));
+  exchange.answered({ entries });
+}
+
+/** An answer of whole frames (STATS, HELP, BYE), or a refusal's ERROR. */
+async function sendWhole(
+  connection: Connection,
+  exchange: Exchange,
+  answer: { frames: Uint8Array } | { refused: WireError; name: string },
+): Promise<void> {
+  if ("frames" in answer) {
+    await connection.send(answer.frames);
+    return exchange.answered();
+  }
+  const { refused, name } = answer;
+  await connection.send(encodeError(refused.code, refused.message));
+  exchange.refused(refused, { name });
 }
 
 /**
