@@ -7,7 +7,7 @@
 
 import { writeAll } from "../shared/io.ts";
 import { isDisconnect } from "./errors.ts";
-import { Exchange, type Ledger, type Party } from "./exchange.ts";
+import { Exchange, type Ledger } from "./exchange.ts";
 import type { LogLevel } from "./log.ts";
 import type { Protocol } from "./metrics.ts";
 import type { Forwarded } from "./proxy.ts";
@@ -45,6 +45,7 @@ export class Connection {
   readonly socket: Deno.Conn;
   #protocol: Protocol;
   readonly #ledger: Ledger;
+  /** The latest exchange; under way until it has ended. */
   #exchange: Exchange | undefined;
   #exchanges = 0;
   #lastProgress = Date.now();
@@ -60,8 +61,6 @@ export class Connection {
   #requestSince: number | undefined;
   #unread: Uint8Array | undefined;
   readonly #closed = Promise.withResolvers<void>();
-  /** The connection as its exchanges see it: made once, read when each begins and ends. */
-  readonly #party: Party;
 
   constructor(id: number, socket: Deno.Conn, { protocol, ledger }: ConnectionTerms) {
     this.id = id;
@@ -71,12 +70,6 @@ export class Connection {
     const addr = socket.remoteAddr as Deno.NetAddr;
     this.#host = addr.hostname;
     this.#peer = `${addr.hostname}:${addr.port}`;
-    this.#party = {
-      id,
-      protocol: () => this.#protocol,
-      logLevel: () => this.#logLevel,
-      ended: () => this.#exchange = undefined,
-    };
   }
 
   /** The peer's address (the client's, when a trusted proxy named it). */
@@ -172,7 +165,7 @@ export class Connection {
    * handed to the kernel. Silence then is a stall, not idleness, and a shutdown waits for it.
    */
   get answering(): boolean {
-    return this.#exchange !== undefined || this.#length > 0 || this.#writing > 0;
+    return this.#underWay() || this.#length > 0 || this.#writing > 0;
   }
 
   /**
@@ -181,10 +174,16 @@ export class Connection {
    * at a time: requests are answered in order.
    */
   begin(op: string): Exchange {
-    if (this.#exchange !== undefined) throw new Error("an exchange is under way on the connection");
+    if (this.#underWay()) throw new Error("an exchange is under way on the connection");
     this.#requestSince = undefined;
     this.#exchanges++;
-    return this.#exchange = new Exchange(this.#ledger, this.#party, op);
+    const party = { id: this.id, protocol: this.#protocol, logLevel: this.#logLevel };
+    return this.#exchange = new Exchange(this.#ledger, party, op);
+  }
+
+  /** True while the latest exchange has not ended. */
+  #underWay(): boolean {
+    return this.#exchange !== undefined && !this.#exchange.ended;
   }
 
   /**

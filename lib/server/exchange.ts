@@ -48,16 +48,14 @@ export interface Ledger {
   readonly logger: Logger;
 }
 
-/** What an exchange knows of its connection, and how it tells the connection it has ended. */
+/** What an exchange knows of its connection. */
 export interface Party {
   /** The connection's number, in every log line about it. */
   readonly id: number;
   /** The protocol its requests are counted under. */
-  protocol(): Protocol;
+  readonly protocol: Protocol;
   /** The level its request lines are logged at. */
-  logLevel(): LogLevel;
-  /** Called once, when the exchange ends (with an outcome, or abandoned). */
-  ended(): void;
+  readonly logLevel: LogLevel;
 }
 
 /** Log fields an outcome adds to the request's line. */
@@ -75,7 +73,7 @@ export type Fields = Record<string, LogValue>;
  *   write: (bytes) => (lines.push(new TextDecoder().decode(bytes)), Promise.resolve(bytes.length)),
  * });
  * const ledger = { tally: newTally(), logger };
- * const party = { id: 7, protocol: () => "framed" as const, logLevel: () => "info" as const, ended() {} };
+ * const party = { id: 7, protocol: "framed" as const, logLevel: "info" as const };
  * const exchange = new Exchange(ledger, party, "stats");
  * exchange.answered();
  * throws(() => exchange.answered(), /ended already/);
@@ -102,7 +100,7 @@ export class Exchange implements Disposable {
     this.#ledger = ledger;
     this.#party = party;
     this.#op = op;
-    ledger.tally.requests[party.protocol()]++;
+    ledger.tally.requests[party.protocol]++;
   }
 
   /**
@@ -158,6 +156,11 @@ export class Exchange implements Disposable {
     return error;
   }
 
+  /** True once the exchange has ended, with an outcome or abandoned. */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
   /** Ends an exchange no outcome ended: logged as abandoned, and counted as an error. */
   [Symbol.dispose](): void {
     if (this.#ended) return;
@@ -177,7 +180,7 @@ export class Exchange implements Disposable {
       ...file,
       ...fields,
       ms: Math.round(ms * 100) / 100,
-    }, this.#party.logLevel());
-    this.#party.ended();
+    }, this.#party.logLevel);
+    this.#body = undefined; // an ended exchange keeps no file alive
   }
 }
