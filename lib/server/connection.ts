@@ -53,8 +53,11 @@ export class Connection {
   #closedBecause: string | undefined;
   #out: Uint8Array | undefined;
   #length = 0;
-  /** Writes handed to the socket and not yet complete. */
-  #writing = 0;
+  /**
+   * Flushes under way: gathered bytes handed to the socket and not yet written. (A large piece is
+   * written through only within an exchange, which keeps the connection answering by itself.)
+   */
+  #flushing = 0;
   #bytesWritten = 0;
   readonly #opened = performance.now();
   #firstByte: number | undefined;
@@ -165,7 +168,7 @@ export class Connection {
    * handed to the kernel. Silence then is a stall, not idleness, and a shutdown waits for it.
    */
   get answering(): boolean {
-    return this.#underWay() || this.#length > 0 || this.#writing > 0;
+    return this.#underWay() || this.#length > 0 || this.#flushing > 0;
   }
 
   /**
@@ -269,9 +272,11 @@ export class Connection {
     const length = this.#length;
     this.#out = undefined;
     this.#length = 0;
+    this.#flushing++;
     try {
       await this.#writeAll(out.subarray(0, length));
     } finally {
+      this.#flushing--;
       if (spare.length < MAX_SPARE) spare.push(out);
     }
   }
@@ -320,13 +325,8 @@ export class Connection {
     return this.#out ??= spare.pop() ?? new Uint8Array(GATHER_BYTES);
   }
 
-  async #writeAll(bytes: Uint8Array): Promise<void> {
-    this.#writing++;
-    try {
-      await writeAll(this.#counted, bytes);
-    } finally {
-      this.#writing--;
-    }
+  #writeAll(bytes: Uint8Array): Promise<void> {
+    return writeAll(this.#counted, bytes);
   }
 
   /** The socket as a writer that records each write's bytes and progress. */
