@@ -40,7 +40,7 @@ Deno.test("a file changed during an original-dialect transfer is one error, logg
   await server.close();
   const failures = server.log.lines.filter((line) => / error=/.test(line));
   assertEquals(failures.length, 1, failures.join("\n"));
-  assert(/ request .*op=legacy-file .*error=changed/.test(failures[0]), failures[0]);
+  assert(/ request .*op=original-file .*error=changed/.test(failures[0]), failures[0]);
 });
 
 Deno.test("a peer's fault is counted apart from the server's errors", async (t) => {

@@ -96,6 +96,31 @@ Deno.test("idle and stalled connections are closed, and cost nothing after", asy
   });
 });
 
+Deno.test("an answer may take longer than the request timeout while the next request waits", async () => {
+  const big = randomBytes(16 * 1024 * 1024, 5); // more than socket buffers hold
+  await using data = await tempFolder({ "big.bin": big });
+  await using server = await startServer(data.path, { requestTimeoutMs: 200 });
+  const client = await FileClient.connect("127.0.0.1", server.addr.port);
+  try {
+    // Both requests at once, as the client sends them on one connection: the second is whole
+    // in the server's buffer while the first is answered to a reader slower than the timeout.
+    await client.send(client.encodeGet("big.bin"), client.encodeGet("big.bin"));
+    // A millisecond for every 16 KiB: a second for the file.
+    const slowly = {
+      header() {},
+      data: (chunk: Uint8Array) =>
+        new Promise<void>((done) => setTimeout(done, chunk.length >> 14)),
+    };
+    const started = Date.now();
+    assertEquals(await client.readFile(slowly), await xxh3(big));
+    assert(Date.now() - started > 200, "the answer was read faster than the request timeout");
+    assertEquals(await client.readFile({ header() {}, data() {} }), await xxh3(big));
+  } finally {
+    client.close();
+  }
+  assertEquals(server.log.lines.filter((line) => / reason=request-timeout/.test(line)), []);
+});
+
 Deno.test("clients that vanish mid-transfer cost only their sockets", async () => {
   const files: Record<string, Uint8Array> = {};
   for (let i = 0; i < 6; i++) files[`f${i}.bin`] = randomBytes(2 * 1024 * 1024 + i, 20 + i);

@@ -3,12 +3,16 @@
  * private authority given with --ca, a self-signed certificate, or the system's authorities; a
  * client and a server that disagree about TLS, and every certificate the client refuses, fail in
  * one line that names why, with exit code 3; a peer that never completes its handshake is closed
- * at the request timeout; and answers never wait for a delayed acknowledgement.
+ * at the request timeout; and answers never wait for a delayed acknowledgement. The handle TLS
+ * reads are stopped with, internal to Deno, is checked for at listen.
  */
 
-import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert, rejects, throws } from "node:assert/strict";
+import net from "node:net";
+import tls from "node:tls";
 import { FileClient } from "../lib/client/client.ts";
 import { listen } from "../lib/server/listen.ts";
+import { checkReadControl, readControl } from "../lib/server/tls_reads.ts";
 import { writeAll } from "../lib/shared/io.ts";
 import {
   certificates,
@@ -339,5 +343,37 @@ Deno.test("a TLS connection reads, writes and closes as a Deno.Conn does", async
     listener.close();
     await rejects(pending, Deno.errors.BadResource);
     await rejects(listener.accept(), Deno.errors.BadResource);
+  });
+});
+
+Deno.test("TLS reads stop through a handle internal to Deno, checked once at listen", async (t) => {
+  await using certs = await certificates();
+  const context = tls.createSecureContext({
+    cert: await Deno.readTextFile(certs.cert),
+    key: await Deno.readTextFile(certs.key),
+  });
+
+  await t.step("this Deno has it: the check passes, and a TLS port listens", async () => {
+    await checkReadControl(context);
+    using listener = await listen("127.0.0.1", 0, { cert: certs.cert, key: certs.key });
+    assert((listener.addr as Deno.NetAddr).port > 0);
+  });
+
+  await t.step("without it, TLS is refused in one sentence that says why", () => {
+    // A TLS socket over a socket that never connected has no TCP handle beneath it: what a
+    // Deno that no longer keeps the handle would give every connection.
+    const unconnected = new tls.TLSSocket(new net.Socket(), {
+      isServer: true,
+      secureContext: context,
+    } as tls.TLSSocketOptions);
+    try {
+      throws(() => readControl(unconnected), (error: Error) => {
+        assert(/gives no way to stop reading a TLS connection's socket/.test(error.message));
+        assert(!/\.\s/.test(error.message) && !error.message.includes("\n"), error.message);
+        return true;
+      });
+    } finally {
+      unconnected.destroy();
+    }
   });
 });

@@ -251,9 +251,10 @@ export class FileClient {
 
   /**
    * Reads one file answer to a GET from byte `offset`, handing its parts to `handler`; returns the
-   * digest of the whole file, by the connection's {@link digest}. Throws ServerError when the server refuses or aborts it (a
-   * partial body must then be discarded), ConnectionError when the connection breaks or the
-   * answer breaks the protocol (the wrong offset, more or fewer bytes than the size says).
+   * whole file's digest by the algorithm HELLO settled ({@link digest}, not always SHA-256).
+   * Throws ServerError when the server refuses or aborts it (a partial body must then be
+   * discarded), ConnectionError when the connection breaks or the answer breaks the protocol (the
+   * wrong offset, more or fewer bytes than the size says).
    */
   async readFile(handler: FileHandler, offset = 0): Promise<Uint8Array> {
     const header = this.#decode(

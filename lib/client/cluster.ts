@@ -1,11 +1,11 @@
 /**
  * Several servers sharing one folder, as one: each name goes to the server rendezvous hashing
  * ranks first for it (rendezvous.ts), and a server that cannot be reached is left out, each of
- * its names going to the server ranked next for it. Lists are merged, counters summed.
+ * its names going to the server ranked next for it. Lists are merged; the servers' counters are
+ * summed, each by its kind, by sumStats (lib/shared/stats.ts).
  */
 
 import type { ListEntry } from "../shared/protocol.ts";
-import type { ServerStats } from "../shared/stats.ts";
 import type { FileClient } from "./client.ts";
 import { downloadFiles } from "./download.ts";
 import { ConnectionError } from "./errors.ts";
@@ -131,41 +131,6 @@ export function mergeLists(lists: readonly ListEntry[][]): ListEntry[] {
     merged.set(entry.name, seen ? { ...seen, cached: seen.cached || entry.cached } : entry);
   }
   return [...merged.values()];
-}
-
-/**
- * The counters of several servers as one: counts and bytes summed, ratios worked out from the
- * sums (the byte hit ratio weighted by bytes sent), the longest uptime.
- * @example
- * ```ts
- * import { equal } from "node:assert/strict";
- * import { sumStats } from "./cluster.ts";
- * import type { ServerStats } from "../shared/stats.ts";
- * const one = { policy: "sieve", hits: 3, misses: 1, bytesSent: 10, byteHitRatio: 1, uptimeSeconds: 5 };
- * const two = { policy: "sieve", hits: 1, misses: 3, bytesSent: 30, byteHitRatio: 0, uptimeSeconds: 9 };
- * const sum = sumStats([one, two] as ServerStats[]);
- * equal(sum.hits, 4);
- * equal(sum.hitRatio, 0.5);
- * equal(sum.byteHitRatio, 0.25);
- * equal(sum.uptimeSeconds, 9);
- * ```
- */
-export function sumStats(all: readonly ServerStats[]): ServerStats {
-  const sum = { ...all[0] } as Record<string, number | string>;
-  for (const stats of all.slice(1)) {
-    for (const [key, value] of Object.entries(stats)) {
-      if (typeof value === "number") sum[key] = (sum[key] as number) + value;
-      else if (value !== sum[key]) sum[key] = "mixed";
-    }
-  }
-  const total = sum as unknown as ServerStats;
-  const lookups = total.hits + total.misses;
-  total.hitRatio = lookups ? total.hits / lookups : 0;
-  total.byteHitRatio = total.bytesSent
-    ? all.reduce((n, stats) => n + stats.byteHitRatio * stats.bytesSent, 0) / total.bytesSent
-    : 0;
-  total.uptimeSeconds = Math.max(...all.map((stats) => stats.uptimeSeconds));
-  return total;
 }
 
 /**

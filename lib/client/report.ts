@@ -4,9 +4,8 @@
  */
 
 import type { ListEntry } from "../shared/protocol.ts";
-import type { ServerStats } from "../shared/stats.ts";
+import { type ServerStats, STAT_NAMES, sumStats } from "../shared/stats.ts";
 import { formatBytes } from "../shared/units.ts";
-import { sumStats } from "./cluster.ts";
 import { printable } from "./terminal.ts";
 
 /**
@@ -54,8 +53,9 @@ function localTime(ms: number): string {
 }
 
 /**
- * The counters as aligned lines, or as one JSON object; of several servers, their sum beside each
- * one's (as {"total": …, "servers": {"host:port": …}} in JSON). Escaped, as formatList is.
+ * The counters as aligned lines (see {@link shownNames}), or as one JSON object as the server sent
+ * it; of several servers, their sum beside each one's (as {"total": …, "servers": {"host:port":
+ * …}} in JSON). Escaped, as formatList is.
  */
 export function formatStats(servers: string[], all: ServerStats[], json: boolean): string {
   const total = all.length === 1 ? all[0] : sumStats(all);
@@ -72,9 +72,9 @@ export function formatStats(servers: string[], all: ServerStats[], json: boolean
       : printable(`${value}`);
   const rows = [
     ...(all.length === 1 ? [] : [["", "total", ...servers.map((server) => printable(server))]]),
-    ...Object.keys(total).map((key) => [
-      printable(key),
-      ...columns.map((stats) => cell((stats as unknown as Record<string, unknown>)[key])),
+    ...shownNames(all).map((name) => [
+      printable(name),
+      ...columns.map((stats) => cell((stats as unknown as Record<string, unknown>)[name] ?? "-")),
     ]),
   ];
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
@@ -83,4 +83,17 @@ export function formatStats(servers: string[], all: ServerStats[], json: boolean
       i === 0 ? text.padEnd(widths[i]) : all.length === 1 ? text : text.padStart(widths[i])
     ).join("  ").trimEnd()
   ).join("\n");
+}
+
+/**
+ * The statistics the servers `all` sent, in the table's order (STATS), then any the table does not
+ * know (a newer server's) as they came: those are shown, but not summed.
+ */
+function shownNames(all: ServerStats[]): string[] {
+  const sent = new Set(all.flatMap((stats) => Object.keys(stats)));
+  const known = new Set<string>(STAT_NAMES);
+  return [
+    ...STAT_NAMES.filter((name) => sent.has(name)),
+    ...[...sent].filter((name) => !known.has(name)),
+  ];
 }

@@ -17,6 +17,9 @@ const NO_TOKEN = new WireError(
   "this server needs an access token; none was given",
 );
 
+/** What the access rules know of a peer: its connection's number and address, and its pauses. */
+export type Peer = Pick<Connection, "id" | "host" | "peer" | "pause">;
+
 /** The server's access rules, and the count of peers turned away. */
 export class Access {
   readonly #tokens: Tokens | undefined;
@@ -50,10 +53,7 @@ export class Access {
    * valid `token` (undefined when the peer's protocol cannot carry one). Resolves to the error to
    * answer with, after the delay a wrong token earns.
    */
-  async admit(
-    connection: Connection,
-    token: Uint8Array | undefined,
-  ): Promise<WireError | undefined> {
+  async admit(connection: Peer, token: Uint8Array | undefined): Promise<WireError | undefined> {
     const tokens = this.#tokens;
     if (tokens === undefined || (token !== undefined && tokens.verify(token))) return undefined;
     if (token === undefined) {
@@ -82,7 +82,7 @@ export class Access {
   }
 
   /** Counts and logs a peer turned away for want of a valid token; `why` never holds the token. */
-  refuse(connection: Connection, why: string): void {
+  refuse(connection: Peer, why: string): void {
     this.#refused++;
     this.#logger.event("unauthorized", { id: connection.id, peer: connection.peer, why });
   }

@@ -1,13 +1,16 @@
 /**
- * One client connection on the server side: reads that record progress, and writes that gather
- * small pieces into one reused buffer (so a small answer, or a burst of pipelined answers, leaves
- * in one write) while large bodies go straight from their own memory to the socket.
+ * One client connection on the server side: reads that record progress, writes that gather small
+ * pieces into one reused buffer (so a small answer, or a burst of pipelined answers, leaves in one
+ * write) while large bodies go straight from their own memory to the socket, and the exchanges
+ * (exchange.ts) its requests are answered in, one at a time, which alone move its request state.
  */
 
 import { writeAll } from "../shared/io.ts";
 import { isDisconnect } from "./errors.ts";
+import { Exchange, type Ledger } from "./exchange.ts";
 import type { LogLevel } from "./log.ts";
 import type { Protocol } from "./metrics.ts";
+import type { Forwarded } from "./proxy.ts";
 
 /** Bytes gathered before a write; also the threshold above which a piece is written directly. */
 const GATHER_BYTES = 16 * 1024;
@@ -22,27 +25,39 @@ const MAX_SPARE = 64;
 /** Longest wait in {@link Connection.finish} for the peer to close its side. */
 const LINGER_MS = 1000;
 
-/** A server-side connection with output gathering and a progress clock for timeouts. */
+/** What a connection is given at its start, beside its socket. */
+export interface ConnectionTerms {
+  /** The protocol its port speaks, which its requests are counted under (see {@link speaks}). */
+  protocol: Protocol;
+  /** Where its exchanges are counted and logged. */
+  ledger: Ledger;
+}
+
+/**
+ * A server-side connection with output gathering, a progress clock and a request clock for the
+ * deadlines, and the exchange (one request and its answer) under way, if any. Its request state
+ * is its own: dialects change it only by beginning and ending exchanges.
+ */
 export class Connection {
   readonly id: number;
   #host: string;
   #peer: string;
   readonly socket: Deno.Conn;
-  /** When bytes last moved in either direction (ms since the epoch). */
-  lastProgress = Date.now();
-  /** The protocol spoken, once the server knows it (it counts requests by it). */
-  protocol: Protocol = "framed";
-  /** True while a request is being answered: silence then is a stall, not idleness. */
-  busy = false;
-  /**
-   * The level its open, request and close lines are logged at: debug for a trusted proxy's own
-   * connection (its health checks), which no client's request comes through.
-   */
-  logLevel: LogLevel = "info";
-  /** Set once the connection is closed, with the reason for the log. */
-  closedBecause: string | undefined;
+  #protocol: Protocol;
+  readonly #ledger: Ledger;
+  /** The latest exchange; under way until it has ended. */
+  #exchange: Exchange | undefined;
+  #exchanges = 0;
+  #lastProgress = Date.now();
+  #logLevel: LogLevel = "info";
+  #closedBecause: string | undefined;
   #out: Uint8Array | undefined;
   #length = 0;
+  /**
+   * Flushes under way: gathered bytes handed to the socket and not yet written. (A large piece is
+   * written through only within an exchange, which keeps the connection answering by itself.)
+   */
+  #flushing = 0;
   #bytesWritten = 0;
   readonly #opened = performance.now();
   #firstByte: number | undefined;
@@ -50,9 +65,11 @@ export class Connection {
   #unread: Uint8Array | undefined;
   readonly #closed = Promise.withResolvers<void>();
 
-  constructor(id: number, socket: Deno.Conn) {
+  constructor(id: number, socket: Deno.Conn, { protocol, ledger }: ConnectionTerms) {
     this.id = id;
     this.socket = socket;
+    this.#protocol = protocol;
+    this.#ledger = ledger;
     const addr = socket.remoteAddr as Deno.NetAddr;
     this.#host = addr.hostname;
     this.#peer = `${addr.hostname}:${addr.port}`;
@@ -68,10 +85,51 @@ export class Connection {
     return this.#peer;
   }
 
-  /** Records the client a trusted proxy carries on this connection (see proxy.ts). */
-  forwardedFor(client: { host: string; port: number }): void {
+  /** The protocol spoken, which requests are counted under. */
+  get protocol(): Protocol {
+    return this.#protocol;
+  }
+
+  /**
+   * Says the peer speaks `protocol`, where its port could not know it before the peer's first
+   * byte: the native port, whose client speaks the framed protocol or the original dialect
+   * (native.ts, the one caller). Only before the first exchange, as requests are counted by it.
+   */
+  speaks(protocol: Protocol): void {
+    if (this.#exchanges > 0) {
+      throw new Error("a connection's protocol is known before its requests");
+    }
+    this.#protocol = protocol;
+  }
+
+  /**
+   * The level its open, request and close lines are logged at: debug for a trusted proxy's own
+   * connection (its health checks), which no client's request comes through.
+   */
+  get logLevel(): LogLevel {
+    return this.#logLevel;
+  }
+
+  /**
+   * Takes in the client a trusted proxy's PROXY line names (see proxy.ts): true when it is a
+   * client, who is then this connection's host and is named in its log lines; false when the line
+   * names this very connection (the proxy speaking for itself, as haproxy's health checks do),
+   * whose lines are then logged at the debug level.
+   */
+  carries(client: Forwarded): boolean {
+    if (client === undefined) return false;
+    if (`${client.host}:${client.port}` === this.#peer) {
+      this.#logLevel = "debug";
+      return false;
+    }
     this.#host = client.host;
     this.#peer = `${client.host}:${client.port} via ${this.#peer}`;
+    return true;
+  }
+
+  /** Why the connection was closed, once it is. */
+  get closedBecause(): string | undefined {
+    return this.#closedBecause;
   }
 
   /** Puts `bytes` back to be read again first (what followed a PROXY line, say). */
@@ -92,20 +150,58 @@ export class Connection {
     return this.#firstByte === undefined ? undefined : this.#firstByte - this.#opened;
   }
 
+  /** When bytes last moved in either direction (ms since the epoch). */
+  get lastProgress(): number {
+    return this.#lastProgress;
+  }
+
   /**
    * When the first byte of a request not yet whole arrived (ms since the epoch), or undefined when
-   * none is pending. Bytes read start the clock; {@link requestDone} stops it.
+   * none is pending. A read that brings bytes starts the clock; beginning an exchange stops it.
    */
   get requestSince(): number | undefined {
     return this.#requestSince;
   }
 
   /**
-   * Stops the request clock: a request has arrived whole. With `more`, bytes of the next one are
-   * already here, and its clock starts now.
+   * True while an answer is under way: an exchange is open, or bytes of an answer are not yet
+   * handed to the kernel. Silence then is a stall, not idleness, and a shutdown waits for it.
    */
-  requestDone(more: boolean): void {
-    this.#requestSince = more ? Date.now() : undefined;
+  get answering(): boolean {
+    return this.#underWay() || this.#length > 0 || this.#flushing > 0;
+  }
+
+  /**
+   * Begins the exchange of a request that has arrived whole, `op`: the request clock stops, and
+   * the connection is answering until the exchange ends and its answer is written. One exchange
+   * at a time: requests are answered in order.
+   */
+  begin(op: string): Exchange {
+    if (this.#underWay()) throw new Error("an exchange is under way on the connection");
+    this.#requestSince = undefined;
+    this.#exchanges++;
+    const party = { id: this.id, protocol: this.#protocol, logLevel: this.#logLevel };
+    return this.#exchange = new Exchange(this.#ledger, party, op);
+  }
+
+  /** True while the latest exchange has not ended. */
+  #underWay(): boolean {
+    return this.#exchange !== undefined && !this.#exchange.ended;
+  }
+
+  /**
+   * Runs `step`, a part of the peer's opening that is due now (a TLS handshake, a PROXY line, the
+   * framed preamble), on the request clock: the clock runs from now, or from the first byte of it
+   * already read, until the step is done, so a peer that never completes it is closed at the
+   * request timeout, as one that never completes a request is.
+   */
+  async opening<T>(step: () => Promise<T>): Promise<T> {
+    this.#requestSince ??= Date.now();
+    try {
+      return await step();
+    } finally {
+      this.#requestSince = undefined;
+    }
   }
 
   /**
@@ -115,10 +211,8 @@ export class Connection {
    */
   async handshake(): Promise<void> {
     if (!("handshake" in this.socket)) return;
-    this.#requestSince = Date.now();
-    await (this.socket as Deno.TlsConn).handshake();
-    this.lastProgress = Date.now();
-    this.#requestSince = undefined;
+    await this.opening(() => (this.socket as Deno.TlsConn).handshake());
+    this.#lastProgress = Date.now();
   }
 
   /**
@@ -142,10 +236,10 @@ export class Connection {
       return n;
     }
     const n = await this.socket.read(buffer);
-    this.lastProgress = Date.now();
+    this.#lastProgress = Date.now();
     if (n) {
       this.#firstByte ??= performance.now();
-      this.#requestSince ??= this.lastProgress;
+      this.#requestSince ??= this.#lastProgress;
     }
     return n;
   }
@@ -178,21 +272,25 @@ export class Connection {
     const length = this.#length;
     this.#out = undefined;
     this.#length = 0;
+    this.#flushing++;
     try {
       await this.#writeAll(out.subarray(0, length));
     } finally {
+      this.#flushing--;
       if (spare.length < MAX_SPARE) spare.push(out);
     }
   }
 
   /**
-   * Ends the connection politely: writes what is gathered, says no more will come (a TCP
-   * half-close), then reads and drops whatever the peer still sends until it closes too, for at
-   * most a second, and closes. Closing with bytes unread makes the kernel
+   * Ends the connection politely, once its dialect is done with it: writes what is gathered, says
+   * no more will come (a TCP half-close), then reads and drops whatever the peer still sends until
+   * it closes too, for at most a second, and closes. Closing with bytes unread makes the kernel
    * reset the connection, and a reset can destroy answers the peer has not read yet.
    */
   async finish(reason: string): Promise<void> {
-    if (this.closedBecause !== undefined) return;
+    // An exchange its dialect dropped without ending it: logged and counted as abandoned.
+    this.#exchange?.[Symbol.dispose]();
+    if (this.#closedBecause !== undefined) return;
     try {
       await this.flush();
       await this.socket.closeWrite();
@@ -212,8 +310,8 @@ export class Connection {
 
   /** Closes the socket (once), remembering why. */
   close(reason: string): void {
-    if (this.closedBecause !== undefined) return;
-    this.closedBecause = reason;
+    if (this.#closedBecause !== undefined) return;
+    this.#closedBecause = reason;
     this.#closed.resolve();
     try {
       this.socket.close();
@@ -236,7 +334,7 @@ export class Connection {
     write: async (bytes: Uint8Array): Promise<number> => {
       const n = await this.socket.write(bytes);
       this.#bytesWritten += n;
-      this.lastProgress = Date.now();
+      this.#lastProgress = Date.now();
       return n;
     },
   };

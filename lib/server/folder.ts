@@ -6,7 +6,7 @@
 
 import { join } from "node:path";
 import { BadNameError, checkName, quote } from "../shared/names.ts";
-import { Front } from "./cache/front.ts";
+import { Front } from "./front.ts";
 import { NotFoundError } from "./errors.ts";
 
 /**

@@ -6,6 +6,7 @@
 
 import { type DigestAlgorithm, digestById, SHA256 } from "../shared/digest.ts";
 import { ErrorCode, ProtocolError, WireError } from "../shared/errors.ts";
+import type { DecodedFrame } from "../shared/frame_decoder.ts";
 import type { FrameReader } from "../shared/frame_reader.ts";
 import { encodeFrame, encodeText, Frame, HEADER_BYTES, writeHeader } from "../shared/frames.ts";
 import {
@@ -16,6 +17,7 @@ import {
   encodeListEnd,
   encodeListParts,
   type GetRequest,
+  type ListEntry,
   MAGIC,
   readSetup,
   SERVER_NAME,
@@ -23,6 +25,8 @@ import {
 } from "../shared/protocol.ts";
 import { encodeStats } from "../shared/stats.ts";
 import type { Connection } from "./connection.ts";
+import { asWireError } from "./errors.ts";
+import type { Exchange } from "./exchange.ts";
 import type { Service } from "./service.ts";
 import type { FileBody } from "./store/store.ts";
 
@@ -49,95 +53,204 @@ const HELP_TEXT = [
   "  quit           end the session",
 ].join("\n");
 
-/** Serves the framed protocol on `connection`, whose first bytes are in `reader`. */
+/** A request decoded from its frame, with the name its exchange is logged under. */
+type Asked =
+  | { op: "get"; get: GetRequest }
+  | { op: "list"; sha256: boolean }
+  | { op: "stats" | "help" | "quit" };
+
+/**
+ * What a request is answered with: whole frames (STATS, HELP, BYE); a list, sent as it is read;
+ * a part of a file; or a refusal, with the name asked for.
+ */
+type Answer =
+  | { frames: Uint8Array }
+  | { list: AsyncIterable<ListEntry[]> }
+  | { file: FileBody; offset: number; end: number }
+  | { refused: WireError; name: string };
+
+const SHUTTING_DOWN = new WireError(ErrorCode.ShuttingDown, "the server is shutting down");
+
+/**
+ * Serves the framed protocol on `connection`, whose first bytes are in `reader`. Bytes that break
+ * the protocol, wherever they come, are answered with an ERROR that ends the connection.
+ */
 export async function serveFramed(
   connection: Connection,
   reader: FrameReader,
   service: Service,
 ): Promise<void> {
-  let agreed;
   try {
-    agreed = await agree(connection, reader);
+    const terms = await connection.opening(() => agree(reader));
+    if (terms === undefined) return;
+    const refusal = await service.access.admit(connection, terms.token);
+    if (refusal !== undefined) return await endWith(connection, refusal);
+    await connection.send(terms.codec.encodeHello({ server: SERVER_NAME, digest: terms.digest }));
+    await serveRequests(connection, reader, service, terms);
   } catch (error) {
-    if (error instanceof ProtocolError) return fatal(connection, service, error);
-    throw error;
+    if (!(error instanceof ProtocolError)) throw error;
+    service.violation(connection, error);
+    await endWith(connection, error);
   }
-  if (agreed === undefined) return;
-  const { token, ...terms } = agreed;
-  const refusal = await service.access.admit(connection, token);
-  if (refusal !== undefined) return endWith(connection, refusal);
-  await connection.send(terms.codec.encodeHello({ server: SERVER_NAME, digest: terms.digest }));
+}
+
+/** Answers requests in order until QUIT, the end of the stream, or a shutdown. */
+async function serveRequests(
+  connection: Connection,
+  reader: FrameReader,
+  service: Service,
+  terms: Terms,
+): Promise<void> {
   for (;;) {
-    if (service.closing()) {
-      return endWith(
-        connection,
-        new WireError(ErrorCode.ShuttingDown, "the server is shutting down"),
+    if (service.closing()) return await endWith(connection, SHUTTING_DOWN);
+    let frame = reader.take() ?? null;
+    if (!frame) {
+      // Every answer is written before the connection waits: it is idle only then.
+      await connection.flush();
+      frame = await reader.next();
+      if (!frame) return;
+    }
+    const asked = decode(frame, terms.codec);
+    using exchange = connection.begin(asked.op);
+    try {
+      await respond(connection, exchange, answerTo(asked, service, terms), terms);
+    } catch (error) {
+      const failure = exchange.failed(error);
+      await connection.send(encodeError(failure.code, failure.message));
+    }
+    if (asked.op === "quit") return;
+  }
+}
+
+/** The request `frame` carries; throws ProtocolError for one that breaks the protocol. */
+function decode(frame: DecodedFrame, codec: Codec): Asked {
+  switch (frame.type) {
+    case Frame.Get:
+      return { op: "get", get: codec.readGet(frame.payload) };
+    case Frame.List:
+      return { op: "list", sha256: codec.readList(frame.payload).sha256 };
+    case Frame.Stats:
+      return { op: "stats" };
+    case Frame.Help:
+      return { op: "help" };
+    case Frame.Quit:
+      return { op: "quit" };
+    default: {
+      const type = frame.type.toString(16).padStart(2, "0");
+      throw new ProtocolError(ErrorCode.BadRequest, `unknown request type 0x${type}`);
+    }
+  }
+}
+
+/** What to answer `asked` with. */
+function answerTo(asked: Asked, service: Service, terms: Terms): Answer {
+  switch (asked.op) {
+    case "get":
+      return openPart(asked.get, service, terms);
+    case "list":
+      return { list: service.store.list(asked.sha256) };
+    case "stats":
+      return { frames: encodeStats(service.stats()) };
+    case "help":
+      return { frames: encodeText(Frame.HelpReply, HELP_TEXT) };
+    case "quit":
+      return { frames: encodeFrame(Frame.Bye) };
+  }
+}
+
+/** The part of a file a GET asks for, opened to send; or why it cannot be sent. */
+function openPart(
+  { name, offset, end: asked }: GetRequest,
+  service: Service,
+  terms: Terms,
+): Answer {
+  let file: FileBody | undefined;
+  try {
+    file = service.store.open(name, terms.digest);
+    const end = asked === 0 ? file.stamp.size : asked;
+    if (offset > end || end > file.stamp.size) {
+      throw new WireError(
+        ErrorCode.BadRequest,
+        `bytes ${offset} to ${end} are past the end of "${file.name}" (${file.stamp.size} bytes)`,
       );
     }
-    let frame;
-    try {
-      frame = reader.take();
-      if (!frame) {
-        await connection.flush();
-        // Only now, with every answer written, is the connection idle: a shutdown may close it.
-        connection.busy = false;
-        frame = await reader.next();
-        if (!frame) return;
-      }
-    } catch (error) {
-      if (error instanceof ProtocolError) return fatal(connection, service, error);
-      throw error;
-    }
-    connection.busy = true;
-    connection.requestDone(reader.buffered.length > 0);
-    switch (frame.type) {
-      case Frame.Get: {
-        let request;
-        try {
-          request = terms.codec.readGet(frame.payload);
-        } catch (error) {
-          return fatal(connection, service, error as ProtocolError);
-        }
-        await answerGet(connection, service, request, terms);
-        break;
-      }
-      case Frame.List: {
-        const record = service.begin(connection, "list");
-        const { sha256 } = terms.codec.readList(frame.payload);
-        let count = 0;
-        for await (const batch of service.store.list(sha256)) {
-          for (const part of encodeListParts(batch)) await connection.send(part);
-          count += batch.length;
-        }
-        await connection.send(encodeListEnd(count));
-        record.done({ entries: count });
-        break;
-      }
-      case Frame.Stats: {
-        const record = service.begin(connection, "stats");
-        await connection.send(encodeStats(service.stats()));
-        record.done();
-        break;
-      }
-      case Frame.Help: {
-        const record = service.begin(connection, "help");
-        await connection.send(encodeText(Frame.HelpReply, HELP_TEXT));
-        record.done();
-        break;
-      }
-      case Frame.Quit: {
-        const record = service.begin(connection, "quit");
-        await connection.send(encodeFrame(Frame.Bye));
-        await connection.flush();
-        record.done();
-        return;
-      }
-      default: {
-        const message = `unknown request type 0x${frame.type.toString(16).padStart(2, "0")}`;
-        return fatal(connection, service, new ProtocolError(ErrorCode.BadRequest, message));
-      }
-    }
+    return { file, offset, end };
+  } catch (error) {
+    file?.[Symbol.dispose]();
+    return { refused: asWireError(error), name };
   }
+}
+
+/**
+ * Sends `answer`, the one way the framed dialect writes one, and ends `exchange` once it is sent:
+ * a file as FILE, DATA frames and END; a list as LIST_PART frames and LIST_END; a refusal as
+ * ERROR. A failure part-way is the caller's to end the exchange with.
+ */
+function respond(
+  connection: Connection,
+  exchange: Exchange,
+  answer: Answer,
+  terms: Terms,
+): Promise<void> {
+  if ("file" in answer) return sendFile(connection, exchange, answer, terms);
+  if ("list" in answer) return sendList(connection, exchange, answer.list);
+  return sendWhole(connection, exchange, answer);
+}
+
+/** FILE, DATA frames of at most MAX_DATA_FRAME bytes each, then END with the file's digest. */
+async function sendFile(
+  connection: Connection,
+  exchange: Exchange,
+  { file, offset, end }: { file: FileBody; offset: number; end: number },
+  terms: Terms,
+): Promise<void> {
+  using _file = file;
+  const frameBytes = terms.codec.fileFrameBytes;
+  const head = await connection.reserve(frameBytes);
+  const { size, mtimeMs } = file.stamp;
+  terms.codec.writeFileFrame(head, 0, { size, offset, end, mtimeMs, source: file.source });
+  connection.sendReserved(frameBytes);
+  await exchange.send(file, offset, end, async (chunk) => {
+    for (let at = 0; at < chunk.length; at += MAX_DATA_FRAME) {
+      const piece = chunk.subarray(at, at + MAX_DATA_FRAME);
+      const header = await connection.reserve(HEADER_BYTES);
+      writeHeader(header, 0, Frame.Data, piece.length);
+      connection.sendReserved(HEADER_BYTES);
+      await connection.send(piece);
+    }
+  });
+  await connection.send(encodeEnd(await file.digest()));
+  exchange.answered();
+}
+
+/** The list, as it is read: LIST_PART frames, then LIST_END with the count. */
+async function sendList(
+  connection: Connection,
+  exchange: Exchange,
+  list: AsyncIterable<ListEntry[]>,
+): Promise<void> {
+  let entries = 0;
+  for await (const batch of list) {
+    for (const part of encodeListParts(batch)) await connection.send(part);
+    entries += batch.length;
+  }
+  await connection.send(encodeListEnd(entries));
+  exchange.answered({ entries });
+}
+
+/** An answer of whole frames (STATS, HELP, BYE), or a refusal's ERROR. */
+async function sendWhole(
+  connection: Connection,
+  exchange: Exchange,
+  answer: { frames: Uint8Array } | { refused: WireError; name: string },
+): Promise<void> {
+  if ("frames" in answer) {
+    await connection.send(answer.frames);
+    return exchange.answered();
+  }
+  const { refused, name } = answer;
+  await connection.send(encodeError(refused.code, refused.message));
+  exchange.refused(refused, { name });
 }
 
 /**
@@ -146,10 +259,7 @@ export async function serveFramed(
  * access token SETUP carries (undefined in version 1, which cannot carry one). Undefined when the
  * client went away first; throws ProtocolError for terms that cannot be met.
  */
-async function agree(
-  connection: Connection,
-  reader: FrameReader,
-): Promise<Terms & { token?: Uint8Array } | undefined> {
+async function agree(reader: FrameReader): Promise<Terms & { token?: Uint8Array } | undefined> {
   while (reader.buffered.length < MAGIC.length + 1) {
     if (!await reader.fill()) return undefined;
   }
@@ -161,12 +271,8 @@ async function agree(
   if (asked === 0) throw new ProtocolError(ErrorCode.Unsupported, "there is no protocol version 0");
   reader.skip(MAGIC.length + 1);
   const version = Math.min(asked, VERSION);
-  if (version === 1) {
-    connection.requestDone(reader.buffered.length > 0);
-    return { codec: codec(version), digest: SHA256 };
-  }
+  if (version === 1) return { codec: codec(version), digest: SHA256 };
   const frame = await reader.next();
-  connection.requestDone(reader.buffered.length > 0);
   if (frame?.type !== Frame.Setup) {
     throw new ProtocolError(ErrorCode.BadRequest, `a version ${version} client sends SETUP first`);
   }
@@ -178,65 +284,8 @@ async function agree(
   return { codec: codec(version), digest, token: setup.token };
 }
 
-/** Sends an error for a protocol violation; the connection ends after it. */
-function fatal(connection: Connection, service: Service, error: WireError): Promise<void> {
-  service.violation(connection, error);
-  return endWith(connection, error);
-}
-
 /** Sends `error` as the connection's last answer. */
 async function endWith(connection: Connection, error: WireError): Promise<void> {
   await connection.send(encodeError(error.code, error.message));
   await connection.flush();
-}
-
-/** FILE, DATA…, END; or ERROR when the file cannot be served or fails part-way. */
-async function answerGet(
-  connection: Connection,
-  service: Service,
-  { name, offset, end: asked }: GetRequest,
-  terms: Terms,
-): Promise<void> {
-  const record = service.begin(connection, "get");
-  let opened: FileBody | undefined;
-  let end;
-  try {
-    opened = service.store.open(name, terms.digest);
-    end = asked === 0 ? opened.stamp.size : asked;
-    if (offset > end || end > opened.stamp.size) {
-      throw new WireError(
-        ErrorCode.BadRequest,
-        `bytes ${offset} to ${end} are past the end of "${opened.name}" (${opened.stamp.size} bytes)`,
-      );
-    }
-  } catch (error) {
-    opened?.[Symbol.dispose]();
-    const failure = record.refused(error, { name });
-    await connection.send(encodeError(failure.code, failure.message));
-    return;
-  }
-  using body = opened;
-  const frameBytes = terms.codec.fileFrameBytes;
-  const head = await connection.reserve(frameBytes);
-  const { size, mtimeMs } = body.stamp;
-  terms.codec.writeFileFrame(head, 0, { size, offset, end, mtimeMs, source: body.source });
-  connection.sendReserved(frameBytes);
-  try {
-    await record.send(body, offset, end, async (chunk) => {
-      for (let at = 0; at < chunk.length; at += MAX_DATA_FRAME) {
-        const piece = chunk.subarray(at, at + MAX_DATA_FRAME);
-        const header = await connection.reserve(HEADER_BYTES);
-        writeHeader(header, 0, Frame.Data, piece.length);
-        connection.sendReserved(HEADER_BYTES);
-        await connection.send(piece);
-      }
-    });
-    await connection.send(encodeEnd(await body.digest()));
-  } catch (error) {
-    const failure = record.failed(error);
-    if (failure === undefined) throw error;
-    await connection.send(encodeError(failure.code, failure.message));
-    return;
-  }
-  record.done();
 }

@@ -151,11 +151,13 @@ export interface Deadlines {
  * it has missed none.
  */
 export function missedDeadline(
-  connection: Pick<Connection, "lastProgress" | "requestSince" | "busy">,
+  connection: Pick<Connection, "lastProgress" | "requestSince" | "answering">,
   now: number,
   { idleTimeoutMs, requestTimeoutMs }: Deadlines,
 ): string | undefined {
-  if (now - connection.lastProgress > idleTimeoutMs) return connection.busy ? "stalled" : "idle";
+  if (now - connection.lastProgress > idleTimeoutMs) {
+    return connection.answering ? "stalled" : "idle";
+  }
   if (now - (connection.requestSince ?? now) > requestTimeoutMs) return "request-timeout";
   return undefined;
 }

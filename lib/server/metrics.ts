@@ -4,7 +4,7 @@
  * long requests take.
  */
 
-import type { ServerStats } from "../shared/stats.ts";
+import { type ServerStats, STAT_NAMES, STATS } from "../shared/stats.ts";
 
 /** The protocols a request can come in by, as the `protocol` label names them. */
 export const PROTOCOLS = ["framed", "original", "http"] as const;
@@ -60,8 +60,12 @@ export interface Measures {
   peerErrors: number;
 }
 
+/** A metric: its name, type and help, and its samples (labels, and the number). */
+type Metric = [string, string, string, [string, number][]];
+
 /**
- * The metrics page.
+ * The metrics page: a metric for each statistic that has one (STATS in lib/shared/stats.ts: its
+ * name, help, and type by kind), requests by protocol, the peers' faults, and the histogram.
  * @example
  * ```ts
  * import { ok } from "node:assert/strict";
@@ -69,26 +73,25 @@ export interface Measures {
  * const stats = { hits: 3 } as unknown as import("../shared/stats.ts").ServerStats;
  * const requests = { framed: 2, original: 0, http: 1 };
  * const text = renderMetrics({ stats, requests, durations: new Histogram(), peerErrors: 4 });
- * ok(text.includes("fileserver_cache_hits_total 3\n"));
+ * ok(text.includes("# TYPE fileserver_cache_hits_total counter\nfileserver_cache_hits_total 3\n"));
  * ok(text.includes('fileserver_requests_total{protocol="http"} 1\n'));
  * ok(text.includes("fileserver_peer_errors_total 4\n"));
  * ```
  */
 export function renderMetrics({ stats, requests, durations, peerErrors }: Measures): string {
-  const cumulative = durations.cumulative();
-  const metrics: [string, string, string, [string, number][]][] = [
-    ...SIMPLE.map(([name, type, help, value]): [string, string, string, [string, number][]] => [
-      name,
-      type,
-      help,
-      [["", value(stats)]],
-    ]),
-    [
-      "fileserver_requests_total",
-      "counter",
-      "Requests, by the protocol they came in.",
-      Object.entries(requests).map(([protocol, count]) => [`{protocol="${protocol}"}`, count]),
-    ],
+  // The statistics shown in parts, by their labels; the others are one number each.
+  const parts: Partial<Record<keyof ServerStats, [string, number][]>> = {
+    requests: Object.entries(requests).map((
+      [protocol, count],
+    ) => [`{protocol="${protocol}"}`, count]),
+  };
+  const metrics: Metric[] = [
+    ...STAT_NAMES.flatMap((name): Metric[] => {
+      const stat = STATS[name];
+      if (!("metric" in stat) || stat.metric === undefined) return [];
+      const samples = parts[name] ?? [["", stats[name] as number]];
+      return [[stat.metric, stat.kind === "counter" ? "counter" : "gauge", stat.help, samples]];
+    }),
     [
       "fileserver_peer_errors_total",
       "counter",
@@ -97,17 +100,7 @@ export function renderMetrics({ stats, requests, durations, peerErrors }: Measur
       "The peer's fault, not the server's: not in fileserver_errors_total.",
       [["", peerErrors]],
     ],
-    [
-      "fileserver_request_duration_seconds",
-      "histogram",
-      "How long requests took, from reading them to their last byte handed to the kernel.",
-      [
-        ...BUCKETS.map((bound, i): [string, number] => [`_bucket{le="${bound}"}`, cumulative[i]]),
-        [`_bucket{le="+Inf"}`, durations.count],
-        ["_sum", durations.sum],
-        ["_count", durations.count],
-      ],
-    ],
+    histogram(durations),
   ];
   const lines = metrics.flatMap(([name, type, help, samples]) => [
     `# HELP ${name} ${help}`,
@@ -117,57 +110,18 @@ export function renderMetrics({ stats, requests, durations, peerErrors }: Measur
   return lines.join("\n") + "\n";
 }
 
-/** The metrics that are one number of the stats each: name, type, help, and the number. */
-const SIMPLE: [string, string, string, (stats: ServerStats) => number][] = [
-  ["fileserver_cache_bytes", "gauge", "Bytes of files held in the cache.", (s) => s.cacheBytes],
-  [
-    "fileserver_cache_reserved_bytes",
-    "gauge",
-    "Bytes reserved for files being loaded into the cache.",
-    (s) => s.cacheReserved,
-  ],
-  [
-    "fileserver_cache_pinned_bytes",
-    "gauge",
-    "Bytes evicted from the cache but still being sent; they count against its capacity.",
-    (s) => s.cachePinned,
-  ],
-  [
-    "fileserver_cache_capacity_bytes",
-    "gauge",
-    "The most bytes the cache may hold.",
-    (s) => s.cacheCapacity,
-  ],
-  ["fileserver_cache_entries", "gauge", "Files held in the cache.", (s) => s.cacheEntries],
-  ["fileserver_cache_hits_total", "counter", "Lookups that found the file cached.", (s) => s.hits],
-  ["fileserver_cache_misses_total", "counter", "Lookups that did not.", (s) => s.misses],
-  [
-    "fileserver_cache_evictions_total",
-    "counter",
-    "Files evicted to make room.",
-    (s) => s.evictions,
-  ],
-  ["fileserver_disk_reads_total", "counter", "Files read from disk.", (s) => s.diskReads],
-  ["fileserver_bytes_sent_total", "counter", "Bytes written to clients.", (s) => s.bytesSent],
-  ["fileserver_connections", "gauge", "Connections open now.", (s) => s.connections],
-  [
-    "fileserver_connections_total",
-    "counter",
-    "Connections accepted, the refused included.",
-    (s) => s.totalConnections,
-  ],
-  [
-    "fileserver_errors_total",
-    "counter",
-    "Requests and connections that failed on the server's side (a file that changed while it " +
-    "was sent, a disk read that failed), each counted once; a peer's faults are " +
-    "fileserver_peer_errors_total.",
-    (s) => s.errors,
-  ],
-  [
-    "fileserver_uptime_seconds",
-    "gauge",
-    "Seconds since the server started.",
-    (s) => s.uptimeSeconds,
-  ],
-];
+/** The histogram of request durations, as its metric. */
+function histogram(durations: Histogram): Metric {
+  const cumulative = durations.cumulative();
+  return [
+    "fileserver_request_duration_seconds",
+    "histogram",
+    "How long requests took, from reading them to their last byte handed to the kernel.",
+    [
+      ...BUCKETS.map((bound, i): [string, number] => [`_bucket{le="${bound}"}`, cumulative[i]]),
+      [`_bucket{le="+Inf"}`, durations.count],
+      ["_sum", durations.sum],
+      ["_count", durations.count],
+    ],
+  ];
+}

@@ -23,7 +23,8 @@ export async function serveNative(connection: Connection, service: Service): Pro
   });
   if (!await reader.fill()) return;
   if (reader.buffered[0] === MAGIC[0]) return await serveFramed(connection, reader, service);
-  connection.protocol = "original";
+  // The one place a protocol is learnt after the first byte: the port's own is the framed one.
+  connection.speaks("original");
   if (service.access.originalOpen) return await serveOriginal(connection, reader, service);
   service.access.refuse(connection, "the original dialect cannot carry a token");
   await refuseOriginal(connection);

@@ -6,15 +6,18 @@
 
 import { DEFAULT_PORT } from "../shared/defaults.ts";
 import { XXH3_128 } from "../shared/digest.ts";
-import { ErrorCode, ProtocolError } from "../shared/errors.ts";
+import { ErrorCode, ProtocolError, type WireError } from "../shared/errors.ts";
 import type { FrameReader } from "../shared/frame_reader.ts";
 import type { Connection } from "./connection.ts";
+import { asWireError } from "./errors.ts";
+import type { Exchange } from "./exchange.ts";
 import type { Service } from "./service.ts";
+import type { FileBody } from "./store/store.ts";
 
 /**
- * Longest original-dialect request accepted: `file@` and a name, with room for a line ending. The server
- * reads a connection's first bytes into a buffer one byte larger, so a longer request is seen as
- * too long rather than cut short.
+ * Longest original-dialect request accepted: `file@` and a name, with room for a line ending. The
+ * server reads a connection's first bytes into a buffer one byte larger, so a longer request is
+ * seen as too long rather than cut short.
  */
 export const MAX_ORIGINAL_REQUEST = 2048;
 
@@ -32,8 +35,8 @@ const COMMANDS = ["list", "help", "file@"];
 const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /**
- * Reads an original-dialect request from the bytes received so far. The original client sends its whole
- * request in one write with no terminator, so `file@NAME` is whatever arrived with it; one
+ * Reads an original-dialect request from the bytes received so far. The original client sends its
+ * whole request in one write with no terminator, so `file@NAME` is whatever arrived with it; one
  * trailing newline (from a person typing) is allowed. Only the start of a command with no line
  * ending yet is worth waiting for.
  */
@@ -64,6 +67,15 @@ function statusGapMs(connection: Connection): number {
   return Math.min(100, Math.max(10, 2 * (connection.reactionMs ?? 0)));
 }
 
+/**
+ * What an original-dialect request is answered with: a text (help, or the list, sent as it is
+ * read); a file; or a refusal (`FNF`), with the name asked for.
+ */
+type Answer =
+  | { text: Iterable<string> | AsyncIterable<string> }
+  | { file: FileBody }
+  | { refused: WireError; name: string };
+
 /** Answers one original-dialect request on `connection`, whose first bytes are in `reader`. */
 export async function serveOriginal(
   connection: Connection,
@@ -75,86 +87,96 @@ export async function serveOriginal(
     if (!await reader.fill()) return;
     request = parseOriginal(reader.buffered);
   }
-  connection.busy = true;
-  connection.requestDone(false);
   if (request.kind === "bad" || reader.buffered.length > MAX_ORIGINAL_REQUEST) {
     service.violation(
       connection,
       new ProtocolError(ErrorCode.BadRequest, "not list, help or file@NAME"),
     );
-    await connection.send(encoder.encode("ERR@Unknown request; send list, help or file@NAME."));
-    await connection.flush();
-    return;
+    return await sendLast(connection, "ERR@Unknown request; send list, help or file@NAME.");
   }
-  if (request.kind === "file") return await sendFile(connection, service, request.name);
-  const record = service.begin(connection, `legacy-${request.kind}`);
-  if (request.kind === "help") await connection.send(encoder.encode("OK@" + HELP));
-  else await sendList(connection, service);
-  await connection.flush();
-  record.done();
+  using exchange = connection.begin(`original-${request.kind}`);
+  try {
+    await respond(connection, exchange, answerTo(request, service));
+  } catch (error) {
+    // A failure (the file changed, a read failed) ends the answer, and the connection with it:
+    // this dialect has no way to say more.
+    exchange.failed(error);
+  }
 }
 
 /**
  * Answers an original-dialect request on a server that takes requests only with an access token,
  * which this dialect cannot carry: with its own `ERR@` text, whatever the request.
  */
-export async function refuseOriginal(connection: Connection): Promise<void> {
-  connection.requestDone(false);
-  await connection.send(
-    encoder.encode(
-      "ERR@This server needs an access token, which this client cannot send; use a current client.",
-    ),
+export function refuseOriginal(connection: Connection): Promise<void> {
+  return sendLast(
+    connection,
+    "ERR@This server needs an access token, which this client cannot send; use a current client.",
   );
+}
+
+/** Sends `text`, the connection's last answer. */
+async function sendLast(connection: Connection, text: string): Promise<void> {
+  await connection.send(encoder.encode(text));
   await connection.flush();
 }
 
-/** The original's list: the folder's files, then the cached ones, as lines of text. */
-async function sendList(connection: Connection, service: Service): Promise<void> {
-  let count = 0;
-  for await (const batch of service.store.list()) {
-    const header = count === 0 ? "OK@\n[FILES INSIDE THE SERVER DIRECTORY]:\n" : "\n";
-    await connection.send(encoder.encode(header + batch.map((entry) => entry.name).join("\n")));
-    count += batch.length;
-  }
-  if (count === 0) {
-    await connection.send(encoder.encode("OK@The server directory is empty"));
-    return;
-  }
-  const cached = [...service.store.cache.keys()].join("\n");
-  await connection.send(encoder.encode("\n[FILES IN CACHE]:\n" + cached));
-}
-
-/**
- * `OK@` then the file's bytes then close; `FNF` when it cannot be served. The original server sent
- * `FNF@`, but its client compares the status with exactly `FNF` to say "File not found!".
- */
-async function sendFile(connection: Connection, service: Service, name: string): Promise<void> {
-  const record = service.begin(connection, "legacy-file");
-  let opened;
+/** What to answer `request` with. */
+function answerTo(
+  request: Exclude<OriginalRequest, { kind: "partial" | "bad" }>,
+  service: Service,
+): Answer {
+  if (request.kind === "help") return { text: [`OK@${HELP}`] };
+  if (request.kind === "list") return { text: listText(service) };
   try {
     // This dialect sends no digest, but a file is confirmed unchanged before its last bytes, which
     // can take hashing it: with the fastest digest.
-    opened = service.store.open(name, XXH3_128);
+    return { file: service.store.open(request.name, XXH3_128) };
   } catch (error) {
-    record.refused(error, { name });
-    await connection.send(encoder.encode("FNF"));
-    await connection.flush();
-    return;
+    return { refused: asWireError(error), name: request.name };
   }
-  using body = opened;
+}
+
+/** The original's list: the folder's files, then the cached ones, as lines of text. */
+async function* listText(service: Service): AsyncGenerator<string> {
+  let count = 0;
+  for await (const batch of service.store.list()) {
+    const header = count === 0 ? "OK@\n[FILES INSIDE THE SERVER DIRECTORY]:\n" : "\n";
+    yield header + batch.map((entry) => entry.name).join("\n");
+    count += batch.length;
+  }
+  if (count === 0) yield "OK@The server directory is empty";
+  else yield "\n[FILES IN CACHE]:\n" + [...service.store.cache.keys()].join("\n");
+}
+
+/**
+ * Sends `answer`, the one way this dialect writes one, and ends `exchange` once it is sent: a text
+ * as it is; a file as `OK@` then its bytes; a refusal as `FNF`. The original server sent `FNF@`,
+ * but its client compares the status with exactly `FNF` to say "File not found!". A failure
+ * part-way is the caller's to end the exchange with.
+ */
+async function respond(connection: Connection, exchange: Exchange, answer: Answer): Promise<void> {
+  if ("text" in answer) {
+    for await (const text of answer.text) await connection.send(encoder.encode(text));
+    await connection.flush();
+    exchange.answered();
+  } else if ("file" in answer) {
+    using file = answer.file;
+    await sendFile(connection, exchange, file);
+    exchange.answered();
+  } else {
+    await sendLast(connection, "FNF");
+    exchange.refused(answer.refused, { name: answer.name });
+  }
+}
+
+/** `OK@`, a pause, then the file's bytes. */
+async function sendFile(connection: Connection, exchange: Exchange, file: FileBody): Promise<void> {
   // "OK@" leaves on its own, and the file only after a pause: the original client reads its
   // status with one recv(1024), and bytes of the file read with it would be lost.
   await connection.send(encoder.encode("OK@"));
   await connection.flush();
   await connection.pause(statusGapMs(connection));
-  try {
-    await record.send(body, 0, body.stamp.size, (chunk) => connection.send(chunk));
-    await connection.flush();
-  } catch (error) {
-    // A failure counted here (the file changed, a read failed) ends the answer and the connection
-    // with it: this dialect has no way to say more. Thrown on, it would be counted again.
-    if (record.failed(error) === undefined) throw error;
-    return;
-  }
-  record.done();
+  await exchange.send(file, 0, file.stamp.size, (chunk) => connection.send(chunk));
+  await connection.flush();
 }

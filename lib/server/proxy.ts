@@ -7,7 +7,6 @@
  */
 
 import { ErrorCode, ProtocolError } from "../shared/errors.ts";
-import type { Connection } from "./connection.ts";
 
 /** The longest PROXY line (version 1): 107 bytes with its CRLF. */
 const MAX_LINE = 107;
@@ -72,13 +71,19 @@ function canonicalAddress(family: string, text: string): string | undefined {
   return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
 }
 
+/** What a PROXY line is read from: a connection's reads, and a way to put back what follows. */
+export interface LineSource {
+  read(buffer: Uint8Array): Promise<number | null>;
+  unread(bytes: Uint8Array): void;
+}
+
 /**
  * Reads the PROXY line a trusted proxy starts `connection` with, and puts back what followed it
  * for the dialect to read: the client it names, or undefined for none (`PROXY UNKNOWN`, or a
  * connection that does not start with `PROXY `: the proxy's host speaking for itself). Throws a
  * ProtocolError (the peer's fault) when a PROXY line is malformed or cut short.
  */
-export async function readProxyLine(connection: Connection): Promise<Forwarded> {
+export async function readProxyLine(connection: LineSource): Promise<Forwarded> {
   const buffer = new Uint8Array(MAX_LINE + 1024);
   let filled = 0;
   for (;;) {

@@ -7,11 +7,12 @@
 
 import { errorCodeName, ProtocolError, reasonOf, type WireError } from "../shared/errors.ts";
 import { encodeBusy } from "../shared/greeting.ts";
-import type { ServerStats } from "../shared/stats.ts";
+import { ratio, type ServerStats } from "../shared/stats.ts";
 import { Access } from "./access.ts";
 import type { PolicyName } from "./cache/cache.ts";
 import { Connection } from "./connection.ts";
 import { isDisconnect } from "./errors.ts";
+import { type Ledger, newTally, type Tally } from "./exchange.ts";
 import { openRoot } from "./folder.ts";
 import { httpBusy, httpsRequired, serveHttp } from "./http/serve.ts";
 import {
@@ -24,21 +25,26 @@ import {
 } from "./limits.ts";
 import { certificateWarning, exposureWarning, listen, type TlsFiles } from "./listen.ts";
 import type { Logger } from "./log.ts";
-import { renderMetrics } from "./metrics.ts";
+import { type Protocol, renderMetrics } from "./metrics.ts";
 import { serveNative } from "./native.ts";
 import { readProxyLine } from "./proxy.ts";
-import { newTally, Request, type Service, type Tally } from "./service.ts";
+import type { Service } from "./service.ts";
 import { FileStore } from "./store/store.ts";
 import type { Tokens } from "./tokens.ts";
 
 /** How long a shutdown waits for sessions to end once their sockets are closed. */
 const CLOSE_GRACE_MS = 1000;
 
-/** A port the server listens on: how it serves a connection, and how it tells one it is busy. */
+/**
+ * A port the server listens on: the protocol its connections' requests are counted under (the
+ * native port's original dialect is learnt from the first byte: native.ts), how it serves a
+ * connection, and how it tells one that the server is busy (full).
+ */
 interface Port {
   listener: Deno.Listener;
+  protocol: Protocol;
   serve(connection: Connection, service: Service): Promise<void>;
-  busy(why: string): Uint8Array;
+  busyText(why: string): Uint8Array;
 }
 
 /** Everything a server needs to start. */
@@ -105,6 +111,35 @@ async function listenFor(
   }
 }
 
+/**
+ * Listens on the server's ports: the native one, and the HTTP one when asked for. Throws (with
+ * nothing left listening) when one cannot be had.
+ */
+async function openPorts(options: ServerOptions): Promise<Port[]> {
+  const { host, tls } = options;
+  const ports: Port[] = [{
+    listener: await listenFor("the native port (--port)", host, options.port, tls),
+    protocol: "framed",
+    serve: serveNative,
+    busyText: encodeBusy,
+  }];
+  if (options.httpPort === undefined) return ports;
+  const listener = await listenFor(
+    "the HTTP port (--http-port)",
+    host,
+    options.httpPort,
+    tls,
+    httpsRequired,
+  ).catch((error) => {
+    ports[0].listener.close();
+    throw error;
+  });
+  const serve = (connection: Connection, service: Service) =>
+    serveHttp(connection, service, { htmlSandbox: options.htmlSandbox });
+  ports.push({ listener, protocol: "http", serve, busyText: httpBusy });
+  return ports;
+}
+
 /** A running file server. */
 export class FileServer {
   readonly #options: ServerOptions;
@@ -116,6 +151,8 @@ export class FileServer {
   readonly #started = Date.now();
   readonly #sweeper: ReturnType<typeof setInterval>;
   readonly #tally: Tally = newTally();
+  /** Where exchanges are counted and logged. */
+  readonly #ledger: Ledger;
   /** What the dialects are given of the server. */
   readonly #service: Service;
   readonly #gate: Gate;
@@ -131,6 +168,7 @@ export class FileServer {
     this.#options = options;
     this.#gate = gate;
     this.#logger = options.logger;
+    this.#ledger = { tally: this.#tally, logger: this.#logger };
     this.#ports = ports;
     this.#access = new Access(options.tokens, options.originalWithoutToken ?? false, this.#logger);
     this.#refusals = new Refusals((id, error) =>
@@ -142,7 +180,6 @@ export class FileServer {
       closing: () => this.#closing,
       stats: () => this.stats(),
       metrics: () => renderMetrics({ stats: this.stats(), ...this.#tally }),
-      begin: (connection, op) => new Request(this.#tally, this.#logger, connection, op),
       violation: (connection, error) => this.#violation(connection, error),
       access: this.#access,
     };
@@ -161,28 +198,7 @@ export class FileServer {
     const wanted = options.maxConnections;
     const max = connectionsThatFit(wanted, freeDescriptors(root, descriptorsFor(wanted)));
     const perHost = Math.min(max, options.maxConnectionsPerHost ?? Math.ceil(max / 4));
-    const { host, tls } = options;
-    const ports: Port[] = [{
-      listener: await listenFor("the native port (--port)", host, options.port, tls),
-      serve: serveNative,
-      busy: encodeBusy,
-    }];
-    if (options.httpPort !== undefined) {
-      const listener = await listenFor(
-        "the HTTP port (--http-port)",
-        host,
-        options.httpPort,
-        tls,
-        httpsRequired,
-      ).catch((error) => {
-        ports[0].listener.close();
-        throw error;
-      });
-      const serve = (connection: Connection, service: Service) =>
-        serveHttp(connection, service, { htmlSandbox: options.htmlSandbox });
-      ports.push({ listener, serve, busy: httpBusy });
-    }
-    const server = new FileServer(options, root, ports, new Gate(max, perHost));
+    const server = new FileServer(options, root, await openPorts(options), new Gate(max, perHost));
     const http = server.httpAddr;
     options.logger.event("listening", {
       address: `${server.addr.hostname}:${server.addr.port}`,
@@ -199,17 +215,20 @@ export class FileServer {
         ? `--max-connections ${wanted} does not fit the open-file limit (ulimit -n); raise it to serve more`
         : undefined,
     });
+    await server.#warn();
+    return server;
+  }
+
+  /** Logs what the operator should know of how the server was started. */
+  async #warn(): Promise<void> {
+    const { tls, tokens } = this.#options;
     const warnings = [
-      exposureWarning(server.addr.hostname, {
-        tls: options.tls !== undefined,
-        tokens: options.tokens !== undefined,
-      }),
-      options.tls && await certificateWarning(options.tls.cert),
+      exposureWarning(this.addr.hostname, { tls: tls !== undefined, tokens: tokens !== undefined }),
+      tls && await certificateWarning(tls.cert),
     ];
     for (const message of warnings) {
-      if (message) options.logger.event("warning", { message });
+      if (message) this.#logger.event("warning", { message });
     }
-    return server;
   }
 
   /** The address the server listens on (with the real port when 0 was asked for). */
@@ -222,18 +241,17 @@ export class FileServer {
     return this.#ports[1]?.listener.addr as Deno.NetAddr | undefined;
   }
 
-  /** The server's counters now. */
+  /** The server's counters now: every statistic of the table (STATS, lib/shared/stats.ts). */
   stats(): ServerStats {
     const cache = this.#store.cache;
-    const lookups = cache.hits + cache.misses;
     const tally = this.#tally;
     return {
       policy: cache.policy,
       requests: tally.requests.framed + tally.requests.original + tally.requests.http,
       hits: cache.hits,
       misses: cache.misses,
-      hitRatio: lookups ? cache.hits / lookups : 0,
-      byteHitRatio: tally.bodyBytes ? tally.bodyBytesFromCache / tally.bodyBytes : 0,
+      hitRatio: ratio(cache.hits, cache.hits + cache.misses),
+      byteHitRatio: ratio(tally.bodyBytesFromCache, tally.bodyBytes),
       evictions: cache.evictions,
       bytesSent: this.#bytesSent + this.#inFlightBytes(),
       cacheBytes: cache.used,
@@ -264,7 +282,7 @@ export class FileServer {
     for (const { listener } of this.#ports) listener.close();
     await this.#accepting;
     for (const connection of this.#connections) {
-      if (!connection.busy) connection.close("shutdown");
+      if (!connection.answering) connection.close("shutdown");
     }
     await this.#sessionsEnd(this.#options.shutdownTimeoutMs);
     for (const connection of this.#connections) connection.close("shutdown timeout");
@@ -309,14 +327,17 @@ export class FileServer {
         continue;
       }
       const id = this.#nextId++;
-      const connection = new Connection(id, socket);
+      const connection = new Connection(id, socket, {
+        protocol: port.protocol,
+        ledger: this.#ledger,
+      });
       // A trusted proxy's connections count towards the total until their PROXY line names the
       // client, who then takes the place (and answers to the per-host limit).
       const proxied = this.#options.trustProxies?.includes(connection.host) ?? false;
       const full = this.#gate.enter(connection.host, proxied ? Infinity : undefined);
       if (full !== undefined) {
         this.#logger.event("busy", { id, peer: connection.peer });
-        await this.#refusals.refuse(connection, port.busy(full));
+        await this.#refusals.refuse(connection, port.busyText(full));
         continue;
       }
       this.#connections.add(connection);
@@ -329,34 +350,13 @@ export class FileServer {
   async #session(connection: Connection, port: Port, proxied: boolean): Promise<void> {
     let admitted = true;
     try {
-      await connection.handshake().catch((error) => {
-        // A client that does not speak TLS, or refused the certificate: the peer's trouble, so
-        // logged but not counted as the server's error.
-        if (connection.closedBecause !== undefined) return;
-        const fields = { id: connection.id, peer: connection.peer, error: reasonOf(error) };
-        this.#logger.event("tls-error", fields);
-        connection.close("tls-error");
-      });
-      if (connection.closedBecause !== undefined) return;
-      // Small answers leave at once (TCP_NODELAY). A TLS connection has it from the start
-      // (lib/server/tls.ts), as Deno.listenTls's have no such switch: docs/PERFORMANCE.md.
-      if ("setNoDelay" in connection.socket) (connection.socket as Deno.TcpConn).setNoDelay(true);
+      if (!await this.#handshake(connection)) return;
       if (proxied) {
-        connection.requestDone(true); // the PROXY line is due now, on the request clock
-        const client = await readProxyLine(connection);
-        if (client && `${client.host}:${client.port}` === connection.peer) {
-          // A PROXY line naming this very connection, as haproxy's health checks have it: the
-          // proxy speaking for itself, routine, logged below the default level.
-          connection.logLevel = "debug";
-        } else if (client) {
-          this.#gate.leave(connection.host);
-          connection.forwardedFor(client);
-          const full = this.#gate.enter(connection.host);
-          admitted = full === undefined;
-          if (full !== undefined) {
-            this.#logger.event("busy", { id: connection.id, peer: connection.peer });
-            return await connection.send(port.busy(full));
-          }
+        const full = await this.#proxyLine(connection);
+        admitted = full === undefined;
+        if (full !== undefined) {
+          this.#logger.event("busy", { id: connection.id, peer: connection.peer });
+          return await connection.send(port.busyText(full));
         }
       }
       this.#logger.event("open", { id: connection.id, peer: connection.peer }, connection.logLevel);
@@ -367,20 +367,61 @@ export class FileServer {
         this.#failed(connection, error);
       }
     } finally {
-      // Ending it can fail too (a TLS peer may send garbage after the last answer): that is
-      // counted and logged, and the socket closed all the same, rather than thrown from here.
-      await connection.finish("done").catch((error) => {
-        if (!isDisconnect(error)) this.#failed(connection, error);
-      });
-      this.#connections.delete(connection);
-      if (admitted) this.#gate.leave(connection.host);
-      this.#bytesSent += connection.bytesWritten;
-      this.#logger.event("close", {
-        id: connection.id,
-        bytes: connection.bytesWritten,
-        reason: connection.closedBecause,
-      }, connection.logLevel);
+      await this.#end(connection, admitted);
     }
+  }
+
+  /**
+   * Completes a TLS connection's handshake and sets TCP_NODELAY; false when the connection was
+   * closed meanwhile (a timeout, a failed handshake).
+   */
+  async #handshake(connection: Connection): Promise<boolean> {
+    await connection.handshake().catch((error) => {
+      // A client that does not speak TLS, or refused the certificate: the peer's trouble, so
+      // logged but not counted as the server's error.
+      if (connection.closedBecause !== undefined) return;
+      const fields = { id: connection.id, peer: connection.peer, error: reasonOf(error) };
+      this.#logger.event("tls-error", fields);
+      connection.close("tls-error");
+    });
+    if (connection.closedBecause !== undefined) return false;
+    // Small answers leave at once (TCP_NODELAY). A TLS connection has it from the start
+    // (lib/server/tls.ts), as Deno.listenTls's have no such switch: docs/PERFORMANCE.md.
+    if ("setNoDelay" in connection.socket) (connection.socket as Deno.TcpConn).setNoDelay(true);
+    return true;
+  }
+
+  /**
+   * Reads the PROXY line a trusted proxy's connection starts with, due at once on the request
+   * clock; the client it names takes the proxy's place at the gate. Says which limit is reached
+   * when the client has no place left there; undefined when the connection goes on.
+   */
+  async #proxyLine(connection: Connection): Promise<string | undefined> {
+    const client = await connection.opening(() => readProxyLine(connection));
+    const proxy = connection.host;
+    if (!connection.carries(client)) return undefined;
+    this.#gate.leave(proxy);
+    return this.#gate.enter(connection.host);
+  }
+
+  /**
+   * Ends a session: finishes its connection, gives back its place at the gate if it was
+   * `admitted` there, and logs the close.
+   */
+  async #end(connection: Connection, admitted: boolean): Promise<void> {
+    // Ending it can fail too (a TLS peer may send garbage after the last answer): that is
+    // counted and logged, and the socket closed all the same, rather than thrown from here.
+    await connection.finish("done").catch((error) => {
+      if (!isDisconnect(error)) this.#failed(connection, error);
+    });
+    this.#connections.delete(connection);
+    if (admitted) this.#gate.leave(connection.host);
+    this.#bytesSent += connection.bytesWritten;
+    this.#logger.event("close", {
+      id: connection.id,
+      bytes: connection.bytesWritten,
+      reason: connection.closedBecause,
+    }, connection.logLevel);
   }
 
   /** Counts and logs a connection's failure. */

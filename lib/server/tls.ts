@@ -17,6 +17,7 @@
 
 import net from "node:net";
 import tls from "node:tls";
+import { checkReadControl, type ReadControl, readControl } from "./tls_reads.ts";
 
 /** Bytes received and not yet read above which a socket stops reading from the peer. */
 const READ_BYTES = 64 * 1024;
@@ -54,15 +55,17 @@ const ACCEPT_QUEUE = 128;
  * Listens for TLS on `host`:`port` with `cert` and `key` (PEM, already checked to work together),
  * every connection with TCP_NODELAY. A connection's handshake runs on its own, never in accept.
  * A peer whose first byte cannot start a TLS handshake is sent `plain()` (by default a TLS alert
- * and a line of text), unencrypted, and its handshake fails once it leaves.
+ * and a line of text), unencrypted, and its handshake fails once it leaves. Refuses, in one
+ * sentence, on a Deno whose TLS reads cannot be stopped (tls_reads.ts).
  */
-export function listenNodeTls(
+export async function listenNodeTls(
   host: string,
   port: number,
   { cert, key, plain = () => NOT_TLS }: { cert: string; key: string; plain?: () => Uint8Array },
 ): Promise<Deno.TlsListener> {
-  const listener = new NodeTlsListener(tls.createSecureContext({ cert, key }), plain);
-  return listener.listen(host, port);
+  const context = tls.createSecureContext({ cert, key });
+  await checkReadControl(context);
+  return await new NodeTlsListener(context, plain).listen(host, port);
 }
 
 /** A node:net server whose sockets become NodeTlsConns, taken one at a time with accept(). */
@@ -184,6 +187,8 @@ class NodeTlsConn implements Deno.TlsConn {
   #buffered = 0;
   #offset = 0;
   #paused = false;
+  /** How reads from the peer are stopped, once TLS has started. */
+  #reads: ReadControl | undefined;
   #ended = false;
   #closed = false;
   #error: Error | undefined;
@@ -232,6 +237,7 @@ class NodeTlsConn implements Deno.TlsConn {
       allowHalfOpen: true,
     } as tls.TLSSocketOptions);
     this.#socket = tlsSocket;
+    this.#reads = readControl(tlsSocket);
     this.#watch(tlsSocket, true);
     tlsSocket.on("secure", () => this.#secure.resolve());
     tlsSocket.on("data", (chunk: Uint8Array) => {
@@ -421,20 +427,17 @@ class NodeTlsConn implements Deno.TlsConn {
   }
 
   /**
-   * Stops or restarts reading from the peer. pause() alone stops only the 'data' events: Deno's
-   * TLS wrap (Deno 2.9) goes on reading the TCP socket into the stream's buffer, without bound,
-   * even when the stream asks it to stop. So reading stops at the TCP handle beneath it too.
+   * Stops or restarts reading from the peer: pause() alone stops only the 'data' events, so
+   * reading stops at the TCP handle beneath the TLS wrap too (tls_reads.ts).
    */
   #reading(on: boolean): void {
     this.#paused = !on;
-    const tcp = (this.#socket as unknown as { _handle?: { _nativeTcpHandle?: TcpHandle } })
-      ._handle?._nativeTcpHandle;
     if (on) {
-      tcp?.readStart?.();
+      this.#reads?.start();
       this.#socket.resume();
     } else {
       this.#socket.pause();
-      tcp?.readStop?.();
+      this.#reads?.stop();
     }
   }
 
@@ -442,12 +445,6 @@ class NodeTlsConn implements Deno.TlsConn {
     this.#wake.resolve();
     this.#wake = Promise.withResolvers<void>();
   }
-}
-
-/** What #reading uses of the TCP handle beneath Deno's TLS wrap. */
-interface TcpHandle {
-  readStart?(): number;
-  readStop?(): number;
 }
 
 /**

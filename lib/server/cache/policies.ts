@@ -11,7 +11,7 @@
  *   frequency, and a ghost FIFO of recently evicted keys.
  */
 
-import { Front } from "./front.ts";
+import { Front } from "../front.ts";
 
 /** The names `--policy` accepts. */
 export const POLICIES = ["fifo", "lru", "sieve", "s3fifo"] as const;

@@ -4,7 +4,7 @@
  */
 
 import type { DigestAlgorithm } from "../../shared/digest.ts";
-import { Front } from "../cache/front.ts";
+import { Front } from "../front.ts";
 import type { HashBuffers } from "./hashing.ts";
 import type { Stamp } from "./version.ts";
 import { VersionFile } from "./version.ts";
