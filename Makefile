@@ -1,9 +1,9 @@
 # The project's commands. Deno is found or installed on demand by scripts/deno.
 DENO := ./scripts/deno
-# The server's permissions, and a young generation capped at 4 MiB: under many connections V8
-# otherwise grows it to tens of MiB of garbage (docs/PERFORMANCE.md); scripts/build and the
-# benchmarks run the server the same way.
-SERVER_FLAGS := --allow-net --allow-read --v8-flags=--max-semi-space-size=4,--heap-growing-percent=20
+# The server's permissions, SO_REUSEPORT for its worker threads (--unstable-net, also in deno.json),
+# and a young generation capped at 4 MiB: under many connections V8 otherwise grows it to tens of
+# MiB of garbage (docs/PERFORMANCE.md); scripts/build and the benchmarks run the server the same way.
+SERVER_FLAGS := --allow-net --allow-read --unstable-net --v8-flags=--max-semi-space-size=4,--heap-growing-percent=20
 # Extra arguments for `make run`, e.g. make run ARGS="--port 5000 --policy lru"
 ARGS ?=
 

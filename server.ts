@@ -14,6 +14,7 @@ import {
 import { FileServer, type ServerOptions } from "./lib/server/server.ts";
 import { Tokens } from "./lib/server/tokens.ts";
 import { watchShutdown } from "./lib/server/watchdog.ts";
+import { ServerPool } from "./lib/server/workers/pool.ts";
 import {
   Exit,
   parseCommandLine,
@@ -55,6 +56,9 @@ Options:
                            with send-proxy) start with a PROXY protocol line naming the client,
                            who then counts for the limits and the logs in the proxy's stead
                            (plain TCP only: not with --tls-cert)
+  --workers N              threads serving every port, on the same address and with one cache of
+                           --cache-size (default: the cores this process may use, now ${cores()});
+                           1 serves from the main thread alone
   --shutdown-timeout S     on SIGINT/SIGTERM, wait up to S seconds for answers in flight
                            (default 10); the process ends S+2 seconds after the signal at the
                            latest, however busy, and a second signal ends it at once
@@ -76,7 +80,12 @@ Listening on an address other machines can reach with neither TLS nor tokens giv
 docs/SECURITY.md for how to serve other machines.`;
 
 /** The server's options as the command line gives them: the token file still to be read. */
-export type ServerCommand = Omit<ServerOptions, "tokens"> & { tokenFile?: string };
+export type ServerCommand = Omit<ServerOptions, "tokens"> & { tokenFile?: string; workers: number };
+
+/** The cores this process may use: the default number of worker threads. */
+function cores(): number {
+  return navigator.hardwareConcurrency;
+}
 
 /** Turns the command line into server options; throws UsageError on any mistake. */
 export function parseServerArgs(args: string[]): ServerCommand | "help" {
@@ -94,6 +103,7 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
     "trust-proxy": { type: "string" },
     "idle-timeout": { type: "string", default: "60" },
     "shutdown-timeout": { type: "string", default: "10" },
+    workers: { type: "string" },
     log: { type: "string", default: "text" },
     "log-level": { type: "string", default: "info" },
     "tls-cert": { type: "string" },
@@ -167,6 +177,9 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
     tls: cert === undefined || key === undefined ? undefined : { cert, key },
     tokenFile: values.tokens,
     originalWithoutToken: values["allow-original-without-token"],
+    workers: values.workers === undefined
+      ? cores()
+      : parseInteger(values.workers, "--workers", 1, 1024),
   };
 }
 
@@ -195,13 +208,19 @@ if (import.meta.main) {
     console.log(USAGE);
     Deno.exit(Exit.Ok);
   }
-  const { tokenFile, ...options } = command;
-  let server: FileServer;
+  const { tokenFile, workers, ...options } = command;
+  let server: FileServer | ServerPool;
   try {
     const tokens = tokenFile === undefined ? undefined : await Tokens.load(tokenFile);
-    server = await FileServer.start({ ...options, tokens });
+    const started = workers === 1
+      ? await FileServer.start({ ...options, tokens })
+      : await ServerPool.start({ ...options, tokens }, workers);
+    server = started;
     if (tokens !== undefined) {
-      Deno.addSignalListener("SIGHUP", () => reloadTokens(tokens, options.logger));
+      Deno.addSignalListener("SIGHUP", async () => {
+        await reloadTokens(tokens, options.logger);
+        if (started instanceof ServerPool) started.reload();
+      });
     }
   } catch (error) {
     console.error(`server: cannot start: ${reasonOf(error)}`);
@@ -215,7 +234,7 @@ if (import.meta.main) {
     if (stopping) return;
     stopping = true;
     options.logger.event("shutdown", { signal });
-    watchdog.began(server.stats().connections);
+    watchdog.began(server instanceof ServerPool ? server.connections : server.stats().connections);
     server.close().then(() => Deno.exit(Exit.Ok));
   };
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));

@@ -133,7 +133,9 @@ export const CLIENT_COMMAND = [
 ];
 
 /**
- * How server.ts is run, as `make run` runs it: its permissions, V8's young generation capped at
+ * How server.ts is run, as `make run` runs it: its permissions, SO_REUSEPORT for its worker
+ * threads (--unstable-net, which deno.json gives only when run from inside the repository), V8's
+ * young generation capped at
  * 4 MiB and its old generation let grow by 20% between collections (as the built server has it;
  * see docs/PERFORMANCE.md).
  */
@@ -141,6 +143,7 @@ export const SERVER_COMMAND = [
   "run",
   "--allow-net",
   "--allow-read",
+  "--unstable-net",
   "--v8-flags=--max-semi-space-size=4,--heap-growing-percent=20",
   `${ROOT}server.ts`,
 ];

@@ -56,7 +56,15 @@ export class Logger {
   /** Logs one event with its fields, unless `level` is below the logger's. */
   event(event: string, fields: Record<string, LogValue> = {}, level: LogLevel = "info"): void {
     if (LOG_LEVELS.indexOf(level) < LOG_LEVELS.indexOf(this.level)) return;
-    if (this.#pending.length < MAX_PENDING_LINES) this.#pending.push(this.#line(event, fields));
+    this.relay(this.#line(event, fields));
+  }
+
+  /**
+   * Logs `lines`, already made by a worker thread's logger (one of the same format and level),
+   * in this one's turn: so the whole server has one log, written by one thread.
+   */
+  relay(lines: string): void {
+    if (this.#pending.length < MAX_PENDING_LINES) this.#pending.push(lines);
     else this.#dropped++;
     this.#flushing ??= Promise.resolve().then(() => this.#flush());
   }

@@ -42,11 +42,44 @@ export class Histogram {
     this.sum += seconds;
   }
 
+  /** Its counts as plain numbers, to send to another thread (see {@link Histogram.add}). */
+  data(): HistogramData {
+    return { counts: [...this.#counts], count: this.count, sum: this.sum };
+  }
+
+  /**
+   * Counts the durations `other` counted too: a worker thread's, into the whole server's.
+   * @example
+   * ```ts
+   * import { equal } from "node:assert/strict";
+   * import { Histogram } from "./metrics.ts";
+   * const one = new Histogram();
+   * one.observe(0.002);
+   * const all = new Histogram();
+   * all.add(one.data());
+   * all.add(one.data());
+   * equal(all.count, 2);
+   * equal(all.cumulative()[2], 2);
+   * ```
+   */
+  add(other: HistogramData): void {
+    other.counts.forEach((count, i) => this.#counts[i] += count);
+    this.count += other.count;
+    this.sum += other.sum;
+  }
+
   /** How many durations were at most each bucket's bound, bucket by bucket. */
   cumulative(): number[] {
     let total = 0;
     return this.#counts.map((count) => total += count);
   }
+}
+
+/** A histogram's counts as plain numbers, as they cross between threads. */
+export interface HistogramData {
+  counts: number[];
+  count: number;
+  sum: number;
 }
 
 /**
@@ -58,6 +91,8 @@ export interface Measures {
   requests: Record<Protocol, number>;
   durations: Histogram;
   peerErrors: number;
+  /** With worker threads: each one's requests and connections so far, by its number. */
+  workers?: { requests: number; connections: number }[];
 }
 
 /** A metric: its name, type and help, and its samples (labels, and the number). */
@@ -78,7 +113,9 @@ type Metric = [string, string, string, [string, number][]];
  * ok(text.includes("fileserver_peer_errors_total 4\n"));
  * ```
  */
-export function renderMetrics({ stats, requests, durations, peerErrors }: Measures): string {
+export function renderMetrics(
+  { stats, requests, durations, peerErrors, workers }: Measures,
+): string {
   // The statistics shown in parts, by their labels; the others are one number each.
   const parts: Partial<Record<keyof ServerStats, [string, number][]>> = {
     requests: Object.entries(requests).map((
@@ -101,6 +138,7 @@ export function renderMetrics({ stats, requests, durations, peerErrors }: Measur
       [["", peerErrors]],
     ],
     histogram(durations),
+    ...(workers === undefined ? [] : perWorker(workers)),
   ];
   const lines = metrics.flatMap(([name, type, help, samples]) => [
     `# HELP ${name} ${help}`,
@@ -108,6 +146,26 @@ export function renderMetrics({ stats, requests, durations, peerErrors }: Measur
     ...samples.map(([labels, value]) => `${name}${labels} ${value ?? 0}`),
   ]);
   return lines.join("\n") + "\n";
+}
+
+/** The figures of each worker thread, labelled with its number. */
+function perWorker(workers: NonNullable<Measures["workers"]>): Metric[] {
+  const samples = (figure: "requests" | "connections") =>
+    workers.map(({ [figure]: value }, i): [string, number] => [`{worker="${i}"}`, value]);
+  return [
+    [
+      "fileserver_worker_requests_total",
+      "counter",
+      "Requests answered by each worker thread (--workers) since it started.",
+      samples("requests"),
+    ],
+    [
+      "fileserver_worker_connections_total",
+      "counter",
+      "Connections accepted by each worker thread (--workers) since it started.",
+      samples("connections"),
+    ],
+  ];
 }
 
 /** The histogram of request durations, as its metric. */

@@ -105,7 +105,7 @@ export async function handle(
   const refusal = await admit(head, service, peer);
   if (refusal !== undefined) return refusal;
   if (path === "/-/metrics") {
-    return text(200, service.metrics(), [[
+    return text(200, await service.metrics(), [[
       "Content-Type",
       "text/plain; version=0.0.4; charset=utf-8",
     ]]);
