@@ -184,12 +184,15 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
 }
 
 /**
- * Reads the token file again (on SIGHUP) without touching a connection; a file that cannot be
- * used leaves the tokens as they were, and the log says why.
+ * Reads the token file again (on SIGHUP) without touching a connection, and has `workers` (if
+ * any) read it too; a file that cannot be used leaves the tokens as they were, and the log says
+ * why.
  */
-async function reloadTokens(tokens: Tokens, logger: Logger): Promise<void> {
+async function reloadTokens(tokens: Tokens, logger: Logger, workers?: ServerPool): Promise<void> {
   try {
-    logger.event("tokens-reloaded", { tokens: await tokens.reload() });
+    const count = await tokens.reload();
+    await workers?.reload();
+    logger.event("tokens-reloaded", { tokens: count });
   } catch (error) {
     logger.event("tokens-kept", { tokens: tokens.count, error: reasonOf(error) });
   }
@@ -217,10 +220,8 @@ if (import.meta.main) {
       : await ServerPool.start({ ...options, tokens }, workers);
     server = started;
     if (tokens !== undefined) {
-      Deno.addSignalListener("SIGHUP", async () => {
-        await reloadTokens(tokens, options.logger);
-        if (started instanceof ServerPool) started.reload();
-      });
+      const workers = started instanceof ServerPool ? started : undefined;
+      Deno.addSignalListener("SIGHUP", () => reloadTokens(tokens, options.logger, workers));
     }
   } catch (error) {
     console.error(`server: cannot start: ${reasonOf(error)}`);

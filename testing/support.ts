@@ -148,6 +148,13 @@ export const SERVER_COMMAND = [
   `${ROOT}server.ts`,
 ];
 
+/**
+ * Worker threads of the servers the tests start (in process or as server.ts):
+ * FILESERVER_TEST_WORKERS, else 1, a server of one thread. `make test` runs the tests of servers
+ * once as they are and once with 4.
+ */
+export const TEST_WORKERS = Number(Deno.env.get("FILESERVER_TEST_WORKERS") ?? "1");
+
 /** Sends `process` `signal` unless it has already ended, and waits for its end. */
 export async function ended(
   process: Deno.ChildProcess,
@@ -230,15 +237,16 @@ export interface ServerProcess extends AsyncDisposable {
 }
 
 /**
- * Starts server.ts with `args` (plus --port 0) in `cwd` (the repository by default) and waits for
- * its listening line. With `openFiles`, the server runs under that open-file limit (`ulimit -n`),
+ * Starts server.ts with `args` (plus --port 0, and --workers TEST_WORKERS unless `args` says) in
+ * `cwd` (the repository by default) and waits for its listening line. With `openFiles`, the server runs under that open-file limit (`ulimit -n`),
  * as a user's shell may set.
  */
 export async function spawnServer(
   args: string[],
   { openFiles, cwd = ROOT }: { openFiles?: number; cwd?: string } = {},
 ): Promise<ServerProcess> {
-  const command = [Deno.execPath(), ...SERVER_COMMAND, "--port", "0", ...args];
+  const workers = args.includes("--workers") ? [] : ["--workers", String(TEST_WORKERS)];
+  const command = [Deno.execPath(), ...SERVER_COMMAND, "--port", "0", ...workers, ...args];
   const limited = ["-c", `ulimit -n ${openFiles} && exec "$0" "$@"`, ...command];
   const process = new Deno.Command(openFiles === undefined ? command[0] : "sh", {
     args: openFiles === undefined ? command.slice(1) : limited,

@@ -49,7 +49,7 @@ Deno.test("the connection limit: the next client is told the server is busy", as
 
   await t.step("once a connection closes, a new client is served", async () => {
     held.pop()![Symbol.dispose]();
-    await until(() => server.stats().connections < 2, "the connection to close");
+    await until(async () => (await server.stats()).connections < 2, "the connection to close");
     const client = await FileClient.connect("127.0.0.1", port);
     assertEquals((await client.list()).length, 1);
     client.close();
@@ -84,7 +84,10 @@ Deno.test("idle and stalled connections are closed, and cost nothing after", asy
       new Uint8Array([...preamble(1), ...codec(1).encodeGet({ name: "big.bin" })]),
     );
     await until(() => server.log.lines.some((l) => / reason=stalled/.test(l)), "a stall");
-    await until(() => server.stats().connections === 0, "the stalled connection to go");
+    await until(
+      async () => (await server.stats()).connections === 0,
+      "the stalled connection to go",
+    );
   });
 
   await t.step("the server still serves an honest client", async () => {
@@ -137,9 +140,15 @@ Deno.test("clients that vanish mid-transfer cost only their sockets", async () =
       }),
     );
   }
-  await until(() => server.stats().connections === 0, "the vanished connections to close");
-  await until(() => server.stats().cacheReserved === 0, "reservations to be released");
-  const stats = server.stats();
+  await until(
+    async () => (await server.stats()).connections === 0,
+    "the vanished connections to close",
+  );
+  await until(
+    async () => (await server.stats()).cacheReserved === 0,
+    "reservations to be released",
+  );
+  const stats = await server.stats();
   assert(stats.cacheBytes <= stats.cacheCapacity);
   const client = await FileClient.connect("127.0.0.1", port);
   for (const [name, bytes] of Object.entries(files)) {
@@ -172,7 +181,7 @@ Deno.test("a file that changes during a transfer is never presented as right", a
       client.close();
       assert(outcome instanceof ServerError, `expected an error, got ${outcome}`);
       assertEquals(outcome.code, ErrorCode.Changed);
-      assertEquals(server.stats().cacheEntries, 0);
+      assertEquals((await server.stats()).cacheEntries, 0);
     });
   }
 
@@ -194,7 +203,7 @@ Deno.test("a file that changes during a transfer is never presented as right", a
     await Deno.remove(`${data.path}/grow.bin`);
     const gone = await get().catch((error) => error);
     assert(gone instanceof ServerError && gone.code === ErrorCode.NotFound, String(gone));
-    assertEquals(server.stats().cacheEntries, 0);
+    assertEquals((await server.stats()).cacheEntries, 0);
     client.close();
   });
 });
@@ -238,7 +247,7 @@ Deno.test("a shutdown never cuts an answer short, even one waiting on a slow rea
   batch.set(preamble(1));
   for (let i = 0; i < requests; i++) batch.set(get, preamble(1).length + i * get.length);
   const sending = socket.write(batch);
-  await until(() => server.stats().requests > 100, "the server to answer");
+  await until(async () => (await server.stats()).requests > 100, "the server to answer");
   const closing = server.close();
   const bytes = await socket.readToEnd();
   socket[Symbol.dispose]();
@@ -300,7 +309,7 @@ Deno.test("slow senders from one host cannot lock other hosts out", async (t) =>
       const senders = Array.from({ length: 8 }, () => slowSender(port, "127.0.0.2", get, 100));
       const refusals = () => server.log.lines.filter((line) => / busy /.test(line)).length;
       await until(
-        () => refusals() === 6 && server.stats().connections === 2,
+        async () => refusals() === 6 && (await server.stats()).connections === 2,
         "the senders' places",
       );
       const honest = await FileClient.connect("127.0.0.1", port);

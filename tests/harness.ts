@@ -8,6 +8,8 @@ import { FileClient } from "../lib/client/client.ts";
 import { Logger, type LogLevel, type LogSink } from "../lib/server/log.ts";
 import { isDisconnect } from "../lib/server/errors.ts";
 import { FileServer, type ServerOptions } from "../lib/server/server.ts";
+import { ServerPool } from "../lib/server/workers/pool.ts";
+import type { ServerStats } from "../lib/shared/stats.ts";
 import { writeAll, type Writer } from "../lib/shared/io.ts";
 import { digestOf, SHA256, XXH3_128 } from "../lib/shared/digest.ts";
 import { ErrorCode } from "../lib/shared/errors.ts";
@@ -24,6 +26,7 @@ import {
   type Output,
   ROOT,
   run,
+  TEST_WORKERS,
   type WatchedLines,
   watchLines,
 } from "../testing/support.ts";
@@ -62,16 +65,29 @@ export class MemoryLog implements LogSink {
   }
 }
 
+/** A server a test started, of one thread or several, as the test sees it. */
+export interface TestServer extends AsyncDisposable {
+  readonly addr: Deno.NetAddr;
+  readonly httpAddr: Deno.NetAddr | undefined;
+  /** The whole server's counters. */
+  stats(): Promise<ServerStats>;
+  close(): Promise<void>;
+  /** Its log. */
+  log: MemoryLog;
+}
+
 /**
- * Starts an in-process server on an ephemeral port, logging at `logLevel` (info by default) to its
- * `log`; close it with `await using`.
+ * Starts an in-process server on an ephemeral port, of `workers` threads (TEST_WORKERS unless
+ * given), logging at `logLevel` (info by default) to its `log`; close it with `await using`.
  */
 export async function startServer(
   folder: string,
-  { logLevel, ...options }: Partial<ServerOptions> & { logLevel?: LogLevel } = {},
-): Promise<FileServer & AsyncDisposable & { log: MemoryLog }> {
+  { logLevel, workers = TEST_WORKERS, ...options }:
+    & Partial<ServerOptions>
+    & { logLevel?: LogLevel; workers?: number } = {},
+): Promise<TestServer> {
   const log = new MemoryLog();
-  const server = await FileServer.start({
+  const settings: ServerOptions = {
     host: "127.0.0.1",
     port: 0,
     folder,
@@ -82,11 +98,18 @@ export async function startServer(
     shutdownTimeoutMs: 5_000,
     logger: new Logger("text", log, logLevel),
     ...options,
-  });
-  return Object.assign(server, {
+  };
+  const server = workers === 1
+    ? await FileServer.start(settings)
+    : await ServerPool.start(settings, workers);
+  return {
+    addr: server.addr,
+    httpAddr: server.httpAddr,
+    stats: async () => await server.stats(),
+    close: () => server.close(),
     log,
     [Symbol.asyncDispose]: () => server.close(),
-  });
+  };
 }
 
 /**
@@ -339,9 +362,13 @@ export function concat(parts: readonly Uint8Array[]): Uint8Array {
 }
 
 /** Resolves once `check` holds, polling state the test can see (no fixed sleeps). */
-export async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!check()) {
+  while (!await check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }

@@ -44,7 +44,7 @@ Deno.test("HTTPS and tokens on the HTTP port, as curl meets them", async (t) => 
   };
 
   await t.step("no token: 401, each challenge in a field; the health check answers", async () => {
-    const before = server.stats().authFailures;
+    const before = (await server.stats()).authFailures;
     for (const path of ["/big.bin", "/docs/", "/-/metrics"]) {
       const { status, text } = await curl(path);
       assertEquals(status, 401, `${path}: ${text}`);
@@ -57,7 +57,7 @@ Deno.test("HTTPS and tokens on the HTTP port, as curl meets them", async (t) => 
     }
     assertEquals((await curl("/-/healthy")).status, 200);
     // A request without credentials is how a browser learns to ask for them: not a failure.
-    assertEquals(server.stats().authFailures, before);
+    assertEquals((await server.stats()).authFailures, before);
   });
 
   await t.step("a Bearer token or Basic credentials: byte-exact over HTTPS", async () => {
@@ -82,11 +82,11 @@ Deno.test("HTTPS and tokens on the HTTP port, as curl meets them", async (t) => 
   });
 
   await t.step("a wrong token: 401, the connection closed, the failure counted", async () => {
-    const before = server.stats().authFailures;
+    const before = (await server.stats()).authFailures;
     const { status, text } = await curl("/big.bin", ["-H", "Authorization: Bearer guess"]);
     assertEquals(status, 401);
     assert(/connection: close/i.test(text), text);
-    assertEquals(server.stats().authFailures, before + 1);
+    assertEquals((await server.stats()).authFailures, before + 1);
     assert(!server.log.lines.some((line) => line.includes(TOKEN) || line.includes("guess")));
   });
 

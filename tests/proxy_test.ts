@@ -32,7 +32,10 @@ Deno.test("a client's address counts as one host however the PROXY line spells i
     second: Parameters<typeof carry>,
     host: string,
   ) => {
-    await until(() => server.stats().connections === 0, "the earlier connections to close");
+    await until(
+      async () => (await server.stats()).connections === 0,
+      "the earlier connections to close",
+    );
     using held = await carry(...first);
     assert(text(await held.readExactly(15)).startsWith("HTTP/1.1 200 OK"));
     using refused = await carry(...second);

@@ -179,9 +179,9 @@ Deno.test("with tokens, nothing is answered before a valid one", async (t) => {
     );
   });
 
-  await t.step("failures are counted, and logged without the token", () => {
-    assertEquals(server.stats().authFailures, 6);
-    assertEquals(server.stats().errors, 0);
+  await t.step("failures are counted, and logged without the token", async () => {
+    assertEquals((await server.stats()).authFailures, 6);
+    assertEquals((await server.stats()).errors, 0);
     const why = server.log.lines.flatMap((line) => / unauthorized /.test(line) ? [line] : [])
       .map((line) => /why=(.*)$/.exec(line)![1]);
     assertEquals(why, [

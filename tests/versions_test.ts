@@ -151,7 +151,11 @@ Deno.test("list --json --sha256 gives what sha256sum gives", async () => {
     ),
   );
   assertEquals(JSON.parse(listed.stdout).map((e: { sha256: string }) => e.sha256), sums);
-  assertEquals(server.stats().cacheEntries, 0, "listing digests loaded files into the cache");
+  assertEquals(
+    (await server.stats()).cacheEntries,
+    0,
+    "listing digests loaded files into the cache",
+  );
 });
 
 Deno.test("a client meets a server of protocol version 1", async (t) => {

@@ -80,8 +80,8 @@ export type ToThread =
   | { kind: "answer"; ask: number; value: unknown }
   /** Asks for the worker's own numbers (MeasuresData). */
   | { kind: "measures"; ask: number }
-  /** Read the token file again (SIGHUP). */
-  | { kind: "reload" }
+  /** Read the token file again (SIGHUP); answered once it is read. */
+  | { kind: "reload"; ask: number }
   /** Shut down gracefully; answered with the worker's last numbers once it has. */
   | { kind: "close"; ask: number };
 

@@ -128,9 +128,10 @@ export class ServerPool {
     return { ...measures, workers };
   }
 
-  /** Has every worker read the token file again (SIGHUP). */
-  reload(): void {
-    for (const { worker } of this.#threads) worker.postMessage({ kind: "reload" });
+  /** Has every worker read the token file again (SIGHUP); resolves once each has. */
+  async reload(): Promise<void> {
+    const threads = [...this.#threads];
+    await Promise.all(threads.map(({ worker, asks }) => asks.ask(worker, { kind: "reload" })));
   }
 
   /**

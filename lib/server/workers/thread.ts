@@ -105,7 +105,8 @@ parent.onmessage = async ({ data }) => {
       return parent.postMessage({ kind: "answer", ask: data.ask, value });
     }
     case "reload":
-      return await reload();
+      await reload();
+      return parent.postMessage({ kind: "answer", ask: data.ask, value: undefined });
     case "close":
       return parent.postMessage({ kind: "answer", ask: data.ask, value: await close() });
   }
