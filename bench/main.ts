@@ -18,6 +18,7 @@ const PARTS = [
   "shared_cache.ts",
   "server_bench.ts",
   "http_bench.ts",
+  "workers_bench.ts",
   "download.ts",
   "cluster.ts",
 ];

@@ -27,16 +27,29 @@ export function startServer(args: string[]): Promise<Service> {
   );
 }
 
-/** Serves `root` with nginx (sendfile on, as a production setup would), its files under `prefix`. */
-export async function startNginx(root: string, prefix: string): Promise<Service> {
+/**
+ * Serves `root` with nginx (sendfile on, as a production setup would), its files under `prefix`:
+ * with `workers` worker processes (one per core by default), and over TLS with `tls`'s
+ * certificate and key.
+ */
+export async function startNginx(
+  root: string,
+  prefix: string,
+  { workers = "auto", tls }: { workers?: number | "auto"; tls?: { cert: string; key: string } } =
+    {},
+): Promise<Service> {
   const port = freePort();
   await Deno.mkdir(`${prefix}/logs`, { recursive: true });
+  const listen = tls === undefined
+    ? `listen 127.0.0.1:${port};`
+    : `listen 127.0.0.1:${port} ssl; ssl_certificate ${tls.cert}; ssl_certificate_key ${tls.key};`;
   await Deno.writeTextFile(
     `${prefix}/nginx.conf`,
-    `daemon off; worker_processes auto; pid ${prefix}/nginx.pid; error_log ${prefix}/logs/error.log;
+    `daemon off; worker_processes ${workers}; pid ${prefix}/nginx.pid;
+error_log ${prefix}/logs/error.log;
 events { worker_connections 4096; }
 http { access_log ${prefix}/logs/access.log; sendfile on; tcp_nopush on; keepalive_requests 1000000;
-  server { listen 127.0.0.1:${port}; root ${root}; } }
+  server { ${listen} root ${root}; } }
 `,
   );
   const command = new Deno.Command("nginx", {

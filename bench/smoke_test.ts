@@ -21,6 +21,7 @@ const SKIPPED = [
   "curl+nginx comparison skipped: needs nginx and curl",
   "aria2c comparison skipped: aria2c is not installed",
   "haproxy skipped: not installed",
+  "workers benchmark skipped: needs wrk, curl, nginx and openssl",
 ];
 
 /**
@@ -59,6 +60,7 @@ Deno.test("make bench ARGS=--smoke: every part runs end to end", async (t) => {
       "shared_cache",
       "server_bench",
       "http_bench",
+      "workers_bench",
       "download",
     ];
     for (const part of parts) {
