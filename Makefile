@@ -16,12 +16,21 @@ N ?= 3
 run:
 	$(DENO) run $(SERVER_FLAGS) server.ts $(ARGS)
 
-## test: format check, lint, type check, the examples in lib/ and every test
+# The tests of servers that run a second time with four worker threads (--workers 4): all that
+# start a server, but those that weigh the memory of the whole process against what one thread may
+# take (hashing, tls_exhaustion) and those that take long for little the first run did not show.
+WORKER_TESTS := $(addprefix tests/,server_test.ts original_test.ts http_test.ts tls_test.ts \
+	tokens_test.ts hardening_test.ts shared_folder_test.ts versions_test.ts stats_test.ts \
+	errors_test.ts proxy_test.ts http_access_test.ts limits_test.ts hostile_test.ts)
+
+## test: format check, lint, type check, the examples in lib/ and every test; then the tests of
+## servers again with four worker threads
 test:
 	$(DENO) fmt --check
 	$(DENO) lint
 	$(DENO) check server.ts client.ts lib/ tests/ bench/ scripts/ testing/
 	$(DENO) test --allow-all --doc lib/ tests/ bench/
+	FILESERVER_TEST_WORKERS=4 $(DENO) test --allow-all $(WORKER_TESTS)
 
 ## build: self-contained executables dist/server and dist/client (honours DENORT_BIN)
 build:

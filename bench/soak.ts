@@ -39,6 +39,8 @@ export interface SoakOptions {
   clients: number;
   /** The server's cache capacity (default 16 MiB, smaller than the largest files). */
   cacheBytes?: number;
+  /** The server's worker threads (--workers; default 1). */
+  workers?: number;
 }
 
 /** What a soak run measured; `failures` is empty when it passed. */
@@ -71,6 +73,13 @@ export interface SoakResult {
   maxRssBytes: number;
   maxRssAnonBytes: number;
   peakRssBytes: number;
+  /**
+   * The parts of the RSS, each the largest sampled: the pages of files mapped (RssFile: the
+   * runtime's own code, from its executable) and, of the private part, the JavaScript heaps of
+   * every thread (V8's, as the server's own statistics cannot say: estimated as RssAnon less the
+   * cache and the buffers, see the report).
+   */
+  maxRssFileBytes: number;
   /**
    * The longest a new connection of the load generator waited for its greeting (ms), and for a
    * close after bad input: both include the generator's own delays, as it is busy with the load.
@@ -291,13 +300,14 @@ export async function runSoak(
   options: SoakOptions,
   log: (line: string) => void = console.log,
 ): Promise<SoakResult> {
-  const settings = { cacheBytes: 16 * 1024 * 1024, ...options };
-  const { seconds, seed, clients, cacheBytes } = settings;
+  const settings = { cacheBytes: 16 * 1024 * 1024, workers: 1, ...options };
+  const { seconds, seed, clients, cacheBytes, workers } = settings;
   const [small, medium, large] = await writeFiles(seed, cacheBytes);
   const all = [...small, ...medium, ...large];
   const total = all.reduce((n, f) => n + f.bytes.length, 0);
   log(
-    `soak: ${seconds} s, seed ${seed}, ${clients} clients, cache ${formatBytes(cacheBytes)}; ` +
+    `soak: ${seconds} s, seed ${seed}, ${clients} clients, cache ${formatBytes(cacheBytes)}, ` +
+      `${workers} worker${workers > 1 ? "s" : ""}; ` +
       `${all.length} files, ${formatBytes(total)}, largest ${formatBytes(large[0].bytes.length)}`,
   );
 
@@ -313,6 +323,8 @@ export async function runSoak(
     String(clients * 3 + 64),
     "--idle-timeout",
     String(IDLE_TIMEOUT_S),
+    "--workers",
+    String(workers),
   ]);
   const port = server.port;
   const probe = new Deno.Command(Deno.execPath(), {
@@ -335,6 +347,7 @@ export async function runSoak(
     startRssBytes: 0,
     maxRssBytes: 0,
     maxRssAnonBytes: 0,
+    maxRssFileBytes: 0,
     peakRssBytes: 0,
     maxLoopLagMs: 0,
     maxGreetingMs: 0,
@@ -356,7 +369,7 @@ export async function runSoak(
     const message = `${kind}: ${error instanceof Error ? error.message : error}`;
     if (result.errorSamples.length < 10) result.errorSamples.push(message);
   };
-  const rss = async (field: "VmRSS" | "RssAnon" | "VmHWM") => {
+  const rss = async (field: "VmRSS" | "RssAnon" | "RssFile" | "VmHWM") => {
     const status = await Deno.readTextFile(`/proc/${server.process.pid}/status`);
     return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]) * 1024;
   };
@@ -387,6 +400,7 @@ export async function runSoak(
         );
         result.maxRssBytes = Math.max(result.maxRssBytes, await rss("VmRSS"));
         result.maxRssAnonBytes = Math.max(result.maxRssAnonBytes, await rss("RssAnon"));
+        result.maxRssFileBytes = Math.max(result.maxRssFileBytes, await rss("RssFile"));
         drainLog();
         await new Promise((resolve) => setTimeout(resolve, SAMPLE_MS));
       }
@@ -740,12 +754,14 @@ if (import.meta.main) {
       seed: { type: "string", default: "1" },
       clients: { type: "string", default: "32" },
       "cache-size": { type: "string", default: "16MiB" },
+      workers: { type: "string", default: "1" },
     });
     options = {
       seconds: parseInteger(values.seconds, "--seconds", 1, 86_400),
       seed: parseInteger(values.seed, "--seed", 0, 2 ** 31),
       clients: parseInteger(values.clients, "--clients", 1, 5_000),
       cacheBytes: parseSizeFlag(values["cache-size"], "--cache-size"),
+      workers: parseInteger(values.workers, "--workers", 1, 64),
     };
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;

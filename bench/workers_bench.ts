@@ -19,6 +19,7 @@ import {
   SERVER_COMMAND,
   textLines,
 } from "../testing/support.ts";
+import { GREETING } from "../lib/shared/greeting.ts";
 import { lengthOf } from "./length.ts";
 import type { LoadResult } from "./loadgen.ts";
 import { startNginx } from "./services.ts";
@@ -127,6 +128,29 @@ async function loadgen(port: number, connections: number): Promise<LoadResult> {
   return JSON.parse(out);
 }
 
+/**
+ * New connections on the native port one after another, each closed once its greeting is read:
+ * connections per second, and how many. Each costs a worker a round trip to the main thread for
+ * its place at the gate, which this shows.
+ */
+async function connects(port: number): Promise<[number, number]> {
+  const greeting = new Uint8Array(GREETING.length);
+  const deadline = performance.now() + RUN.seconds * 1000;
+  let count = 0;
+  const started = performance.now();
+  while (performance.now() < deadline) {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    for (let got = 0; got < greeting.length;) {
+      const n = await conn.read(greeting.subarray(got));
+      if (n === null) throw new Error("the server closed before its greeting");
+      got += n;
+    }
+    conn.close();
+    count++;
+  }
+  return [count / ((performance.now() - started) / 1000), count];
+}
+
 /** Writes the files: a 4 KiB one, a 32 MiB one to cache, and MISSES more of 32 MiB. */
 async function writeData(): Promise<void> {
   await Deno.mkdir(DATA, { recursive: true });
@@ -227,6 +251,8 @@ async function measure(subject: Subject, ca: string): Promise<Map<string, [numbe
   if (subject.native !== undefined) {
     const [load, cpu] = await measured(subject, () => loadgen(subject.native!, 64));
     figures.set("native 4 KiB 64c", [load.requestsPerSecond, cpu / load.requests]);
+    const [rate, connectCpu] = await measured(subject, () => connects(subject.native!));
+    figures.set("native connect+greeting", perRequest(rate, connectCpu));
   }
   const [tls, tlsCpu] = await measured(subject, () => curls(subject.https, ["big.bin"], ca));
   figures.set("TLS 32 MiB cached", perRequest(tls, tlsCpu));

@@ -8,6 +8,7 @@ import { FileClient } from "../lib/client/client.ts";
 import { Logger, type LogLevel, type LogSink } from "../lib/server/log.ts";
 import { isDisconnect } from "../lib/server/errors.ts";
 import { FileServer, type ServerOptions } from "../lib/server/server.ts";
+import { PAGE_BYTES } from "../lib/server/store/threads/messages.ts";
 import { ServerPool } from "../lib/server/workers/pool.ts";
 import type { ServerStats } from "../lib/shared/stats.ts";
 import { writeAll, type Writer } from "../lib/shared/io.ts";
@@ -63,6 +64,14 @@ export class MemoryLog implements LogSink {
     this.lines.push(...new TextDecoder().decode(bytes).split("\n").filter((l) => l));
     return Promise.resolve(bytes.length);
   }
+}
+
+/**
+ * The bytes the cache counts for a file of `size` bytes: exactly its size in a server of one
+ * thread; with worker threads, the whole pages of shared memory it takes (docs/CACHE.md).
+ */
+export function cachedBytes(size: number): number {
+  return TEST_WORKERS === 1 ? size : Math.ceil(size / PAGE_BYTES) * PAGE_BYTES;
 }
 
 /** A server a test started, of one thread or several, as the test sees it. */
@@ -372,6 +381,14 @@ export async function until(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+}
+
+/**
+ * Resolves once `server` has logged a line that matches `pattern`: a worker thread's lines reach
+ * the log a moment after it makes them.
+ */
+export async function logged(server: { log: MemoryLog }, pattern: RegExp): Promise<void> {
+  await until(() => server.log.lines.some((line) => pattern.test(line)), `a line like ${pattern}`);
 }
 
 /** Downloads `name` (from byte `offset`) with the client library: its bytes, digest and source. */

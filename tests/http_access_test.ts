@@ -9,7 +9,7 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { join } from "node:path";
 import { Tokens } from "../lib/server/tokens.ts";
 import { has, randomBytes, run } from "../testing/support.ts";
-import { certificates, chromiumDom, startServer, tempFolder } from "./harness.ts";
+import { certificates, chromiumDom, logged, startServer, tempFolder } from "./harness.ts";
 
 const TOKEN = "reader-5e0c71b9d2a4f386";
 /** A token beyond ASCII, sent in the header as its UTF-8 bytes. */
@@ -111,7 +111,7 @@ Deno.test("HTTPS and tokens on the HTTP port, as curl meets them", async (t) => 
         `http://127.0.0.1:${server.httpAddr!.port}/`,
       ]);
       assert(/HTTP\/1\.1 400 Bad Request/.test(wget.stderr), wget.stderr);
-      assert(server.log.lines.some((line) => / tls-error .*does not speak TLS/.test(line)));
+      await logged(server, / tls-error .*does not speak TLS/);
     },
   );
 });

@@ -17,6 +17,7 @@ import { writeAll } from "../lib/shared/io.ts";
 import {
   certificates,
   fetchFile,
+  logged,
   rawConnect,
   runClient,
   startServer,
@@ -205,7 +206,7 @@ Deno.test("a peer that never completes its TLS handshake is closed at the reques
   await until(async () => (await server.stats()).connections === 1, "the silent peer's place");
   // Its place is the host's only one: held for good, the host could never be served again.
   await until(async () => (await server.stats()).connections === 0, "the silent peer to be closed");
-  assert(server.log.lines.some((line) => / close id=1 .*reason=request-timeout/.test(line)));
+  await logged(server, / close id=1 .*reason=request-timeout/);
   assertEquals(await silent.conn.read(new Uint8Array(1)), null, "its socket was left open");
   silent.conn.close();
   const client = await FileClient.connect("127.0.0.1", server.addr.port, { tls: { caCerts } });

@@ -245,5 +245,5 @@ Deno.test("SIGTERM drains every worker: transfers in flight finish, then the ser
   server.process.kill("SIGTERM");
   for (const reader of await Promise.all(readers)) assertEquals(reader.bytes, big);
   assertEquals((await server.process.status).code, 0);
-  assert(server.lines.some((line) => / stopped requests=6 /.test(line)), server.lines.join("\n"));
+  await server.waitFor(/ stopped requests=6 /);
 });

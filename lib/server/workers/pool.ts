@@ -84,7 +84,8 @@ export class ServerPool {
       pool.#addr = { transport: "tcp", hostname, port };
       if (httpPort !== undefined) pool.#httpAddr = { transport: "tcp", hostname, port: httpPort };
       await Promise.all(Array.from({ length: workers - 1 }, (_, i) => pool.#spawn(i + 1)));
-      await logStart(options.logger, { ...first.startup, workers }, hostname, options);
+      const { address, http, ...rest } = first.startup;
+      await logStart(options.logger, { address, http, workers, ...rest }, hostname, options);
     } catch (error) {
       for (const thread of pool.#threads) pool.#stop(thread);
       throw error;
