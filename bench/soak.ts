@@ -74,12 +74,13 @@ export interface SoakResult {
   maxRssAnonBytes: number;
   peakRssBytes: number;
   /**
-   * The parts of the RSS, each the largest sampled: the pages of files mapped (RssFile: the
-   * runtime's own code, from its executable) and, of the private part, the JavaScript heaps of
-   * every thread (V8's, as the server's own statistics cannot say: estimated as RssAnon less the
-   * cache and the buffers, see the report).
+   * The pages of files the server maps (RssFile: the runtime's own code, from its executable,
+   * shared with every other Deno process), the largest sampled: nearly the same at rest and under
+   * load, so the peak less this is the peak of the private part.
    */
   maxRssFileBytes: number;
+  /** The private part (RssAnon) before the load: the runtime and every thread's heap at rest. */
+  startRssAnonBytes: number;
   /**
    * The longest a new connection of the load generator waited for its greeting (ms), and for a
    * close after bad input: both include the generator's own delays, as it is busy with the load.
@@ -348,6 +349,7 @@ export async function runSoak(
     maxRssBytes: 0,
     maxRssAnonBytes: 0,
     maxRssFileBytes: 0,
+    startRssAnonBytes: 0,
     peakRssBytes: 0,
     maxLoopLagMs: 0,
     maxGreetingMs: 0,
@@ -380,6 +382,7 @@ export async function runSoak(
   };
 
   result.startRssBytes = await rss("VmRSS");
+  result.startRssAnonBytes = await rss("RssAnon");
   const deadline = performance.now() + seconds * 1000;
   let running = true;
   let tick = performance.now();
@@ -717,7 +720,11 @@ function formatProbe(probe: ProbeResult | undefined): string {
 /** The report of a run, one figure per line. */
 export function formatSoak(result: SoakResult): string {
   const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
-  const budget = result.cacheCapacity + 64 * 2 ** 20;
+  // Beside the cache, each worker may hold its pools of buffers (16 MiB to stream, 4 MiB to hash),
+  // its JavaScript heap and its share of the runtime: 64 MiB each (docs/PERFORMANCE.md).
+  const budget = result.cacheCapacity + 64 * 2 ** 20 * result.options.workers;
+  const privatePeak = result.peakRssBytes - result.maxRssFileBytes;
+  const pools = 20 * 2 ** 20 * result.options.workers;
   const operations = Object.entries(result.operations).sort(([a], [b]) => a.localeCompare(b))
     .map(([kind, count]) => `${kind} ${count}`).join(", ");
   const lines = [
@@ -731,10 +738,13 @@ export function formatSoak(result: SoakResult): string {
     `(with reservations ${mib(result.maxCacheCommitted)}) of ${mib(result.cacheCapacity)} cap`,
     `server RSS                ${mib(result.startRssBytes)} before the load; ` +
     `max sampled ${mib(result.maxRssBytes)} (private ${mib(result.maxRssAnonBytes)})`,
-    `peak server RSS (VmHWM)   ${mib(result.peakRssBytes)}: ` +
-    `${result.peakRssBytes <= budget ? "within" : "OVER"} cap + 64 MiB = ${mib(budget)}; ` +
-    `${mib(result.peakRssBytes - result.startRssBytes)} above the idle server, ` +
-    `${mib(result.peakRssBytes - result.maxCacheCommitted)} besides the cache at its fullest`,
+    `peak server RSS (VmHWM)   ${mib(result.peakRssBytes)}: ${mib(result.maxRssFileBytes)} ` +
+    `of the runtime's code mapped from its executable, ${mib(privatePeak)} private: ` +
+    `${privatePeak <= budget ? "within" : "OVER"} cap + 64 MiB a worker = ${mib(budget)}`,
+    `private RSS at its peak   ${mib(result.startRssAnonBytes)} at rest; under load the cache ` +
+    `${mib(result.maxCacheCommitted)}, buffers at most ${mib(pools)}, the rest ` +
+    `${mib(privatePeak - result.startRssAnonBytes - result.maxCacheCommitted - pools)} ` +
+    `or more (JavaScript heaps grown, sockets)`,
     `server errors logged      ${result.serverErrors}; exit on SIGTERM ${result.exitCode}`,
     `new clients (probe)       ${formatProbe(result.probe)}`,
     `load generator's clients  greeted within ${result.maxGreetingMs.toFixed(0)} ms; ` +

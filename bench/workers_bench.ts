@@ -45,12 +45,18 @@ interface Subject {
   /** The native port, for ours. */
   native?: number;
   pids: () => number[];
+  /** Ours: the processes whose main thread (which serves no request) is measured apart. */
+  mains?: number[];
   stop(): Promise<void>;
 }
 
-/** CPU time (µs) `pid` has used so far, every thread of it (utime + stime, /proc/PID/stat). */
-async function cpuMicros(pid: number): Promise<number> {
-  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+/**
+ * CPU time (µs) used so far (utime + stime) by process `pid`, every thread of it; or with `task`,
+ * by that thread of it alone.
+ */
+async function cpuMicros(pid: number, task?: number): Promise<number> {
+  const path = task === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${task}/stat`;
+  const stat = await Deno.readTextFile(path);
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   // utime and stime are fields 14 and 15, counted from 1 with the pid, in clock ticks of 10 ms.
   return (Number(fields[11]) + Number(fields[12])) * 10_000;
@@ -68,13 +74,25 @@ async function children(pid: number): Promise<number[]> {
   return found;
 }
 
-/** Runs `work`, and the CPU time (µs) `subject`'s processes used meanwhile. */
-async function measured<T>(subject: Subject, work: () => Promise<T>): Promise<[T, number]> {
-  const pids = subject.pids();
-  const before = await Promise.all(pids.map(cpuMicros));
+/**
+ * Runs `work`, and the CPU time (µs) `subject`'s processes used meanwhile: in all, and in the main
+ * threads of ours.
+ */
+async function measured<T>(
+  subject: Subject,
+  work: () => Promise<T>,
+): Promise<[T, number, number]> {
+  const read = () =>
+    Promise.all([
+      ...subject.pids().map((pid) => cpuMicros(pid)),
+      ...(subject.mains ?? []).map((pid) => cpuMicros(pid, pid)),
+    ]);
+  const before = await read();
   const result = await work();
-  const after = await Promise.all(pids.map(cpuMicros));
-  return [result, after.reduce((sum, cpu, i) => sum + cpu - before[i], 0)];
+  const used = (await read()).map((cpu, i) => cpu - before[i]);
+  const all = subject.pids().length;
+  const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+  return [result, sum(used.slice(0, all)), sum(used.slice(all))];
 }
 
 /** The stdout of `command args`, or a thrown error naming it. */
@@ -192,6 +210,7 @@ async function ours(workers: number, tls: { cert: string; key: string }): Promis
     https: `https://127.0.0.1:${secure.httpPort}`,
     native: plain.port,
     pids: () => [plain.process.pid, secure.process.pid],
+    mains: [plain.process.pid, secure.process.pid],
     stop: async () => {
       await ended(plain.process, "SIGKILL");
       await ended(secure.process, "SIGKILL");
@@ -218,47 +237,52 @@ async function nginx(workers: number, tls: { cert: string; key: string }): Promi
   };
 }
 
-/**
- * A row: `what`, then each subject's rate and CPU per request: req/s and µs, or for the rows of
- * 32 MiB files MB/s and ms per file.
- */
-function row(what: string, figures: ([number, number] | undefined)[]): string {
-  const big = what.includes("32 MiB");
-  const cells = figures.map((figure) => {
-    if (figure === undefined) return "-".padStart(22);
-    const [rate, cpu] = [figure[0].toFixed(0), (big ? figure[1] / 1000 : figure[1]).toFixed(0)];
-    return `${rate.padStart(8)} ${big ? "MB/s" : "r/s "} ${cpu.padStart(6)} ${big ? "ms" : "µs"}`;
-  });
-  return `${what.padEnd(26)}${cells.join(" ")}`;
+/** A figure: the rate, and the CPU time per request (µs) in all and in our main threads. */
+interface Figure {
+  rate: number;
+  cpu: number;
+  main?: number;
 }
 
-/** Every figure for `subject`: rate and CPU µs per request (per file for the 32 MiB rows). */
-async function measure(subject: Subject, ca: string): Promise<Map<string, [number, number]>> {
-  const figures = new Map<string, [number, number]>();
-  const perRequest = ([rate, count]: [number, number], cpu: number): [number, number] => [
-    rate,
-    cpu / count,
-  ];
+/**
+ * A row: `what`, then each subject's rate and CPU per request: req/s and µs, or for the rows of
+ * 32 MiB files MB/s and ms per file; for ours, the main thread's part of it in brackets.
+ */
+function row(what: string, figures: (Figure | undefined)[]): string {
+  const big = what.includes("32 MiB");
+  const time = (µs: number) => (big ? µs / 1000 : µs).toFixed(big ? 0 : 1);
+  const cells = figures.map((figure) => {
+    if (figure === undefined) return "-".padEnd(34);
+    const main = figure.main === undefined ? "" : `(${time(figure.main)})`;
+    return `${figure.rate.toFixed(0).padStart(7)} ${big ? "MB/s" : "r/s "} ` +
+      `${time(figure.cpu).padStart(6)} ${big ? "ms" : "µs"} ${main.padEnd(9)}`;
+  });
+  return `${what.padEnd(25)}${cells.join(" ")}`;
+}
+
+/** Every figure for `subject`: rate and CPU per request (per file for the 32 MiB rows). */
+async function measure(subject: Subject, ca: string): Promise<Map<string, Figure>> {
+  const figures = new Map<string, Figure>();
+  const add = async (what: string, work: () => Promise<[number, number]>) => {
+    const [[rate, count], cpu, main] = await measured(subject, work);
+    figures.set(what, { rate, cpu: cpu / count, main: subject.mains && main / count });
+  };
   await output("curl", ["-sS", "-o", "/dev/null", `${subject.http}/big.bin`]); // cached
   await output("curl", ["-sS", "--cacert", ca, "-o", "/dev/null", `${subject.https}/big.bin`]);
   for (const connections of RUN.connections) {
-    const [result, cpu] = await measured(
-      subject,
-      () => wrk(`${subject.http}/small.bin`, connections),
-    );
-    figures.set(`HTTP 4 KiB ${connections}c`, perRequest(result, cpu));
+    await add(`HTTP 4 KiB ${connections}c`, () => wrk(`${subject.http}/small.bin`, connections));
   }
   if (subject.native !== undefined) {
-    const [load, cpu] = await measured(subject, () => loadgen(subject.native!, 64));
-    figures.set("native 4 KiB 64c", [load.requestsPerSecond, cpu / load.requests]);
-    const [rate, connectCpu] = await measured(subject, () => connects(subject.native!));
-    figures.set("native connect+greeting", perRequest(rate, connectCpu));
+    const port = subject.native;
+    await add("native 4 KiB 64c", async () => {
+      const load = await loadgen(port, 64);
+      return [load.requestsPerSecond, load.requests];
+    });
+    await add("native connect+greeting", () => connects(port));
   }
-  const [tls, tlsCpu] = await measured(subject, () => curls(subject.https, ["big.bin"], ca));
-  figures.set("TLS 32 MiB cached", perRequest(tls, tlsCpu));
+  await add("TLS 32 MiB cached", () => curls(subject.https, ["big.bin"], ca));
   const misses = Array.from({ length: MISSES }, (_, i) => `miss${i}.bin`);
-  const [miss, missCpu] = await measured(subject, () => curls(subject.http, misses));
-  figures.set("32 MiB misses", perRequest(miss, missCpu));
+  await add("32 MiB misses", () => curls(subject.http, misses));
   return figures;
 }
 
@@ -274,7 +298,7 @@ if (import.meta.main) {
   const tls = { cert: certs.cert, key: certs.key };
   const starts = [() => ours(1, tls), () => ours(2, tls), () => nginx(1, tls), () => nginx(2, tls)];
   const names: string[] = [];
-  const results: Map<string, [number, number]>[] = [];
+  const results: Map<string, Figure>[] = [];
   for (const start of starts) {
     const subject = await start();
     try {
@@ -286,9 +310,10 @@ if (import.meta.main) {
   }
   console.log(
     `Workers (${length}), ${new Date().toISOString()}, ${navigator.hardwareConcurrency} cores; ` +
-      "rate and the server's CPU per request (all its threads or processes, from /proc)",
+      "rate and the server's CPU per request (all its threads or processes, from /proc; " +
+      "ours: (its main thread's part))",
   );
-  console.log(`${"".padEnd(26)}${names.map((name) => name.padEnd(23)).join("")}`);
+  console.log(`${"".padEnd(25)}${names.map((name) => name.padEnd(35)).join("")}`);
   for (const what of results[0].keys()) {
     console.log(row(what, results.map((figures) => figures.get(what))));
   }
