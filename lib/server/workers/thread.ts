@@ -27,10 +27,42 @@ const parent = globalThis as unknown as {
   onmessage: ((event: MessageEvent<ToThread>) => void) | null;
 };
 const asks = new Asks();
+/** The longest a log line waits here before it is sent to the main thread, and the most bytes. */
+const RELAY_MS = 20;
+const RELAY_BYTES = 64 * 1024;
 let server: FileServer | undefined;
 let cache: SharedCache | undefined;
 let tokens: Tokens | undefined;
 let logger: Logger | undefined;
+
+/**
+ * Log lines made here, gathered and sent to the main thread (which writes them) at most every
+ * RELAY_MS, or once RELAY_BYTES wait: one message a turn, at one request a turn, cost the main
+ * thread a wake-up for each request.
+ */
+const relay = {
+  waiting: [] as Uint8Array[],
+  bytes: 0,
+  timer: undefined as ReturnType<typeof setTimeout> | undefined,
+  write(bytes: Uint8Array): Promise<number> {
+    relay.waiting.push(bytes);
+    relay.bytes += bytes.length;
+    if (relay.bytes >= RELAY_BYTES) relay.send();
+    else relay.timer ??= setTimeout(relay.send, RELAY_MS);
+    return Promise.resolve(bytes.length);
+  },
+  /** Sends what waits now. */
+  send(): void {
+    clearTimeout(relay.timer);
+    relay.timer = undefined;
+    if (relay.waiting.length === 0) return;
+    const decoder = new TextDecoder();
+    const lines = relay.waiting.map((bytes) => decoder.decode(bytes)).join("");
+    relay.waiting = [];
+    relay.bytes = 0;
+    parent.postMessage({ kind: "log", lines });
+  },
+};
 
 /** Asks the main thread `question`. */
 function ask<T>(question: ThreadAsk): Promise<T> {
@@ -40,12 +72,7 @@ function ask<T>(question: ThreadAsk): Promise<T> {
 /** Starts serving as `start` says; tells the main thread it serves, or why it cannot. */
 async function start(start: ThreadStart): Promise<void> {
   const { options, log, limits } = start;
-  logger = new Logger(log.format, {
-    write(bytes) {
-      parent.postMessage({ kind: "log", lines: new TextDecoder().decode(bytes) });
-      return Promise.resolve(bytes.length);
-    },
-  }, log.level);
+  logger = new Logger(log.format, relay, log.level);
   try {
     cache = await SharedCache.connect(start.cache);
     tokens = start.tokenFile === undefined ? undefined : await Tokens.load(start.tokenFile);
@@ -82,6 +109,7 @@ async function close(): Promise<MeasuresData | undefined> {
   await server.close();
   await cache?.flush();
   await logger?.flush();
+  relay.send();
   return measuresData(server.measures());
 }
 
