@@ -38,7 +38,7 @@ Deno.test("--servers: names spread by rendezvous hashing over servers sharing on
   await t.step("list merges the servers' lists: each name once, cached", async () => {
     const listed = await runClient(["--servers", servers.join(","), "list", "--json"]);
     const entries = JSON.parse(listed.stdout) as { name: string; cached: boolean }[];
-    assertEquals(entries.map((e) => e.name), [...names].sort());
+    assertEquals(entries.map((e) => e.name).sort(), [...names].sort());
     assert(entries.every((e) => e.cached), "a file fetched is not shown cached");
   });
 

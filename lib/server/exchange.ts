@@ -7,7 +7,7 @@
  * so a forgotten ending shows in the log and the metrics rather than nowhere.
  */
 
-import { errorCodeName, reasonOf, WireError } from "../shared/errors.ts";
+import { ErrorCode, errorCodeName, reasonOf, WireError } from "../shared/errors.ts";
 import type { Logger, LogLevel, LogValue } from "./log.ts";
 import { Histogram, type Protocol } from "./metrics.ts";
 import type { FileBody } from "./store/store.ts";
@@ -142,9 +142,10 @@ export class Exchange implements Disposable {
 
   /**
    * Ends the exchange as cut short by `error`, with `fields`. A WireError (the file changed, a
-   * disk read failed) is counted here and returned, for the peer to be told if its dialect can;
-   * any other error (the peer gone, say) is logged and thrown on, as the connection cannot carry
-   * on after it, and the server counts it once if it is a failure of its own.
+   * disk read failed) is counted here and returned, for the peer to be told if its dialect can,
+   * except ShuttingDown (a list the server's shutdown ended), which is no failure; any other
+   * error (the peer gone, say) is logged and thrown on, as the connection cannot carry on after
+   * it, and the server counts it once if it is a failure of its own.
    */
   failed(error: unknown, fields: Fields = {}): WireError {
     if (!(error instanceof WireError)) {
@@ -152,7 +153,7 @@ export class Exchange implements Disposable {
       throw error;
     }
     this.#end({ ...fields, error: errorCodeName(error.code) });
-    this.#ledger.tally.errors++;
+    if (error.code !== ErrorCode.ShuttingDown) this.#ledger.tally.errors++;
     return error;
   }
 

@@ -24,6 +24,7 @@ import {
   Refusals,
 } from "./limits.ts";
 import { certificateWarning, exposureWarning, listen, type TlsFiles } from "./listen.ts";
+import { DEFAULT_SORT_LIMIT, SortBudget } from "./listing.ts";
 import type { Logger } from "./log.ts";
 import { type Protocol, renderMetrics } from "./metrics.ts";
 import { serveNative } from "./native.ts";
@@ -86,6 +87,15 @@ export interface ServerOptions {
   originalWithoutToken?: boolean;
   /** How long a shutdown waits for answers in flight. */
   shutdownTimeoutMs: number;
+  /** How many levels of sub-folders a list walks into (DEFAULT_LIST_DEPTH unless given). */
+  listDepth?: number;
+  /** How many lists and folder pages are read at once (DEFAULT_MAX_LISTINGS unless given). */
+  maxListings?: number;
+  /**
+   * The entries folder pages may hold at once to sort them, between them (DEFAULT_SORT_LIMIT
+   * unless given); a folder that does not fit in what is free is shown unsorted.
+   */
+  sortLimit?: number;
   logger: Logger;
 }
 
@@ -134,8 +144,11 @@ async function openPorts(options: ServerOptions): Promise<Port[]> {
     ports[0].listener.close();
     throw error;
   });
-  const serve = (connection: Connection, service: Service) =>
-    serveHttp(connection, service, { htmlSandbox: options.htmlSandbox });
+  const http = {
+    htmlSandbox: options.htmlSandbox,
+    sortBudget: new SortBudget(options.sortLimit ?? DEFAULT_SORT_LIMIT),
+  };
+  const serve = (connection: Connection, service: Service) => serveHttp(connection, service, http);
   ports.push({ listener, protocol: "http", serve, busyText: httpBusy });
   return ports;
 }
@@ -174,7 +187,13 @@ export class FileServer {
     this.#refusals = new Refusals((id, error) =>
       this.#logger.event("busy-error", { id, error: reasonOf(error) })
     );
-    this.#store = new FileStore({ root, cacheBytes: options.cacheBytes, policy: options.policy });
+    this.#store = new FileStore({
+      root,
+      cacheBytes: options.cacheBytes,
+      policy: options.policy,
+      listDepth: options.listDepth,
+      maxListings: options.maxListings,
+    });
     this.#service = {
       store: this.#store,
       closing: () => this.#closing,

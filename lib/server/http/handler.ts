@@ -9,7 +9,7 @@ import { SHA256 } from "../../shared/digest.ts";
 import { ErrorCode, type WireError } from "../../shared/errors.ts";
 import type { Peer } from "../access.ts";
 import { asWireError, NotFoundError } from "../errors.ts";
-import type { Service } from "../service.ts";
+import { type Service, untilShutdown } from "../service.ts";
 import type { FileBody } from "../store/store.ts";
 import {
   httpDate,
@@ -18,7 +18,8 @@ import {
   presentedToken,
   type RequestHead,
 } from "./message.ts";
-import { folderJson, folderPage } from "./pages.ts";
+import { SortBudget, sortedWithin } from "../listing.ts";
+import { folderJson, folderOrder, folderPage, type PagePart } from "./pages.ts";
 import { parseRange } from "./ranges.ts";
 import { contentType, runsScripts } from "./types.ts";
 
@@ -32,16 +33,21 @@ export interface FilePart {
   end: number;
 }
 
+/** A folder's page, made as it is sent (see pages.ts). */
+export interface FolderBody {
+  page: AsyncIterable<PagePart>;
+}
+
 /** What to answer an HTTP request with. */
 export interface Reply {
   status: number;
   /** Fields of this answer, beyond those the writer adds (Date, nosniff, length, connection). */
   fields: Field[];
   /**
-   * A text of the server's own (a message, a folder page: served with the strict
-   * Content-Security-Policy), a part of a file, or nothing at all (304).
+   * A text of the server's own (a message: served with the strict Content-Security-Policy), a
+   * folder's page (the same), a part of a file, or nothing at all (304).
    */
-  body?: string | FilePart;
+  body?: string | FilePart | FolderBody;
   /** True when the connection ends after this answer. */
   close?: boolean;
   /** The refusal this answer says (a bad name, a missing file): logged, not counted. */
@@ -69,7 +75,15 @@ export interface HttpOptions {
    * SVG, XML), so a shared page cannot act with the origin's rights (docs/SECURITY.md).
    */
   htmlSandbox?: boolean;
+  /**
+   * The room folder pages sort their entries in, between them (see sortedWithin); none unless
+   * given, and then every page shows its entries in the order the disk gives.
+   */
+  sortBudget?: SortBudget;
 }
+
+/** The budget of a port that sorts no folder page. */
+const NO_SORTING = new SortBudget(0);
 
 /**
  * The reply to `request` from `peer`: files with ranges, validators and digests, folder pages,
@@ -111,7 +125,7 @@ export async function handle(
     ]]);
   }
   if (path.startsWith("/-/")) return text(404, "no such page\n");
-  if (path.endsWith("/")) return await folderReply(head, path, service);
+  if (path.endsWith("/")) return await folderReply(head, path, service, options);
   return await fileReply(head, path, service, options);
 }
 
@@ -140,16 +154,33 @@ async function admit(head: RequestHead, service: Service, peer: Peer): Promise<R
   return { ...reply, close: token.length > 0 };
 }
 
-/** A folder's page, as HTML or (when the client accepts it) JSON; 404 for no such folder. */
-async function folderReply(head: RequestHead, path: string, service: Service): Promise<Reply> {
+/**
+ * A folder's page, as HTML or (when the client accepts it) JSON, made as it is sent: sorted (see
+ * folderOrder) when the folder fits in the sort budget, else in the order the disk gives; cut
+ * short when the server shuts down. 404 for no such folder.
+ */
+async function folderReply(
+  head: RequestHead,
+  path: string,
+  service: Service,
+  options: HttpOptions,
+): Promise<Reply> {
   const folder = await service.store.folder(path.slice(1));
   if (folder === undefined) return text(404, "no such folder\n");
-  const view = { path, ...folder };
   const json = /\bapplication\/json\b/.test(head.headers.get("accept") ?? "");
-  return text(200, json ? folderJson(view) : folderPage(view), [
-    ["Content-Type", json ? "application/json" : "text/html; charset=utf-8"],
-    ["Vary", "Accept"],
-  ]);
+  const batches = sortedWithin(
+    untilShutdown(folder, service),
+    options.sortBudget ?? NO_SORTING,
+    folderOrder,
+  );
+  return {
+    status: 200,
+    fields: [
+      ["Content-Type", json ? "application/json" : "text/html; charset=utf-8"],
+      ["Vary", "Accept"],
+    ],
+    body: { page: json ? folderJson(batches) : folderPage(path, batches) },
+  };
 }
 
 /**
