@@ -68,7 +68,13 @@ Deno.test("SIGTERM while many clients list a large folder: a graceful stop in ti
     }
   });
   // Under way once every client has had a page, and so is asking again.
-  await Promise.all(firstPages.map((first) => first.promise));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const loaded = await Promise.race([
+    Promise.all(firstPages.map((first) => first.promise)).then(() => true),
+    new Promise<false>((resolve) => timer = setTimeout(resolve, 30_000, false)),
+  ]);
+  clearTimeout(timer);
+  assert(loaded, "16 clients did not all have a page within 30 s");
   const signalled = performance.now();
   const ended = await terminate(server.process);
   const ms = performance.now() - signalled;
