@@ -27,8 +27,11 @@ export function startServer(args: string[]): Promise<Service> {
   );
 }
 
-/** Serves `root` with nginx (sendfile on, as a production setup would), its files under `prefix`. */
-export async function startNginx(root: string, prefix: string): Promise<Service> {
+/**
+ * Serves `root` with nginx (sendfile on, as a production setup would), its files under `prefix`;
+ * `server` is added to its server block (locations, say).
+ */
+export async function startNginx(root: string, prefix: string, server = ""): Promise<Service> {
   const port = freePort();
   await Deno.mkdir(`${prefix}/logs`, { recursive: true });
   await Deno.writeTextFile(
@@ -36,7 +39,7 @@ export async function startNginx(root: string, prefix: string): Promise<Service>
     `daemon off; worker_processes auto; pid ${prefix}/nginx.pid; error_log ${prefix}/logs/error.log;
 events { worker_connections 4096; }
 http { access_log ${prefix}/logs/access.log; sendfile on; tcp_nopush on; keepalive_requests 1000000;
-  server { listen 127.0.0.1:${port}; root ${root}; } }
+  server { listen 127.0.0.1:${port}; root ${root}; ${server} } }
 `,
   );
   const command = new Deno.Command("nginx", {

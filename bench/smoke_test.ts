@@ -21,6 +21,7 @@ const SKIPPED = [
   "curl+nginx comparison skipped: needs nginx and curl",
   "aria2c comparison skipped: aria2c is not installed",
   "haproxy skipped: not installed",
+  "HTTP page comparison skipped: needs curl",
 ];
 
 /**
@@ -60,6 +61,7 @@ Deno.test("make bench ARGS=--smoke: every part runs end to end", async (t) => {
       "server_bench",
       "http_bench",
       "download",
+      "listing",
     ];
     for (const part of parts) {
       assert(result.stdout.includes(`== bench/${part}.ts --smoke`), part);
@@ -79,6 +81,7 @@ Deno.test("make bench ARGS=--smoke: every part runs end to end", async (t) => {
         "our HTTP port served 2 files byte for byte",
         "ours, verified, --connections 4",
         "3 nodes of C, one stopped halfway",
+        "client list --json (whole process)",
       ]
     ) {
       assert(result.stdout.includes(ran), ran);
