@@ -21,9 +21,10 @@ import { resolveFile } from "./folder.ts";
  */
 export type FolderEntry = Omit<ListEntry, "cached"> & { realName: string };
 
-/** A sub-folder, as its folder's page shows it: its name within that folder. */
+/** A sub-folder, as its folder's page shows it: its name within that folder, and when it changed. */
 export interface SubFolder {
   folder: string;
+  mtimeMs: number;
 }
 
 /** The most entries a batch holds. */
@@ -229,7 +230,9 @@ async function* folderItems(
     for (let entry; (entry = await folder.next(false)) !== undefined; await pace(slice)) {
       const name = prefix + entry.name;
       if (!servable(name)) continue;
-      const item = entry.isDirectory ? { folder: entry.name } : lookup(root, name, entry.isSymlink);
+      const item = entry.isDirectory
+        ? subFolder(`${path}/${entry.name}`, entry.name)
+        : lookup(root, name, entry.isSymlink);
       if (item && batch.add(item)) yield batch.take();
     }
     if (batch.size > 0) yield batch.take();
@@ -280,6 +283,21 @@ class OpenFolder {
   async close(): Promise<void> {
     await this.#entries.return?.();
   }
+}
+
+/**
+ * The sub-folder `name` at `path`, with its time from one lstat (synchronous, as lookup's);
+ * undefined when it is gone or can no longer be examined, and so is not listed, as a file would not
+ * be.
+ */
+function subFolder(path: string, name: string): SubFolder | undefined {
+  let info;
+  try {
+    info = Deno.lstatSync(path);
+  } catch {
+    return undefined; // gone since its folder was read: nothing to list
+  }
+  return { folder: name, mtimeMs: info.mtime?.getTime() ?? 0 };
 }
 
 /** True when `name` passes {@link checkName}. */
