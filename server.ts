@@ -39,6 +39,13 @@ Options:
   --html-sandbox           send HTML, SVG and XML files from the HTTP port with
                            Content-Security-Policy: sandbox, so that a shared page's scripts
                            cannot act with the server's origin (see docs/SECURITY.md)
+  --index NAME,...         serve the first of these files a folder holds for its URL, instead of
+                           its page, so a folder can be a static site (e.g. index.html; off
+                           unless given)
+  --cache-control VALUE    send Cache-Control: VALUE with every file from the HTTP port (e.g.
+                           "public, max-age=3600"; none unless given)
+  --cors ORIGIN,...        let pages of these origins (or * for any) read files from the HTTP
+                           port, answering browsers' preflight requests (off unless given)
   --data DIR               folder to share (default server_data)
   --cache-size SIZE        cache capacity (default 64MiB)
   --policy NAME            cache eviction policy: ${POLICIES.join(", ")} (default ${DEFAULT_POLICY})
@@ -85,6 +92,9 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
     port: { type: "string" },
     "http-port": { type: "string" },
     "html-sandbox": { type: "boolean", default: false },
+    index: { type: "string" },
+    "cache-control": { type: "string" },
+    cors: { type: "string" },
     data: { type: "string", default: "server_data" },
     "cache-size": { type: "string", default: "64MiB" },
     policy: { type: "string", default: DEFAULT_POLICY },
@@ -134,8 +144,10 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
       "--trust-proxy cannot go with --tls-cert: let the proxy end TLS (see docs/SCALING.md)",
     );
   }
-  if (values["html-sandbox"] && values["http-port"] === undefined) {
-    throw new UsageError("--html-sandbox goes with --http-port");
+  for (const flag of ["html-sandbox", "index", "cache-control", "cors"] as const) {
+    if (values[flag] && values["http-port"] === undefined) {
+      throw new UsageError(`--${flag} goes with --http-port`);
+    }
   }
   if (values["allow-original-without-token"] && values.tokens === undefined) {
     throw new UsageError("--allow-original-without-token goes with --tokens");
@@ -162,12 +174,49 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
       ? undefined
       : parsePort(values["http-port"], "--http-port"),
     htmlSandbox: values["html-sandbox"],
+    index: listFlag(values.index, "--index", isIndexName),
+    cacheControl: headerValue(values["cache-control"], "--cache-control"),
+    cors: listFlag(values.cors, "--cors", isOrigin),
     shutdownTimeoutMs: parseSeconds(values["shutdown-timeout"], "--shutdown-timeout"),
     logger: new Logger(values.log as LogFormat, Deno.stdout, level),
     tls: cert === undefined || key === undefined ? undefined : { cert, key },
     tokenFile: values.tokens,
     originalWithoutToken: values["allow-original-without-token"],
   };
+}
+
+/**
+ * The items of a comma-separated flag's value, each checked by `valid`; undefined when the flag
+ * is not given.
+ */
+function listFlag(
+  value: string | undefined,
+  flag: string,
+  valid: (item: string) => boolean,
+): string[] | undefined {
+  if (value === undefined) return undefined;
+  const items = value.split(",").map((item) => item.trim());
+  const wrong = items.find((item) => !valid(item));
+  if (wrong !== undefined) throw new UsageError(`${flag} does not take "${wrong}"`);
+  return items;
+}
+
+/** True for a file name a folder can hold: no slash, not "." or "..", not empty. */
+function isIndexName(name: string): boolean {
+  return name !== "" && name !== "." && name !== ".." && !name.includes("/");
+}
+
+/** True for `*` or an origin as browsers send it: scheme://host[:port], nothing after. */
+function isOrigin(origin: string): boolean {
+  return origin === "*" || /^https?:\/\/[^/\s?#]+$/i.test(origin);
+}
+
+/** `value` when it can be sent as a header field's value: printable, on one line. */
+function headerValue(value: string | undefined, flag: string): string | undefined {
+  if (value !== undefined && !/^[\x20-\x7e]+$/.test(value)) {
+    throw new UsageError(`${flag} takes printable ASCII on one line`);
+  }
+  return value;
 }
 
 /**

@@ -77,6 +77,12 @@ export interface ServerOptions {
    * so that their scripts do not run with the origin's rights.
    */
   htmlSandbox?: boolean;
+  /** A `Cache-Control` value the HTTP port sends with every file (`--cache-control`). */
+  cacheControl?: string;
+  /** Origins whose pages may read the HTTP port's answers, `["*"]` for any (`--cors`). */
+  cors?: string[];
+  /** Files the HTTP port serves for a folder's URL, the first present (`--index`). */
+  index?: string[];
   /** With tokens, no request is answered before the peer presents one of them. */
   tokens?: Tokens;
   /**
@@ -134,8 +140,9 @@ async function openPorts(options: ServerOptions): Promise<Port[]> {
     ports[0].listener.close();
     throw error;
   });
-  const serve = (connection: Connection, service: Service) =>
-    serveHttp(connection, service, { htmlSandbox: options.htmlSandbox });
+  const { htmlSandbox, cacheControl, cors, index } = options;
+  const http = { htmlSandbox, cacheControl, cors, index };
+  const serve = (connection: Connection, service: Service) => serveHttp(connection, service, http);
   ports.push({ listener, protocol: "http", serve, busyText: httpBusy });
   return ports;
 }

@@ -11,7 +11,9 @@ import type { Peer } from "../access.ts";
 import { asWireError, NotFoundError } from "../errors.ts";
 import type { Service } from "../service.ts";
 import type { FileBody } from "../store/store.ts";
+import { allowedOrigin, corsFields, isPreflight, preflightFields } from "./cors.ts";
 import {
+  type Field,
   httpDate,
   isStrongDate,
   parseHttpDate,
@@ -20,10 +22,7 @@ import {
 } from "./message.ts";
 import { folderJson, folderPage } from "./pages.ts";
 import { parseRange } from "./ranges.ts";
-import { contentType, runsScripts } from "./types.ts";
-
-/** A header field: its name and value. */
-export type Field = [string, string];
+import { contentDisposition, contentType, runsScripts } from "./types.ts";
 
 /** Bytes `start` up to `end` (exclusive) of a file, to send as a reply's body. */
 export interface FilePart {
@@ -69,6 +68,14 @@ export interface HttpOptions {
    * SVG, XML), so a shared page cannot act with the origin's rights (docs/SECURITY.md).
    */
   htmlSandbox?: boolean;
+  /** A `Cache-Control` value sent with every file (`--cache-control`), none unless given. */
+  cacheControl?: string;
+  /**
+   * The origins whose pages may read the answers (`--cors`): `["*"]` for any; none unless given.
+   */
+  cors?: string[];
+  /** Files served for a folder's URL in its stead, the first present (`--index`); none by default. */
+  index?: string[];
 }
 
 /**
@@ -89,10 +96,24 @@ export interface HttpOptions {
  * ```
  */
 export async function handle(
-  { head, contentKept }: HttpRequest,
+  request: HttpRequest,
   service: Service,
   peer: Peer,
   options: HttpOptions = {},
+): Promise<Reply> {
+  const origin = allowedOrigin(request.head, options.cors);
+  if (origin === undefined) return await route(request, service, peer, options);
+  if (isPreflight(request.head)) return { status: 204, fields: preflightFields(origin) };
+  const reply = await route(request, service, peer, options);
+  return { ...reply, fields: [...reply.fields, ...corsFields(origin)] };
+}
+
+/** The reply to `request`, before any field for other origins. */
+async function route(
+  { head, contentKept }: HttpRequest,
+  service: Service,
+  peer: Peer,
+  options: HttpOptions,
 ): Promise<Reply> {
   const { method, path } = head;
   if (method !== "GET" && method !== "HEAD") {
@@ -111,7 +132,10 @@ export async function handle(
     ]]);
   }
   if (path.startsWith("/-/")) return text(404, "no such page\n");
-  if (path.endsWith("/")) return await folderReply(head, path, service);
+  if (path.endsWith("/")) {
+    return await indexReply(head, path, service, options) ??
+      await folderReply(head, path, service);
+  }
   return await fileReply(head, path, service, options);
 }
 
@@ -150,6 +174,23 @@ async function folderReply(head: RequestHead, path: string, service: Service): P
     ["Content-Type", json ? "application/json" : "text/html; charset=utf-8"],
     ["Vary", "Accept"],
   ]);
+}
+
+/**
+ * The reply of the folder's index file (`--index`), the first of the names given that is a file
+ * there; undefined when there is none, and the folder's page is served.
+ */
+async function indexReply(
+  head: RequestHead,
+  path: string,
+  service: Service,
+  options: HttpOptions,
+): Promise<Reply | undefined> {
+  for (const name of options.index ?? []) {
+    const reply = await fileReply(head, `${path}${name}`, service, options);
+    if (!(reply.refused instanceof NotFoundError) && reply.status !== 301) return reply;
+  }
+  return undefined;
 }
 
 /**
@@ -232,6 +273,7 @@ function fileFields(
   const type = contentType(file.name);
   const fields: Field[] = [
     ["Content-Type", type],
+    ["Content-Disposition", contentDisposition(file.name)],
     ["Last-Modified", lastModified],
     ["ETag", etag],
     ["Accept-Ranges", "bytes"],
@@ -239,6 +281,7 @@ function fileFields(
     ["Digest", `SHA-256=${sha256}`],
   ];
   if (options.htmlSandbox && runsScripts(type)) fields.push(["Content-Security-Policy", "sandbox"]);
+  if (options.cacheControl !== undefined) fields.push(["Cache-Control", options.cacheControl]);
   return fields;
 }
 

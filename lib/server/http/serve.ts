@@ -11,10 +11,11 @@
 import type { Connection } from "../connection.ts";
 import type { Exchange, Fields } from "../exchange.ts";
 import type { Service } from "../service.ts";
-import { type Field, handle, type HttpOptions, type HttpRequest, type Reply } from "./handler.ts";
+import { handle, type HttpOptions, type HttpRequest, type Reply } from "./handler.ts";
 import {
   blankLines,
   encodeResponseHead,
+  type Field,
   headEnd,
   HttpError,
   keepsAlive,
