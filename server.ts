@@ -65,9 +65,15 @@ Options:
   --shutdown-timeout S     on SIGINT/SIGTERM, wait up to S seconds for answers in flight
                            (default 10); the process ends S+2 seconds after the signal at the
                            latest, however busy, and a second signal ends it at once
-  --log text|json          log format (default text)
-  --log-level info|debug   debug adds the routine lines left out by default: the connections a
-                           trusted proxy makes for itself, such as its health checks (default info)
+  --log text|json|combined
+                           log format (default text): a line per request and per event; combined
+                           is the access log format of nginx and Apache, for log analysers, with
+                           other events as text on standard error
+  --log-level LEVEL        debug, info, warning or error: the least important lines written
+                           (default info: a line per request, and what else happens as usual;
+                           debug adds connections opened and closed as usual and a trusted
+                           proxy's own requests, such as its health checks)
+  --quiet                  --log-level warning: only what an operator should look at
   --tls-cert FILE          speak TLS, with this certificate (PEM: the server's, then any
                            intermediate ones)
   --tls-key FILE           the certificate's private key (PEM); goes with --tls-cert
@@ -105,7 +111,8 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
     "idle-timeout": { type: "string", default: "60" },
     "shutdown-timeout": { type: "string", default: "10" },
     log: { type: "string", default: "text" },
-    "log-level": { type: "string", default: "info" },
+    "log-level": { type: "string" },
+    quiet: { type: "boolean", default: false },
     "tls-cert": { type: "string" },
     "tls-key": { type: "string" },
     tokens: { type: "string" },
@@ -126,11 +133,14 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
     throw new UsageError(`--policy takes one of ${POLICIES.join(", ")}, not "${values.policy}"`);
   }
   if (!LOG_FORMATS.includes(values.log as LogFormat)) {
-    throw new UsageError(`--log takes text or json, not "${values.log}"`);
+    throw new UsageError(`--log takes ${LOG_FORMATS.join(", ")}, not "${values.log}"`);
   }
-  const level = values["log-level"] as LogLevel;
+  if (values.quiet && values["log-level"] !== undefined) {
+    throw new UsageError("give --quiet or --log-level, not both");
+  }
+  const level = (values.quiet ? "warning" : values["log-level"] ?? "info") as LogLevel;
   if (!LOG_LEVELS.includes(level)) {
-    throw new UsageError(`--log-level takes info or debug, not "${level}"`);
+    throw new UsageError(`--log-level takes ${LOG_LEVELS.join(", ")}, not "${level}"`);
   }
   const [cert, key] = [values["tls-cert"], values["tls-key"]];
   if ((cert === undefined) !== (key === undefined)) {
@@ -227,7 +237,7 @@ async function reloadTokens(tokens: Tokens, logger: Logger): Promise<void> {
   try {
     logger.event("tokens-reloaded", { tokens: await tokens.reload() });
   } catch (error) {
-    logger.event("tokens-kept", { tokens: tokens.count, error: reasonOf(error) });
+    logger.event("tokens-kept", { tokens: tokens.count, error: reasonOf(error) }, "warning");
   }
 }
 

@@ -179,7 +179,7 @@ export class FileServer {
     this.#ports = ports;
     this.#access = new Access(options.tokens, options.originalWithoutToken ?? false, this.#logger);
     this.#refusals = new Refusals((id, error) =>
-      this.#logger.event("busy-error", { id, error: reasonOf(error) })
+      this.#logger.event("busy-error", { id, error: reasonOf(error) }, "error")
     );
     this.#store = new FileStore({ root, cacheBytes: options.cacheBytes, policy: options.policy });
     this.#service = {
@@ -234,7 +234,7 @@ export class FileServer {
       tls && await certificateWarning(tls.cert),
     ];
     for (const message of warnings) {
-      if (message) this.#logger.event("warning", { message });
+      if (message) this.#logger.event("warning", { message }, "warning");
     }
   }
 
@@ -329,7 +329,7 @@ export class FileServer {
         socket = await port.listener.accept();
       } catch (error) {
         if (this.#closing || error instanceof Deno.errors.BadResource) return;
-        this.#logger.event("accept-error", { error: reasonOf(error) });
+        this.#logger.event("accept-error", { error: reasonOf(error) }, "error");
         await new Promise((resolve) => setTimeout(resolve, 100));
         continue;
       }
@@ -343,7 +343,7 @@ export class FileServer {
       const proxied = this.#options.trustProxies?.includes(connection.host) ?? false;
       const full = this.#gate.enter(connection.host, proxied ? Infinity : undefined);
       if (full !== undefined) {
-        this.#logger.event("busy", { id, peer: connection.peer });
+        this.#logger.event("busy", { id, peer: connection.peer }, "warning");
         await this.#refusals.refuse(connection, port.busyText(full));
         continue;
       }
@@ -362,11 +362,13 @@ export class FileServer {
         const full = await this.#proxyLine(connection);
         admitted = full === undefined;
         if (full !== undefined) {
-          this.#logger.event("busy", { id: connection.id, peer: connection.peer });
+          this.#logger.event("busy", { id: connection.id, peer: connection.peer }, "warning");
           return await connection.send(port.busyText(full));
         }
       }
-      this.#logger.event("open", { id: connection.id, peer: connection.peer }, connection.logLevel);
+      // Opened and closed as usual, a connection is a matter for debugging: its requests' lines
+      // say who asked for what.
+      this.#logger.event("open", { id: connection.id, peer: connection.peer }, "debug");
       await port.serve(connection, this.#service);
     } catch (error) {
       if (error instanceof ProtocolError) this.#violation(connection, error);
@@ -424,17 +426,19 @@ export class FileServer {
     this.#connections.delete(connection);
     if (admitted) this.#gate.leave(connection.host);
     this.#bytesSent += connection.bytesWritten;
+    const reason = connection.closedBecause;
+    const usual = reason === undefined || reason === "done";
     this.#logger.event("close", {
       id: connection.id,
       bytes: connection.bytesWritten,
-      reason: connection.closedBecause,
-    }, connection.logLevel);
+      reason,
+    }, usual ? "debug" : connection.logLevel);
   }
 
   /** Counts and logs a connection's failure. */
   #failed(connection: Connection, error: unknown): void {
     this.#tally.errors++;
-    this.#logger.event("connection-error", { id: connection.id, error: reasonOf(error) });
+    this.#logger.event("connection-error", { id: connection.id, error: reasonOf(error) }, "error");
   }
 
   /** Counts and logs a protocol violation: the peer's fault, counted apart from the server's. */
