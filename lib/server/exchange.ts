@@ -9,13 +9,15 @@
 
 import { errorCodeName, reasonOf, WireError } from "../shared/errors.ts";
 import type { Logger, LogLevel, LogValue } from "./log.ts";
-import { Histogram, type Protocol } from "./metrics.ts";
+import { Histogram, type Protocol, type StatusClass } from "./metrics.ts";
 import type { FileBody } from "./store/store.ts";
 
 /** The counters that exchanges and connections add to, kept by the server for its stats. */
 export interface Tally {
   /** Requests, by the protocol they came in. */
   requests: Record<Protocol, number>;
+  /** HTTP answers, by their status class. */
+  statusClasses: Record<StatusClass, number>;
   /** How long requests took. */
   durations: Histogram;
   /**
@@ -34,6 +36,7 @@ export interface Tally {
 export function newTally(): Tally {
   return {
     requests: { framed: 0, original: 0, http: 0 },
+    statusClasses: { "1xx": 0, "2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0 },
     durations: new Histogram(),
     errors: 0,
     peerErrors: 0,
@@ -176,6 +179,9 @@ export class Exchange implements Disposable {
     this.#ended = true;
     const ms = performance.now() - this.#started;
     this.#ledger.tally.durations.observe(ms / 1000);
+    if (typeof fields.status === "number") {
+      this.#ledger.tally.statusClasses[`${Math.floor(fields.status / 100)}xx` as StatusClass]++;
+    }
     const file = this.#body && { name: this.#body.name, bytes: this.#bytes };
     this.#ledger.logger.event("request", {
       id: this.#party.id,

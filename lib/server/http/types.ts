@@ -86,7 +86,7 @@ export function runsScripts(type: string): boolean {
  */
 export function contentDisposition(name: string): string {
   const base = name.slice(name.lastIndexOf("/") + 1);
-  const quoted = base.replace(/[\x00-\x1f\x7f"\\]/g, "_");
+  const quoted = base.replace(/[\p{Cc}"\\]/gu, "_");
   // RFC 8187's attr-char leaves out a few characters encodeURIComponent keeps.
   const encoded = encodeURIComponent(base).replace(
     /['()*]/g,
