@@ -259,9 +259,11 @@ if (import.meta.main) {
   try {
     const tokens = tokenFile === undefined ? undefined : await Tokens.load(tokenFile);
     server = await FileServer.start({ ...options, tokens });
-    if (tokens !== undefined) {
-      Deno.addSignalListener("SIGHUP", () => reloadTokens(tokens, options.logger));
-    }
+    // SIGHUP reads the token file and the certificate again, as a renewal or a new token needs.
+    Deno.addSignalListener("SIGHUP", () => {
+      if (tokens !== undefined) reloadTokens(tokens, options.logger);
+      server.reloadCertificate();
+    });
   } catch (error) {
     console.error(`server: cannot start: ${reasonOf(error)}`);
     Deno.exit(1);

@@ -23,7 +23,13 @@ import {
   missedDeadline,
   Refusals,
 } from "./limits.ts";
-import { certificateWarning, exposureWarning, listen, type TlsFiles } from "./listen.ts";
+import {
+  certificateWarning,
+  exposureWarning,
+  listen,
+  reloadCertificate,
+  type TlsFiles,
+} from "./listen.ts";
 import type { Logger } from "./log.ts";
 import { type Protocol, renderMetrics } from "./metrics.ts";
 import { serveNative } from "./native.ts";
@@ -273,6 +279,24 @@ export class FileServer {
       authFailures: this.#access.refused,
       uptimeSeconds: (Date.now() - this.#started) / 1000,
     };
+  }
+
+  /**
+   * Reads the TLS certificate and key again (on SIGHUP, after a renewal), for the connections
+   * accepted from now on; a pair that cannot be used leaves the old one serving, and the log says
+   * why. Nothing to do without TLS.
+   */
+  async reloadCertificate(): Promise<void> {
+    const { tls } = this.#options;
+    if (tls === undefined) return;
+    try {
+      for (const { listener } of this.#ports) await reloadCertificate(listener, tls);
+      this.#logger.event("certificate-reloaded", { cert: tls.cert });
+      const warning = await certificateWarning(tls.cert);
+      if (warning) this.#logger.event("warning", { message: warning }, "warning");
+    } catch (error) {
+      this.#logger.event("certificate-kept", { cert: tls.cert, error: reasonOf(error) }, "warning");
+    }
   }
 
   /**
