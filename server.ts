@@ -39,6 +39,10 @@ Options:
   --html-sandbox           send HTML, SVG and XML files from the HTTP port with
                            Content-Security-Policy: sandbox, so that a shared page's scripts
                            cannot act with the server's origin (see docs/SECURITY.md)
+  --compress on|off        compress text, JSON, JavaScript, SVG and the like from the HTTP port in
+                           the best of br, zstd and gzip the client takes, each copy made once and
+                           cached in the cache's budget; NAME.zst, NAME.br, NAME.gz beside a file
+                           are sent as they are when current (default on)
   --index NAME,...         serve the first of these files a folder holds for its URL, instead of
                            its page, so a folder can be a static site (e.g. index.html; off
                            unless given)
@@ -99,6 +103,7 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
     "http-port": { type: "string" },
     "html-sandbox": { type: "boolean", default: false },
     index: { type: "string" },
+    compress: { type: "string", default: "on" },
     "cache-control": { type: "string" },
     cors: { type: "string" },
     data: { type: "string", default: "server_data" },
@@ -154,6 +159,9 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
       "--trust-proxy cannot go with --tls-cert: let the proxy end TLS (see docs/SCALING.md)",
     );
   }
+  if (values.compress !== "on" && values.compress !== "off") {
+    throw new UsageError(`--compress takes on or off, not "${values.compress}"`);
+  }
   for (const flag of ["html-sandbox", "index", "cache-control", "cors"] as const) {
     if (values[flag] && values["http-port"] === undefined) {
       throw new UsageError(`--${flag} goes with --http-port`);
@@ -185,6 +193,7 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
       : parsePort(values["http-port"], "--http-port"),
     htmlSandbox: values["html-sandbox"],
     index: listFlag(values.index, "--index", isIndexName),
+    compress: values.compress === "on",
     cacheControl: headerValue(values["cache-control"], "--cache-control"),
     cors: listFlag(values.cors, "--cors", isOrigin),
     shutdownTimeoutMs: parseSeconds(values["shutdown-timeout"], "--shutdown-timeout"),

@@ -89,6 +89,8 @@ export interface ServerOptions {
   cors?: string[];
   /** Files the HTTP port serves for a folder's URL, the first present (`--index`). */
   index?: string[];
+  /** False to send every file as it is from the HTTP port (`--compress off`). */
+  compress?: boolean;
   /** With tokens, no request is answered before the peer presents one of them. */
   tokens?: Tokens;
   /**
@@ -146,8 +148,8 @@ async function openPorts(options: ServerOptions): Promise<Port[]> {
     ports[0].listener.close();
     throw error;
   });
-  const { htmlSandbox, cacheControl, cors, index } = options;
-  const http = { htmlSandbox, cacheControl, cors, index };
+  const { htmlSandbox, cacheControl, cors, index, compress } = options;
+  const http = { htmlSandbox, cacheControl, cors, index, compress };
   const serve = (connection: Connection, service: Service) => serveHttp(connection, service, http);
   ports.push({ listener, protocol: "http", serve, busyText: httpBusy });
   return ports;
