@@ -146,7 +146,7 @@ Deno.test("--cors: pages of the origins given read files, after a preflight", as
   await t.step("an allowed origin is named back, with Vary: Origin", async () => {
     const answer = await ask("GET", { origin: app });
     assertEquals(answer.headers.get("access-control-allow-origin"), app);
-    assertEquals(answer.headers.get("vary"), "Origin");
+    assert(answer.headers.get("vary")!.split(", ").includes("Origin"), answer.headers.get("vary")!);
     assert(answer.headers.get("access-control-expose-headers")!.includes("Content-Range"));
   });
 
