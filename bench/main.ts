@@ -1,7 +1,7 @@
 /**
  * The benchmark suite, in one run: the cache policies' hit ratios on synthetic traces, their
  * operations per second, the cache shared by worker threads beside one thread's, the server's
- * speed beside the loopback ceiling (and nginx, when installed), its HTTP port beside nginx, the
+ * speed beside the loopback ceiling (and nginx, when installed), its HTTP port beside nginx, its compressed answers beside nginx's gzip, the
  * client's downloads beside rsync and curl+nginx (when installed), then a cluster of nodes beside
  * one node. Each part is its own program, run
  * one after another so they never compete for the machine. Every part prints ratios measured
@@ -18,6 +18,7 @@ const PARTS = [
   "shared_cache.ts",
   "server_bench.ts",
   "http_bench.ts",
+  "compress.ts",
   "download.ts",
   "cluster.ts",
 ];

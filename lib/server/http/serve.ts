@@ -11,10 +11,11 @@
 import type { Connection } from "../connection.ts";
 import type { Exchange, Fields } from "../exchange.ts";
 import type { Service } from "../service.ts";
-import { type Field, handle, type HttpOptions, type HttpRequest, type Reply } from "./handler.ts";
+import { handle, type HttpOptions, type HttpRequest, type Reply } from "./handler.ts";
 import {
   blankLines,
   encodeResponseHead,
+  type Field,
   headEnd,
   HttpError,
   keepsAlive,
@@ -102,24 +103,41 @@ async function answer(
     if (part && head.method !== "HEAD") {
       await exchange.send(part.file, part.start, part.end, (chunk) => connection.send(chunk));
     }
-    end(exchange, reply);
+    end(exchange, reply, head);
     return !reply.close;
   } catch (error) {
     // Whatever cut the answer short (a file that changed as it was sent, the peer gone): its head
     // may have promised the whole length, so all that can be said now is a close, which leaves
     // the body short for the client to see, never completed with other bytes.
-    exchange.failed(error, { status });
+    exchange.failed(error, { ...accessFields(head), status });
     return false;
   }
 }
 
-/** Ends `exchange` as `reply`, now sent, says: refused, failed, or answered. */
-function end(exchange: Exchange, reply: Reply): void {
-  const fields: Fields = { status: reply.status };
-  if (reply.name !== undefined) fields.name = reply.name;
+/**
+ * Ends `exchange` as `reply`, now sent to `head`, says: refused, failed, or answered; its log line
+ * says who asked for what, as an access log does.
+ */
+function end(exchange: Exchange, reply: Reply, head: RequestHead): void {
+  const fields: Fields = { ...accessFields(head), status: reply.status, name: reply.name };
+  // A file's bytes are counted as they leave; a text's are all sent, or the exchange has failed.
+  if (typeof reply.body === "string" && head.method !== "HEAD") {
+    fields.bytes = encoder.encode(reply.body).length;
+  }
   if (reply.refused) exchange.refused(reply.refused, fields);
   else if (reply.failed) exchange.failed(reply.failed, fields);
   else exchange.answered(fields);
+}
+
+/** What an access log says of a request: what was asked for, and by what. */
+function accessFields(head: RequestHead): Fields {
+  return {
+    method: head.method,
+    target: head.target,
+    version: head.version,
+    referer: head.headers.get("referer"),
+    agent: head.headers.get("user-agent"),
+  };
 }
 
 /**

@@ -22,6 +22,7 @@ import { HashBuffers } from "./hashing.ts";
 import { load, MemoryBody } from "./load.ts";
 import { LocalCache } from "./local.ts";
 import { BufferPool, StreamBody } from "./stream.ts";
+import { type Coding, Variants } from "./variants.ts";
 import { type Stamp, stampOf } from "./version.ts";
 
 export type { FileBody } from "./body.ts";
@@ -60,6 +61,7 @@ export class FileStore {
   readonly #cache: CacheBackend;
   readonly #digests: Digests;
   readonly #pool: BufferPool;
+  readonly #variants: Variants;
   #diskReads = 0;
 
   constructor(options: StoreOptions) {
@@ -69,6 +71,7 @@ export class FileStore {
       : new LocalCache(options.cacheBytes, options.policy);
     this.#pool = new BufferPool(options.streamBuffers ?? 16, STREAM_BUFFER_BYTES);
     this.#digests = new Digests(4096, new HashBuffers(options.hashBuffers ?? 4, HASH_BUFFER_BYTES));
+    this.#variants = new Variants(this.#cache, this.#digests);
   }
 
   /** The cache's counters and keys, to read. */
@@ -103,6 +106,14 @@ export class FileStore {
     // Only a miss waits for the cache's answer (from another thread): its bytes come from disk,
     // unless that thread has just cached them.
     return new LaterBody(name, file.stamp, found.then((found) => this.#body(found, file)));
+  }
+
+  /**
+   * `file` (opened here) compressed by `coding`, from the cache or made now and cached beside it;
+   * undefined when that would not make it smaller. `file` stays open, for the caller to dispose of.
+   */
+  encoded(file: FileBody, coding: Coding): Promise<FileBody | undefined> {
+    return this.#variants.open(file.name, file, coding);
   }
 
   /** The body for a file the cache answered `found` for. */
