@@ -267,12 +267,14 @@ if (import.meta.main) {
   let server: FileServer;
   try {
     const tokens = tokenFile === undefined ? undefined : await Tokens.load(tokenFile);
-    server = await FileServer.start({ ...options, tokens });
-    // SIGHUP reads the token file and the certificate again, as a renewal or a new token needs.
+    // SIGHUP reads the token file and the certificate again, as a renewal or a new token needs;
+    // listened for before the server starts, so that one sent as soon as it listens is not fatal.
+    let started: FileServer | undefined;
     Deno.addSignalListener("SIGHUP", () => {
       if (tokens !== undefined) reloadTokens(tokens, options.logger);
-      server.reloadCertificate();
+      started?.reloadCertificate();
     });
+    server = started = await FileServer.start({ ...options, tokens });
   } catch (error) {
     console.error(`server: cannot start: ${reasonOf(error)}`);
     Deno.exit(1);

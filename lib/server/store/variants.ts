@@ -9,7 +9,7 @@ import { promisify } from "node:util";
 import zlib from "node:zlib";
 import { digestOf, SHA256 } from "../../shared/digest.ts";
 import type { CacheBackend } from "./backend.ts";
-import type { FileBody } from "./body.ts";
+import { type FileBody, readWhole } from "./body.ts";
 import type { Digests } from "./digests.ts";
 import { type Held, LocalProgress, MemoryBody } from "./load.ts";
 import { sameStamp, type Stamp } from "./version.ts";
@@ -112,7 +112,7 @@ export class Variants {
     const making = `${variantKey}\0${file.stamp.mtimeMs}\0${file.stamp.size}`;
     let copy = this.#making.get(making);
     if (!copy) {
-      copy = this.#inTurn(async () => COMPRESS[coding](await whole(file)));
+      copy = this.#inTurn(async () => COMPRESS[coding](await readWhole(file)));
       this.#making.set(making, copy);
       copy.finally(() => this.#making.delete(making)).catch(() => {});
     }
@@ -141,14 +141,3 @@ export class Variants {
 
 /** Copies whose size is remembered: a few hundred KiB of bookkeeping at most. */
 const MAX_SIZES = 4096;
-
-/** Every byte of `file`, in one buffer: a file changed meanwhile fails, as its chunks do. */
-async function whole(file: FileBody): Promise<Uint8Array> {
-  const bytes = new Uint8Array(file.stamp.size);
-  let at = 0;
-  for await (const chunk of file.chunks(0, file.stamp.size)) {
-    bytes.set(chunk, at);
-    at += chunk.length;
-  }
-  return bytes;
-}
