@@ -341,7 +341,7 @@ function partReply(
 
 /**
  * The fields of a file's answer: its type, coding, validators and digests (of the bytes sent, as
- * RFC 9530 has it: a compressed answer's digest is of the compressed bytes).
+ * RFC 9530 has it: a compressed answer's Repr-Digest is of the compressed bytes).
  */
 function fileFields(
   sent: Representation,
@@ -358,9 +358,11 @@ function fileFields(
     ["ETag", etag],
     ["Accept-Ranges", "bytes"],
     ["Repr-Digest", `sha-256=:${sha256}:`],
-    ["Digest", `SHA-256=${sha256}`],
   ];
+  // The older Digest field's only reader, aria2, checks it against the bytes once decoded: sent
+  // with a file as it is, and left out of a compressed answer rather than have it read otherwise.
   if (sent.coding) fields.push(["Content-Encoding", sent.coding]);
+  else fields.push(["Digest", `SHA-256=${sha256}`]);
   if (sent.vary) fields.push(["Vary", "Accept-Encoding"]);
   if (options.htmlSandbox && runsScripts(type)) fields.push(["Content-Security-Policy", "sandbox"]);
   if (options.cacheControl !== undefined) fields.push(["Cache-Control", options.cacheControl]);
