@@ -85,12 +85,10 @@ async function comparePages(root: string, http: number, work: string): Promise<v
   const json = await timed("curl", ["-sf", "-H", "Accept: application/json", ...pages(ours)]);
   report("ours, JSON", json);
   if (!await has("nginx")) return console.log("autoindex comparison skipped: needs nginx");
-  const nginx = await startNginx(
-    root,
-    `${work}/nginx`,
-    `location / { autoindex on; } location /json/ { alias ${root}/; autoindex on; ` +
+  const nginx = await startNginx(root, `${work}/nginx`, {
+    server: `location / { autoindex on; } location /json/ { alias ${root}/; autoindex on; ` +
       "autoindex_format json; }",
-  );
+  });
   try {
     const base = `http://127.0.0.1:${nginx.port}`;
     report("nginx autoindex, HTML", await timed("curl", ["-sf", ...pages(base)]), html);

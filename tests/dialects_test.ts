@@ -54,7 +54,7 @@ function kinds(frames: { type: number }[]): string {
 /** The request lines of a log, without their times and durations. */
 function requests(lines: string[]): string[] {
   return lines.filter((line) => / request /.test(line)).map((line) =>
-    line.replace(/^\S+ /, "").replace(/ ms=\S+$/, "")
+    line.replace(/^\S+ /, "").replace(/ ms=\S+$/, "").replace(/ peer=\S+/, "")
   );
 }
 
@@ -235,9 +235,9 @@ Deno.test("the HTTP port's writer in process", async (t) => {
     assert(missing[0].startsWith("HTTP/1.1 404 "), missing[0]);
     assertEquals(missing[1], "");
     assertEquals(requests(log.lines), [
-      "request id=1 op=http-get name=a.txt bytes=5 status=200 source=miss",
-      "request id=1 op=http-head status=200 name=a.txt",
-      "request id=1 op=http-head status=404 name=nothing.txt error=not-found",
+      "request id=1 op=http-get name=a.txt bytes=5 method=GET target=/a.txt version=HTTP/1.1 status=200 source=miss",
+      "request id=1 op=http-head method=HEAD target=/a.txt version=HTTP/1.1 status=200 name=a.txt",
+      "request id=1 op=http-head method=HEAD target=/nothing.txt version=HTTP/1.1 status=404 name=nothing.txt error=not-found",
     ]);
     assertEquals(ledger.tally.requests.http, 3);
   });
@@ -253,7 +253,7 @@ Deno.test("the HTTP port's writer in process", async (t) => {
     assert(head.startsWith("HTTP/1.1 200 ") && head.includes("\r\nContent-Length: 100"), head);
     assertEquals(body, "a".repeat(40));
     assertEquals(requests(log.lines), [
-      "request id=1 op=http-get name=big.bin bytes=40 status=200 error=changed",
+      "request id=1 op=http-get name=big.bin bytes=40 method=GET target=/big.bin version=HTTP/1.1 status=200 error=changed",
     ]);
     assertEquals(ledger.tally.errors, 1);
   });

@@ -48,7 +48,7 @@ async function body(
 ): Promise<string | { name: string; start: number; end: number } | undefined> {
   if (typeof reply.body !== "object") return reply.body;
   if ("page" in reply.body) {
-    return (await Array.fromAsync(reply.body.page)).map((part) => part.text).join("");
+    return (await Array.fromAsync(reply.body.page)).map((part) => part.data).join("");
   }
   using file = reply.body.file;
   return { name: file.name, start: reply.body.start, end: reply.body.end };

@@ -217,6 +217,38 @@ Deno.test("/-/metrics is the Prometheus text format and moves with requests; /-/
   );
   const healthy = await fetch(`${base}/-/healthy`);
   assertEquals([healthy.status, await healthy.text()], [200, "OK\n"]);
+
+  await (await fetch(`${base}/missing.txt`)).body?.cancel();
+  const classes = await scrape();
+  const movedSince = (name: string) => classes.get(name)! - after.get(name)!;
+  assertEquals(
+    ["2xx", "4xx", "5xx"].map((c) => movedSince(`fileserver_http_responses_total{class="${c}"}`)),
+    [2, 1, 0], // the health check and the last scrape; the missing file
+  );
+  const rss = classes.get("process_resident_memory_bytes")!;
+  assert(rss > 10 * MiB && rss < 4096 * MiB, `${rss}`);
+  assert(classes.get("process_cpu_seconds_total")! > 0);
+  const started = classes.get("process_start_time_seconds")!;
+  assert(Math.abs(started - Date.now() / 1000) < 3600, `${started}`);
+});
+
+Deno.test({
+  name: "promtool finds the metrics page well formed",
+  ignore: !await has("promtool"),
+  async fn() {
+    await using data = await tempFolder({ "a.txt": "a" });
+    await using server = await startServer(data.path, { httpPort: 0 });
+    const base = `http://127.0.0.1:${server.httpAddr!.port}`;
+    await (await fetch(`${base}/a.txt`)).body?.cancel();
+    await using out = await tempFolder({
+      "metrics.txt": await (await fetch(`${base}/-/metrics`)).text(),
+    });
+    const check = await run("sh", [
+      "-c",
+      `promtool check metrics < ${join(out.path, "metrics.txt")}`,
+    ]);
+    assertEquals([check.code, check.stdout + check.stderr], [0, ""]);
+  },
 });
 
 Deno.test("HTTP holds the native port's limits and never completes a changed file", async (t) => {

@@ -136,11 +136,17 @@ export class TreeWalk implements AsyncIterable<FolderEntry[]> {
   readonly #turns: ListingTurns;
   #deeper = 0;
 
-  /** The walk of `root`, at most `maxDepth` levels deep, run in one of `turns`. */
-  constructor(root: string, maxDepth: number, turns: ListingTurns) {
+  readonly #prefix: string;
+
+  /**
+   * The walk of `root`, at most `maxDepth` levels deep, run in one of `turns`; of its folder
+   * `prefix` alone when given (a name ending in "/", checked to be a folder the walk would enter).
+   */
+  constructor(root: string, maxDepth: number, turns: ListingTurns, prefix = "") {
     this.#root = root;
     this.#maxDepth = maxDepth;
     this.#turns = turns;
+    this.#prefix = prefix;
   }
 
   /** How many folders the walk found too deep to enter, so far. */
@@ -150,7 +156,9 @@ export class TreeWalk implements AsyncIterable<FolderEntry[]> {
 
   async *[Symbol.asyncIterator](): AsyncGenerator<FolderEntry[]> {
     using _turn = await this.#turns.take();
-    const open = [await OpenFolder.open(this.#root, "")];
+    const prefix = this.#prefix;
+    const start = prefix === "" ? this.#root : `${this.#root}/${prefix.slice(0, -1)}`;
+    const open = [await OpenFolder.open(start, prefix)];
     const batch = new Batch<FolderEntry>();
     const slice = { at: performance.now() };
     try {

@@ -43,9 +43,12 @@ export const PAGE_POLICY = "default-src 'none'; " +
 /** A folder's entry as its page shows it: a sub-folder, or a file (named from the data folder). */
 export type PageEntry = ListEntry | SubFolder;
 
-/** A piece of a folder's page: its text, and how many of the folder's entries it shows. */
+/**
+ * A piece of an answer made as it is sent (a folder's page, its archive): its text or bytes, and
+ * how many of the folder's entries it shows.
+ */
 export interface PagePart {
-  text: string;
+  data: string | Uint8Array;
   entries: number;
 }
 
@@ -105,7 +108,11 @@ export function folderOrder({ key, descending }: PageSort): (a: PageEntry, b: Pa
   return (a, b) => {
     const folders = ("folder" in b ? 1 : 0) - ("folder" in a ? 1 : 0);
     if (folders !== 0) return folders;
-    const byKey = key === "size" ? sizeOf(a) - sizeOf(b) : key === "date" ? a.mtimeMs - b.mtimeMs : 0;
+    const byKey = key === "size"
+      ? sizeOf(a) - sizeOf(b)
+      : key === "date"
+      ? a.mtimeMs - b.mtimeMs
+      : 0;
     if (byKey !== 0) return way * byKey;
     const [x, y] = [nameOf(a), nameOf(b)];
     return way * (collator.compare(x, y) || (x < y ? -1 : x > y ? 1 : 0));
@@ -124,7 +131,7 @@ export function folderOrder({ key, descending }: PageSort): (a: PageEntry, b: Pa
  *   yield { sorted: true, entries: [{ name: "docs/a.txt", size: 3, mtimeMs: 0, cached: true }] };
  * }
  * const parts = await Array.fromAsync(folderJson(batches()));
- * deepEqual(JSON.parse(parts.map((part) => part.text).join("")), [
+ * deepEqual(JSON.parse(parts.map((part) => part.data).join("")), [
  *   { name: "img/", type: "folder", modified: "1970-01-01T00:00:00.000Z" },
  *   { name: "a.txt", type: "file", size: 3, modified: "1970-01-01T00:00:00.000Z", cached: true },
  * ]);
@@ -153,10 +160,10 @@ export async function* folderJson(
           },
       )
     );
-    yield { text: (first ? "[" : ",") + items.join(","), entries: entries.length };
+    yield { data: (first ? "[" : ",") + items.join(","), entries: entries.length };
     first = false;
   }
-  yield { text: first ? "[]" : "]", entries: 0 };
+  yield { data: first ? "[]" : "]", entries: 0 };
 }
 
 /**
@@ -171,7 +178,7 @@ export async function* folderJson(
  * }
  * const sort = { key: "name" as const, descending: false };
  * const parts = await Array.fromAsync(folderPage("/docs/", batches(), sort));
- * const page = parts.map((p) => p.text).join("");
+ * const page = parts.map((p) => p.data).join("");
  * ok(page.includes('<a href="%3Cb%3E.txt">&lt;b&gt;.txt</a>'));
  * ok(page.includes("2.0 KiB"));
  * ok(page.includes('<a href="/">/</a><a href="/docs/">docs</a>/'));
@@ -192,13 +199,13 @@ export async function* folderPage(
     const subFolders = entries.filter((entry) => "folder" in entry).length;
     folders += subFolders;
     files += entries.length - subFolders;
-    const text = (head ? pageHead(path, sorted, sort) : "") + rows.join("");
-    yield { text, entries: entries.length };
+    const data = (head ? pageHead(path, sorted, sort) : "") + rows.join("");
+    yield { data, entries: entries.length };
     head = false;
   }
-  if (head) yield { text: pageHead(path, true, sort), entries: 0 };
+  if (head) yield { data: pageHead(path, true, sort), entries: 0 };
   yield {
-    text: `</tbody>\n</table>\n<p class="count">${count(folders, "folder")}, ` +
+    data: `</tbody>\n</table>\n<p class="count">${count(folders, "folder")}, ` +
       `${count(files, "file")}</p>\n</body>\n</html>\n`,
     entries: 0,
   };

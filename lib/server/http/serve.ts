@@ -12,7 +12,6 @@ import type { Connection } from "../connection.ts";
 import type { Exchange, Fields } from "../exchange.ts";
 import type { Service } from "../service.ts";
 import {
-  type Field,
   type FolderBody,
   handle,
   type HttpOptions,
@@ -22,6 +21,7 @@ import {
 import {
   blankLines,
   encodeResponseHead,
+  type Field,
   headEnd,
   HttpError,
   keepsAlive,
@@ -99,7 +99,7 @@ async function answer(
 ): Promise<boolean> {
   const { head } = request;
   using exchange = connection.begin(`http-${head.method.toLowerCase()}`);
-  const fields: Fields = {};
+  const fields = accessFields(head);
   try {
     const reply = await handle(request, service, connection, options);
     fields.status = reply.status;
@@ -113,7 +113,7 @@ async function answer(
         await sendPage(connection, body, chunked(head), fields);
       }
     }
-    end(exchange, reply, fields);
+    end(exchange, reply, head, fields);
     return !reply.close && !closesAfter(reply, head);
   } catch (error) {
     // Whatever cut the answer short (a file that changed as it was sent, the peer gone): its head
@@ -127,7 +127,8 @@ async function answer(
 
 /**
  * Sends a folder's page, each part as it is made: as a chunk of its own when `chunked` (then the
- * last chunk), else as it is, the close then ending the body. `fields` count the entries sent.
+ * last chunk), else as it is, the close then ending the body. `fields` count the entries and
+ * bytes sent.
  */
 async function sendPage(
   connection: Connection,
@@ -136,13 +137,15 @@ async function sendPage(
   fields: Fields,
 ): Promise<void> {
   fields.entries = 0;
-  for await (const { text, entries } of page) {
-    const bytes = encoder.encode(text);
+  fields.bytes = 0;
+  for await (const { data, entries } of page) {
+    const bytes = typeof data === "string" ? encoder.encode(data) : data;
     // An empty chunk would end the body.
     if (bytes.length === 0) continue;
     await connection.send(chunked ? chunkOf(bytes) : bytes);
     await connection.flush();
     fields.entries += entries;
+    fields.bytes += bytes.length;
   }
   if (chunked) await connection.send(LAST_CHUNK);
 }
@@ -173,12 +176,31 @@ function closesAfter(reply: Reply, head: RequestHead | undefined): boolean {
   return typeof reply.body === "object" && "page" in reply.body && !chunked(head);
 }
 
-/** Ends `exchange` as `reply`, now sent, says: refused, failed, or answered, with `fields`. */
-function end(exchange: Exchange, reply: Reply, fields: Fields): void {
+/**
+ * Ends `exchange` as `reply`, now sent to `head`, says: refused, failed, or answered, with
+ * `fields`; its log line says who asked for what, as an access log does.
+ */
+function end(exchange: Exchange, reply: Reply, head: RequestHead, fields: Fields): void {
   if (reply.name !== undefined) fields.name = reply.name;
+  // A file's bytes are counted as they leave, a page's as its parts do; a text's are all sent,
+  // or the exchange has failed.
+  if (typeof reply.body === "string" && head.method !== "HEAD") {
+    fields.bytes = encoder.encode(reply.body).length;
+  }
   if (reply.refused) exchange.refused(reply.refused, fields);
   else if (reply.failed) exchange.failed(reply.failed, fields);
   else exchange.answered(fields);
+}
+
+/** What an access log says of a request: what was asked for, and by what. */
+function accessFields(head: RequestHead): Fields {
+  return {
+    method: head.method,
+    target: head.target,
+    version: head.version,
+    referer: head.headers.get("referer"),
+    agent: head.headers.get("user-agent"),
+  };
 }
 
 /**

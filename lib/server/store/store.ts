@@ -30,6 +30,7 @@ import { HashBuffers } from "./hashing.ts";
 import { load, MemoryBody } from "./load.ts";
 import { LocalCache } from "./local.ts";
 import { BufferPool, StreamBody } from "./stream.ts";
+import { type Coding, Variants } from "./variants.ts";
 import { type Stamp, stampOf } from "./version.ts";
 
 export type { FileBody } from "./body.ts";
@@ -77,6 +78,7 @@ export class FileStore {
   readonly #pool: BufferPool;
   readonly #listDepth: number;
   readonly #listings: ListingTurns;
+  readonly #variants: Variants;
   #diskReads = 0;
 
   constructor(options: StoreOptions) {
@@ -88,6 +90,7 @@ export class FileStore {
     this.#digests = new Digests(4096, new HashBuffers(options.hashBuffers ?? 4, HASH_BUFFER_BYTES));
     this.#listDepth = options.listDepth ?? DEFAULT_LIST_DEPTH;
     this.#listings = new ListingTurns(options.maxListings ?? DEFAULT_MAX_LISTINGS);
+    this.#variants = new Variants(this.#cache, this.#digests);
   }
 
   /** The cache's counters and keys, to read. */
@@ -124,6 +127,14 @@ export class FileStore {
     return new LaterBody(name, file.stamp, found.then((found) => this.#body(found, file)));
   }
 
+  /**
+   * `file` (opened here) compressed by `coding`, from the cache or made now and cached beside it;
+   * undefined when that would not make it smaller. `file` stays open, for the caller to dispose of.
+   */
+  encoded(file: FileBody, coding: Coding): Promise<FileBody | undefined> {
+    return this.#variants.open(file.name, file, coding);
+  }
+
   /** The body for a file the cache answered `found` for. */
   #body(found: Found, file: FileToOpen): FileBody {
     const { name, path, stamp, algorithm } = file;
@@ -148,7 +159,22 @@ export class FileStore {
    * hashed is left out, as a file gone before the walk reached it would be.
    */
   list(sha256 = false): Listing {
-    const walk = new TreeWalk(this.#folder.root, this.#listDepth, this.#listings);
+    return this.#listed(new TreeWalk(this.#folder.root, this.#listDepth, this.#listings), sha256);
+  }
+
+  /**
+   * Every servable file in the folder `prefix` (a name ending in "/") and below, as {@link list}
+   * gives them; undefined when it is no folder to show.
+   */
+  async tree(prefix: string): Promise<Listing | undefined> {
+    // Checked as a page's folder is (its batches, never read, hold nothing open).
+    if (await readFolder(this.#folder.root, prefix, this.#listings) === undefined) return undefined;
+    const walk = new TreeWalk(this.#folder.root, this.#listDepth, this.#listings, prefix);
+    return this.#listed(walk, false);
+  }
+
+  /** The files `walk` finds, as a listing (see {@link list}). */
+  #listed(walk: TreeWalk, sha256: boolean): Listing {
     const entries = this.#entries<never>(walk);
     return Object.assign(sha256 ? this.#hashed(entries) : entries, {
       get deeper() {
