@@ -15,6 +15,7 @@ import { allowedOrigin, corsFields, isPreflight, preflightFields } from "./cors.
 import {
   accepted,
   type Coding,
+  compressedParts,
   compressible,
   MAX_COMPRESSED_BYTES,
   MIN_COMPRESSED_BYTES,
@@ -212,14 +213,17 @@ async function folderReply(
     options.sortBudget ?? NO_SORTING,
     folderOrder(sort),
   );
-  return {
-    status: 200,
-    fields: [
-      ["Content-Type", json ? "application/json" : "text/html; charset=utf-8"],
-      ["Vary", "Accept"],
-    ],
-    body: { page: json ? folderJson(batches) : folderPage(path, batches, sort) },
-  };
+  const page = json ? folderJson(batches) : folderPage(path, batches, sort);
+  const fields: Field[] = [
+    ["Content-Type", json ? "application/json" : "text/html; charset=utf-8"],
+    ["Vary", options.compress === false ? "Accept" : "Accept, Accept-Encoding"],
+  ];
+  const coding = options.compress === false
+    ? undefined
+    : accepted(head.headers.get("accept-encoding"))[0];
+  if (coding === undefined) return { status: 200, fields, body: { page } };
+  fields.push(["Content-Encoding", coding]);
+  return { status: 200, fields, body: { page: compressedParts(page, coding) } };
 }
 
 /**
