@@ -74,7 +74,7 @@ Deno.test("a folder's page sorts by its columns, names in natural order", async 
 
   await t.step("breadcrumbs lead to every folder above", async () => {
     const page = await (await fetch(`${base}/notes/`)).text();
-    assert(page.includes('<h1><a href="/">/</a><a href="/notes/">notes</a>/</h1>'), page);
+    assert(page.includes('<h1>Index of <a href="/">/</a><a href="/notes/">notes</a>/</h1>'), page);
   });
 });
 

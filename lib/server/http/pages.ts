@@ -235,7 +235,7 @@ function pageHead(path: string, sorted: boolean, sort: PageSort): string {
 <style>${STYLE}</style>
 </head>
 <body>
-<h1>${breadcrumbs(path)}</h1>
+<h1>Index of ${breadcrumbs(path)}</h1>
 ${note}<p class="download"><a href="?download=tar">Download this folder as .tar</a></p>
 <table>
 <thead><tr>${heading("Name", "name", "", sort)}${heading("Size", "size", "size", sort)}${
@@ -245,17 +245,8 @@ ${note}<p class="download"><a href="?download=tar">Download this folder as .tar<
 ${parent}`;
 }
 
-/**
- * The path as links to each folder on it, so any of them is a click away.
- * @example
- * ```ts
- * import { equal } from "node:assert/strict";
- * import { breadcrumbs } from "./pages.ts";
- * equal(breadcrumbs("/"), '<a href="/">/</a>');
- * equal(breadcrumbs("/a b/c/"), '<a href="/">/</a><a href="/a%20b/">a b</a>/<a href="/a%20b/c/">c</a>/');
- * ```
- */
-export function breadcrumbs(path: string): string {
+/** The path as links to each folder on it, so any of them is a click away. */
+function breadcrumbs(path: string): string {
   const parts = path.split("/").filter((part) => part !== "");
   let href = "/";
   const links = parts.map((part) => {
