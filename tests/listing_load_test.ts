@@ -57,9 +57,9 @@ Deno.test("a folder of 100,000 files, listed", async (t) => {
     }
     const grew = (peak - before) / 2 ** 20;
     console.log(`the server grew by ${grew.toFixed(0)} MiB at most`);
-    // Four walks at once (--max-listings), each holding the folder's names as Deno reads them
-    // (whole: some 15 MiB here), and the entries the pages sort (--sort-limit, between them);
-    // pages built whole took some 400 MiB each.
+    // Four walks at once (--max-listings), each with a batch and its folder open (a few entries
+    // read ahead), and the entries the pages hold to sort (--sort-limit, 50,000 between them,
+    // some 10-20 MiB), and garbage not yet collected; pages built whole took 400 MiB each.
     assert(grew < 100, `the server grew by ${grew.toFixed(0)} MiB`);
   });
 
