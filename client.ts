@@ -29,7 +29,7 @@ const USAGE = `Usage: client [--host HOST] [--port PORT | --servers H:P,...] COM
        client HOST PORT list | help | file NAME      (the original form)
 
 Commands:
-  list [--json]          the server's files: name, size, modified, whether cached
+  list [--json]          the server's files as they come: size, modified, whether cached, name
   get NAME... [options]  download files (several go over one connection)
       --output DIR|FILE  where to save (default client_data); for one NAME, a FILE to save it as
                          unless that is a folder; - writes to standard output

@@ -1,10 +1,12 @@
 /**
  * A server listing a folder of 100,000 files, run as users run it: other requests are answered
  * meanwhile, memory stays flat however many pages are asked for at once, and a listing whose
- * client has gone stops. (The walk itself is tested in listing_test.ts.)
+ * client has gone stops; and the flags that bound listings. (The walk itself is tested in
+ * listing_test.ts.)
  */
 
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
+import { parseServerArgs } from "../server.ts";
 import { CLIENT_COMMAND, spawnServer } from "../testing/support.ts";
 import { rawConnect, tempFolder } from "./harness.ts";
 
@@ -57,9 +59,9 @@ Deno.test("a folder of 100,000 files, listed", async (t) => {
     }
     const grew = (peak - before) / 2 ** 20;
     console.log(`the server grew by ${grew.toFixed(0)} MiB at most`);
-    // Four walks at once (--max-listings), each holding the folder's names as Deno reads them
-    // (whole: some 15 MiB here), and the entries the pages sort (--sort-limit, between them);
-    // pages built whole took some 400 MiB each.
+    // Four walks at once (--max-listings), each with a batch and its folder open (a few entries
+    // read ahead), and the entries the pages hold to sort (--sort-limit, 50,000 between them,
+    // some 10-20 MiB), and garbage not yet collected; pages built whole took 400 MiB each.
     assert(grew < 100, `the server grew by ${grew.toFixed(0)} MiB`);
   });
 
@@ -114,3 +116,14 @@ function listWhile(port: number): { started: Promise<void>; stop: () => Promise<
     },
   };
 }
+
+Deno.test("the listing flags: given, defaulted, and refused out of range", () => {
+  const given = parseServerArgs(["--max-listings", "2", "--list-depth", "0", "--sort-limit", "0"]);
+  assert(given !== "help");
+  assertEquals([given.maxListings, given.listDepth, given.sortLimit], [2, 0, 0]);
+  const defaults = parseServerArgs([]);
+  assert(defaults !== "help");
+  assertEquals([defaults.maxListings, defaults.listDepth, defaults.sortLimit], [4, 32, 50_000]);
+  throws(() => parseServerArgs(["--max-listings", "0"]), { name: "UsageError" });
+  throws(() => parseServerArgs(["--list-depth", "-1"]), { name: "UsageError" });
+});

@@ -2,9 +2,9 @@
  * The shared folder read as lists, as they are sent: the whole tree for `list`, one folder for its
  * page. Entries come in the order the disk gives them, as `find` lists them, a batch at a time: a
  * walk holds one open folder per level of depth and one batch of entries, never a whole folder,
- * however many files it has. Each file costs what it costs `find`: its entry, read from its folder
- * with the others (Deno.readDir reads a folder's names whole, on a thread of the runtime's), and
- * one lstat, made synchronously (answered from the kernel's caches in microseconds, where an
+ * however many files it has. Each file costs the operations it costs `find`: its entry, read from
+ * its folder a few at a time (Deno.readDir, one operation of the runtime's per entry), and one
+ * lstat, made synchronously (answered from the kernel's caches in microseconds, where an
  * asynchronous one costs a hop to a worker thread: 3.4 s for 100,000 files against 0.4 s). The
  * work is cut into slices of SLICE_MS, with other work let run between them, so a walk of any size
  * holds up a small request by about a slice; and only so many walks run at once (ListingTurns).
