@@ -11,7 +11,9 @@ import {
   Logger,
   type LogLevel,
 } from "./lib/server/log.ts";
+import { DEFAULT_MAX_LISTINGS, DEFAULT_SORT_LIMIT } from "./lib/server/listing.ts";
 import { FileServer, type ServerOptions } from "./lib/server/server.ts";
+import { DEFAULT_LIST_DEPTH } from "./lib/server/store/store.ts";
 import { Tokens } from "./lib/server/tokens.ts";
 import { watchShutdown } from "./lib/server/watchdog.ts";
 import {
@@ -69,6 +71,13 @@ Options:
   --shutdown-timeout S     on SIGINT/SIGTERM, wait up to S seconds for answers in flight
                            (default 10); the process ends S+2 seconds after the signal at the
                            latest, however busy, and a second signal ends it at once
+  --max-listings N         lists and folder pages read at once; the next waits its turn
+                           (default ${DEFAULT_MAX_LISTINGS})
+  --list-depth N           levels of sub-folders a list walks into; deeper ones are left out and
+                           the log counts them (default ${DEFAULT_LIST_DEPTH})
+  --sort-limit N           entries folder pages may hold at once to sort them, between them; a
+                           folder that does not fit is shown in the order the disk gives
+                           (default ${DEFAULT_SORT_LIMIT}; 0 never sorts)
   --log text|json|combined
                            log format (default text): a line per request and per event; combined
                            is the access log format of nginx and Apache, for log analysers, with
@@ -115,6 +124,9 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
     "trust-proxy": { type: "string" },
     "idle-timeout": { type: "string", default: "60" },
     "shutdown-timeout": { type: "string", default: "10" },
+    "max-listings": { type: "string", default: String(DEFAULT_MAX_LISTINGS) },
+    "list-depth": { type: "string", default: String(DEFAULT_LIST_DEPTH) },
+    "sort-limit": { type: "string", default: String(DEFAULT_SORT_LIMIT) },
     log: { type: "string", default: "text" },
     "log-level": { type: "string" },
     quiet: { type: "boolean", default: false },
@@ -197,6 +209,9 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
     cacheControl: headerValue(values["cache-control"], "--cache-control"),
     cors: listFlag(values.cors, "--cors", isOrigin),
     shutdownTimeoutMs: parseSeconds(values["shutdown-timeout"], "--shutdown-timeout"),
+    maxListings: parseInteger(values["max-listings"], "--max-listings", 1, 1024),
+    listDepth: parseInteger(values["list-depth"], "--list-depth", 0, 1024),
+    sortLimit: parseInteger(values["sort-limit"], "--sort-limit", 0, 10_000_000),
     logger: new Logger(values.log as LogFormat, Deno.stdout, level),
     tls: cert === undefined || key === undefined ? undefined : { cert, key },
     tokenFile: values.tokens,

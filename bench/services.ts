@@ -41,12 +41,17 @@ export function startServer(args: string[]): Promise<Service> {
 
 /**
  * Serves `root` with nginx (sendfile on, as a production setup would), its files under `prefix`:
- * a worker per core unless `workers` says, with `http` added to its http block.
+ * a worker per core unless `workers` says, with `http` added to its http block and `server` to its
+ * server block (locations, say).
  */
 export async function startNginx(
   root: string,
   prefix: string,
-  { workers = "auto", http = "" }: { workers?: number | "auto"; http?: string } = {},
+  { workers = "auto", http = "", server = "" }: {
+    workers?: number | "auto";
+    http?: string;
+    server?: string;
+  } = {},
 ): Promise<Service> {
   const port = freePort();
   await Deno.mkdir(`${prefix}/logs`, { recursive: true });
@@ -56,7 +61,7 @@ export async function startNginx(
 events { worker_connections 4096; }
 http { access_log ${prefix}/logs/access.log; sendfile on; tcp_nopush on; keepalive_requests 1000000;
   ${http}
-  server { listen 127.0.0.1:${port}; root ${root}; } }
+  server { listen 127.0.0.1:${port}; root ${root}; ${server} } }
 `,
   );
   const command = new Deno.Command("nginx", {

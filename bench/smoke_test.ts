@@ -22,6 +22,7 @@ const SKIPPED = [
   "curl+nginx comparison skipped: needs nginx and curl",
   "aria2c comparison skipped: aria2c is not installed",
   "haproxy skipped: not installed",
+  "HTTP page comparison skipped: needs curl",
 ];
 
 /**
@@ -62,6 +63,7 @@ Deno.test("make bench ARGS=--smoke: every part runs end to end", async (t) => {
       "http_bench",
       "compress",
       "download",
+      "listing",
     ];
     for (const part of parts) {
       assert(result.stdout.includes(`== bench/${part}.ts --smoke`), part);
@@ -82,6 +84,7 @@ Deno.test("make bench ARGS=--smoke: every part runs end to end", async (t) => {
         "ours br ",
         "ours, verified, --connections 4",
         "3 nodes of C, one stopped halfway",
+        "client list --json (whole process)",
       ]
     ) {
       assert(result.stdout.includes(ran), ran);

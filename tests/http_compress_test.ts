@@ -10,7 +10,7 @@ import { join } from "node:path";
 import zlib from "node:zlib";
 import { has, randomBytes, run } from "../testing/support.ts";
 import http from "node:http";
-import { concat, sha256, startServer, tempFolder } from "./harness.ts";
+import { concat, sha256, startServer, tempFolder, text } from "./harness.ts";
 
 /** Text that compresses as source code and prose do: words repeated in varied order. */
 function prose(bytes: number, seed = 1): string {
@@ -232,4 +232,25 @@ Deno.test("precompressed siblings go as they are while current; --compress off s
     ]);
     assertEquals(new TextDecoder().decode(body), text);
   });
+});
+
+Deno.test("folder pages and their JSON go compressed as they are made", async () => {
+  const files = Object.fromEntries(
+    Array.from({ length: 2000 }, (_, i) => [`reports/report ${i}.txt`, `${i}`]),
+  );
+  await using data = await tempFolder(files);
+  await using server = await startServer(data.path, { httpPort: 0 });
+  const url = `http://127.0.0.1:${server.httpAddr!.port}/reports/`;
+  for (const accept of ["text/html", "application/json"]) {
+    const plain = await rawGet(url, { accept });
+    assertEquals(plain.headers.get("content-encoding"), null);
+    for (const coding of ["br", "zstd", "gzip"]) {
+      const packed = await rawGet(url, { accept, "accept-encoding": coding });
+      assertEquals(packed.headers.get("content-encoding"), coding);
+      assertEquals(packed.headers.get("transfer-encoding"), "chunked");
+      assertEquals(packed.headers.get("vary"), "Accept, Accept-Encoding");
+      assertEquals(new TextDecoder().decode(DECODE[coding](packed.body)), text(plain.body));
+      assert(packed.body.length < plain.body.length / 5, `${coding} ${accept}`);
+    }
+  }
 });

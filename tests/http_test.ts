@@ -175,6 +175,17 @@ Deno.test("folders over HTTP: an HTML page, or JSON when asked", async (t) => {
     ]]);
   });
 
+  await t.step("a page goes chunked to HTTP/1.1, and to HTTP/1.0 ends with the close", async () => {
+    const eleven = await run("curl", ["-si", `${base}/`]);
+    assert(/\r\ntransfer-encoding: chunked\r\n/i.test(eleven.stdout), eleven.stdout);
+    assert(eleven.stdout.endsWith("</html>\n"), eleven.stdout);
+    const ten = await run("curl", ["-si", "--http1.0", `${base}/`]);
+    assertEquals(ten.code, 0, ten.stderr);
+    assert(/\r\nconnection: close\r\n/i.test(ten.stdout), ten.stdout);
+    assert(!/transfer-encoding/i.test(ten.stdout), ten.stdout);
+    assert(ten.stdout.endsWith("</html>\n"), ten.stdout);
+  });
+
   await t.step("a folder's URL without its slash is redirected; a missing one is 404", async () => {
     const moved = await fetch(`${base}/docs`, { redirect: "manual" }).then(drain);
     assertEquals([moved.status, moved.headers.get("location")], [301, "/docs/"]);

@@ -7,7 +7,7 @@
  * so a forgotten ending shows in the log and the metrics rather than nowhere.
  */
 
-import { errorCodeName, reasonOf, WireError } from "../shared/errors.ts";
+import { ErrorCode, errorCodeName, reasonOf, WireError } from "../shared/errors.ts";
 import type { Logger, LogLevel, LogValue } from "./log.ts";
 import { Histogram, type Protocol, type StatusClass } from "./metrics.ts";
 import type { FileBody } from "./store/store.ts";
@@ -147,17 +147,20 @@ export class Exchange implements Disposable {
 
   /**
    * Ends the exchange as cut short by `error`, with `fields`. A WireError (the file changed, a
-   * disk read failed) is counted here and returned, for the peer to be told if its dialect can;
-   * any other error (the peer gone, say) is logged and thrown on, as the connection cannot carry
-   * on after it, and the server counts it once if it is a failure of its own.
+   * disk read failed) is counted here and returned, for the peer to be told if its dialect can,
+   * except ShuttingDown (a list the server's shutdown ended), which is no failure; any other
+   * error (the peer gone, say) is logged and thrown on, as the connection cannot carry on after
+   * it, and the server counts it once if it is a failure of its own.
    */
   failed(error: unknown, fields: Fields = {}): WireError {
     if (!(error instanceof WireError)) {
       this.#end({ ...fields, error: reasonOf(error) });
       throw error;
     }
-    this.#end({ ...fields, error: errorCodeName(error.code) }, "error");
-    this.#ledger.tally.errors++;
+    // A request cut by the server's shutdown is no failure of its own.
+    const failure = error.code !== ErrorCode.ShuttingDown;
+    this.#end({ ...fields, error: errorCodeName(error.code) }, failure ? "error" : undefined);
+    if (failure) this.#ledger.tally.errors++;
     return error;
   }
 

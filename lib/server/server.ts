@@ -30,6 +30,7 @@ import {
   reloadCertificate,
   type TlsFiles,
 } from "./listen.ts";
+import { DEFAULT_SORT_LIMIT, SortBudget } from "./listing.ts";
 import type { Logger } from "./log.ts";
 import { type Protocol, renderMetrics } from "./metrics.ts";
 import { serveNative } from "./native.ts";
@@ -100,6 +101,15 @@ export interface ServerOptions {
   originalWithoutToken?: boolean;
   /** How long a shutdown waits for answers in flight. */
   shutdownTimeoutMs: number;
+  /** How many levels of sub-folders a list walks into (DEFAULT_LIST_DEPTH unless given). */
+  listDepth?: number;
+  /** How many lists and folder pages are read at once (DEFAULT_MAX_LISTINGS unless given). */
+  maxListings?: number;
+  /**
+   * The entries folder pages may hold at once to sort them, between them (DEFAULT_SORT_LIMIT
+   * unless given); a folder that does not fit in what is free is shown unsorted.
+   */
+  sortLimit?: number;
   logger: Logger;
 }
 
@@ -149,7 +159,8 @@ async function openPorts(options: ServerOptions): Promise<Port[]> {
     throw error;
   });
   const { htmlSandbox, cacheControl, cors, index, compress } = options;
-  const http = { htmlSandbox, cacheControl, cors, index, compress };
+  const sortBudget = new SortBudget(options.sortLimit ?? DEFAULT_SORT_LIMIT);
+  const http = { htmlSandbox, cacheControl, cors, index, compress, sortBudget };
   const serve = (connection: Connection, service: Service) => serveHttp(connection, service, http);
   ports.push({ listener, protocol: "http", serve, busyText: httpBusy });
   return ports;
@@ -189,7 +200,13 @@ export class FileServer {
     this.#refusals = new Refusals((id, error) =>
       this.#logger.event("busy-error", { id, error: reasonOf(error) }, "error")
     );
-    this.#store = new FileStore({ root, cacheBytes: options.cacheBytes, policy: options.policy });
+    this.#store = new FileStore({
+      root,
+      cacheBytes: options.cacheBytes,
+      policy: options.policy,
+      listDepth: options.listDepth,
+      maxListings: options.maxListings,
+    });
     this.#service = {
       store: this.#store,
       closing: () => this.#closing,

@@ -9,12 +9,13 @@ import { SHA256 } from "../../shared/digest.ts";
 import { ErrorCode, type WireError } from "../../shared/errors.ts";
 import type { Peer } from "../access.ts";
 import { asWireError, NotFoundError } from "../errors.ts";
-import type { Service } from "../service.ts";
+import { type Service, untilShutdown } from "../service.ts";
 import type { FileBody } from "../store/store.ts";
 import { allowedOrigin, corsFields, isPreflight, preflightFields } from "./cors.ts";
 import {
   accepted,
   type Coding,
+  compressedParts,
   compressible,
   MAX_COMPRESSED_BYTES,
   MIN_COMPRESSED_BYTES,
@@ -28,7 +29,9 @@ import {
   presentedToken,
   type RequestHead,
 } from "./message.ts";
-import { folderJson, folderPage } from "./pages.ts";
+import { SortBudget, sortedWithin } from "../listing.ts";
+import { folderJson, folderOrder, folderPage, type PagePart, sortOf } from "./pages.ts";
+import { tarOf } from "./tar.ts";
 import { parseRange } from "./ranges.ts";
 import { contentDisposition, contentType, runsScripts } from "./types.ts";
 
@@ -39,16 +42,21 @@ export interface FilePart {
   end: number;
 }
 
+/** A folder's page, made as it is sent (see pages.ts). */
+export interface FolderBody {
+  page: AsyncIterable<PagePart>;
+}
+
 /** What to answer an HTTP request with. */
 export interface Reply {
   status: number;
   /** Fields of this answer, beyond those the writer adds (Date, nosniff, length, connection). */
   fields: Field[];
   /**
-   * A text of the server's own (a message, a folder page: served with the strict
-   * Content-Security-Policy), a part of a file, or nothing at all (304).
+   * A text of the server's own (a message: served with the strict Content-Security-Policy), a
+   * folder's page (the same), a part of a file, or nothing at all (304).
    */
-  body?: string | FilePart;
+  body?: string | FilePart | FolderBody;
   /** True when the connection ends after this answer. */
   close?: boolean;
   /** The refusal this answer says (a bad name, a missing file): logged, not counted. */
@@ -76,6 +84,11 @@ export interface HttpOptions {
    * SVG, XML), so a shared page cannot act with the origin's rights (docs/SECURITY.md).
    */
   htmlSandbox?: boolean;
+  /**
+   * The room folder pages sort their entries in, between them (see sortedWithin); none unless
+   * given, and then every page shows its entries in the order the disk gives.
+   */
+  sortBudget?: SortBudget;
   /** A `Cache-Control` value sent with every file (`--cache-control`), none unless given. */
   cacheControl?: string;
   /**
@@ -87,6 +100,9 @@ export interface HttpOptions {
   /** False to send every file as it is, whatever the client accepts (`--compress off`). */
   compress?: boolean;
 }
+
+/** The budget of a port that sorts no folder page. */
+const NO_SORTING = new SortBudget(0);
 
 /**
  * The reply to `request` from `peer`: files with ranges, validators and digests, folder pages,
@@ -144,7 +160,7 @@ async function route(
   if (path.startsWith("/-/")) return text(404, "no such page\n");
   if (path.endsWith("/")) {
     return await indexReply(head, path, service, options) ??
-      await folderReply(head, path, service);
+      await folderReply(head, path, service, options);
   }
   return await fileReply(head, path, service, options);
 }
@@ -174,16 +190,83 @@ async function admit(head: RequestHead, service: Service, peer: Peer): Promise<R
   return { ...reply, close: token.length > 0 };
 }
 
-/** A folder's page, as HTML or (when the client accepts it) JSON; 404 for no such folder. */
-async function folderReply(head: RequestHead, path: string, service: Service): Promise<Reply> {
+/**
+ * A folder's page, as HTML or (when the client accepts it) JSON, made as it is sent: sorted as the
+ * query asks (`?sort=name|size|date&order=asc|desc`, see folderOrder) when the folder fits in the
+ * sort budget, else in the order the disk gives; cut short when the server shuts down. With
+ * `?download=tar`, the folder and all below it as one archive. 404 for no such folder.
+ */
+async function folderReply(
+  head: RequestHead,
+  path: string,
+  service: Service,
+  options: HttpOptions,
+): Promise<Reply> {
+  const query = head.target.includes("?") ? head.target.slice(head.target.indexOf("?") + 1) : "";
+  if (new URLSearchParams(query).get("download") === "tar") return await tarReply(path, service);
   const folder = await service.store.folder(path.slice(1));
   if (folder === undefined) return text(404, "no such folder\n");
-  const view = { path, ...folder };
   const json = /\bapplication\/json\b/.test(head.headers.get("accept") ?? "");
-  return text(200, json ? folderJson(view) : folderPage(view), [
+  const sort = sortOf(query);
+  const batches = sortedWithin(
+    untilShutdown(folder, service),
+    options.sortBudget ?? NO_SORTING,
+    folderOrder(sort),
+  );
+  const page = json ? folderJson(batches) : folderPage(path, batches, sort);
+  const fields: Field[] = [
     ["Content-Type", json ? "application/json" : "text/html; charset=utf-8"],
-    ["Vary", "Accept"],
-  ]);
+    ["Vary", options.compress === false ? "Accept" : "Accept, Accept-Encoding"],
+  ];
+  const coding = options.compress === false
+    ? undefined
+    : accepted(head.headers.get("accept-encoding"))[0];
+  if (coding === undefined) return { status: 200, fields, body: { page } };
+  fields.push(["Content-Encoding", coding]);
+  return { status: 200, fields, body: { page: compressedParts(page, coding) } };
+}
+
+/**
+ * The folder at `path` and everything below it as one tar archive, made as it is sent, a file at
+ * a time. Its names are gathered first (at most MAX_TAR_FILES), so that no listing turn is held
+ * while a slow client takes the archive; a larger folder is refused with 413, saying why.
+ */
+async function tarReply(path: string, service: Service): Promise<Reply> {
+  const files = await service.store.tree(path.slice(1));
+  if (files === undefined) return text(404, "no such folder\n");
+  const names: string[] = [];
+  for await (const batch of untilShutdown(files, service)) {
+    names.push(...batch.map((file) => file.name));
+    if (names.length > MAX_TAR_FILES) break; // which ends the walk
+  }
+  if (names.length > MAX_TAR_FILES) {
+    return text(413, `the folder holds more than ${MAX_TAR_FILES} files to archive at once\n`);
+  }
+  // Archived under the folder's own name, as a folder downloaded and unpacked is.
+  const base = path === "/" ? "" : path.slice(1, -1);
+  const parent = base.slice(0, base.lastIndexOf("/") + 1);
+  const archive = base === "" ? "files" : base.slice(parent.length);
+  const parts = tarOf(
+    names,
+    (name) => service.store.open(name, SHA256),
+    (n) => n.slice(parent.length),
+  );
+  return {
+    status: 200,
+    fields: [
+      ["Content-Type", "application/x-tar"],
+      ["Content-Disposition", contentDisposition(`${archive}.tar`).replace("inline", "attachment")],
+    ],
+    body: { page: asParts(parts) },
+  };
+}
+
+/** The most files a folder's archive holds: its names are held in memory, about 10 MiB of them. */
+const MAX_TAR_FILES = 100_000;
+
+/** `chunks` as the parts of an answer made as it is sent. */
+async function* asParts(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<PagePart> {
+  for await (const data of chunks) yield { data, entries: 0 };
 }
 
 /**
