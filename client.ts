@@ -402,6 +402,8 @@ if (import.meta.main) {
     }
     if (error instanceof Error && "code" in error) {
       // Only printing touches the system outside the download's own handling: stdout failed.
+      // A reader that has read enough (`| head`) closed it: nothing to say, as for any Unix tool.
+      if (error.code === "EPIPE") Deno.exit(Exit.ReaderLeft);
       complain(writeFailure(error, "standard output"));
       Deno.exit(Exit.Failed);
     }

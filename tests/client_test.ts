@@ -8,6 +8,7 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { parseClientArgs } from "../client.ts";
 import { UsageError } from "../lib/shared/cli.ts";
 import { runClient, startServer, tempFolder } from "./harness.ts";
+import { CLIENT_COMMAND, run } from "../testing/support.ts";
 
 Deno.test("parseClientArgs", async (t) => {
   await t.step("the original form means what the modern one does", () => {
@@ -106,6 +107,20 @@ Deno.test("list reads well: sorted, human sizes, local times, cached or not", as
     mtimeMs: noon.getTime(),
     cached: false,
   });
+});
+
+Deno.test("a reader that leaves early (| head) ends the client in silence, as SIGPIPE would", async () => {
+  const files = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`f${i}.txt`, "x"]));
+  await using data = await tempFolder(files);
+  await using server = await startServer(data.path);
+  const client = [Deno.execPath(), ...CLIENT_COMMAND, "--port", String(server.addr.port), "list"];
+  const piped = await run("bash", [
+    "-c",
+    '"$@" 2>stderr.txt | head -n 1; echo "${PIPESTATUS[0]}"; cat stderr.txt',
+    "client",
+    ...client,
+  ], { cwd: data.path });
+  assertEquals(piped.stdout, "      SIZE  MODIFIED          CACHED  NAME\n141\n");
 });
 
 Deno.test("a server that sends nothing: exit 3 after --timeout, one line", async () => {
