@@ -11,6 +11,18 @@ export interface Service {
   port: number;
   process: Deno.ChildProcess;
   stop(): Promise<void>;
+  /** The processes that serve: nginx's workers, or the process itself. */
+  workers(): number[];
+}
+
+/**
+ * CPU time process `pid` has used so far, user and system, every thread, in seconds (from
+ * /proc/PID/stat; clock ticks of 1/100 s, as on every Linux machine here).
+ */
+export function cpuSeconds(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** Starts server.ts with `args` on a free port; resolves once it accepts connections. */
@@ -29,14 +41,18 @@ export function startServer(args: string[]): Promise<Service> {
 
 /**
  * Serves `root` with nginx (sendfile on, as a production setup would), its files under `prefix`:
- * with `workers` worker processes (one per core by default), and over TLS with `tls`'s
- * certificate and key.
+ * a worker per core unless `workers` says, over TLS with `tls`'s certificate and key, with `http`
+ * added to its http block and `server` to its server block (locations, say).
  */
 export async function startNginx(
   root: string,
   prefix: string,
-  { workers = "auto", tls }: { workers?: number | "auto"; tls?: { cert: string; key: string } } =
-    {},
+  { workers = "auto", tls, http = "", server = "" }: {
+    workers?: number | "auto";
+    tls?: { cert: string; key: string };
+    http?: string;
+    server?: string;
+  } = {},
 ): Promise<Service> {
   const port = freePort();
   await Deno.mkdir(`${prefix}/logs`, { recursive: true });
@@ -49,7 +65,8 @@ export async function startNginx(
 error_log ${prefix}/logs/error.log;
 events { worker_connections 4096; }
 http { access_log ${prefix}/logs/access.log; sendfile on; tcp_nopush on; keepalive_requests 1000000;
-  server { ${listen} root ${root}; } }
+  ${http}
+  server { ${listen} root ${root}; ${server} } }
 `,
   );
   const command = new Deno.Command("nginx", {
@@ -102,5 +119,11 @@ async function started(port: number, command: Deno.Command, signal: Deno.Signal)
     await stop();
     throw error;
   }
-  return { port, process, stop };
+  // A master's workers are its children (nginx); a process without children serves itself.
+  const workers = () => {
+    const children = Deno.readTextFileSync(`/proc/${process.pid}/task/${process.pid}/children`);
+    const pids = children.trim().split(" ").filter((pid) => pid).map(Number);
+    return pids.length > 0 ? pids : [process.pid];
+  };
+  return { port, process, stop, workers };
 }

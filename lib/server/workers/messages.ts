@@ -42,6 +42,7 @@ export interface ThreadStarted {
 export interface MeasuresData {
   stats: ServerStats;
   requests: Measures["requests"];
+  statusClasses: Measures["statusClasses"];
   durations: HistogramData;
   peerErrors: number;
   workers?: Measures["workers"];
@@ -69,7 +70,7 @@ export type ThreadAsk =
 export type FromThread =
   | ThreadStarted
   | { kind: "failed"; error: string }
-  | { kind: "log"; lines: string }
+  | { kind: "log"; lines: string; events: boolean }
   | { kind: "leave"; host: string }
   | { kind: "answer"; ask: number; value: unknown }
   | ThreadAsk & { ask: number };

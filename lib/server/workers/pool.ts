@@ -13,7 +13,7 @@ import type { CacheView } from "../cache/cache.ts";
 import { FailureDelay } from "../delay.ts";
 import { openRoot } from "../folder.ts";
 import type { Gate } from "../limits.ts";
-import { Histogram, type Measures, PROTOCOLS } from "../metrics.ts";
+import { Histogram, type Measures, PROTOCOLS, STATUS_CLASSES } from "../metrics.ts";
 import { checkPorts, fittedGate, logStart, logStopped, type ServerOptions } from "../server.ts";
 import { CacheCoordinator } from "../store/threads/coordinator.ts";
 import {
@@ -171,7 +171,11 @@ export class ServerPool {
       connections: this.#gate.open,
       uptimeSeconds: (Date.now() - this.#started) / 1000,
     };
-    return { stats, requests, durations, peerErrors: sum(measures.map((m) => m.peerErrors)) };
+    const statusClasses = Object.fromEntries(
+      STATUS_CLASSES.map((c) => [c, sum(measures.map((m) => m.statusClasses[c]))]),
+    ) as Measures["statusClasses"];
+    const peerErrors = sum(measures.map((m) => m.peerErrors));
+    return { stats, requests, statusClasses, durations, peerErrors };
   }
 
   /** Starts worker number `index`; resolves once it serves, or rejects with why it cannot. */
@@ -221,7 +225,7 @@ export class ServerPool {
       worker.postMessage({ kind: "answer", ask, value } satisfies ToThread);
     switch (message.kind) {
       case "log":
-        return this.#options.logger.relay(message.lines);
+        return this.#options.logger.relay(message.lines, message.events);
       case "answer":
         return thread.asks.answered(message.ask, message.value);
       case "enter": {

@@ -38,31 +38,37 @@ let logger: Logger | undefined;
 /**
  * Log lines made here, gathered and sent to the main thread (which writes them) at most every
  * RELAY_MS, or once RELAY_BYTES wait: one message a turn, at one request a turn, cost the main
- * thread a wake-up for each request.
+ * thread a wake-up for each request. `events`: the lines a combined log writes apart.
  */
-const relay = {
-  waiting: [] as Uint8Array[],
-  bytes: 0,
-  timer: undefined as ReturnType<typeof setTimeout> | undefined,
-  write(bytes: Uint8Array): Promise<number> {
-    relay.waiting.push(bytes);
-    relay.bytes += bytes.length;
-    if (relay.bytes >= RELAY_BYTES) relay.send();
-    else relay.timer ??= setTimeout(relay.send, RELAY_MS);
-    return Promise.resolve(bytes.length);
-  },
-  /** Sends what waits now. */
-  send(): void {
-    clearTimeout(relay.timer);
-    relay.timer = undefined;
-    if (relay.waiting.length === 0) return;
-    const decoder = new TextDecoder();
-    const lines = relay.waiting.map((bytes) => decoder.decode(bytes)).join("");
-    relay.waiting = [];
-    relay.bytes = 0;
-    parent.postMessage({ kind: "log", lines });
-  },
-};
+function relayTo(events: boolean) {
+  const relay = {
+    waiting: [] as Uint8Array[],
+    bytes: 0,
+    timer: undefined as ReturnType<typeof setTimeout> | undefined,
+    write(bytes: Uint8Array): Promise<number> {
+      relay.waiting.push(bytes);
+      relay.bytes += bytes.length;
+      if (relay.bytes >= RELAY_BYTES) relay.send();
+      else relay.timer ??= setTimeout(relay.send, RELAY_MS);
+      return Promise.resolve(bytes.length);
+    },
+    /** Sends what waits now. */
+    send(): void {
+      clearTimeout(relay.timer);
+      relay.timer = undefined;
+      if (relay.waiting.length === 0) return;
+      const decoder = new TextDecoder();
+      const lines = relay.waiting.map((bytes) => decoder.decode(bytes)).join("");
+      relay.waiting = [];
+      relay.bytes = 0;
+      parent.postMessage({ kind: "log", lines, events });
+    },
+  };
+  return relay;
+}
+
+/** The relays of the log's lines, and of the events a combined log writes apart. */
+const relays = { lines: relayTo(false), events: relayTo(true) };
 
 /** Asks the main thread `question`. */
 function ask<T>(question: ThreadAsk): Promise<T> {
@@ -72,7 +78,7 @@ function ask<T>(question: ThreadAsk): Promise<T> {
 /** Starts serving as `start` says; tells the main thread it serves, or why it cannot. */
 async function start(start: ThreadStart): Promise<void> {
   const { options, log, limits } = start;
-  logger = new Logger(log.format, relay, log.level);
+  logger = new Logger(log.format, relays.lines, log.level, { eventSink: relays.events });
   try {
     cache = await SharedCache.connect(start.cache);
     tokens = start.tokenFile === undefined ? undefined : await Tokens.load(start.tokenFile);
@@ -109,17 +115,22 @@ async function close(): Promise<MeasuresData | undefined> {
   await server.close();
   await cache?.flush();
   await logger?.flush();
-  relay.send();
+  relays.lines.send();
+  relays.events.send();
   return measuresData(server.measures());
 }
 
-/** Reads the token file again; a file that cannot be used leaves the tokens as they were. */
+/**
+ * Reads the token file and the TLS certificate again; a file that cannot be used leaves what was
+ * in use, and the log says why.
+ */
 async function reload(): Promise<void> {
   try {
     await tokens?.reload();
   } catch (error) {
-    logger?.event("tokens-kept", { tokens: tokens?.count, error: reasonOf(error) });
+    logger?.event("tokens-kept", { tokens: tokens?.count, error: reasonOf(error) }, "warning");
   }
+  await server?.reloadCertificate();
 }
 
 parent.onmessage = async ({ data }) => {
