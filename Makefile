@@ -21,7 +21,8 @@ run:
 # take (hashing, tls_exhaustion) and those that take long for little the first run did not show.
 WORKER_TESTS := $(addprefix tests/,server_test.ts original_test.ts http_test.ts tls_test.ts \
 	tokens_test.ts hardening_test.ts shared_folder_test.ts versions_test.ts stats_test.ts \
-	errors_test.ts proxy_test.ts http_access_test.ts limits_test.ts hostile_test.ts)
+	errors_test.ts proxy_test.ts http_access_test.ts limits_test.ts hostile_test.ts \
+	http_compress_test.ts folder_page_test.ts)
 
 ## test: format check, lint, type check, the examples in lib/ and every test; then the tests of
 ## servers again with four worker threads
