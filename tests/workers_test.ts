@@ -230,6 +230,8 @@ Deno.test("SIGTERM drains every worker: transfers in flight finish, then the ser
     "0",
     "--workers",
     String(WORKERS),
+    "--log-level", // for the lines that say a connection opened
+    "debug",
   ]);
   await using _server = server;
   const url = `http://127.0.0.1:${server.httpPort}/big.bin`;
