@@ -212,17 +212,19 @@ if (import.meta.main) {
     Deno.exit(Exit.Ok);
   }
   const { tokenFile, workers, ...options } = command;
-  let server: FileServer | ServerPool;
+  let server: FileServer | ServerPool | undefined;
   try {
     const tokens = tokenFile === undefined ? undefined : await Tokens.load(tokenFile);
-    const started = workers === 1
+    // Heard from before the listening line, which tells a supervisor it may send signals.
+    if (tokens !== undefined) {
+      Deno.addSignalListener("SIGHUP", () => {
+        const pool = server instanceof ServerPool ? server : undefined;
+        reloadTokens(tokens, options.logger, pool);
+      });
+    }
+    server = workers === 1
       ? await FileServer.start({ ...options, tokens })
       : await ServerPool.start({ ...options, tokens }, workers);
-    server = started;
-    if (tokens !== undefined) {
-      const workers = started instanceof ServerPool ? started : undefined;
-      Deno.addSignalListener("SIGHUP", () => reloadTokens(tokens, options.logger, workers));
-    }
   } catch (error) {
     console.error(`server: cannot start: ${reasonOf(error)}`);
     Deno.exit(1);
