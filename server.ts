@@ -302,7 +302,7 @@ if (import.meta.main) {
     Deno.exit(Exit.Ok);
   }
   const { tokenFile, workers, ...options } = command;
-  let server: FileServer | ServerPool;
+  let server: FileServer | ServerPool | undefined;
   try {
     const tokens = tokenFile === undefined ? undefined : await Tokens.load(tokenFile);
     // SIGHUP reads the token file and the certificate again, as a renewal or a new token needs;
