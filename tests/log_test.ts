@@ -194,7 +194,7 @@ Deno.test("access log: one line per request, saying who asked for what", async (
     const events = new MemoryLog();
     await using server = await startServer(data.path, {
       httpPort: 0,
-      logger: new Logger("combined", sink, "info", events),
+      logger: new Logger("combined", sink, "info", { eventSink: events }),
     });
     const base = `http://127.0.0.1:${server.httpAddr!.port}`;
     await sendRaw(server.httpAddr!.port, "GET /a.txt", agent, "Referer: http://x/\r\n");

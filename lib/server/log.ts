@@ -61,7 +61,7 @@ export class Logger {
     format: LogFormat = "text",
     sink: LogSink = Deno.stdout,
     level: LogLevel = "info",
-    eventSink: LogSink = Deno.stderr,
+    { eventSink = Deno.stderr }: { eventSink?: LogSink } = {},
   ) {
     this.format = format;
     this.level = level;
