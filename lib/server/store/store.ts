@@ -113,8 +113,9 @@ export class FileStore {
       return new StreamBody(name, path, stamp, algorithm, this.#pool, this.#digests);
     }
     if (found.kind === "load") {
+      // An unsettled version is served to the requests that share its load, but not cached.
       load(path, name, stamp, found.held, algorithm, this.#digests).then(
-        () => found.settle(true),
+        (settled) => found.settle(settled),
         () => found.settle(false),
       );
     }
