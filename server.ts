@@ -27,6 +27,13 @@ import { DEFAULT_HOST, DEFAULT_PORT } from "./lib/shared/defaults.ts";
 import { reasonOf } from "./lib/shared/errors.ts";
 import { SIZE_UNITS_HELP } from "./lib/shared/units.ts";
 
+/**
+ * How long a check that a cached file is unchanged stands by default: a change is served at most
+ * this late, and a file asked for many times a second is checked ten times a second, which costs
+ * nothing to speak of however many files are in demand (docs/PERFORMANCE.md).
+ */
+const DEFAULT_REVALIDATE_MS = 100;
+
 const USAGE = `Usage: server [PORT] [options]
 
 Shares a folder over TCP, with an in-memory cache bounded in bytes.
@@ -42,6 +49,10 @@ Options:
   --data DIR               folder to share (default server_data)
   --cache-size SIZE        cache capacity (default 64MiB)
   --policy NAME            cache eviction policy: ${POLICIES.join(", ")} (default ${DEFAULT_POLICY})
+  --revalidate-ms MS       check that a cached file is unchanged on disk at most once in MS
+                           milliseconds however many requests ask for it meanwhile, so a change
+                           is served at most MS late (a file not cached is checked every time);
+                           0 checks for every request (default ${DEFAULT_REVALIDATE_MS})
   --max-connections N      connections served at once; the next one is told the server is busy
                            (default 1024; lowered at start if the open-file limit cannot hold it)
   --max-connections-per-host N
@@ -88,6 +99,7 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
     data: { type: "string", default: "server_data" },
     "cache-size": { type: "string", default: "64MiB" },
     policy: { type: "string", default: DEFAULT_POLICY },
+    "revalidate-ms": { type: "string", default: String(DEFAULT_REVALIDATE_MS) },
     "max-connections": { type: "string", default: "1024" },
     "max-connections-per-host": { type: "string" },
     "request-timeout": { type: "string", default: "10" },
@@ -146,6 +158,7 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
     folder: values.data,
     cacheBytes,
     policy: values.policy as PolicyName,
+    revalidateMs: parseInteger(values["revalidate-ms"], "--revalidate-ms", 0, 60_000),
     maxConnections: parseInteger(values["max-connections"], "--max-connections", 1, 1_000_000),
     maxConnectionsPerHost: values["max-connections-per-host"] === undefined
       ? undefined

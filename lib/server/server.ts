@@ -55,6 +55,11 @@ export interface ServerOptions {
   folder: string;
   cacheBytes: number;
   policy?: PolicyName;
+  /**
+   * Milliseconds a check that a cached file is unchanged on disk stands for (see FolderOptions);
+   * 0 checks for every request.
+   */
+  revalidateMs?: number;
   /** Connections served at once; lowered at start to what the open-file limit holds. */
   maxConnections: number;
   /** Connections served at once from one address (default a quarter of maxConnections). */
@@ -174,7 +179,12 @@ export class FileServer {
     this.#refusals = new Refusals((id, error) =>
       this.#logger.event("busy-error", { id, error: reasonOf(error) })
     );
-    this.#store = new FileStore({ root, cacheBytes: options.cacheBytes, policy: options.policy });
+    this.#store = new FileStore({
+      root,
+      cacheBytes: options.cacheBytes,
+      policy: options.policy,
+      revalidateMs: options.revalidateMs,
+    });
     this.#service = {
       store: this.#store,
       closing: () => this.#closing,

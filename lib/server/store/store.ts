@@ -13,7 +13,7 @@ import { type DigestAlgorithm, SHA256 } from "../../shared/digest.ts";
 import { WireError } from "../../shared/errors.ts";
 import type { ListEntry } from "../../shared/protocol.ts";
 import type { CacheView, PolicyName } from "../cache/cache.ts";
-import { DataFolder } from "../folder.ts";
+import { DataFolder, type FolderOptions, type Resolved } from "../folder.ts";
 import { readFolder, walkFiles } from "../listing.ts";
 import type { CacheBackend, Found } from "./backend.ts";
 import { type FileBody, LaterBody } from "./body.ts";
@@ -36,6 +36,7 @@ const LIST_BATCH = 1000;
 
 /** Settings of a {@link FileStore}. */
 export type StoreOptions =
+  & FolderOptions
   & {
     /** The data folder's real path (see openRoot in folder.ts). */
     root: string;
@@ -63,7 +64,7 @@ export class FileStore {
   #diskReads = 0;
 
   constructor(options: StoreOptions) {
-    this.#folder = new DataFolder(options.root);
+    this.#folder = new DataFolder(options.root, options);
     this.#cache = "cache" in options
       ? options.cache
       : new LocalCache(options.cacheBytes, options.policy);
@@ -89,7 +90,7 @@ export class FileStore {
   open(name: string, algorithm: DigestAlgorithm): FileBody {
     let resolved;
     try {
-      resolved = this.#folder.resolve(name);
+      resolved = this.#folder.resolve(name, this.#holds);
     } catch (error) {
       // Gone from disk (or no longer servable): it must leave the cache too.
       if (error instanceof WireError) this.#cache.delete(name);
@@ -104,6 +105,14 @@ export class FileStore {
     // unless that thread has just cached them.
     return new LaterBody(name, file.stamp, found.then((found) => this.#body(found, file)));
   }
+
+  /**
+   * Whether the cache holds the version of a file `resolved` describes, for the folder to answer
+   * from its last check (see DataFolder.resolve): a version not cached is read from disk, which
+   * must be checked first.
+   */
+  readonly #holds = ({ realName, info }: Resolved): boolean =>
+    this.#cache.has(realName, stampOf(info));
 
   /** The body for a file the cache answered `found` for. */
   #body(found: Found, file: FileToOpen): FileBody {
@@ -168,7 +177,7 @@ export class FileStore {
    */
   async #sha256(name: string): Promise<Uint8Array | undefined> {
     try {
-      const { path, realName, info } = this.#folder.resolve(name);
+      const { path, realName, info } = this.#folder.resolve(name, this.#holds);
       const stamp = stampOf(info);
       const held = this.#cache.peek(realName, stamp);
       if (held) {
