@@ -27,13 +27,20 @@ export function startServer(args: string[]): Promise<Service> {
   );
 }
 
-/** Serves `root` with nginx (sendfile on, as a production setup would), its files under `prefix`. */
-export async function startNginx(root: string, prefix: string): Promise<Service> {
+/**
+ * Serves `root` with nginx (sendfile on, as a production setup would), its files under `prefix`,
+ * with `workers` worker processes (default one per core).
+ */
+export async function startNginx(
+  root: string,
+  prefix: string,
+  workers: number | "auto" = "auto",
+): Promise<Service> {
   const port = freePort();
   await Deno.mkdir(`${prefix}/logs`, { recursive: true });
   await Deno.writeTextFile(
     `${prefix}/nginx.conf`,
-    `daemon off; worker_processes auto; pid ${prefix}/nginx.pid; error_log ${prefix}/logs/error.log;
+    `daemon off; worker_processes ${workers}; pid ${prefix}/nginx.pid; error_log ${prefix}/logs/error.log;
 events { worker_connections 4096; }
 http { access_log ${prefix}/logs/access.log; sendfile on; tcp_nopush on; keepalive_requests 1000000;
   server { listen 127.0.0.1:${port}; root ${root}; } }
