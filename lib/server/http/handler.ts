@@ -197,10 +197,9 @@ function partReply(
   options: HttpOptions,
 ): Reply {
   const { size, mtimeMs } = file.stamp;
-  // Strong, from the content: the same bytes give the same tag wherever and whenever served.
-  const etag = `"${digest.toBase64({ alphabet: "base64url", omitPadding: true })}"`;
-  const lastModified = httpDate(mtimeMs);
-  const fields = fileFields(file, digest, { etag, lastModified }, options);
+  const version = versionOf(digest, mtimeMs);
+  const { etag, lastModified } = version;
+  const fields = fileFields(file, version, options);
   if (notModified(head, etag, mtimeMs)) {
     file[Symbol.dispose]();
     return { status: 304, fields };
@@ -221,14 +220,42 @@ function partReply(
   return { status: range ? 206 : 200, fields, body: { file, start, end } };
 }
 
+/** What the answers for one version of a file say of it: its validators and its SHA-256. */
+interface Version {
+  mtimeMs: number;
+  /** Strong, from the content: the same bytes give the same tag wherever and whenever served. */
+  etag: string;
+  lastModified: string;
+  /** The SHA-256 in base64. */
+  sha256: string;
+}
+
+/**
+ * Each version's fields by its digest (one Uint8Array per version, as the store hands it out), so
+ * that they are written once per version rather than once per answer; forgotten with the digest.
+ */
+const versions = new WeakMap<Uint8Array, Version>();
+
+/** The fields of the version whose SHA-256 is `digest` and whose mtime is `mtimeMs`. */
+function versionOf(digest: Uint8Array, mtimeMs: number): Version {
+  const known = versions.get(digest);
+  if (known?.mtimeMs === mtimeMs) return known;
+  const version = {
+    mtimeMs,
+    etag: `"${digest.toBase64({ alphabet: "base64url", omitPadding: true })}"`,
+    lastModified: httpDate(mtimeMs),
+    sha256: digest.toBase64(),
+  };
+  versions.set(digest, version);
+  return version;
+}
+
 /** The fields of a file's answer: its type, validators and digests. */
 function fileFields(
   file: FileBody,
-  digest: Uint8Array,
-  { etag, lastModified }: { etag: string; lastModified: string },
+  { etag, lastModified, sha256 }: Version,
   options: HttpOptions,
 ): Field[] {
-  const sha256 = digest.toBase64();
   const type = contentType(file.name);
   const fields: Field[] = [
     ["Content-Type", type],
