@@ -34,6 +34,9 @@ import { SIZE_UNITS_HELP } from "./lib/shared/units.ts";
  */
 const DEFAULT_REVALIDATE_MS = 100;
 
+/** How long a log line waits for the lines after it, to be written with them (see Logger). */
+const LOG_GATHER_MS = 10;
+
 const USAGE = `Usage: server [PORT] [options]
 
 Shares a folder over TCP, with an in-memory cache bounded in bytes.
@@ -176,7 +179,7 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
       : parsePort(values["http-port"], "--http-port"),
     htmlSandbox: values["html-sandbox"],
     shutdownTimeoutMs: parseSeconds(values["shutdown-timeout"], "--shutdown-timeout"),
-    logger: new Logger(values.log as LogFormat, Deno.stdout, level),
+    logger: new Logger(values.log as LogFormat, Deno.stdout, level, LOG_GATHER_MS),
     tls: cert === undefined || key === undefined ? undefined : { cert, key },
     tokenFile: values.tokens,
     originalWithoutToken: values["allow-original-without-token"],

@@ -1,7 +1,7 @@
 /**
  * The server's log: one line per event, readable text by default or JSON lines for machines.
- * Lines are gathered and written in one go per turn of the event loop, so logging every request
- * costs one write per burst, not one per line.
+ * Lines are gathered and written in one go, per turn of the event loop or per few milliseconds,
+ * so logging every request costs one write per burst or per few milliseconds, not one per line.
  */
 
 import { reasonOf } from "../shared/errors.ts";
@@ -45,12 +45,28 @@ export class Logger {
   #pending: string[] = [];
   #dropped = 0;
   #flushing: Promise<void> | undefined;
+  #gathering: ReturnType<typeof setTimeout> | undefined;
   readonly #encoder = new TextEncoder();
 
-  constructor(format: LogFormat = "text", sink: LogSink = Deno.stdout, level: LogLevel = "info") {
+  readonly #gatherMs: number;
+
+  /**
+   * A log of `format` lines at `level` and above, written to `sink`. With `gatherMs`, a line waits
+   * up to that long for the lines after it, to be written with them; else the lines of each turn
+   * of the event loop are written at its end. A server asked one thing at a time has a turn per
+   * request, and a write of the log hands its bytes to another thread, which cost it as much as
+   * the rest of a small answer (docs/PERFORMANCE.md).
+   */
+  constructor(
+    format: LogFormat = "text",
+    sink: LogSink = Deno.stdout,
+    level: LogLevel = "info",
+    gatherMs = 0,
+  ) {
     this.format = format;
     this.#sink = sink;
     this.level = level;
+    this.#gatherMs = gatherMs;
   }
 
   /** Logs one event with its fields, unless `level` is below the logger's. */
@@ -58,12 +74,22 @@ export class Logger {
     if (LOG_LEVELS.indexOf(level) < LOG_LEVELS.indexOf(this.level)) return;
     if (this.#pending.length < MAX_PENDING_LINES) this.#pending.push(this.#line(event, fields));
     else this.#dropped++;
-    this.#flushing ??= Promise.resolve().then(() => this.#flush());
+    if (this.#flushing !== undefined || this.#gathering !== undefined) return;
+    if (this.#gatherMs > 0) this.#gathering = setTimeout(() => this.#write(), this.#gatherMs);
+    else this.#flushing = Promise.resolve().then(() => this.#flush());
   }
 
-  /** Resolves once every line logged so far is written. */
+  /** Writes every line logged so far, now; resolves once they are written. */
   async flush(): Promise<void> {
+    if (this.#pending.length > 0) this.#write();
     while (this.#flushing) await this.#flushing;
+  }
+
+  /** Starts writing what is pending, unless a write is under way (it writes what follows too). */
+  #write(): void {
+    clearTimeout(this.#gathering);
+    this.#gathering = undefined;
+    if (this.#flushing === undefined && this.#pending.length > 0) this.#flushing = this.#flush();
   }
 
   #line(event: string, fields: Record<string, LogValue>): string {
