@@ -269,10 +269,15 @@ const REASONS: Record<number, string> = {
  * ```
  */
 export function encodeResponseHead(status: number, fields: [string, string][]): Uint8Array {
+  return encoder.encode(responseHead(status, fields));
+}
+
+/** The text of the response head {@link encodeResponseHead} encodes. */
+export function responseHead(status: number, fields: [string, string][]): string {
   let head = `HTTP/1.1 ${status} ${REASONS[status] ?? "Unknown"}\r\nDate: ${httpNow()}\r\n` +
     "X-Content-Type-Options: nosniff\r\n";
   for (const [name, value] of fields) head += `${name}: ${value}\r\n`;
-  return encoder.encode(head + "\r\n");
+  return head + "\r\n";
 }
 
 /** The second the Date field was last made for, and the field's value then. */

@@ -21,6 +21,7 @@ import {
   MAX_HEAD_BYTES,
   parseRequestHead,
   type RequestHead,
+  responseHead,
 } from "./message.ts";
 import { PAGE_POLICY } from "./pages.ts";
 
@@ -98,7 +99,7 @@ async function answer(
     status = reply.status;
     const part = typeof reply.body === "object" ? reply.body : undefined;
     using _file = part?.file;
-    await connection.send(encodeReply(reply, head));
+    await sendHead(connection, reply, head);
     if (part && head.method !== "HEAD") {
       await exchange.send(part.file, part.start, part.end, (chunk) => connection.send(chunk));
     }
@@ -123,19 +124,27 @@ function end(exchange: Exchange, reply: Reply): void {
 }
 
 /**
- * The bytes of `reply`: its head, with the fields every answer carries, and its text when it has
- * one and `head`, the request it answers, is not HEAD (a HEAD's answer keeps the length). A text
- * of the server's own goes with its strict Content-Security-Policy. Without a request (an answer
+ * Sends `reply`'s head, with the fields every answer carries, and its text when it has one (see
+ * {@link encodeReply}). The head of a file's answer, or of one without a body, is written
+ * straight into the connection's buffer (a 4 KiB file's answer makes no bytes of its own).
+ */
+async function sendHead(connection: Connection, reply: Reply, head: RequestHead): Promise<void> {
+  const { status, body } = reply;
+  if (typeof body === "string") return await connection.send(encodeReply({ ...reply, body }, head));
+  const fields = reply.fields.concat(connectionFields(reply, head));
+  if (body) fields.push(["Content-Length", `${body.end - body.start}`]);
+  await connection.sendText(responseHead(status, fields));
+}
+
+/**
+ * The bytes of `reply`, a text of the server's own: its head, with the fields every answer
+ * carries, and its text unless `head`, the request it answers, is HEAD (a HEAD's answer keeps the
+ * length). The text goes with its strict Content-Security-Policy. Without a request (an answer
  * before one could be read), the connection ends after it.
  */
-function encodeReply(reply: Reply, head?: RequestHead): Uint8Array {
+function encodeReply(reply: Reply & { body: string }, head?: RequestHead): Uint8Array {
   const { status, body } = reply;
   const fields = reply.fields.concat(connectionFields(reply, head));
-  if (body === undefined) return encodeResponseHead(status, fields);
-  if (typeof body === "object") {
-    fields.push(["Content-Length", `${body.end - body.start}`]);
-    return encodeResponseHead(status, fields);
-  }
   const bytes = encoder.encode(body);
   const typed = fields.some(([name]) => name === "Content-Type")
     ? fields
