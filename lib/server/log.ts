@@ -96,8 +96,12 @@ export class Logger {
     const time = isoNow();
     if (this.format === "json") return printable(JSON.stringify({ time, event, ...fields })) + "\n";
     let line = `${time} ${event}`;
-    for (const [key, value] of Object.entries(fields)) {
-      if (value !== undefined) line += ` ${key}=${fieldValue(String(value))}`;
+    for (const key in fields) {
+      const value = fields[key];
+      // A number's text is always plain; for...in makes no array of pairs, as entries() does.
+      if (value !== undefined) {
+        line += ` ${key}=${typeof value === "number" ? value : fieldValue(String(value))}`;
+      }
     }
     return line + "\n";
   }
