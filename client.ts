@@ -10,7 +10,7 @@ import type { DownloadResult } from "./lib/client/plan.ts";
 import { SPLIT_MIN_BYTES } from "./lib/client/split.ts";
 import { ConnectionError, ServerError, writeFailure } from "./lib/client/errors.ts";
 import { ProgressBar } from "./lib/client/progress.ts";
-import { formatList, formatStats } from "./lib/client/report.ts";
+import { formatStats, printList } from "./lib/client/report.ts";
 import { printable } from "./lib/client/terminal.ts";
 import {
   Exit,
@@ -29,7 +29,7 @@ const USAGE = `Usage: client [--host HOST] [--port PORT | --servers H:P,...] COM
        client HOST PORT list | help | file NAME      (the original form)
 
 Commands:
-  list [--json]          the server's files: name, size, modified, whether cached
+  list [--json]          the server's files as they come: size, modified, whether cached, name
   get NAME... [options]  download files (several go over one connection)
       --output DIR|FILE  where to save (default client_data); for one NAME, a FILE to save it as
                          unless that is a folder; - writes to standard output
@@ -74,8 +74,9 @@ const SPLIT_MIN_MIB = SPLIT_MIN_BYTES / 1024 / 1024;
 const COMMAND_HELP: Record<string, string> = {
   list: `Usage: client [--host HOST] [--port PORT] list [--json] [--sha256]
 
-Lists the server's files, sorted by name: size, modification time, and whether the server holds
-the file in its cache. --json prints one JSON array for scripts; with --sha256, each file's
+Lists the server's files as they come, in the order its disk gives (pipe through sort for
+another): size, modification time, whether the server holds the file in its cache, and name.
+--json prints one JSON array for scripts; with --sha256, each file's
 SHA-256 too (in hex), to compare with a published sum (the server reads every file it has no
 digest of yet, so this can take a while on a large folder).`,
   get: `Usage: client [--host HOST] [--port PORT] get NAME... [options]
@@ -265,8 +266,11 @@ export async function runClient(command: ClientCommand): Promise<number> {
     switch (command.command) {
       case "list": {
         const clients = [...(await cluster.reachable()).values()];
-        const lists = await Promise.all(clients.map((client) => client.list(command.sha256)));
-        console.log(formatList(mergeLists(lists), command.json));
+        // One server's list is printed as it comes; several servers' are merged first.
+        const batches = clients.length === 1
+          ? clients[0].entries(command.sha256)
+          : [mergeLists(await Promise.all(clients.map((client) => client.list(command.sha256))))];
+        await printList(batches, command.json, Deno.stdout);
         return Exit.Ok;
       }
       case "stats": {
@@ -398,6 +402,8 @@ if (import.meta.main) {
     }
     if (error instanceof Error && "code" in error) {
       // Only printing touches the system outside the download's own handling: stdout failed.
+      // A reader that has read enough (`| head`) closed it: nothing to say, as for any Unix tool.
+      if (error.code === "EPIPE") Deno.exit(Exit.ReaderLeft);
       complain(writeFailure(error, "standard output"));
       Deno.exit(Exit.Failed);
     }

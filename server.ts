@@ -11,7 +11,9 @@ import {
   Logger,
   type LogLevel,
 } from "./lib/server/log.ts";
+import { DEFAULT_MAX_LISTINGS, DEFAULT_SORT_LIMIT } from "./lib/server/listing.ts";
 import { FileServer, type ServerOptions } from "./lib/server/server.ts";
+import { DEFAULT_LIST_DEPTH } from "./lib/server/store/store.ts";
 import { Tokens } from "./lib/server/tokens.ts";
 import { watchShutdown } from "./lib/server/watchdog.ts";
 import {
@@ -49,6 +51,17 @@ Options:
   --html-sandbox           send HTML, SVG and XML files from the HTTP port with
                            Content-Security-Policy: sandbox, so that a shared page's scripts
                            cannot act with the server's origin (see docs/SECURITY.md)
+  --compress on|off        compress text, JSON, JavaScript, SVG and the like from the HTTP port in
+                           the best of br, zstd and gzip the client takes, each copy made once and
+                           cached in the cache's budget; NAME.zst, NAME.br, NAME.gz beside a file
+                           are sent as they are when current (default on)
+  --index NAME,...         serve the first of these files a folder holds for its URL, instead of
+                           its page, so a folder can be a static site (e.g. index.html; off
+                           unless given)
+  --cache-control VALUE    send Cache-Control: VALUE with every file from the HTTP port (e.g.
+                           "public, max-age=3600"; none unless given)
+  --cors ORIGIN,...        let pages of these origins (or * for any) read files from the HTTP
+                           port, answering browsers' preflight requests (off unless given)
   --data DIR               folder to share (default server_data)
   --cache-size SIZE        cache capacity (default 64MiB)
   --policy NAME            cache eviction policy: ${POLICIES.join(", ")} (default ${DEFAULT_POLICY})
@@ -72,9 +85,22 @@ Options:
   --shutdown-timeout S     on SIGINT/SIGTERM, wait up to S seconds for answers in flight
                            (default 10); the process ends S+2 seconds after the signal at the
                            latest, however busy, and a second signal ends it at once
-  --log text|json          log format (default text)
-  --log-level info|debug   debug adds the routine lines left out by default: the connections a
-                           trusted proxy makes for itself, such as its health checks (default info)
+  --max-listings N         lists and folder pages read at once; the next waits its turn
+                           (default ${DEFAULT_MAX_LISTINGS})
+  --list-depth N           levels of sub-folders a list walks into; deeper ones are left out and
+                           the log counts them (default ${DEFAULT_LIST_DEPTH})
+  --sort-limit N           entries folder pages may hold at once to sort them, between them; a
+                           folder that does not fit is shown in the order the disk gives
+                           (default ${DEFAULT_SORT_LIMIT}; 0 never sorts)
+  --log text|json|combined
+                           log format (default text): a line per request and per event; combined
+                           is the access log format of nginx and Apache, for log analysers, with
+                           other events as text on standard error
+  --log-level LEVEL        debug, info, warning or error: the least important lines written
+                           (default info: a line per request, and what else happens as usual;
+                           debug adds connections opened and closed as usual and a trusted
+                           proxy's own requests, such as its health checks)
+  --quiet                  --log-level warning: only what an operator should look at
   --tls-cert FILE          speak TLS, with this certificate (PEM: the server's, then any
                            intermediate ones)
   --tls-key FILE           the certificate's private key (PEM); goes with --tls-cert
@@ -99,6 +125,10 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
     port: { type: "string" },
     "http-port": { type: "string" },
     "html-sandbox": { type: "boolean", default: false },
+    index: { type: "string" },
+    compress: { type: "string", default: "on" },
+    "cache-control": { type: "string" },
+    cors: { type: "string" },
     data: { type: "string", default: "server_data" },
     "cache-size": { type: "string", default: "64MiB" },
     policy: { type: "string", default: DEFAULT_POLICY },
@@ -109,8 +139,12 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
     "trust-proxy": { type: "string" },
     "idle-timeout": { type: "string", default: "60" },
     "shutdown-timeout": { type: "string", default: "10" },
+    "max-listings": { type: "string", default: String(DEFAULT_MAX_LISTINGS) },
+    "list-depth": { type: "string", default: String(DEFAULT_LIST_DEPTH) },
+    "sort-limit": { type: "string", default: String(DEFAULT_SORT_LIMIT) },
     log: { type: "string", default: "text" },
-    "log-level": { type: "string", default: "info" },
+    "log-level": { type: "string" },
+    quiet: { type: "boolean", default: false },
     "tls-cert": { type: "string" },
     "tls-key": { type: "string" },
     tokens: { type: "string" },
@@ -131,11 +165,14 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
     throw new UsageError(`--policy takes one of ${POLICIES.join(", ")}, not "${values.policy}"`);
   }
   if (!LOG_FORMATS.includes(values.log as LogFormat)) {
-    throw new UsageError(`--log takes text or json, not "${values.log}"`);
+    throw new UsageError(`--log takes ${LOG_FORMATS.join(", ")}, not "${values.log}"`);
   }
-  const level = values["log-level"] as LogLevel;
+  if (values.quiet && values["log-level"] !== undefined) {
+    throw new UsageError("give --quiet or --log-level, not both");
+  }
+  const level = (values.quiet ? "warning" : values["log-level"] ?? "info") as LogLevel;
   if (!LOG_LEVELS.includes(level)) {
-    throw new UsageError(`--log-level takes info or debug, not "${level}"`);
+    throw new UsageError(`--log-level takes ${LOG_LEVELS.join(", ")}, not "${level}"`);
   }
   const [cert, key] = [values["tls-cert"], values["tls-key"]];
   if ((cert === undefined) !== (key === undefined)) {
@@ -149,8 +186,13 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
       "--trust-proxy cannot go with --tls-cert: let the proxy end TLS (see docs/SCALING.md)",
     );
   }
-  if (values["html-sandbox"] && values["http-port"] === undefined) {
-    throw new UsageError("--html-sandbox goes with --http-port");
+  if (values.compress !== "on" && values.compress !== "off") {
+    throw new UsageError(`--compress takes on or off, not "${values.compress}"`);
+  }
+  for (const flag of ["html-sandbox", "index", "cache-control", "cors"] as const) {
+    if (values[flag] && values["http-port"] === undefined) {
+      throw new UsageError(`--${flag} goes with --http-port`);
+    }
   }
   if (values["allow-original-without-token"] && values.tokens === undefined) {
     throw new UsageError("--allow-original-without-token goes with --tokens");
@@ -178,12 +220,53 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
       ? undefined
       : parsePort(values["http-port"], "--http-port"),
     htmlSandbox: values["html-sandbox"],
+    index: listFlag(values.index, "--index", isIndexName),
+    compress: values.compress === "on",
+    cacheControl: headerValue(values["cache-control"], "--cache-control"),
+    cors: listFlag(values.cors, "--cors", isOrigin),
     shutdownTimeoutMs: parseSeconds(values["shutdown-timeout"], "--shutdown-timeout"),
-    logger: new Logger(values.log as LogFormat, Deno.stdout, level, LOG_GATHER_MS),
+    maxListings: parseInteger(values["max-listings"], "--max-listings", 1, 1024),
+    listDepth: parseInteger(values["list-depth"], "--list-depth", 0, 1024),
+    sortLimit: parseInteger(values["sort-limit"], "--sort-limit", 0, 10_000_000),
+    logger: new Logger(values.log as LogFormat, Deno.stdout, level, { gatherMs: LOG_GATHER_MS }),
     tls: cert === undefined || key === undefined ? undefined : { cert, key },
     tokenFile: values.tokens,
     originalWithoutToken: values["allow-original-without-token"],
   };
+}
+
+/**
+ * The items of a comma-separated flag's value, each checked by `valid`; undefined when the flag
+ * is not given.
+ */
+function listFlag(
+  value: string | undefined,
+  flag: string,
+  valid: (item: string) => boolean,
+): string[] | undefined {
+  if (value === undefined) return undefined;
+  const items = value.split(",").map((item) => item.trim());
+  const wrong = items.find((item) => !valid(item));
+  if (wrong !== undefined) throw new UsageError(`${flag} does not take "${wrong}"`);
+  return items;
+}
+
+/** True for a file name a folder can hold: no slash, not "." or "..", not empty. */
+function isIndexName(name: string): boolean {
+  return name !== "" && name !== "." && name !== ".." && !name.includes("/");
+}
+
+/** True for `*` or an origin as browsers send it: scheme://host[:port], nothing after. */
+function isOrigin(origin: string): boolean {
+  return origin === "*" || /^https?:\/\/[^/\s?#]+$/i.test(origin);
+}
+
+/** `value` when it can be sent as a header field's value: printable, on one line. */
+function headerValue(value: string | undefined, flag: string): string | undefined {
+  if (value !== undefined && !/^[\x20-\x7e]+$/.test(value)) {
+    throw new UsageError(`${flag} takes printable ASCII on one line`);
+  }
+  return value;
 }
 
 /**
@@ -194,7 +277,7 @@ async function reloadTokens(tokens: Tokens, logger: Logger): Promise<void> {
   try {
     logger.event("tokens-reloaded", { tokens: await tokens.reload() });
   } catch (error) {
-    logger.event("tokens-kept", { tokens: tokens.count, error: reasonOf(error) });
+    logger.event("tokens-kept", { tokens: tokens.count, error: reasonOf(error) }, "warning");
   }
 }
 
@@ -215,10 +298,14 @@ if (import.meta.main) {
   let server: FileServer;
   try {
     const tokens = tokenFile === undefined ? undefined : await Tokens.load(tokenFile);
-    server = await FileServer.start({ ...options, tokens });
-    if (tokens !== undefined) {
-      Deno.addSignalListener("SIGHUP", () => reloadTokens(tokens, options.logger));
-    }
+    // SIGHUP reads the token file and the certificate again, as a renewal or a new token needs;
+    // listened for before the server starts, so that one sent as soon as it listens is not fatal.
+    let started: FileServer | undefined;
+    Deno.addSignalListener("SIGHUP", () => {
+      if (tokens !== undefined) reloadTokens(tokens, options.logger);
+      started?.reloadCertificate();
+    });
+    server = started = await FileServer.start({ ...options, tokens });
   } catch (error) {
     console.error(`server: cannot start: ${reasonOf(error)}`);
     Deno.exit(1);

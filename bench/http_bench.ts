@@ -169,7 +169,7 @@ if (import.meta.main) {
       console.log("nginx comparison skipped: nginx is not installed (Debian: nginx-light)");
       await measure(served, undefined);
     } else {
-      nginx = await startNginx(DATA, `${WORK}/nginx`, 1);
+      nginx = await startNginx(DATA, `${WORK}/nginx`, { workers: 1 });
       const other = `http://127.0.0.1:${nginx.port}`;
       await curl(`${other}/big.bin`); // into nginx's page cache, as ours is in its cache
       await measure(served, { url: other, pid: nginx.process.pid });

@@ -1,9 +1,10 @@
 /**
  * The benchmark suite, in one run: the cache policies' hit ratios on synthetic traces, their
  * operations per second, the cache shared by worker threads beside one thread's, the server's
- * speed beside the loopback ceiling (and nginx, when installed), its HTTP port beside nginx, the
- * client's downloads beside rsync and curl+nginx (when installed), then a cluster of nodes beside
- * one node. Each part is its own program, run
+ * speed beside the loopback ceiling (and nginx, when installed), its HTTP port beside nginx, its
+ * compressed answers beside nginx's gzip, the client's downloads beside rsync and curl+nginx (when
+ * installed), a listing of 100,000 files beside find, ls -lR and nginx's autoindex, then a cluster
+ * of nodes beside one node. Each part is its own program, run
  * one after another so they never compete for the machine. Every part prints ratios measured
  * side by side in that same run. --quick and --smoke (bench/length.ts) are handed to each part.
  *
@@ -18,7 +19,9 @@ const PARTS = [
   "shared_cache.ts",
   "server_bench.ts",
   "http_bench.ts",
+  "compress.ts",
   "download.ts",
+  "listing.ts",
   "cluster.ts",
 ];
 

@@ -11,6 +11,18 @@ export interface Service {
   port: number;
   process: Deno.ChildProcess;
   stop(): Promise<void>;
+  /** The processes that serve: nginx's workers, or the process itself. */
+  workers(): number[];
+}
+
+/**
+ * CPU time process `pid` has used so far, user and system, every thread, in seconds (from
+ * /proc/PID/stat; clock ticks of 1/100 s, as on every Linux machine here).
+ */
+export function cpuSeconds(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** Starts server.ts with `args` on a free port; resolves once it accepts connections. */
@@ -28,13 +40,18 @@ export function startServer(args: string[]): Promise<Service> {
 }
 
 /**
- * Serves `root` with nginx (sendfile on, as a production setup would), its files under `prefix`,
- * with `workers` worker processes (default one per core).
+ * Serves `root` with nginx (sendfile on, as a production setup would), its files under `prefix`:
+ * a worker per core unless `workers` says, with `http` added to its http block and `server` to its
+ * server block (locations, say).
  */
 export async function startNginx(
   root: string,
   prefix: string,
-  workers: number | "auto" = "auto",
+  { workers = "auto", http = "", server = "" }: {
+    workers?: number | "auto";
+    http?: string;
+    server?: string;
+  } = {},
 ): Promise<Service> {
   const port = freePort();
   await Deno.mkdir(`${prefix}/logs`, { recursive: true });
@@ -43,7 +60,8 @@ export async function startNginx(
     `daemon off; worker_processes ${workers}; pid ${prefix}/nginx.pid; error_log ${prefix}/logs/error.log;
 events { worker_connections 4096; }
 http { access_log ${prefix}/logs/access.log; sendfile on; tcp_nopush on; keepalive_requests 1000000;
-  server { listen 127.0.0.1:${port}; root ${root}; } }
+  ${http}
+  server { listen 127.0.0.1:${port}; root ${root}; ${server} } }
 `,
   );
   const command = new Deno.Command("nginx", {
@@ -96,5 +114,11 @@ async function started(port: number, command: Deno.Command, signal: Deno.Signal)
     await stop();
     throw error;
   }
-  return { port, process, stop };
+  // A master's workers are its children (nginx); a process without children serves itself.
+  const workers = () => {
+    const children = Deno.readTextFileSync(`/proc/${process.pid}/task/${process.pid}/children`);
+    const pids = children.trim().split(" ").filter((pid) => pid).map(Number);
+    return pids.length > 0 ? pids : [process.pid];
+  };
+  return { port, process, stop, workers };
 }

@@ -17,10 +17,12 @@ const OPTIONAL = ["nginx", "wrk", "curl", "rsync", "aria2c", "haproxy"];
 const SKIPPED = [
   "nginx comparison skipped: needs nginx, curl and wrk",
   "HTTP benchmark skipped: needs wrk and curl",
+  "compression beside nginx skipped: needs nginx and wrk",
   "rsync comparison skipped: rsync is not installed",
   "curl+nginx comparison skipped: needs nginx and curl",
   "aria2c comparison skipped: aria2c is not installed",
   "haproxy skipped: not installed",
+  "HTTP page comparison skipped: needs curl",
 ];
 
 /**
@@ -59,7 +61,9 @@ Deno.test("make bench ARGS=--smoke: every part runs end to end", async (t) => {
       "shared_cache",
       "server_bench",
       "http_bench",
+      "compress",
       "download",
+      "listing",
     ];
     for (const part of parts) {
       assert(result.stdout.includes(`== bench/${part}.ts --smoke`), part);
@@ -77,8 +81,10 @@ Deno.test("make bench ARGS=--smoke: every part runs end to end", async (t) => {
       const ran of [
         "4 KiB, 64 conn: requests",
         "our HTTP port served 2 files byte for byte",
+        "ours br ",
         "ours, verified, --connections 4",
         "3 nodes of C, one stopped halfway",
+        "client list --json (whole process)",
       ]
     ) {
       assert(result.stdout.includes(ran), ran);

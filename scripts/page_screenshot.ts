@@ -1,6 +1,6 @@
 /**
  * Renders the HTTP port's folder page in headless Chromium to PNG files, as a desktop and as a
- * phone screen show it, to look at with one's own eyes: starts the server on a sample folder with
+ * phone screen show it, each in the light and the dark scheme, to look at with one's own eyes: starts the server on a sample folder with
  * an HTTP port, and points Debian's Chromium at it.
  *
  * Usage: deno run -A scripts/page_screenshot.ts [OUTPUT_FOLDER]   (default: bench/.work/pages)
@@ -30,8 +30,18 @@ try {
   const port = /http=[^ ]*:(\d+)/.exec(await server.waitFor(/listening/))![1];
   await fetch(`http://127.0.0.1:${port}/README.txt`).then((response) => response.body?.cancel());
   await Deno.mkdir(output, { recursive: true });
-  const shots = [["root-desktop", "/", "1280,800"], ["docs-phone", "/docs/", "390,844"]];
-  for (const [name, path, size] of shots) {
+  for (let i = 1; i <= 12; i++) await Deno.writeTextFile(join(data, `docs/chapter ${i}.txt`), "…");
+  const pages = [["root-desktop", "/", "1280,800"], [
+    "docs-phone",
+    "/docs/?sort=size&order=desc",
+    "390,844",
+  ]];
+  // Chromium's preferred scheme: 0 dark, 1 light.
+  const schemes = [["light", "1"], ["dark", "0"]];
+  const shots = pages.flatMap(([name, path, size]) =>
+    schemes.map(([scheme, value]) => [`${name}-${scheme}`, path, size, value])
+  );
+  for (const [name, path, size, scheme] of shots) {
     const profile = await Deno.makeTempDir({ prefix: "fileserver-chromium-" });
     const png = join(output, `${name}.png`);
     const shot = await new Deno.Command("chromium", {
@@ -39,6 +49,7 @@ try {
         ...CHROMIUM_FLAGS,
         `--user-data-dir=${profile}`,
         `--window-size=${size}`,
+        `--blink-settings=preferredColorScheme=${scheme}`,
         `--screenshot=${png}`,
         `http://127.0.0.1:${port}${path}`,
       ],

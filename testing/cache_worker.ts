@@ -6,6 +6,7 @@
  */
 
 import type { Found } from "../lib/server/store/backend.ts";
+import { readWhole } from "../lib/server/store/body.ts";
 import { type FileBody, FileStore } from "../lib/server/store/store.ts";
 import { SharedCache } from "../lib/server/store/threads/shared.ts";
 import { SHA256, XXH3_128 } from "../lib/shared/digest.ts";
@@ -15,17 +16,6 @@ let cache: SharedCache;
 let store: FileStore;
 /** Bodies opened and not yet closed, by the number their opener gave. */
 const bodies = new Map<number, FileBody>();
-
-/** Every byte of `body`, read as a request would send it. */
-async function readAll(body: FileBody): Promise<Uint8Array> {
-  const bytes = new Uint8Array(body.stamp.size);
-  let at = 0;
-  for await (const chunk of body.chunks(0, body.stamp.size)) {
-    bytes.set(chunk, at);
-    at += chunk.length;
-  }
-  return bytes;
-}
 
 /** A stamp for a file the benchmarks make up: no file on disk, only the cache is exercised. */
 function madeUp(size: number) {
@@ -42,7 +32,7 @@ const calls = {
     bodies.set(id, body);
     return { source: body.source, size: body.stamp.size };
   },
-  read: (id: number) => readAll(bodies.get(id)!),
+  read: (id: number) => readWhole(bodies.get(id)!),
   digest: (id: number) => bodies.get(id)!.digest(),
   close(id: number) {
     bodies.get(id)![Symbol.dispose]();
@@ -51,7 +41,7 @@ const calls = {
   /** Opens, reads and closes `name`: its source, bytes and SHA-256. */
   async fetch(name: string) {
     using body = store.open(name, SHA256);
-    return { source: body.source, bytes: await readAll(body), digest: await body.digest() };
+    return { source: body.source, bytes: await readWhole(body), digest: await body.digest() };
   },
   /** Fetches `count` files of `names` at random, `parallel` at a time (see requests.ts). */
   churn: (names: string[], count: number, parallel: number, seed: number) =>

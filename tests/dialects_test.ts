@@ -54,7 +54,7 @@ function kinds(frames: { type: number }[]): string {
 /** The request lines of a log, without their times and durations. */
 function requests(lines: string[]): string[] {
   return lines.filter((line) => / request /.test(line)).map((line) =>
-    line.replace(/^\S+ /, "").replace(/ ms=\S+$/, "")
+    line.replace(/^\S+ /, "").replace(/ ms=\S+$/, "").replace(/ peer=\S+/, "")
   );
 }
 
@@ -84,7 +84,8 @@ Deno.test("the framed dialect in process", async (t) => {
       readEnd(frames[3].payload, SHA256),
       await digestOf(SHA256, new TextEncoder().encode("hello")),
     );
-    assertEquals(readListPart(frames[4].payload).map((entry) => entry.name), [
+    // In the order the disk gives, as find lists them.
+    assertEquals(readListPart(frames[4].payload).map((entry) => entry.name).sort(), [
       "a.txt",
       "docs/b.txt",
     ]);
@@ -98,6 +99,34 @@ Deno.test("the framed dialect in process", async (t) => {
     ]);
     assertEquals(ledger.tally.requests, { framed: 5, original: 0, http: 0 });
     assertEquals(ledger.tally.errors, 0);
+  });
+
+  await t.step("a list the shutdown cuts short ends in ERROR after its entries", async () => {
+    let shuttingDown = false;
+    async function* batches() {
+      yield [{ name: "a.txt", size: 5, mtimeMs: 0, cached: false }];
+      shuttingDown = true; // as a signal would, while the list is sent
+      yield [{ name: "b.txt", size: 5, mtimeMs: 0, cached: false }];
+    }
+    // The real store, but for its list.
+    const listing: Store = Object.assign(Object.create(store), {
+      list: () => Object.assign(batches(), { deeper: 0 }),
+    });
+    const served = testService(listing);
+    const socket = new FakeSocket([...OPENING, v2.encodeList({ sha256: false })]);
+    const connection = served.connect(socket, "framed");
+    await serveNative(connection, { ...served.service, closing: () => shuttingDown });
+    await connection.finish("done");
+    await served.logged();
+    const frames = framesAfterGreeting(socket.written);
+    // The list's end, then the connection's, as every connection ends at a shutdown.
+    assertEquals(kinds(frames), "Hello ListPart Error Error");
+    assertEquals(readListPart(frames[1].payload).map((entry) => entry.name), ["a.txt"]);
+    assertEquals(readError(frames[2].payload).code, ErrorCode.ShuttingDown);
+    assertEquals(requests(served.log.lines), [
+      "request id=1 op=list entries=1 error=shutting-down",
+    ]);
+    assertEquals(served.ledger.tally.errors, 0, "a shutdown is no failure of the server's");
   });
 
   await t.step("a refusal is an answer, not an error of the server's", async () => {
@@ -171,10 +200,13 @@ Deno.test("the original dialect in process", async (t) => {
     const help = await ask("help");
     assert(help.answer.startsWith("OK@[HELP]list: "), help.answer);
     const list = await ask("list\n");
-    assertEquals(
-      list.answer,
-      "OK@\n[FILES INSIDE THE SERVER DIRECTORY]:\na.txt\ndocs/b.txt\n[FILES IN CACHE]:\n",
-    );
+    const [files, cached] = list.answer.split("\n[FILES IN CACHE]:\n");
+    assertEquals(cached, "");
+    const [head, ...names] = files.split("\n");
+    assertEquals([head, names.sort()], [
+      "OK@",
+      ["[FILES INSIDE THE SERVER DIRECTORY]:", "a.txt", "docs/b.txt"],
+    ]);
     const file = await ask("file@a.txt");
     assertEquals(file.answer, "OK@hello");
     assertEquals(requests([...help.log.lines, ...list.log.lines, ...file.log.lines]), [
@@ -231,9 +263,9 @@ Deno.test("the HTTP port's writer in process", async (t) => {
     assert(missing[0].startsWith("HTTP/1.1 404 "), missing[0]);
     assertEquals(missing[1], "");
     assertEquals(requests(log.lines), [
-      "request id=1 op=http-get name=a.txt bytes=5 status=200 source=miss",
-      "request id=1 op=http-head status=200 name=a.txt",
-      "request id=1 op=http-head status=404 name=nothing.txt error=not-found",
+      "request id=1 op=http-get name=a.txt bytes=5 method=GET target=/a.txt version=HTTP/1.1 status=200 source=miss",
+      "request id=1 op=http-head method=HEAD target=/a.txt version=HTTP/1.1 status=200 name=a.txt",
+      "request id=1 op=http-head method=HEAD target=/nothing.txt version=HTTP/1.1 status=404 name=nothing.txt error=not-found",
     ]);
     assertEquals(ledger.tally.requests.http, 3);
   });
@@ -249,7 +281,7 @@ Deno.test("the HTTP port's writer in process", async (t) => {
     assert(head.startsWith("HTTP/1.1 200 ") && head.includes("\r\nContent-Length: 100"), head);
     assertEquals(body, "a".repeat(40));
     assertEquals(requests(log.lines), [
-      "request id=1 op=http-get name=big.bin bytes=40 status=200 error=changed",
+      "request id=1 op=http-get name=big.bin bytes=40 method=GET target=/big.bin version=HTTP/1.1 status=200 error=changed",
     ]);
     assertEquals(ledger.tally.errors, 1);
   });

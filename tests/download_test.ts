@@ -19,10 +19,11 @@ import {
   fileHeader,
   halfServer,
   runClient,
+  runClientIn,
   startServer,
   tempFolder,
 } from "./harness.ts";
-import { CLIENT_COMMAND, type Output, randomBytes, spawnServer } from "../testing/support.ts";
+import { randomBytes, spawnServer } from "../testing/support.ts";
 
 const MiB = 1024 * 1024;
 
@@ -339,32 +340,13 @@ Deno.test("a hostile server's names are shown escaped and never used as paths", 
   assertEquals(table.code, 0, table.stderr);
   assert(!table.stdout.includes("\x1b"), "a control character reached the terminal");
   assertEquals(
-    table.stdout.split("\n").slice(1, -1).map((line) => line.split(" ")[0]),
+    // The name is the last column, after size, time and cached (38 characters).
+    table.stdout.split("\n").slice(1, -1).map((line) => line.slice(38)),
     ["../../outside.txt", "/etc/passwd", "evil\\u001b[2Jname", "ok.txt"],
   );
   const json = await runClient(["--port", String(liar.port), "list", "--json"]);
   assertEquals(JSON.parse(json.stdout).map((e: { name: string }) => e.name), names);
 });
-
-/**
- * Runs the real client through `sh -c script`, where "$@" is the client's command line: for a
- * redirection or a change of user that runClient cannot make.
- */
-async function runClientIn(script: string, args: string[]): Promise<Output> {
-  const output = await new Deno.Command("sh", {
-    args: ["-c", script, "sh", Deno.execPath(), ...CLIENT_COMMAND, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-    bytes: output.stdout,
-  };
-}
 
 Deno.test("a full disk is one line per file and exit 1", async (t) => {
   if (!await exists("/dev/full")) {

@@ -28,7 +28,7 @@ Deno.test("a dialect that forgets to end an exchange is caught", async (t) => {
   await t.step("the request is logged as abandoned, once", () => {
     const lines = log.lines.filter((line) => / request /.test(line));
     assertEquals(lines.length, 1);
-    assert(/ request id=1 op=get error=abandoned ms=/.test(lines[0]), lines[0]);
+    assert(/ request id=1 peer=\S+ op=get error=abandoned ms=/.test(lines[0]), lines[0]);
   });
 
   await t.step("and counted as an error of the server's", () => {
@@ -51,7 +51,7 @@ Deno.test("an exchange dropped without `using` is abandoned when its connection 
     new FakeSocket(),
     "framed",
   );
-  assert(log.lines.some((line) => / request id=1 op=list error=abandoned /.test(line)));
+  assert(log.lines.some((line) => / request id=1 peer=\S+ op=list error=abandoned /.test(line)));
   assertEquals(ledger.tally.errors, 1);
 });
 
@@ -91,7 +91,7 @@ Deno.test("an exchange ends in exactly one outcome", async (t) => {
   await t.step("each exchange is one line, counted under the connection's protocol", async () => {
     await logged();
     const lines = log.lines.filter((line) => / request /.test(line)).map((line) =>
-      line.replace(/^\S+ /, "").replace(/ ms=\S+$/, "")
+      line.replace(/^\S+ /, "").replace(/ ms=\S+$/, "").replace(/ peer=\S+/, "")
     );
     assertEquals(lines, [
       "request id=1 op=http-get status=200",

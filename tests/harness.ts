@@ -263,6 +263,26 @@ export function runClient(
   return run(Deno.execPath(), [...CLIENT_COMMAND, ...args], options);
 }
 
+/**
+ * Runs the real client through `sh -c script`, where "$@" is the client's command line: for a
+ * redirection or a change of user that runClient cannot make.
+ */
+export async function runClientIn(script: string, args: string[]): Promise<Output> {
+  const output = await new Deno.Command("sh", {
+    args: ["-c", script, "sh", Deno.execPath(), ...CLIENT_COMMAND, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+    bytes: output.stdout,
+  };
+}
+
 /** A raw TCP connection to `port` with helpers to read exact byte counts or until close. */
 export async function rawConnect(port: number): Promise<RawSocket> {
   return new RawSocket(await Deno.connect({ hostname: "127.0.0.1", port }));

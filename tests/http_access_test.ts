@@ -133,7 +133,7 @@ Deno.test({
     // fresh profile does not know: that check is not the point here.
     const url = `https://reader:${TOKEN}@127.0.0.1:${server.httpAddr!.port}/docs/`;
     const page = await chromiumDom(url, ["--ignore-certificate-errors"]);
-    assert(page.includes("<h1>Index of /docs/</h1>"), page);
+    assert(page.includes('<h1>Index of <a href="/">/</a><a href="/docs/">docs</a>/</h1>'), page);
     assert(page.includes('<a href="a.txt">a.txt</a>'), page);
     const statuses = server.log.lines.flatMap((line) => / status=(\d+)/.exec(line)?.[1] ?? []);
     assertEquals(statuses.slice(0, 2), ["401", "200"]);

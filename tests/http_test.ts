@@ -175,6 +175,17 @@ Deno.test("folders over HTTP: an HTML page, or JSON when asked", async (t) => {
     ]]);
   });
 
+  await t.step("a page goes chunked to HTTP/1.1, and to HTTP/1.0 ends with the close", async () => {
+    const eleven = await run("curl", ["-si", `${base}/`]);
+    assert(/\r\ntransfer-encoding: chunked\r\n/i.test(eleven.stdout), eleven.stdout);
+    assert(eleven.stdout.endsWith("</html>\n"), eleven.stdout);
+    const ten = await run("curl", ["-si", "--http1.0", `${base}/`]);
+    assertEquals(ten.code, 0, ten.stderr);
+    assert(/\r\nconnection: close\r\n/i.test(ten.stdout), ten.stdout);
+    assert(!/transfer-encoding/i.test(ten.stdout), ten.stdout);
+    assert(ten.stdout.endsWith("</html>\n"), ten.stdout);
+  });
+
   await t.step("a folder's URL without its slash is redirected; a missing one is 404", async () => {
     const moved = await fetch(`${base}/docs`, { redirect: "manual" }).then(drain);
     assertEquals([moved.status, moved.headers.get("location")], [301, "/docs/"]);
@@ -217,6 +228,38 @@ Deno.test("/-/metrics is the Prometheus text format and moves with requests; /-/
   );
   const healthy = await fetch(`${base}/-/healthy`);
   assertEquals([healthy.status, await healthy.text()], [200, "OK\n"]);
+
+  await (await fetch(`${base}/missing.txt`)).body?.cancel();
+  const classes = await scrape();
+  const movedSince = (name: string) => classes.get(name)! - after.get(name)!;
+  assertEquals(
+    ["2xx", "4xx", "5xx"].map((c) => movedSince(`fileserver_http_responses_total{class="${c}"}`)),
+    [2, 1, 0], // the health check and the last scrape; the missing file
+  );
+  const rss = classes.get("process_resident_memory_bytes")!;
+  assert(rss > 10 * MiB && rss < 4096 * MiB, `${rss}`);
+  assert(classes.get("process_cpu_seconds_total")! > 0);
+  const started = classes.get("process_start_time_seconds")!;
+  assert(Math.abs(started - Date.now() / 1000) < 3600, `${started}`);
+});
+
+Deno.test({
+  name: "promtool finds the metrics page well formed",
+  ignore: !await has("promtool"),
+  async fn() {
+    await using data = await tempFolder({ "a.txt": "a" });
+    await using server = await startServer(data.path, { httpPort: 0 });
+    const base = `http://127.0.0.1:${server.httpAddr!.port}`;
+    await (await fetch(`${base}/a.txt`)).body?.cancel();
+    await using out = await tempFolder({
+      "metrics.txt": await (await fetch(`${base}/-/metrics`)).text(),
+    });
+    const check = await run("sh", [
+      "-c",
+      `promtool check metrics < ${join(out.path, "metrics.txt")}`,
+    ]);
+    assertEquals([check.code, check.stdout + check.stderr], [0, ""]);
+  },
 });
 
 Deno.test("HTTP holds the native port's limits and never completes a changed file", async (t) => {

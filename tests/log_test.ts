@@ -4,7 +4,7 @@ import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:asse
 import fc from "fast-check";
 import { Logger, type LogSink, MAX_PENDING_LINES } from "../lib/server/log.ts";
 import { parseServerArgs } from "../server.ts";
-import { MemoryLog, startServer, tempFolder } from "./harness.ts";
+import { MemoryLog, rawConnect, startServer, tempFolder, until } from "./harness.ts";
 
 /**
  * Characters a log viewer could be misled by: C1 controls (NEXT LINE, a terminal's CSI), line and
@@ -116,7 +116,17 @@ Deno.test("log levels: debug lines only when asked for; --log-level chooses", as
     }
   });
 
-  await t.step("the flag: info by default, debug on request, nothing else", () => {
+  await t.step("a logger at warning keeps only warnings and errors", async () => {
+    const sink = new MemoryLog();
+    const log = new Logger("text", sink, "warning");
+    log.event("request", { id: 1 });
+    log.event("busy", { id: 2 }, "warning");
+    log.event("connection-error", { id: 3 }, "error");
+    await log.flush();
+    assertEquals(sink.lines.map((line) => line.split(" ")[1]), ["busy", "connection-error"]);
+  });
+
+  await t.step("the flags: info by default; --log-level and --quiet choose", () => {
     const levelOf = (args: string[]) => {
       const options = parseServerArgs(args);
       assert(options !== "help");
@@ -124,9 +134,80 @@ Deno.test("log levels: debug lines only when asked for; --log-level chooses", as
     };
     assertEquals(levelOf([]), "info");
     assertEquals(levelOf(["--log-level", "debug"]), "debug");
+    assertEquals(levelOf(["--log-level", "error"]), "error");
+    assertEquals(levelOf(["--quiet"]), "warning");
     throws(() => parseServerArgs(["--log-level", "verbose"]), {
-      message: '--log-level takes info or debug, not "verbose"',
+      message: '--log-level takes debug, info, warning, error, not "verbose"',
     });
+    throws(() => parseServerArgs(["--quiet", "--log-level", "info"]), {
+      message: "give --quiet or --log-level, not both",
+    });
+  });
+});
+
+/** Sends `request` (method and target) with User-Agent `agent`, as no fetch() would; awaits the end. */
+async function sendRaw(port: number, request: string, agent: string, more = ""): Promise<void> {
+  using socket = await rawConnect(port);
+  await socket.write(
+    `${request} HTTP/1.1\r\nHost: a\r\nUser-Agent: ${agent}\r\n${more}Connection: close\r\n\r\n`,
+  );
+  await socket.readToEnd();
+}
+
+Deno.test("access log: one line per request, saying who asked for what", async (t) => {
+  await using data = await tempFolder({ "a.txt": "hello\n", "docs/b.txt": "b" });
+  const agent = 'tool/1.0 "quoted" \\ \x1b[31m';
+
+  await t.step(
+    "text: a request's line has its peer, method, target, status and bytes",
+    async () => {
+      await using server = await startServer(data.path, { httpPort: 0 });
+      const base = `http://127.0.0.1:${server.httpAddr!.port}`;
+      for (const path of ["/a.txt", "/nope", "/docs/"]) {
+        await (await fetch(`${base}${path}`)).body?.cancel();
+      }
+      await sendRaw(server.httpAddr!.port, "HEAD /a.txt", agent);
+      await until(
+        () => server.log.lines.filter((l) => l.includes(" request ")).length === 4,
+        "lines",
+      );
+      const lines = server.log.lines.filter((line) => !line.includes(" listening "));
+      assertEquals(lines.length, 4, lines.join("\n")); // no open or close lines for usual connections
+      const field = (line: string, key: string) =>
+        new RegExp(` ${key}=("(?:[^"\\\\]|\\\\.)*"|\\S+)`).exec(line)?.[1];
+      assertEquals(
+        lines.map((line) => [field(line, "method"), field(line, "target"), field(line, "status")]),
+        [["GET", "/a.txt", "200"], ["GET", "/nope", "404"], ["GET", "/docs/", "200"], [
+          "HEAD",
+          "/a.txt",
+          "200",
+        ]],
+      );
+      assertEquals(field(lines[0], "bytes"), "6");
+      assert(/^127\.0\.0\.1:\d+$/.test(field(lines[0], "peer")!), lines[0]);
+      assert(clean(lines[3]) && lines[3].includes('agent="tool/1.0'), lines[3]);
+    },
+  );
+
+  await t.step("combined: nginx's format, one line per request, events apart", async () => {
+    const sink = new MemoryLog();
+    const events = new MemoryLog();
+    await using server = await startServer(data.path, {
+      httpPort: 0,
+      logger: new Logger("combined", sink, "info", { eventSink: events }),
+    });
+    const base = `http://127.0.0.1:${server.httpAddr!.port}`;
+    await sendRaw(server.httpAddr!.port, "GET /a.txt", agent, "Referer: http://x/\r\n");
+    await (await fetch(`${base}/a.txt`, { headers: { range: "bytes=99-" } })).body?.cancel();
+    await until(() => sink.lines.length === 2, "two lines");
+    const combined =
+      /^127\.0\.0\.1 - - \[\d\d\/\w{3}\/\d{4}:\d\d:\d\d:\d\d \+0000\] "([^"]*)" (\d{3}) (\d+) "([^"]*)" "([^"]*)"$/;
+    const [first, second] = sink.lines.map((line) => combined.exec(line));
+    assert(first && second, sink.lines.join("\n"));
+    assertEquals(first.slice(1, 5), ["GET /a.txt HTTP/1.1", "200", "6", "http://x/"]);
+    assert(clean(first[5]) && first[5].startsWith("tool/1.0 \\x22quoted\\x22 \\x5C"), first[5]);
+    assertEquals(second.slice(2, 4), ["416", "39"]);
+    assert(events.lines.some((line) => line.includes(" listening ")), events.lines.join("\n"));
   });
 });
 
@@ -183,7 +264,7 @@ Deno.test("with gatherMs, the lines of many turns leave in one write, unasked or
 
   await t.step("with it, they wait for the time to pass, then leave together", async () => {
     const sink = counting();
-    const log = new Logger("text", sink, "info", 5);
+    const log = new Logger("text", sink, "info", { gatherMs: 5 });
     await lines(log, 3);
     assertEquals(sink.writes, 0);
     await sink.written.promise;
@@ -192,7 +273,7 @@ Deno.test("with gatherMs, the lines of many turns leave in one write, unasked or
 
   await t.step("flush writes them at once", async () => {
     const sink = counting();
-    const log = new Logger("text", sink, "info", 60_000);
+    const log = new Logger("text", sink, "info", { gatherMs: 60_000 });
     await lines(log, 3);
     await log.flush();
     assertEquals([sink.writes, sink.lines.length], [1, 3]);

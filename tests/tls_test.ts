@@ -25,7 +25,8 @@ import {
   until,
   xxh3,
 } from "./harness.ts";
-import { randomBytes } from "../testing/support.ts";
+import { randomBytes, spawnServer } from "../testing/support.ts";
+import { join } from "node:path";
 
 const MiB = 1024 * 1024;
 
@@ -375,5 +376,55 @@ Deno.test("TLS reads stop through a handle internal to Deno, checked once at lis
     } finally {
       unconnected.destroy();
     }
+  });
+});
+
+Deno.test("SIGHUP reloads a renewed certificate; a pair that cannot be used keeps the old", async (t) => {
+  await using data = await tempFolder({ "a.txt": "aaa" });
+  await using certs = await certificates();
+  await using live = await tempFolder();
+  const [cert, key] = [join(live.path, "cert.pem"), join(live.path, "key.pem")];
+  await Deno.copyFile(certs.selfSigned, cert);
+  await Deno.copyFile(certs.selfSignedKey, key);
+  await using server = await spawnServer([
+    "--data",
+    data.path,
+    "--http-port",
+    "0",
+    "--tls-cert",
+    cert,
+    "--tls-key",
+    key,
+  ]);
+  const caCert = await Deno.readTextFile(certs.ca);
+  /** The file over HTTPS, trusting only the authority that signs the renewed certificate. */
+  const fetchTrusting = async () => {
+    using client = Deno.createHttpClient({ caCerts: [caCert] });
+    const response = await fetch(`https://127.0.0.1:${server.httpPort}/a.txt`, { client });
+    return await response.text();
+  };
+  const hangUp = async (event: RegExp) => {
+    const seen = server.lines.length;
+    server.process.kill("SIGHUP");
+    await server.waitFor(event);
+    return server.lines.slice(seen).find((line) => event.test(line))!;
+  };
+
+  await t.step("before: the self-signed certificate, which that client refuses", async () => {
+    await rejects(fetchTrusting());
+  });
+
+  await t.step("renewed in place and SIGHUP: new connections get it", async () => {
+    await Deno.copyFile(certs.cert, cert);
+    await Deno.copyFile(certs.key, key);
+    await hangUp(/certificate-reloaded/);
+    assertEquals(await fetchTrusting(), "aaa");
+  });
+
+  await t.step("a key that does not belong: kept, and the log says why", async () => {
+    await Deno.copyFile(certs.selfSignedKey, key);
+    const line = await hangUp(/certificate-kept/);
+    assert(line.includes("the key does not belong to the certificate"), line);
+    assertEquals(await fetchTrusting(), "aaa");
   });
 });

@@ -143,14 +143,20 @@ Deno.test("list --json --sha256 gives what sha256sum gives", async () => {
   assertEquals(listed.code, 0, listed.stderr);
   const hex = (bytes: Uint8Array) =>
     Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-  const sums = await Promise.all(
-    Object.values(files).map(async (contents) =>
-      hex(
-        await sha256(typeof contents === "string" ? new TextEncoder().encode(contents) : contents),
-      )
+  const sums = Object.fromEntries(
+    await Promise.all(
+      Object.entries(files).map(async ([name, contents]) => [
+        name,
+        hex(
+          await sha256(
+            typeof contents === "string" ? new TextEncoder().encode(contents) : contents,
+          ),
+        ),
+      ]),
     ),
   );
-  assertEquals(JSON.parse(listed.stdout).map((e: { sha256: string }) => e.sha256), sums);
+  const entries = JSON.parse(listed.stdout) as { name: string; sha256: string }[];
+  assertEquals(Object.fromEntries(entries.map((e) => [e.name, e.sha256])), sums);
   assertEquals(server.stats().cacheEntries, 0, "listing digests loaded files into the cache");
 });
 

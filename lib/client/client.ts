@@ -188,45 +188,55 @@ export class FileClient {
     await this.#write(all);
   }
 
-  /** Asks for the list of files and reads it; with `sha256`, each file's SHA-256 too. */
-  async list(sha256 = false): Promise<ListEntry[]> {
+  /**
+   * Asks for the list of files; with `sha256`, each file's SHA-256 too. Its entries come a frame's
+   * worth at a time, as the server sends them, so a list of any length is read in bounded memory.
+   * Its end is checked against the count the server gives; an ERROR (a list the server cut short)
+   * is thrown as ServerError, after the entries before it.
+   */
+  async *entries(sha256 = false): AsyncGenerator<ListEntry[]> {
     if (sha256 && this.version < 2) {
       throw new ConnectionError(
         `${this.#address()} speaks protocol version 1, which has no digests in its lists`,
       );
     }
     await this.send(this.#codec.encodeList({ sha256 }));
-    return await this.readList();
-  }
-
-  /**
-   * Reads a list answer. One longer than MAX_LIST_ENTRIES or MAX_LIST_BYTES breaks the connection:
-   * a server that sends entries forever cannot make the client hold them all.
-   */
-  async readList(): Promise<ListEntry[]> {
-    const entries: ListEntry[] = [];
-    let bytes = 0;
+    let received = 0;
     for (;;) {
       const frame = await this.#next();
       if (frame.type === Frame.ListPart) {
-        bytes += frame.payload.length;
-        if (bytes > MAX_LIST_BYTES) throw this.#tooLong(formatBytes(MAX_LIST_BYTES));
         const part = this.#decode(readListPart, frame.payload);
-        if (entries.length + part.length > MAX_LIST_ENTRIES) {
-          throw this.#tooLong(`${MAX_LIST_ENTRIES.toLocaleString("en-US")} entries`);
-        }
-        // One by one: spreading a frame's worth of entries as arguments overflows the stack.
-        for (const entry of part) entries.push(entry);
+        received += part.length;
+        yield part;
       } else if (frame.type === Frame.ListEnd) {
         const count = this.#decode(readListEnd, frame.payload);
-        if (count !== entries.length) {
-          throw this.#violation(
-            `its list's end counts ${count}, but the list held ${entries.length}`,
-          );
+        if (count !== received) {
+          throw this.#violation(`its list's end counts ${count}, but the list held ${received}`);
         }
-        return entries;
+        return;
       } else this.#unexpected(frame.type, frame.payload);
     }
+  }
+
+  /**
+   * The list of files whole (see {@link entries}), to merge with other servers' lists. One longer
+   * than MAX_LIST_ENTRIES or MAX_LIST_BYTES breaks the connection: a server that sends entries
+   * forever cannot make the client hold them all.
+   */
+  async list(sha256 = false): Promise<ListEntry[]> {
+    const entries: ListEntry[] = [];
+    let bytes = 0;
+    for await (const part of this.entries(sha256)) {
+      // About what the entries took on the wire: the fixed part and the name (and a digest).
+      for (const entry of part) bytes += 19 + entry.name.length + (entry.sha256?.length ?? 0);
+      if (bytes > MAX_LIST_BYTES) throw this.#tooLong(formatBytes(MAX_LIST_BYTES));
+      if (entries.length + part.length > MAX_LIST_ENTRIES) {
+        throw this.#tooLong(`${MAX_LIST_ENTRIES.toLocaleString("en-US")} entries`);
+      }
+      // One by one: spreading a frame's worth of entries as arguments overflows the stack.
+      for (const entry of part) entries.push(entry);
+    }
+    return entries;
   }
 
   /** Asks for the server's counters. */

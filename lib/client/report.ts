@@ -6,37 +6,84 @@
 import type { ListEntry } from "../shared/protocol.ts";
 import { type ServerStats, STAT_NAMES, sumStats } from "../shared/stats.ts";
 import { formatBytes } from "../shared/units.ts";
+import { writeAll, type Writer } from "../shared/io.ts";
 import { printable } from "./terminal.ts";
 
 /**
- * A list as a table sorted by name, times in local time; or as JSON for scripts. What the server
- * sent is escaped (printable), so it can be printed as it is.
+ * Prints a list to `out` as it comes, a batch at a time, so that printing holds one batch however
+ * long the list: in the order the server sent it, as a table for people (size, time in local time,
+ * whether cached, then the name, so that rows line up without waiting for the longest name) or as
+ * one JSON array for scripts. What the server sent is escaped (printable).
+ * @example
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
+ * import { printList } from "./report.ts";
+ * let text = "";
+ * const out = {
+ *   write(bytes: Uint8Array) {
+ *     text += new TextDecoder().decode(bytes);
+ *     return Promise.resolve(bytes.length);
+ *   },
+ * };
+ * const a = { name: "a.txt", size: 2048, mtimeMs: 0, cached: true };
+ * await printList([[a], [{ ...a, name: "b.txt" }]], true, out);
+ * deepEqual(JSON.parse(text).map((e: { name: string }) => e.name), ["a.txt", "b.txt"]);
+ * ```
  */
-export function formatList(entries: ListEntry[], json: boolean): string {
-  entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-  if (json) {
-    return printable(JSON.stringify(entries.map((e) => ({
-      name: e.name,
-      size: e.size,
-      modified: new Date(e.mtimeMs).toISOString(),
-      mtimeMs: e.mtimeMs,
-      cached: e.cached,
-      ...(e.sha256 && { sha256: toHex(e.sha256) }),
-    }))));
+export async function printList(
+  batches: AsyncIterable<ListEntry[]> | Iterable<ListEntry[]>,
+  json: boolean,
+  out: Writer,
+): Promise<void> {
+  const encoder = new TextEncoder();
+  let rows = 0;
+  for await (const entries of batches) {
+    if (entries.length === 0) continue;
+    const text = json
+      ? (rows === 0 ? "[" : ",") + entries.map(jsonEntry).join(",")
+      : (rows === 0 ? tableRow(HEAD) : "") + entries.map(tableEntry).join("");
+    rows += entries.length;
+    await writeAll(out, encoder.encode(text));
   }
-  if (entries.length === 0) return "The server's folder is empty.";
-  const rows = entries.map((e) => [
-    printable(e.name),
+  const end = json
+    ? (rows === 0 ? "[]\n" : "]\n")
+    : (rows === 0 ? "The server's folder is empty.\n" : "");
+  await writeAll(out, encoder.encode(end));
+}
+
+/** The head of the table of a list. */
+const HEAD = ["SIZE", "MODIFIED", "CACHED", "NAME"];
+/** The width of each column but the last: sizes to "1023.9 MiB", times as localTime gives them. */
+const WIDTHS = [10, 16, 6];
+
+/** A row of the table of a list, a line of its own: the size aligned right, the rest left. */
+function tableRow(cells: string[]): string {
+  const padded = cells.map((cell, i) =>
+    i === 0 ? cell.padStart(WIDTHS[i]) : i < WIDTHS.length ? cell.padEnd(WIDTHS[i]) : cell
+  );
+  return padded.join("  ") + "\n";
+}
+
+/** An entry as a row of the table, escaped. */
+function tableEntry(e: ListEntry): string {
+  return tableRow([
     formatBytes(e.size),
     localTime(e.mtimeMs),
     e.cached ? "yes" : "no",
+    printable(e.name),
   ]);
-  const head = ["NAME", "SIZE", "MODIFIED", "CACHED"];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  return [head, ...rows].map((row) =>
-    row.map((cell, i) => i === 1 ? cell.padStart(widths[i]) : cell.padEnd(widths[i])).join("  ")
-      .trimEnd()
-  ).join("\n");
+}
+
+/** An entry as JSON, escaped. */
+function jsonEntry(e: ListEntry): string {
+  return printable(JSON.stringify({
+    name: e.name,
+    size: e.size,
+    modified: new Date(e.mtimeMs).toISOString(),
+    mtimeMs: e.mtimeMs,
+    cached: e.cached,
+    ...(e.sha256 && { sha256: toHex(e.sha256) }),
+  }));
 }
 
 /** Bytes as lowercase hexadecimal, as sha256sum prints a digest. */
@@ -55,7 +102,7 @@ function localTime(ms: number): string {
 /**
  * The counters as aligned lines (see {@link shownNames}), or as one JSON object as the server sent
  * it; of several servers, their sum beside each one's (as {"total": …, "servers": {"host:port":
- * …}} in JSON). Escaped, as formatList is.
+ * …}} in JSON). Escaped, as printList's are.
  */
 export function formatStats(servers: string[], all: ServerStats[], json: boolean): string {
   const total = all.length === 1 ? all[0] : sumStats(all);

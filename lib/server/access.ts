@@ -84,6 +84,10 @@ export class Access {
   /** Counts and logs a peer turned away for want of a valid token; `why` never holds the token. */
   refuse(connection: Peer, why: string): void {
     this.#refused++;
-    this.#logger.event("unauthorized", { id: connection.id, peer: connection.peer, why });
+    this.#logger.event(
+      "unauthorized",
+      { id: connection.id, peer: connection.peer, why },
+      "warning",
+    );
   }
 }

@@ -181,7 +181,12 @@ export class Connection {
     if (this.#underWay()) throw new Error("an exchange is under way on the connection");
     this.#requestSince = undefined;
     this.#exchanges++;
-    const party = { id: this.id, protocol: this.#protocol, logLevel: this.#logLevel };
+    const party = {
+      id: this.id,
+      peer: this.peer,
+      protocol: this.#protocol,
+      logLevel: this.#logLevel,
+    };
     return this.#exchange = new Exchange(this.#ledger, party, op);
   }
 

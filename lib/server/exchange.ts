@@ -7,15 +7,17 @@
  * so a forgotten ending shows in the log and the metrics rather than nowhere.
  */
 
-import { errorCodeName, reasonOf, WireError } from "../shared/errors.ts";
+import { ErrorCode, errorCodeName, reasonOf, WireError } from "../shared/errors.ts";
 import type { Logger, LogLevel, LogValue } from "./log.ts";
-import { Histogram, type Protocol } from "./metrics.ts";
+import { Histogram, type Protocol, type StatusClass } from "./metrics.ts";
 import type { FileBody } from "./store/store.ts";
 
 /** The counters that exchanges and connections add to, kept by the server for its stats. */
 export interface Tally {
   /** Requests, by the protocol they came in. */
   requests: Record<Protocol, number>;
+  /** HTTP answers, by their status class. */
+  statusClasses: Record<StatusClass, number>;
   /** How long requests took. */
   durations: Histogram;
   /**
@@ -34,6 +36,7 @@ export interface Tally {
 export function newTally(): Tally {
   return {
     requests: { framed: 0, original: 0, http: 0 },
+    statusClasses: { "1xx": 0, "2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0 },
     durations: new Histogram(),
     errors: 0,
     peerErrors: 0,
@@ -52,6 +55,8 @@ export interface Ledger {
 export interface Party {
   /** The connection's number, in every log line about it. */
   readonly id: number;
+  /** The client's address and port, as the log shows them. */
+  readonly peer: string;
   /** The protocol its requests are counted under. */
   readonly protocol: Protocol;
   /** The level its request lines are logged at. */
@@ -73,7 +78,7 @@ export type Fields = Record<string, LogValue>;
  *   write: (bytes) => (lines.push(new TextDecoder().decode(bytes)), Promise.resolve(bytes.length)),
  * });
  * const ledger = { tally: newTally(), logger };
- * const party = { id: 7, protocol: "framed" as const, logLevel: "info" as const };
+ * const party = { id: 7, peer: "127.0.0.1:5000", protocol: "framed" as const, logLevel: "info" as const };
  * const exchange = new Exchange(ledger, party, "stats");
  * exchange.answered();
  * throws(() => exchange.answered(), /ended already/);
@@ -142,17 +147,20 @@ export class Exchange implements Disposable {
 
   /**
    * Ends the exchange as cut short by `error`, with `fields`. A WireError (the file changed, a
-   * disk read failed) is counted here and returned, for the peer to be told if its dialect can;
-   * any other error (the peer gone, say) is logged and thrown on, as the connection cannot carry
-   * on after it, and the server counts it once if it is a failure of its own.
+   * disk read failed) is counted here and returned, for the peer to be told if its dialect can,
+   * except ShuttingDown (a list the server's shutdown ended), which is no failure; any other
+   * error (the peer gone, say) is logged and thrown on, as the connection cannot carry on after
+   * it, and the server counts it once if it is a failure of its own.
    */
   failed(error: unknown, fields: Fields = {}): WireError {
     if (!(error instanceof WireError)) {
       this.#end({ ...fields, error: reasonOf(error) });
       throw error;
     }
-    this.#end({ ...fields, error: errorCodeName(error.code) });
-    this.#ledger.tally.errors++;
+    // A request cut by the server's shutdown is no failure of its own.
+    const failure = error.code !== ErrorCode.ShuttingDown;
+    this.#end({ ...fields, error: errorCodeName(error.code) }, failure ? "error" : undefined);
+    if (failure) this.#ledger.tally.errors++;
     return error;
   }
 
@@ -164,23 +172,28 @@ export class Exchange implements Disposable {
   /** Ends an exchange no outcome ended: logged as abandoned, and counted as an error. */
   [Symbol.dispose](): void {
     if (this.#ended) return;
-    this.#end({ error: "abandoned" });
+    this.#end({ error: "abandoned" }, "error");
     this.#ledger.tally.errors++;
   }
 
-  #end(fields: Fields): void {
+  /** Ends the exchange with `fields`, its line logged at `level` (else as its party's lines). */
+  #end(fields: Fields, level = this.#party.logLevel): void {
     if (this.#ended) throw new Error(`the exchange "${this.#op}" has ended already`);
     this.#ended = true;
     const ms = performance.now() - this.#started;
     this.#ledger.tally.durations.observe(ms / 1000);
+    if (typeof fields.status === "number") {
+      this.#ledger.tally.statusClasses[`${Math.floor(fields.status / 100)}xx` as StatusClass]++;
+    }
     const file = this.#body && { name: this.#body.name, bytes: this.#bytes };
     this.#ledger.logger.event("request", {
       id: this.#party.id,
+      peer: this.#party.peer,
       op: this.#op,
       ...file,
       ...fields,
       ms: Math.round(ms * 100) / 100,
-    }, this.#party.logLevel);
+    }, level);
     this.#body = undefined; // an ended exchange keeps no file alive
   }
 }

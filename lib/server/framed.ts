@@ -17,7 +17,6 @@ import {
   encodeListEnd,
   encodeListParts,
   type GetRequest,
-  type ListEntry,
   MAGIC,
   readSetup,
   SERVER_NAME,
@@ -27,8 +26,8 @@ import { encodeStats } from "../shared/stats.ts";
 import type { Connection } from "./connection.ts";
 import { asWireError } from "./errors.ts";
 import type { Exchange } from "./exchange.ts";
-import type { Service } from "./service.ts";
-import type { FileBody } from "./store/store.ts";
+import { type Service, SHUTTING_DOWN, untilShutdown } from "./service.ts";
+import type { FileBody, Listing } from "./store/store.ts";
 
 /**
  * What was agreed for one connection: the codec of the protocol version spoken, and the digest
@@ -60,16 +59,14 @@ type Asked =
   | { op: "stats" | "help" | "quit" };
 
 /**
- * What a request is answered with: whole frames (STATS, HELP, BYE); a list, sent as it is read;
- * a part of a file; or a refusal, with the name asked for.
+ * What a request is answered with: whole frames (STATS, HELP, BYE); a list, sent as it is read
+ * until the service shuts down; a part of a file; or a refusal, with the name asked for.
  */
 type Answer =
   | { frames: Uint8Array }
-  | { list: AsyncIterable<ListEntry[]> }
+  | { list: Listing; service: Service }
   | { file: FileBody; offset: number; end: number }
   | { refused: WireError; name: string };
-
-const SHUTTING_DOWN = new WireError(ErrorCode.ShuttingDown, "the server is shutting down");
 
 /**
  * Serves the framed protocol on `connection`, whose first bytes are in `reader`. Bytes that break
@@ -148,7 +145,7 @@ function answerTo(asked: Asked, service: Service, terms: Terms): Answer {
     case "get":
       return openPart(asked.get, service, terms);
     case "list":
-      return { list: service.store.list(asked.sha256) };
+      return { list: service.store.list(asked.sha256), service };
     case "stats":
       return { frames: encodeStats(service.stats()) };
     case "help":
@@ -193,7 +190,7 @@ function respond(
   terms: Terms,
 ): Promise<void> {
   if ("file" in answer) return sendFile(connection, exchange, answer, terms);
-  if ("list" in answer) return sendList(connection, exchange, answer.list);
+  if ("list" in answer) return sendList(connection, exchange, answer);
   return sendWhole(connection, exchange, answer);
 }
 
@@ -223,19 +220,31 @@ async function sendFile(
   exchange.answered();
 }
 
-/** The list, as it is read: LIST_PART frames, then LIST_END with the count. */
+/**
+ * The list, each batch as it is read: LIST_PART frames, then LIST_END with the count; or, cut
+ * short (a failure, the server's shutdown), ERROR after the entries sent. Logged with how many
+ * entries were sent, and how many folders were too deep to walk into.
+ */
 async function sendList(
   connection: Connection,
   exchange: Exchange,
-  list: AsyncIterable<ListEntry[]>,
+  { list, service }: { list: Listing; service: Service },
 ): Promise<void> {
   let entries = 0;
-  for await (const batch of list) {
-    for (const part of encodeListParts(batch)) await connection.send(part);
-    entries += batch.length;
+  const sent = () => ({ entries, deeper: list.deeper || undefined });
+  try {
+    for await (const batch of untilShutdown(list, service)) {
+      for (const part of encodeListParts(batch)) await connection.send(part);
+      // Each batch leaves as it is read, not once the gather buffer is full.
+      await connection.flush();
+      entries += batch.length;
+    }
+    await connection.send(encodeListEnd(entries));
+  } catch (error) {
+    const failure = exchange.failed(error, sent());
+    return await connection.send(encodeError(failure.code, failure.message));
   }
-  await connection.send(encodeListEnd(entries));
-  exchange.answered({ entries });
+  exchange.answered(sent());
 }
 
 /** An answer of whole frames (STATS, HELP, BYE), or a refusal's ERROR. */

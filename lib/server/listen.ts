@@ -6,7 +6,7 @@
 
 import { X509Certificate } from "node:crypto";
 import { reasonOf } from "../shared/errors.ts";
-import { listenNodeTls } from "./tls.ts";
+import { listenNodeTls, NodeTlsListener } from "./tls.ts";
 
 /** The PEM files a TLS port serves with: its certificate (chain) and the certificate's key. */
 export interface TlsFiles {
@@ -28,9 +28,29 @@ export async function listen(
   plain?: () => Uint8Array,
 ): Promise<Deno.Listener> {
   if (tls === undefined) return Deno.listen({ hostname: host, port, transport: "tcp" });
+  const pair = await readTlsPair(tls, host);
+  return await listenNodeTls(host, port, { ...pair, plain });
+}
+
+/**
+ * Serves the TLS connections `listener` accepts from now on with the certificate and key in the
+ * files `tls` names, read again (a certificate renewed in place): true when it is a TLS listener,
+ * and so now serves them. Throws, with the old pair still in use, when they cannot be used.
+ */
+export async function reloadCertificate(listener: Deno.Listener, tls: TlsFiles): Promise<boolean> {
+  if (!(listener instanceof NodeTlsListener)) return false;
+  const { cert, key } = await readTlsPair(tls, (listener.addr as Deno.NetAddr).hostname);
+  listener.useCertificate(cert, key);
+  return true;
+}
+
+/**
+ * The certificate and key in the files `tls` names, checked to work together by a listener on
+ * any free port of `host`. Node's TLS takes any text and fails each handshake; Deno's checks the
+ * pair when it listens, so this says at once whether they can be used, and why not.
+ */
+async function readTlsPair(tls: TlsFiles, host: string): Promise<{ cert: string; key: string }> {
   const [cert, key] = await Promise.all([pem(tls.cert, "certificate"), pem(tls.key, "key")]);
-  // Node's TLS takes any text and fails each handshake; Deno's checks the pair when it listens,
-  // so a listener on any free port says at start whether they can be used, and why not.
   try {
     Deno.listenTls({ hostname: host, port: 0, transport: "tcp", cert, key }).close();
   } catch (error) {
@@ -39,7 +59,7 @@ export async function listen(
     const why = mismatch ? "the key does not belong to the certificate" : reasonOf(error);
     throw new Error(`the TLS certificate ${tls.cert} and key ${tls.key} cannot be used: ${why}`);
   }
-  return await listenNodeTls(host, port, { cert, key, plain });
+  return { cert, key };
 }
 
 /**

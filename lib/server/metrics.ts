@@ -4,6 +4,7 @@
  * long requests take.
  */
 
+import process from "node:process";
 import { type ServerStats, STAT_NAMES, STATS } from "../shared/stats.ts";
 
 /** The protocols a request can come in by, as the `protocol` label names them. */
@@ -11,6 +12,9 @@ export const PROTOCOLS = ["framed", "original", "http"] as const;
 
 /** One of {@link PROTOCOLS}. */
 export type Protocol = typeof PROTOCOLS[number];
+
+/** The classes of HTTP status codes, as the `class` label names them. */
+export type StatusClass = "1xx" | "2xx" | "3xx" | "4xx" | "5xx";
 
 /** Upper bounds of the duration buckets, in seconds: half a millisecond to ten seconds. */
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -56,6 +60,7 @@ export class Histogram {
 export interface Measures {
   stats: ServerStats;
   requests: Record<Protocol, number>;
+  statusClasses: Record<StatusClass, number>;
   durations: Histogram;
   peerErrors: number;
 }
@@ -65,20 +70,28 @@ type Metric = [string, string, string, [string, number][]];
 
 /**
  * The metrics page: a metric for each statistic that has one (STATS in lib/shared/stats.ts: its
- * name, help, and type by kind), requests by protocol, the peers' faults, and the histogram.
+ * name, help, and type by kind), requests by protocol, HTTP answers by status class, the peers'
+ * faults, the histogram, and the process's own figures under the names every Prometheus client
+ * library gives them (`process_*`), so the usual dashboards and alerts apply.
  * @example
  * ```ts
  * import { ok } from "node:assert/strict";
  * import { Histogram, renderMetrics } from "./metrics.ts";
  * const stats = { hits: 3 } as unknown as import("../shared/stats.ts").ServerStats;
  * const requests = { framed: 2, original: 0, http: 1 };
- * const text = renderMetrics({ stats, requests, durations: new Histogram(), peerErrors: 4 });
+ * const statusClasses = { "1xx": 0, "2xx": 1, "3xx": 0, "4xx": 0, "5xx": 0 };
+ * const durations = new Histogram();
+ * const text = renderMetrics({ stats, requests, statusClasses, durations, peerErrors: 4 });
  * ok(text.includes("# TYPE fileserver_cache_hits_total counter\nfileserver_cache_hits_total 3\n"));
  * ok(text.includes('fileserver_requests_total{protocol="http"} 1\n'));
  * ok(text.includes("fileserver_peer_errors_total 4\n"));
+ * ok(text.includes('fileserver_http_responses_total{class="2xx"} 1\n'));
+ * ok(/\nprocess_resident_memory_bytes \d+\n/.test(text));
  * ```
  */
-export function renderMetrics({ stats, requests, durations, peerErrors }: Measures): string {
+export function renderMetrics(
+  { stats, requests, statusClasses, durations, peerErrors }: Measures,
+): string {
   // The statistics shown in parts, by their labels; the others are one number each.
   const parts: Partial<Record<keyof ServerStats, [string, number][]>> = {
     requests: Object.entries(requests).map((
@@ -100,7 +113,15 @@ export function renderMetrics({ stats, requests, durations, peerErrors }: Measur
       "The peer's fault, not the server's: not in fileserver_errors_total.",
       [["", peerErrors]],
     ],
+    [
+      "fileserver_http_responses_total",
+      "counter",
+      "Answers of the HTTP port, by the class of their status: 2xx served, 3xx redirected or not " +
+      "modified, 4xx refused (missing, bad, unauthorized), 5xx failed.",
+      Object.entries(statusClasses).map(([name, count]) => [`{class="${name}"}`, count]),
+    ],
     histogram(durations),
+    ...processMetrics(),
   ];
   const lines = metrics.flatMap(([name, type, help, samples]) => [
     `# HELP ${name} ${help}`,
@@ -122,6 +143,38 @@ function histogram(durations: Histogram): Metric {
       [`_bucket{le="+Inf"}`, durations.count],
       ["_sum", durations.sum],
       ["_count", durations.count],
+    ],
+  ];
+}
+
+/** When the process started, in seconds since the epoch. */
+const STARTED = Math.round(performance.timeOrigin) / 1000;
+
+/**
+ * The process's figures, as Prometheus's client libraries name them. Its open descriptors
+ * (`process_open_fds`) are left out: Deno reads /proc/self/fd only with every permission, which the
+ * server does not take.
+ */
+function processMetrics(): Metric[] {
+  const { user, system } = process.cpuUsage();
+  return [
+    [
+      "process_cpu_seconds_total",
+      "counter",
+      "CPU time the process has used, user and system, in seconds (every thread).",
+      [["", (user + system) / 1e6]],
+    ],
+    [
+      "process_resident_memory_bytes",
+      "gauge",
+      "Resident memory of the process, in bytes.",
+      [["", Deno.memoryUsage().rss]],
+    ],
+    [
+      "process_start_time_seconds",
+      "gauge",
+      "When the process started, in seconds since the Unix epoch.",
+      [["", STARTED]],
     ],
   ];
 }

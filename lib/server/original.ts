@@ -11,7 +11,7 @@ import type { FrameReader } from "../shared/frame_reader.ts";
 import type { Connection } from "./connection.ts";
 import { asWireError } from "./errors.ts";
 import type { Exchange } from "./exchange.ts";
-import type { Service } from "./service.ts";
+import { type Service, untilShutdown } from "./service.ts";
 import type { FileBody } from "./store/store.ts";
 
 /**
@@ -137,10 +137,13 @@ function answerTo(
   }
 }
 
-/** The original's list: the folder's files, then the cached ones, as lines of text. */
+/**
+ * The original's list: the folder's files, then the cached ones, as lines of text, each batch as
+ * it is read, until the server shuts down.
+ */
 async function* listText(service: Service): AsyncGenerator<string> {
   let count = 0;
-  for await (const batch of service.store.list()) {
+  for await (const batch of untilShutdown(service.store.list(), service)) {
     const header = count === 0 ? "OK@\n[FILES INSIDE THE SERVER DIRECTORY]:\n" : "\n";
     yield header + batch.map((entry) => entry.name).join("\n");
     count += batch.length;
@@ -157,8 +160,10 @@ async function* listText(service: Service): AsyncGenerator<string> {
  */
 async function respond(connection: Connection, exchange: Exchange, answer: Answer): Promise<void> {
   if ("text" in answer) {
-    for await (const text of answer.text) await connection.send(encoder.encode(text));
-    await connection.flush();
+    for await (const text of answer.text) {
+      await connection.send(encoder.encode(text));
+      await connection.flush();
+    }
     exchange.answered();
   } else if ("file" in answer) {
     using file = answer.file;

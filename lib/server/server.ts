@@ -23,7 +23,14 @@ import {
   missedDeadline,
   Refusals,
 } from "./limits.ts";
-import { certificateWarning, exposureWarning, listen, type TlsFiles } from "./listen.ts";
+import {
+  certificateWarning,
+  exposureWarning,
+  listen,
+  reloadCertificate,
+  type TlsFiles,
+} from "./listen.ts";
+import { DEFAULT_SORT_LIMIT, SortBudget } from "./listing.ts";
 import type { Logger } from "./log.ts";
 import { type Protocol, renderMetrics } from "./metrics.ts";
 import { serveNative } from "./native.ts";
@@ -82,6 +89,14 @@ export interface ServerOptions {
    * so that their scripts do not run with the origin's rights.
    */
   htmlSandbox?: boolean;
+  /** A `Cache-Control` value the HTTP port sends with every file (`--cache-control`). */
+  cacheControl?: string;
+  /** Origins whose pages may read the HTTP port's answers, `["*"]` for any (`--cors`). */
+  cors?: string[];
+  /** Files the HTTP port serves for a folder's URL, the first present (`--index`). */
+  index?: string[];
+  /** False to send every file as it is from the HTTP port (`--compress off`). */
+  compress?: boolean;
   /** With tokens, no request is answered before the peer presents one of them. */
   tokens?: Tokens;
   /**
@@ -91,6 +106,15 @@ export interface ServerOptions {
   originalWithoutToken?: boolean;
   /** How long a shutdown waits for answers in flight. */
   shutdownTimeoutMs: number;
+  /** How many levels of sub-folders a list walks into (DEFAULT_LIST_DEPTH unless given). */
+  listDepth?: number;
+  /** How many lists and folder pages are read at once (DEFAULT_MAX_LISTINGS unless given). */
+  maxListings?: number;
+  /**
+   * The entries folder pages may hold at once to sort them, between them (DEFAULT_SORT_LIMIT
+   * unless given); a folder that does not fit in what is free is shown unsorted.
+   */
+  sortLimit?: number;
   logger: Logger;
 }
 
@@ -139,8 +163,10 @@ async function openPorts(options: ServerOptions): Promise<Port[]> {
     ports[0].listener.close();
     throw error;
   });
-  const serve = (connection: Connection, service: Service) =>
-    serveHttp(connection, service, { htmlSandbox: options.htmlSandbox });
+  const { htmlSandbox, cacheControl, cors, index, compress } = options;
+  const sortBudget = new SortBudget(options.sortLimit ?? DEFAULT_SORT_LIMIT);
+  const http = { htmlSandbox, cacheControl, cors, index, compress, sortBudget };
+  const serve = (connection: Connection, service: Service) => serveHttp(connection, service, http);
   ports.push({ listener, protocol: "http", serve, busyText: httpBusy });
   return ports;
 }
@@ -177,13 +203,15 @@ export class FileServer {
     this.#ports = ports;
     this.#access = new Access(options.tokens, options.originalWithoutToken ?? false, this.#logger);
     this.#refusals = new Refusals((id, error) =>
-      this.#logger.event("busy-error", { id, error: reasonOf(error) })
+      this.#logger.event("busy-error", { id, error: reasonOf(error) }, "error")
     );
     this.#store = new FileStore({
       root,
       cacheBytes: options.cacheBytes,
       policy: options.policy,
       revalidateMs: options.revalidateMs,
+      listDepth: options.listDepth,
+      maxListings: options.maxListings,
     });
     this.#service = {
       store: this.#store,
@@ -237,7 +265,7 @@ export class FileServer {
       tls && await certificateWarning(tls.cert),
     ];
     for (const message of warnings) {
-      if (message) this.#logger.event("warning", { message });
+      if (message) this.#logger.event("warning", { message }, "warning");
     }
   }
 
@@ -276,6 +304,24 @@ export class FileServer {
       authFailures: this.#access.refused,
       uptimeSeconds: (Date.now() - this.#started) / 1000,
     };
+  }
+
+  /**
+   * Reads the TLS certificate and key again (on SIGHUP, after a renewal), for the connections
+   * accepted from now on; a pair that cannot be used leaves the old one serving, and the log says
+   * why. Nothing to do without TLS.
+   */
+  async reloadCertificate(): Promise<void> {
+    const { tls } = this.#options;
+    if (tls === undefined) return;
+    try {
+      for (const { listener } of this.#ports) await reloadCertificate(listener, tls);
+      this.#logger.event("certificate-reloaded", { cert: tls.cert });
+      const warning = await certificateWarning(tls.cert);
+      if (warning) this.#logger.event("warning", { message: warning }, "warning");
+    } catch (error) {
+      this.#logger.event("certificate-kept", { cert: tls.cert, error: reasonOf(error) }, "warning");
+    }
   }
 
   /**
@@ -332,7 +378,7 @@ export class FileServer {
         socket = await port.listener.accept();
       } catch (error) {
         if (this.#closing || error instanceof Deno.errors.BadResource) return;
-        this.#logger.event("accept-error", { error: reasonOf(error) });
+        this.#logger.event("accept-error", { error: reasonOf(error) }, "error");
         await new Promise((resolve) => setTimeout(resolve, 100));
         continue;
       }
@@ -346,7 +392,7 @@ export class FileServer {
       const proxied = this.#options.trustProxies?.includes(connection.host) ?? false;
       const full = this.#gate.enter(connection.host, proxied ? Infinity : undefined);
       if (full !== undefined) {
-        this.#logger.event("busy", { id, peer: connection.peer });
+        this.#logger.event("busy", { id, peer: connection.peer }, "warning");
         await this.#refusals.refuse(connection, port.busyText(full));
         continue;
       }
@@ -365,11 +411,13 @@ export class FileServer {
         const full = await this.#proxyLine(connection);
         admitted = full === undefined;
         if (full !== undefined) {
-          this.#logger.event("busy", { id: connection.id, peer: connection.peer });
+          this.#logger.event("busy", { id: connection.id, peer: connection.peer }, "warning");
           return await connection.send(port.busyText(full));
         }
       }
-      this.#logger.event("open", { id: connection.id, peer: connection.peer }, connection.logLevel);
+      // Opened and closed as usual, a connection is a matter for debugging: its requests' lines
+      // say who asked for what.
+      this.#logger.event("open", { id: connection.id, peer: connection.peer }, "debug");
       await port.serve(connection, this.#service);
     } catch (error) {
       if (error instanceof ProtocolError) this.#violation(connection, error);
@@ -427,17 +475,19 @@ export class FileServer {
     this.#connections.delete(connection);
     if (admitted) this.#gate.leave(connection.host);
     this.#bytesSent += connection.bytesWritten;
+    const reason = connection.closedBecause;
+    const usual = reason === undefined || reason === "done";
     this.#logger.event("close", {
       id: connection.id,
       bytes: connection.bytesWritten,
-      reason: connection.closedBecause,
-    }, connection.logLevel);
+      reason,
+    }, usual ? "debug" : connection.logLevel);
   }
 
   /** Counts and logs a connection's failure. */
   #failed(connection: Connection, error: unknown): void {
     this.#tally.errors++;
-    this.#logger.event("connection-error", { id: connection.id, error: reasonOf(error) });
+    this.#logger.event("connection-error", { id: connection.id, error: reasonOf(error) }, "error");
   }
 
   /** Counts and logs a protocol violation: the peer's fault, counted apart from the server's. */

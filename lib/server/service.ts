@@ -5,14 +5,14 @@
  * (exchange.ts), begun on its connection.
  */
 
-import type { WireError } from "../shared/errors.ts";
+import { ErrorCode, WireError } from "../shared/errors.ts";
 import type { ServerStats } from "../shared/stats.ts";
 import type { Access } from "./access.ts";
 import type { Connection } from "./connection.ts";
 import type { FileStore } from "./store/store.ts";
 
 /** The shared folder's files as the dialects use them: opened, listed, shown by folder. */
-export type Store = Pick<FileStore, "open" | "list" | "folder" | "cache">;
+export type Store = Pick<FileStore, "open" | "encoded" | "list" | "tree" | "folder" | "cache">;
 
 /** The server as a dialect sees it. */
 export interface Service {
@@ -31,4 +31,22 @@ export interface Service {
   violation(connection: Connection, error: WireError): void;
   /** Who may make requests (access tokens), and the count of those turned away. */
   readonly access: Access;
+}
+
+/** What a request the server will not answer because it is shutting down is told. */
+export const SHUTTING_DOWN = new WireError(ErrorCode.ShuttingDown, "the server is shutting down");
+
+/**
+ * The batches of a list while `service` serves: once its shutdown has begun, asking for the next
+ * throws SHUTTING_DOWN instead, so that a list however long ends at once rather than hold up the
+ * shutdown (a file's answer, whose end is known, is let finish).
+ */
+export async function* untilShutdown<T>(
+  batches: AsyncIterable<T>,
+  service: Service,
+): AsyncGenerator<T> {
+  for await (const batch of batches) {
+    if (service.closing()) throw SHUTTING_DOWN;
+    yield batch;
+  }
 }

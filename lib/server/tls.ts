@@ -62,16 +62,19 @@ export async function listenNodeTls(
   host: string,
   port: number,
   { cert, key, plain = () => NOT_TLS }: { cert: string; key: string; plain?: () => Uint8Array },
-): Promise<Deno.TlsListener> {
+): Promise<NodeTlsListener> {
   const context = tls.createSecureContext({ cert, key });
   await checkReadControl(context);
   return await new NodeTlsListener(context, plain).listen(host, port);
 }
 
-/** A node:net server whose sockets become NodeTlsConns, taken one at a time with accept(). */
-class NodeTlsListener implements Deno.TlsListener {
+/**
+ * A TLS listener: a node:net server whose sockets become NodeTlsConns, taken one at a time with
+ * accept(); its certificate can be replaced while it listens.
+ */
+export class NodeTlsListener implements Deno.TlsListener {
   readonly #server: net.Server;
-  readonly #context: tls.SecureContext;
+  #context: tls.SecureContext;
   readonly #plain: () => Uint8Array;
   readonly #queue: NodeTlsConn[] = [];
   readonly #waiting: PromiseWithResolvers<Deno.TlsConn>[] = [];
@@ -87,6 +90,14 @@ class NodeTlsListener implements Deno.TlsListener {
       { noDelay: true, allowHalfOpen: true },
       (socket) => this.#accepted(socket),
     );
+  }
+
+  /**
+   * Serves connections accepted from now on with `cert` and `key` (PEM, already checked to work
+   * together), as when a renewed certificate is reloaded; connections under way keep theirs.
+   */
+  useCertificate(cert: string, key: string): void {
+    this.#context = tls.createSecureContext({ cert, key });
   }
 
   /** Starts listening; resolves with this listener, or rejects as Deno.listen would. */

@@ -43,7 +43,7 @@ export function watchShutdown(shutdownTimeoutMs: number, logger: Logger): Watchd
       message:
         `the shutdown watchdog could not start (${reasonOf(event.error ?? event.message)}); ` +
         "a shutdown under heavy load may take longer than --shutdown-timeout",
-    });
+    }, "warning");
   });
   const settings: WatchdogSettings = {
     deadlineMs: shutdownTimeoutMs + WATCHDOG_GRACE_MS,

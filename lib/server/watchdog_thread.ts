@@ -49,7 +49,7 @@ async function cut(signal: string, why: string): Promise<void> {
       ? `${why}; the server was too busy to begin its shutdown: its connections, and log lines ` +
         "not yet written, are cut"
       : `${why}; connections still open, and log lines not yet written, are cut`,
-  });
+  }, "error");
   // The line is given a moment to be written, no more: a log reader that has stalled (one more
   // thing that can hold a graceful shutdown up for good) must not hold this one.
   let timer: ReturnType<typeof setTimeout> | undefined;

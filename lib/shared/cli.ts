@@ -6,8 +6,11 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { parseSize } from "./units.ts";
 
-/** Exit codes: 0 all done, 1 a file failed, 2 usage, 3 connection trouble. */
-export const Exit = { Ok: 0, Failed: 1, Usage: 2, Connection: 3 } as const;
+/**
+ * Exit codes: 0 all done, 1 a file failed, 2 usage, 3 connection trouble; 141 when the reader of
+ * standard output left before the end (`| head`), as a shell reports a program SIGPIPE ended.
+ */
+export const Exit = { Ok: 0, Failed: 1, Usage: 2, Connection: 3, ReaderLeft: 141 } as const;
 
 /** A mistake on the command line; the message is one sentence for the user. */
 export class UsageError extends Error {

@@ -6,9 +6,14 @@
 /** Longest request head accepted (request line and headers), as common servers allow. */
 export const MAX_HEAD_BYTES = 16 * 1024;
 
+/** A header field: its name and value. */
+export type Field = [string, string];
+
 /** A parsed request head. */
 export interface RequestHead {
   method: string;
+  /** The request target as sent ("/a%20b?q"), for the access log. */
+  target: string;
   /** The request target's path, percent-decoded; undefined when it cannot be decoded. */
   path: string | undefined;
   /** "HTTP/1.1" or "HTTP/1.0". */
@@ -139,7 +144,7 @@ export function parseRequestHead(bytes: Uint8Array): RequestHead {
     const status = contentLength === undefined ? 501 : 413;
     throw new HttpError(status, "requests with a body are not taken here");
   }
-  return { method, path: decodePath(target), version, headers, contentLength };
+  return { method, target, path: decodePath(target), version, headers, contentLength };
 }
 
 /**
@@ -232,6 +237,7 @@ export function presentedToken(field: string | undefined): Uint8Array {
 
 const REASONS: Record<number, string> = {
   200: "OK",
+  204: "No Content",
   206: "Partial Content",
   301: "Moved Permanently",
   304: "Not Modified",
@@ -268,12 +274,12 @@ const REASONS: Record<number, string> = {
  * match(new TextDecoder().decode(head), /\r\nContent-Length: 0\r\n\r\n$/);
  * ```
  */
-export function encodeResponseHead(status: number, fields: [string, string][]): Uint8Array {
+export function encodeResponseHead(status: number, fields: Field[]): Uint8Array {
   return encoder.encode(responseHead(status, fields));
 }
 
 /** The text of the response head {@link encodeResponseHead} encodes. */
-export function responseHead(status: number, fields: [string, string][]): string {
+export function responseHead(status: number, fields: Field[]): string {
   let head = `HTTP/1.1 ${status} ${REASONS[status] ?? "Unknown"}\r\nDate: ${httpNow()}\r\n` +
     "X-Content-Type-Options: nosniff\r\n";
   for (const [name, value] of fields) head += `${name}: ${value}\r\n`;

@@ -11,10 +11,17 @@
 import type { Connection } from "../connection.ts";
 import type { Exchange, Fields } from "../exchange.ts";
 import type { Service } from "../service.ts";
-import { type Field, handle, type HttpOptions, type HttpRequest, type Reply } from "./handler.ts";
+import {
+  type FolderBody,
+  handle,
+  type HttpOptions,
+  type HttpRequest,
+  type Reply,
+} from "./handler.ts";
 import {
   blankLines,
   encodeResponseHead,
+  type Field,
   headEnd,
   HttpError,
   keepsAlive,
@@ -93,34 +100,108 @@ async function answer(
 ): Promise<boolean> {
   const { head } = request;
   using exchange = connection.begin(`http-${head.method.toLowerCase()}`);
-  let status: number | undefined;
+  const fields = accessFields(head);
   try {
     const reply = await handle(request, service, connection, options);
-    status = reply.status;
-    const part = typeof reply.body === "object" ? reply.body : undefined;
+    fields.status = reply.status;
+    const body = reply.body;
+    const part = typeof body === "object" && "file" in body ? body : undefined;
     using _file = part?.file;
     await sendHead(connection, reply, head);
-    if (part && head.method !== "HEAD") {
-      await exchange.send(part.file, part.start, part.end, (chunk) => connection.send(chunk));
+    if (head.method !== "HEAD") {
+      if (part) await exchange.send(part.file, part.start, part.end, (c) => connection.send(c));
+      else if (typeof body === "object" && "page" in body) {
+        await sendPage(connection, body, chunked(head), fields);
+      }
     }
-    end(exchange, reply);
-    return !reply.close;
+    end(exchange, reply, head, fields);
+    return !reply.close && !closesAfter(reply, head);
   } catch (error) {
     // Whatever cut the answer short (a file that changed as it was sent, the peer gone): its head
-    // may have promised the whole length, so all that can be said now is a close, which leaves
-    // the body short for the client to see, never completed with other bytes.
-    exchange.failed(error, { status });
+    // may have promised the whole length, or a chunked page its end, so all that can be said now
+    // is a close, which leaves the body short for the client to see, never completed with other
+    // bytes.
+    exchange.failed(error, fields);
     return false;
   }
 }
 
-/** Ends `exchange` as `reply`, now sent, says: refused, failed, or answered. */
-function end(exchange: Exchange, reply: Reply): void {
-  const fields: Fields = { status: reply.status };
+/**
+ * Sends a folder's page, each part as it is made: as a chunk of its own when `chunked` (then the
+ * last chunk), else as it is, the close then ending the body. `fields` count the entries and
+ * bytes sent.
+ */
+async function sendPage(
+  connection: Connection,
+  { page }: FolderBody,
+  chunked: boolean,
+  fields: Fields,
+): Promise<void> {
+  fields.entries = 0;
+  fields.bytes = 0;
+  for await (const { data, entries } of page) {
+    const bytes = typeof data === "string" ? encoder.encode(data) : data;
+    // An empty chunk would end the body.
+    if (bytes.length === 0) continue;
+    await connection.send(chunked ? chunkOf(bytes) : bytes);
+    await connection.flush();
+    fields.entries += entries;
+    fields.bytes += bytes.length;
+  }
+  if (chunked) await connection.send(LAST_CHUNK);
+}
+
+/** `bytes` as one chunk of a chunked body (RFC 9112 §7.1). */
+function chunkOf(bytes: Uint8Array): Uint8Array {
+  const size = encoder.encode(`${bytes.length.toString(16)}\r\n`);
+  const chunk = new Uint8Array(size.length + bytes.length + 2);
+  chunk.set(size);
+  chunk.set(bytes, size.length);
+  chunk.set(CRLF, size.length + bytes.length);
+  return chunk;
+}
+
+const CRLF = encoder.encode("\r\n");
+const LAST_CHUNK = encoder.encode("0\r\n\r\n");
+
+/** True when an answer of unknown length goes chunked: to an HTTP/1.1 request (RFC 9112 §6.1). */
+function chunked(head: RequestHead | undefined): boolean {
+  return head?.version === "HTTP/1.1";
+}
+
+/**
+ * True when the connection must end after `reply` to make its body's end known: a page (of no
+ * length known beforehand) to a client that cannot take it chunked (HTTP/1.0).
+ */
+function closesAfter(reply: Reply, head: RequestHead | undefined): boolean {
+  return typeof reply.body === "object" && "page" in reply.body && !chunked(head);
+}
+
+/**
+ * Ends `exchange` as `reply`, now sent to `head`, says: refused, failed, or answered, with
+ * `fields`; its log line says who asked for what, as an access log does.
+ */
+function end(exchange: Exchange, reply: Reply, head: RequestHead, fields: Fields): void {
   if (reply.name !== undefined) fields.name = reply.name;
+  // A file's bytes are counted as they leave, a page's as its parts do; a text's are all sent,
+  // or the exchange has failed.
+  if (typeof reply.body === "string" && head.method !== "HEAD") {
+    fields.bytes = encoder.encode(reply.body).length;
+  }
   if (reply.refused) exchange.refused(reply.refused, fields);
   else if (reply.failed) exchange.failed(reply.failed, fields);
   else exchange.answered(fields);
+}
+
+/** What an access log says of a request: what was asked for, and by what. */
+function accessFields(head: RequestHead): Fields {
+  return {
+    method: head.method,
+    target: head.target,
+    version: head.version,
+    referer: head.headers.get("referer"),
+    agent: head.headers.get("user-agent"),
+  };
 }
 
 /**
@@ -132,7 +213,10 @@ async function sendHead(connection: Connection, reply: Reply, head: RequestHead)
   const { status, body } = reply;
   if (typeof body === "string") return await connection.send(encodeReply({ ...reply, body }, head));
   const fields = reply.fields.concat(connectionFields(reply, head));
-  if (body) fields.push(["Content-Length", `${body.end - body.start}`]);
+  if (body && "page" in body) {
+    fields.push(["Content-Security-Policy", PAGE_POLICY]);
+    if (chunked(head)) fields.push(["Transfer-Encoding", "chunked"]);
+  } else if (body) fields.push(["Content-Length", `${body.end - body.start}`]);
   await connection.sendText(responseHead(status, fields));
 }
 
@@ -167,7 +251,7 @@ function encodeReply(reply: Reply & { body: string }, head?: RequestHead): Uint8
  * closed after the answer (RFC 9112 §9.3).
  */
 function connectionFields(reply: Reply, head: RequestHead | undefined): readonly Field[] {
-  if (reply.close || head === undefined) return CLOSE;
+  if (reply.close || head === undefined || closesAfter(reply, head)) return CLOSE;
   return head.version === "HTTP/1.0" && keepsAlive(head) ? KEEP_ALIVE : NONE;
 }
 

@@ -1,4 +1,7 @@
 /**
+ * What the HTTP port says of a file by its name: its content type, whether a browser runs scripts
+ * in it, and the name it is saved under.
+ *
  * Content types by file extension, for the types browsers and tools act on; anything else is
  * application/octet-stream, which every client saves as it is.
  */
@@ -63,4 +66,31 @@ const SCRIPTABLE = new Set([TYPES.html, TYPES.svg, TYPES.xml]);
  */
 export function runsScripts(type: string): boolean {
   return SCRIPTABLE.has(type);
+}
+
+/**
+ * `Content-Disposition` for the file called `name`: shown in the browser (inline), and saved
+ * under its own name by `curl -OJ`, `wget --content-disposition` or a browser's "save as". The
+ * name goes twice: as RFC 8187 UTF-8 (`filename*`, which browsers prefer), and as the UTF-8 bytes
+ * themselves (`filename`, the one curl and wget read), with quotes, backslashes and control
+ * characters as "_".
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { contentDisposition } from "./types.ts";
+ * equal(
+ *   contentDisposition('docs/café "menu".txt'),
+ *   `inline; filename="café _menu_.txt"; filename*=UTF-8''caf%C3%A9%20%22menu%22.txt`,
+ * );
+ * ```
+ */
+export function contentDisposition(name: string): string {
+  const base = name.slice(name.lastIndexOf("/") + 1);
+  const quoted = base.replace(/[\p{Cc}"\\]/gu, "_");
+  // RFC 8187's attr-char leaves out a few characters encodeURIComponent keeps.
+  const encoded = encodeURIComponent(base).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  return `inline; filename="${quoted}"; filename*=UTF-8''${encoded}`;
 }

@@ -32,6 +32,20 @@ export interface FileBody extends Disposable {
   digest(): Promise<Uint8Array>;
 }
 
+/**
+ * Every byte of `body`, in one buffer, read as a request sends them: a file that changed meanwhile
+ * fails, as its chunks do. For what needs a file whole (compressing it).
+ */
+export async function readWhole(body: FileBody): Promise<Uint8Array> {
+  const bytes = new Uint8Array(body.stamp.size);
+  let at = 0;
+  for await (const chunk of body.chunks(0, body.stamp.size)) {
+    bytes.set(chunk, at);
+    at += chunk.length;
+  }
+  return bytes;
+}
+
 /** A failure to read `name` as an answer for the peer: a file gone meanwhile has changed. */
 export function readFailure(error: unknown, name: string): WireError {
   if (error instanceof Deno.errors.NotFound) return changed(name);

@@ -14,7 +14,15 @@ import { WireError } from "../../shared/errors.ts";
 import type { ListEntry } from "../../shared/protocol.ts";
 import type { CacheView, PolicyName } from "../cache/cache.ts";
 import { DataFolder, type FolderOptions, type Resolved } from "../folder.ts";
-import { readFolder, walkFiles } from "../listing.ts";
+import {
+  Batch,
+  DEFAULT_MAX_LISTINGS,
+  type FolderEntry,
+  ListingTurns,
+  readFolder,
+  type SubFolder,
+  TreeWalk,
+} from "../listing.ts";
 import type { CacheBackend, Found } from "./backend.ts";
 import { type FileBody, LaterBody } from "./body.ts";
 import { Digests } from "./digests.ts";
@@ -22,6 +30,7 @@ import { HashBuffers } from "./hashing.ts";
 import { load, MemoryBody } from "./load.ts";
 import { LocalCache } from "./local.ts";
 import { BufferPool, StreamBody } from "./stream.ts";
+import { type Coding, Variants } from "./variants.ts";
 import { type Stamp, stampOf } from "./version.ts";
 
 export type { FileBody } from "./body.ts";
@@ -31,8 +40,11 @@ const STREAM_BUFFER_BYTES = 1024 * 1024;
 /** The size of the buffers that files hashed from disk (not in the cache) are read through. */
 const HASH_BUFFER_BYTES = 1024 * 1024;
 
-/** List entries per batch of {@link FileStore.list}. */
-const LIST_BATCH = 1000;
+/**
+ * How many levels of sub-folders a list walks into by default: each level holds its folder open
+ * (a descriptor and about 64 KiB of the runtime's) while the walk is inside it.
+ */
+export const DEFAULT_LIST_DEPTH = 32;
 
 /** Settings of a {@link FileStore}. */
 export type StoreOptions =
@@ -47,6 +59,10 @@ export type StoreOptions =
      * hashing may hold however many requests need a digest at once.
      */
     hashBuffers?: number;
+    /** How many levels of sub-folders a list walks into (DEFAULT_LIST_DEPTH unless given). */
+    listDepth?: number;
+    /** How many lists and folder pages are read at once (DEFAULT_MAX_LISTINGS unless given). */
+    maxListings?: number;
   }
   & (
     /** A cache of this thread's own, of `cacheBytes` bytes. */
@@ -61,6 +77,9 @@ export class FileStore {
   readonly #cache: CacheBackend;
   readonly #digests: Digests;
   readonly #pool: BufferPool;
+  readonly #listDepth: number;
+  readonly #listings: ListingTurns;
+  readonly #variants: Variants;
   #diskReads = 0;
 
   constructor(options: StoreOptions) {
@@ -70,6 +89,9 @@ export class FileStore {
       : new LocalCache(options.cacheBytes, options.policy);
     this.#pool = new BufferPool(options.streamBuffers ?? 16, STREAM_BUFFER_BYTES);
     this.#digests = new Digests(4096, new HashBuffers(options.hashBuffers ?? 4, HASH_BUFFER_BYTES));
+    this.#listDepth = options.listDepth ?? DEFAULT_LIST_DEPTH;
+    this.#listings = new ListingTurns(options.maxListings ?? DEFAULT_MAX_LISTINGS);
+    this.#variants = new Variants(this.#cache, this.#digests);
   }
 
   /** The cache's counters and keys, to read. */
@@ -114,6 +136,14 @@ export class FileStore {
   readonly #holds = ({ realName, info }: Resolved): boolean =>
     this.#cache.has(realName, stampOf(info));
 
+  /**
+   * `file` (opened here) compressed by `coding`, from the cache or made now and cached beside it;
+   * undefined when that would not make it smaller. `file` stays open, for the caller to dispose of.
+   */
+  encoded(file: FileBody, coding: Coding): Promise<FileBody | undefined> {
+    return this.#variants.open(file.name, file, coding);
+  }
+
   /** The body for a file the cache answered `found` for. */
   #body(found: Found, file: FileToOpen): FileBody {
     const { name, path, stamp, algorithm } = file;
@@ -133,42 +163,78 @@ export class FileStore {
   }
 
   /**
-   * Every servable file with its size, time and whether it is cached, in batches; with `sha256`,
-   * each with its SHA-256 too (known, or read from disk, through the cache's copy when it has one).
-   * A file that vanishes or changes while it is hashed is left out, as a file gone before the walk
-   * reached it would be.
+   * Every servable file with its size, time and whether it is cached, in batches as the folder is
+   * walked (see {@link TreeWalk}); with `sha256`, each with its SHA-256 too (known, or read from
+   * disk, through the cache's copy when it has one). A file that vanishes or changes while it is
+   * hashed is left out, as a file gone before the walk reached it would be.
    */
-  async *list(sha256 = false): AsyncGenerator<ListEntry[]> {
-    let batch: ListEntry[] = [];
-    for await (const entry of walkFiles(this.#folder.root)) {
-      const { realName, ...listed } = entry;
-      const item: ListEntry = { ...listed, cached: this.#cache.view.has(realName) };
-      if (sha256) {
-        const digest = await this.#sha256(entry.name);
-        if (digest === undefined) continue;
-        item.sha256 = digest;
-      }
-      batch.push(item);
-      if (batch.length === LIST_BATCH) {
-        yield batch;
-        batch = [];
-      }
-    }
-    if (batch.length > 0) yield batch;
+  list(sha256 = false): Listing {
+    return this.#listed(new TreeWalk(this.#folder.root, this.#listDepth, this.#listings), sha256);
+  }
+
+  /**
+   * Every servable file in the folder `prefix` (a name ending in "/") and below, as {@link list}
+   * gives them; undefined when it is no folder to show.
+   */
+  async tree(prefix: string): Promise<Listing | undefined> {
+    // Checked as a page's folder is (its batches, never read, hold nothing open).
+    if (await readFolder(this.#folder.root, prefix, this.#listings) === undefined) return undefined;
+    const walk = new TreeWalk(this.#folder.root, this.#listDepth, this.#listings, prefix);
+    return this.#listed(walk, false);
+  }
+
+  /** The files `walk` finds, as a listing (see {@link list}). */
+  #listed(walk: TreeWalk, sha256: boolean): Listing {
+    const entries = this.#entries<never>(walk);
+    return Object.assign(sha256 ? this.#hashed(entries) : entries, {
+      get deeper() {
+        return walk.deeper;
+      },
+    });
   }
 
   /**
    * The sub-folders and files directly inside the folder `prefix` ("" for the root, else a name
-   * ending in "/"), with whether each file is cached; undefined when it is no folder to show.
+   * ending in "/"), with whether each file is cached, in batches as the folder is read; undefined
+   * when it is no folder to show.
    */
-  async folder(prefix: string): Promise<{ folders: string[]; files: ListEntry[] } | undefined> {
-    const contents = await readFolder(this.#folder.root, prefix);
-    if (contents === undefined) return undefined;
-    const files = contents.files.map(({ realName, ...file }) => ({
-      ...file,
-      cached: this.#cache.view.has(realName),
-    }));
-    return { folders: contents.folders, files };
+  async folder(prefix: string): Promise<AsyncGenerator<(ListEntry | SubFolder)[]> | undefined> {
+    const items = await readFolder(this.#folder.root, prefix, this.#listings);
+    return items && this.#entries(items);
+  }
+
+  /** Each batch of `batches` with whether each file in it is cached. */
+  async *#entries<T>(
+    batches: AsyncIterable<(FolderEntry | T)[]>,
+  ): AsyncGenerator<(ListEntry | T)[]> {
+    const cache = this.#cache.view;
+    for await (const batch of batches) {
+      yield batch.map((item) =>
+        isFile(item)
+          ? {
+            name: item.name,
+            size: item.size,
+            mtimeMs: item.mtimeMs,
+            cached: cache.has(item.realName),
+          }
+          : item
+      );
+    }
+  }
+
+  /**
+   * The entries of `batches` with their SHA-256, in batches that leave as they are hashed (see
+   * Batch): hashing a large file takes a while.
+   */
+  async *#hashed(batches: AsyncIterable<ListEntry[]>): AsyncGenerator<ListEntry[]> {
+    const hashed = new Batch<ListEntry>();
+    for await (const batch of batches) {
+      for (const entry of batch) {
+        const digest = await this.#sha256(entry.name);
+        if (digest !== undefined && hashed.add({ ...entry, sha256: digest })) yield hashed.take();
+      }
+    }
+    if (hashed.size > 0) yield hashed.take();
   }
 
   /**
@@ -190,6 +256,14 @@ export class FileStore {
       throw error;
     }
   }
+}
+
+/** The batches of a list, and how many folders it found too deep to walk into (so far). */
+export type Listing = AsyncIterable<ListEntry[]> & { readonly deeper: number };
+
+/** True for a file of a folder's entries (not a sub-folder). */
+function isFile<T>(item: FolderEntry | T): item is FolderEntry {
+  return typeof item === "object" && item !== null && "realName" in item;
 }
 
 /** A file to open: the name asked for, where it is, its version, the digest its answer ends with. */
