@@ -12,7 +12,7 @@
 
 import { accepting, freePort, has, ROOT, SERVER_COMMAND } from "../testing/support.ts";
 import { lengthOf } from "./length.ts";
-import { type Service, startNginx } from "./services.ts";
+import { cpuSeconds, type Service, startNginx } from "./services.ts";
 import { median } from "./median.ts";
 
 const length = lengthOf(Deno.args);
@@ -27,27 +27,12 @@ const RUN = {
 }[length];
 const WORK = `${ROOT}bench/.work/http`;
 const DATA = `${WORK}/data`;
-/** The kernel's clock ticks per second, which /proc gives CPU times in (getconf CLK_TCK). */
-const TICKS_PER_SECOND = 100;
 
 /** The output of `command args`, or a thrown error naming it. */
 async function output(command: string, args: string[]): Promise<string> {
   const result = await new Deno.Command(command, { args, stderr: "inherit" }).output();
   if (!result.success) throw new Error(`${command} failed`);
   return new TextDecoder().decode(result.stdout);
-}
-
-/** Seconds of CPU (user and system) the process `pid` and its children alive now have used. */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-  // The fields after the name (which may hold spaces) in parentheses; utime and stime are 14, 15.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const own = (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
-  const children = (await Deno.readTextFile(`/proc/${pid}/task/${pid}/children`)).trim();
-  const theirs = await Promise.all(
-    children.split(" ").filter((c) => c).map(Number).map(cpuSeconds),
-  );
-  return theirs.reduce((a, b) => a + b, own);
 }
 
 /** What one wrk run at a server measured. */
@@ -60,9 +45,9 @@ interface Load {
 
 /** wrk at `url` over `connections` connections, with the CPU the server `pid` spent meanwhile. */
 async function wrk(url: string, connections: number, pid: number): Promise<Load> {
-  const before = await cpuSeconds(pid);
+  const before = cpuSeconds(pid);
   const report = await output("wrk", [`-t1`, `-c${connections}`, `-d${RUN.seconds}s`, url]);
-  const cpu = await cpuSeconds(pid) - before;
+  const cpu = cpuSeconds(pid) - before;
   const requests = Number(/(\d+) requests in/.exec(report)![1]);
   const rate = Number(/Requests\/sec:\s+([\d.]+)/.exec(report)![1]);
   return { rate, cpuMicros: cpu / requests * 1e6 };
