@@ -62,6 +62,11 @@ export interface ServerOptions {
   folder: string;
   cacheBytes: number;
   policy?: PolicyName;
+  /**
+   * Milliseconds a check that a cached file is unchanged on disk stands for (see FolderOptions);
+   * 0 checks for every request.
+   */
+  revalidateMs?: number;
   /** Connections served at once; lowered at start to what the open-file limit holds. */
   maxConnections: number;
   /** Connections served at once from one address (default a quarter of maxConnections). */
@@ -204,6 +209,7 @@ export class FileServer {
       root,
       cacheBytes: options.cacheBytes,
       policy: options.policy,
+      revalidateMs: options.revalidateMs,
       listDepth: options.listDepth,
       maxListings: options.maxListings,
     });
