@@ -30,6 +30,16 @@ import { DEFAULT_HOST, DEFAULT_PORT } from "./lib/shared/defaults.ts";
 import { reasonOf } from "./lib/shared/errors.ts";
 import { SIZE_UNITS_HELP } from "./lib/shared/units.ts";
 
+/**
+ * How long a check that a cached file is unchanged stands by default: a change is served at most
+ * this late, and a file asked for many times a second is checked ten times a second, which costs
+ * nothing to speak of however many files are in demand (docs/PERFORMANCE.md).
+ */
+const DEFAULT_REVALIDATE_MS = 100;
+
+/** How long a log line waits for the lines after it, to be written with them (see Logger). */
+const LOG_GATHER_MS = 10;
+
 const USAGE = `Usage: server [PORT] [options]
 
 Shares a folder over TCP, with an in-memory cache bounded in bytes.
@@ -56,6 +66,10 @@ Options:
   --data DIR               folder to share (default server_data)
   --cache-size SIZE        cache capacity (default 64MiB)
   --policy NAME            cache eviction policy: ${POLICIES.join(", ")} (default ${DEFAULT_POLICY})
+  --revalidate-ms MS       check that a cached file is unchanged on disk at most once in MS
+                           milliseconds however many requests ask for it meanwhile, so a change
+                           is served at most MS late (a file not cached is checked every time);
+                           0 checks for every request (default ${DEFAULT_REVALIDATE_MS})
   --max-connections N      connections served at once; the next one is told the server is busy
                            (default 1024; lowered at start if the open-file limit cannot hold it)
   --max-connections-per-host N
@@ -127,6 +141,7 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
     data: { type: "string", default: "server_data" },
     "cache-size": { type: "string", default: "64MiB" },
     policy: { type: "string", default: DEFAULT_POLICY },
+    "revalidate-ms": { type: "string", default: String(DEFAULT_REVALIDATE_MS) },
     "max-connections": { type: "string", default: "1024" },
     "max-connections-per-host": { type: "string" },
     "request-timeout": { type: "string", default: "10" },
@@ -198,6 +213,7 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
     folder: values.data,
     cacheBytes,
     policy: values.policy as PolicyName,
+    revalidateMs: parseInteger(values["revalidate-ms"], "--revalidate-ms", 0, 60_000),
     maxConnections: parseInteger(values["max-connections"], "--max-connections", 1, 1_000_000),
     maxConnectionsPerHost: values["max-connections-per-host"] === undefined
       ? undefined
@@ -222,7 +238,7 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
     maxListings: parseInteger(values["max-listings"], "--max-listings", 1, 1024),
     listDepth: parseInteger(values["list-depth"], "--list-depth", 0, 1024),
     sortLimit: parseInteger(values["sort-limit"], "--sort-limit", 0, 10_000_000),
-    logger: new Logger(values.log as LogFormat, Deno.stdout, level),
+    logger: new Logger(values.log as LogFormat, Deno.stdout, level, { gatherMs: LOG_GATHER_MS }),
     tls: cert === undefined || key === undefined ? undefined : { cert, key },
     tokenFile: values.tokens,
     originalWithoutToken: values["allow-original-without-token"],

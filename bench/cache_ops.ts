@@ -12,6 +12,7 @@ import { ByteCache, POLICIES, type PolicyName } from "../lib/server/cache/cache.
 import { parseCommandLine } from "../lib/shared/cli.ts";
 import { type Length, lengthOf } from "./length.ts";
 import { Rng, Zipf } from "./traces.ts";
+import { median } from "./median.ts";
 
 /** Entries the cache holds. */
 export const OPS_ENTRIES = 10_000;
@@ -53,11 +54,6 @@ function round(policy: PolicyName, keys: string[], requests: Uint32Array) {
   }
   const milliseconds = performance.now() - started;
   return { operations: requests.length + inserts, inserts, hits: cache.hits, milliseconds };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1];
 }
 
 /** Measures every policy's operations per second; prints and returns them. */

@@ -70,13 +70,13 @@ function wireBytes(url: string, coding: string, expected: Uint8Array): Promise<n
 }
 
 /** Requests per second wrk measures for `url` asking for gzip, and the server's CPU per request. */
-async function wrk(url: string, connections: number, pids: number[]): Promise<[number, number]> {
-  const before = pids.map(cpuSeconds).reduce((a, b) => a + b);
+async function wrk(url: string, connections: number, pid: number): Promise<[number, number]> {
+  const before = cpuSeconds(pid);
   const result = await new Deno.Command("wrk", {
     args: ["-t1", `-c${connections}`, `-d${RUN.seconds}s`, "-H", "Accept-Encoding: gzip", url],
   }).output();
   const report = new TextDecoder().decode(result.stdout);
-  const cpu = pids.map(cpuSeconds).reduce((a, b) => a + b) - before;
+  const cpu = cpuSeconds(pid) - before;
   const requests = Number(/(\d+) requests in/.exec(report)![1]);
   return [Number(/Requests\/sec:\s+([\d.]+)/.exec(report)![1]), cpu / requests * 1e6];
 }
@@ -112,8 +112,8 @@ async function bytesOnWire(
 async function rates(ours: Server, nginx: Server, name: string) {
   console.log(`${name} asked for with Accept-Encoding: gzip (wrk, one thread)`);
   for (const connections of RUN.connections) {
-    const [a, aCpu] = await wrk(`${ours.url}/${name}`, connections, ours.pids);
-    const [b, bCpu] = await wrk(`${nginx.url}/${name}`, connections, nginx.pids);
+    const [a, aCpu] = await wrk(`${ours.url}/${name}`, connections, ours.pid);
+    const [b, bCpu] = await wrk(`${nginx.url}/${name}`, connections, nginx.pid);
     console.log(
       `  ${String(connections).padStart(2)} connections: ours ${a.toFixed(0).padStart(6)} req/s ` +
         `${aCpu.toFixed(1).padStart(6)} µs CPU/req; nginx ${b.toFixed(0).padStart(6)} req/s ` +
@@ -125,10 +125,10 @@ async function rates(ours: Server, nginx: Server, name: string) {
   }
 }
 
-/** A server measured: its address, and the processes whose CPU time it spends. */
+/** A server measured: its address, and the process whose CPU time it spends (with its children). */
 interface Server {
   url: string;
-  pids: number[];
+  pid: number;
 }
 
 if (import.meta.main) {
@@ -158,7 +158,7 @@ if (import.meta.main) {
       const other = `http://127.0.0.1:${nginx.port}`;
       await bytesOnWire(url, other, files);
       const largest = [...files].sort((a, b) => b[1].length - a[1].length)[0][0];
-      await rates({ url, pids: [ours.pid] }, { url: other, pids: nginx.workers() }, largest);
+      await rates({ url, pid: ours.pid }, { url: other, pid: nginx.process.pid }, largest);
     }
   } finally {
     ours.kill("SIGTERM");

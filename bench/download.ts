@@ -18,6 +18,7 @@
 import { has, randomBytes, ROOT } from "../testing/support.ts";
 import { lengthOf } from "./length.ts";
 import { type Service, startNginx, startRsync, startServer } from "./services.ts";
+import { median } from "./median.ts";
 
 const length = lengthOf(Deno.args);
 const MiB = 1024 * 1024;
@@ -123,13 +124,6 @@ async function timed(command: string[]): Promise<number> {
     throw new Error(`${command[0]} failed (exit ${output.code}): ${why}`);
   }
   return ms;
-}
-
-/** Medians of a sorted copy. */
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 let busy = 0;

@@ -1,23 +1,29 @@
 /**
- * The HTTP port beside nginx on the same files, with the same generator (wrk): 4 KiB requests per
- * second at 1, 16 and 64 connections, and a cached 32 MiB file's throughput with curl, as ratios.
- * Our port always serves each file once first, checked byte for byte; what needs a missing tool
- * is skipped, saying so: the comparison without nginx, every figure without wrk and curl (Debian:
- * nginx-light wrk curl).
+ * The HTTP port beside nginx with one worker process on the same files, with the same generator
+ * (wrk): 4 KiB requests per second at 1, 16 and 64 connections and each server's CPU time per
+ * request (user and system time from /proc over requests served; nginx's master and worker
+ * summed), the medians of runs the two take in turn, and a cached 32 MiB file's throughput with
+ * curl, as ratios. Our port always serves each
+ * file once first, checked byte for byte; what needs a missing tool is skipped, saying so: the
+ * comparison without nginx, every figure without wrk and curl (Debian: nginx-light wrk curl).
  *
  * Usage: deno run -A bench/http_bench.ts [--quick | --smoke]
  */
 
 import { accepting, freePort, has, ROOT, SERVER_COMMAND } from "../testing/support.ts";
 import { lengthOf } from "./length.ts";
-import { type Service, startNginx } from "./services.ts";
+import { cpuSeconds, type Service, startNginx } from "./services.ts";
+import { median } from "./median.ts";
 
 const length = lengthOf(Deno.args);
-/** Seconds of each wrk run (whole seconds: what wrk takes), and curl runs whose mean is taken. */
+/**
+ * Seconds of each wrk run (whole seconds: what wrk takes), rounds of runs (ours, then nginx) whose
+ * medians are taken, and curl runs whose mean is taken.
+ */
 const RUN = {
-  full: { seconds: 5, curls: 12, connections: [1, 16, 64] },
-  quick: { seconds: 2, curls: 4, connections: [1, 16, 64] },
-  smoke: { seconds: 1, curls: 1, connections: [16] },
+  full: { seconds: 5, rounds: 3, curls: 12, connections: [1, 16, 64] },
+  quick: { seconds: 2, rounds: 1, curls: 4, connections: [1, 16, 64] },
+  smoke: { seconds: 1, rounds: 1, curls: 1, connections: [16] },
 }[length];
 const WORK = `${ROOT}bench/.work/http`;
 const DATA = `${WORK}/data`;
@@ -29,10 +35,22 @@ async function output(command: string, args: string[]): Promise<string> {
   return new TextDecoder().decode(result.stdout);
 }
 
-/** Requests per second wrk measures for `url` over `connections` connections. */
-async function wrk(url: string, connections: number): Promise<number> {
+/** What one wrk run at a server measured. */
+interface Load {
+  /** Requests answered per second. */
+  rate: number;
+  /** The server's CPU time per request answered, in microseconds. */
+  cpuMicros: number;
+}
+
+/** wrk at `url` over `connections` connections, with the CPU the server `pid` spent meanwhile. */
+async function wrk(url: string, connections: number, pid: number): Promise<Load> {
+  const before = cpuSeconds(pid);
   const report = await output("wrk", [`-t1`, `-c${connections}`, `-d${RUN.seconds}s`, url]);
-  return Number(/Requests\/sec:\s+([\d.]+)/.exec(report)![1]);
+  const cpu = cpuSeconds(pid) - before;
+  const requests = Number(/(\d+) requests in/.exec(report)![1]);
+  const rate = Number(/Requests\/sec:\s+([\d.]+)/.exec(report)![1]);
+  return { rate, cpuMicros: cpu / requests * 1e6 };
 }
 
 /** GB/s of curl downloading `url` to nowhere, the mean of several runs. */
@@ -71,24 +89,37 @@ async function checkFiles(url: string, files: Map<string, Uint8Array>): Promise<
   }
 }
 
-/** The rows: ours beside nginx when there is one, ours alone when not. */
-async function measure(ours: string, nginx: string | undefined): Promise<void> {
-  console.log(`HTTP ${nginx ? "beside nginx" : "alone"} (${length}), ${new Date().toISOString()}`);
+/** The rows: ours beside nginx (its pid) when there is one, ours alone when not. */
+async function measure(
+  ours: { url: string; pid: number },
+  nginx: { url: string; pid: number } | undefined,
+): Promise<void> {
+  const beside = nginx ? "beside nginx with 1 worker" : "alone";
+  console.log(`HTTP ${beside} (${length}), ${new Date().toISOString()}`);
   const figure = (value: number) => value.toFixed(value >= 100 ? 0 : 2).padStart(8);
   const row = (what: string, a: number, b: number | undefined, unit: string) =>
     console.log(
-      `${what.padEnd(34)} ours ${figure(a)} ${unit}` +
+      `${what.padEnd(40)} ours ${figure(a)} ${unit}` +
         (b === undefined
           ? ""
           : `  nginx ${figure(b)} ${unit}  ours/nginx ${(a / b * 100).toFixed(0)}%`),
     );
   for (const connections of RUN.connections) {
-    const a = await wrk(`${ours}/small.bin`, connections);
-    const b = nginx === undefined ? undefined : await wrk(`${nginx}/small.bin`, connections);
-    row(`4 KiB, ${connections} connection${connections > 1 ? "s" : ""}`, a, b, "req/s");
+    // The two take turns, so that other work on the machine weighs on both alike.
+    const a: Load[] = [];
+    const b: Load[] = [];
+    for (let round = 0; round < RUN.rounds; round++) {
+      a.push(await wrk(`${ours.url}/small.bin`, connections, ours.pid));
+      if (nginx) b.push(await wrk(`${nginx.url}/small.bin`, connections, nginx.pid));
+    }
+    const what = `4 KiB, ${connections} connection${connections > 1 ? "s" : ""}`;
+    const of = (loads: Load[], figure: keyof Load) =>
+      loads.length === 0 ? undefined : median(loads.map((load) => load[figure]));
+    row(what, of(a, "rate")!, of(b, "rate"), "req/s");
+    row(`${what}: CPU per request`, of(a, "cpuMicros")!, of(b, "cpuMicros"), "µs");
   }
-  const a = await curl(`${ours}/big.bin`);
-  const b = nginx === undefined ? undefined : await curl(`${nginx}/big.bin`);
+  const a = await curl(`${ours.url}/big.bin`);
+  const b = nginx === undefined ? undefined : await curl(`${nginx.url}/big.bin`);
   row("cached 32 MiB, curl", a, b, "GB/s");
 }
 
@@ -114,18 +145,19 @@ if (import.meta.main) {
   try {
     await accepting(httpPort);
     const url = `http://127.0.0.1:${httpPort}`;
+    const served = { url, pid: ours.pid };
     await checkFiles(url, files);
     console.log(`our HTTP port served ${files.size} files byte for byte`);
     if (!measured) {
       console.log("HTTP benchmark skipped: needs wrk and curl (Debian: wrk curl)");
     } else if (!await has("nginx")) {
       console.log("nginx comparison skipped: nginx is not installed (Debian: nginx-light)");
-      await measure(url, undefined);
+      await measure(served, undefined);
     } else {
-      nginx = await startNginx(DATA, `${WORK}/nginx`);
+      nginx = await startNginx(DATA, `${WORK}/nginx`, { workers: 1 });
       const other = `http://127.0.0.1:${nginx.port}`;
       await curl(`${other}/big.bin`); // into nginx's page cache, as ours is in its cache
-      await measure(url, other);
+      await measure(served, { url: other, pid: nginx.process.pid });
     }
   } finally {
     ours.kill("SIGTERM");

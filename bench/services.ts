@@ -11,18 +11,23 @@ export interface Service {
   port: number;
   process: Deno.ChildProcess;
   stop(): Promise<void>;
-  /** The processes that serve: nginx's workers, or the process itself. */
-  workers(): number[];
 }
 
+/** Clock ticks a second, in /proc's times: 100 on every Linux machine here. */
+const TICKS_PER_SECOND = 100;
+
 /**
- * CPU time process `pid` has used so far, user and system, every thread, in seconds (from
- * /proc/PID/stat; clock ticks of 1/100 s, as on every Linux machine here).
+ * Seconds of CPU (user and system, every thread) the process `pid` and its children alive now
+ * have used: a server's own, or an nginx master's and its workers'.
  */
 export function cpuSeconds(pid: number): number {
   const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  // The fields after the name (which may hold spaces) in parentheses; utime and stime are 14, 15.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  const own = (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  const children = Deno.readTextFileSync(`/proc/${pid}/task/${pid}/children`).trim();
+  const pids = children.split(" ").filter((child) => child !== "").map(Number);
+  return pids.map(cpuSeconds).reduce((a, b) => a + b, own);
 }
 
 /** Starts server.ts with `args` on a free port; resolves once it accepts connections. */
@@ -119,11 +124,5 @@ async function started(port: number, command: Deno.Command, signal: Deno.Signal)
     await stop();
     throw error;
   }
-  // A master's workers are its children (nginx); a process without children serves itself.
-  const workers = () => {
-    const children = Deno.readTextFileSync(`/proc/${process.pid}/task/${process.pid}/children`);
-    const pids = children.trim().split(" ").filter((pid) => pid).map(Number);
-    return pids.length > 0 ? pids : [process.pid];
-  };
-  return { port, process, stop, workers };
+  return { port, process, stop };
 }

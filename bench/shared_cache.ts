@@ -22,6 +22,7 @@ import { CacheWorker } from "../testing/cache_workers.ts";
 import { churn, readEach, timed } from "../testing/requests.ts";
 import { randomBytes, ROOT, SERVER_COMMAND } from "../testing/support.ts";
 import { lengthOf } from "./length.ts";
+import { median } from "./median.ts";
 
 const MiB = 1024 * 1024;
 const WORK = `${ROOT}bench/.work/shared_cache`;
@@ -63,10 +64,6 @@ function madeUp(size: number) {
 
 function row(what: string, value: string): void {
   console.log(`  ${what.padEnd(58)}${value.padStart(14)}`);
-}
-
-function median(values: number[]): number {
-  return [...values].sort((a, b) => a - b)[values.length >> 1];
 }
 
 /** The files the churn draws from, made once in WORK. */

@@ -32,7 +32,10 @@ import {
   watchLines,
 } from "../testing/support.ts";
 
-/** A temp folder filled with `files` (name → contents); removed by the returned dispose. */
+/**
+ * A temp folder filled with `files` (name → contents), written a minute ago by their mtime; removed
+ * by the returned dispose.
+ */
 export async function tempFolder(
   files: Record<string, string | Uint8Array> = {},
 ): Promise<{ path: string } & AsyncDisposable> {
@@ -42,6 +45,9 @@ export async function tempFolder(
     await Deno.mkdir(dirname(full), { recursive: true });
     if (typeof contents === "string") await Deno.writeTextFile(full, contents);
     else await Deno.writeFile(full, contents);
+    // Written a minute ago, as a shared file usually was: a file written this very moment is not
+    // cached until its stamp can tell it from a rewrite (VersionFile.settled in version.ts).
+    await Deno.utime(full, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
   }
   return {
     path,

@@ -113,6 +113,22 @@ Deno.test("request heads", async (t) => {
   });
 });
 
+Deno.test("a field's value reads as its bytes one character each, short or long, ASCII or not", () => {
+  const latin1 = new TextDecoder("latin1");
+  // Bytes of a field value: visible ASCII and spaces, and at times bytes past ASCII.
+  const value = fc.uint8Array({ maxLength: 600 }).map((raw) =>
+    raw.map((byte) => byte < 0x80 ? 0x20 + (byte % 0x5f) : byte)
+  );
+  fc.assert(fc.property(value, (raw) => {
+    const head = new Uint8Array([
+      ...bytes("GET /f HTTP/1.1\r\nHost: a\r\nX-Value: "),
+      ...raw,
+      ...bytes("\r\n\r\n"),
+    ]);
+    assertEquals(parseRequestHead(head).headers.get("x-value"), latin1.decode(raw).trim());
+  }));
+});
+
 Deno.test("ranges always lie within the file, or are unsatisfiable, or absent", () => {
   const header = fc.oneof(
     fc.tuple(fc.option(fc.nat(2000)), fc.option(fc.nat(2000))).map(([first, last]) =>

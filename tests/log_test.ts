@@ -235,6 +235,51 @@ Deno.test("a stalled log reader costs bounded memory; what was dropped is counte
   assert(written.at(-1)!.endsWith(" log-dropped lines=5"), written.at(-1));
 });
 
+Deno.test("with gatherMs, the lines of many turns leave in one write, unasked or on flush", async (t) => {
+  /** A sink that counts its writes and tells of each. */
+  const counting = () => {
+    const sink = { writes: 0, lines: [] as string[], written: Promise.withResolvers<void>() };
+    return Object.assign(sink, {
+      write(bytes: Uint8Array): Promise<number> {
+        sink.writes++;
+        sink.lines.push(...new TextDecoder().decode(bytes).split("\n").filter((line) => line));
+        sink.written.resolve();
+        return Promise.resolve(bytes.length);
+      },
+    });
+  };
+  /** Logs one line a turn, `turns` of them. */
+  const lines = async (log: Logger, turns: number) => {
+    for (let i = 0; i < turns; i++) {
+      log.event("request", { i });
+      await new Promise<void>((resolve) => queueMicrotask(resolve));
+    }
+  };
+
+  await t.step("without it, each turn's line is written at its end", async () => {
+    const sink = counting();
+    await lines(new Logger("text", sink), 3);
+    assertEquals([sink.writes, sink.lines.length], [3, 3]);
+  });
+
+  await t.step("with it, they wait for the time to pass, then leave together", async () => {
+    const sink = counting();
+    const log = new Logger("text", sink, "info", { gatherMs: 5 });
+    await lines(log, 3);
+    assertEquals(sink.writes, 0);
+    await sink.written.promise;
+    assertEquals([sink.writes, sink.lines.length], [1, 3]);
+  });
+
+  await t.step("flush writes them at once", async () => {
+    const sink = counting();
+    const log = new Logger("text", sink, "info", { gatherMs: 60_000 });
+    await lines(log, 3);
+    await log.flush();
+    assertEquals([sink.writes, sink.lines.length], [1, 3]);
+  });
+});
+
 Deno.test("names with Unicode line and format characters are served and logged escaped", async () => {
   const names = ["next\u0085line.txt", "csi\u009b31m.txt", "sep\u2028arator.txt", "txt.\u202eevil"];
   await using data = await tempFolder(Object.fromEntries(names.map((name) => [name, name])));

@@ -116,7 +116,7 @@ Deno.test("a file changed on disk is never served stale from another worker's lo
   await workers.flush();
   await Deno.writeFile(`${data.path}/${path}`, after); // the same size, the same inode
   const { mtime } = await Deno.stat(`${data.path}/${path}`);
-  await Deno.utime(`${data.path}/${path}`, mtime!, new Date(mtime!.getTime() + 10_000));
+  await Deno.utime(`${data.path}/${path}`, mtime!, new Date(mtime!.getTime() - 10_000));
 
   const fetched = await second.call<Fetched>("fetch", path);
   assertEquals(fetched.source, "disk");

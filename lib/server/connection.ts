@@ -14,6 +14,7 @@ import type { Forwarded } from "./proxy.ts";
 
 /** Bytes gathered before a write; also the threshold above which a piece is written directly. */
 const GATHER_BYTES = 16 * 1024;
+const encoder = new TextEncoder();
 
 /**
  * Gather buffers not in use. A connection holds one only between its first queued byte and the
@@ -257,6 +258,17 @@ export class Connection {
     }
     this.#gather().set(bytes, this.#length);
     this.#length += bytes.length;
+  }
+
+  /**
+   * Queues `text` for sending as UTF-8, written straight into the gather buffer when it fits
+   * there (an answer's head: no bytes of its own to make and copy).
+   */
+  async sendText(text: string): Promise<void> {
+    const most = text.length * 3; // UTF-8 bytes a UTF-16 unit can take
+    if (most > GATHER_BYTES / 2) return await this.send(encoder.encode(text));
+    const { written } = encoder.encodeInto(text, await this.reserve(most));
+    this.sendReserved(written);
   }
 
   /** Room in the gather buffer to build a piece in place; commit it with {@link sendReserved}. */

@@ -50,42 +50,70 @@ export interface Resolved {
 /** How many names a {@link DataFolder} remembers the real paths of. */
 const REMEMBERED_NAMES = 10_000;
 
+/** How a {@link DataFolder} checks names it has resolved before. */
+export interface FolderOptions {
+  /**
+   * Milliseconds a name's check (one `stat`) stands for: within that long of the last check, a
+   * name whose copy the caller holds is answered by it, so a file changed meanwhile is seen at most
+   * this late. 0 (the default) checks every time.
+   */
+  revalidateMs?: number;
+  /** The time now in milliseconds, which checks are timed by (default Date.now). */
+  clock?: () => number;
+}
+
+/** A name the folder resolved, as it stood at its last check. */
+interface Known extends Resolved {
+  /** When the name was last checked (by the folder's clock). */
+  checked: number;
+}
+
 /**
  * A shared folder that resolves names as {@link resolveFile} does, but cheaply on repeat: it
  * remembers each name's real path with the file's inode and device, and trusts the memory only
  * while one `stat` of the name still reaches that same inode on that same device. Anything that
  * swaps the file, or a folder on its path, for a link leading elsewhere reaches another inode,
- * so the full check runs again.
+ * so the full check runs again. Within `revalidateMs` of a name's last check, even that `stat`
+ * is left out for a version the caller still holds: many requests for one cached file cost one.
  */
 export class DataFolder {
   /** The folder's real path. */
   readonly root: string;
-  readonly #known = new Map<string, Omit<Resolved, "info"> & { ino: number; dev: number }>();
+  readonly #revalidateMs: number;
+  readonly #clock: () => number;
+  readonly #known = new Map<string, Known>();
   readonly #oldest = new Front(() => this.#known.keys());
 
-  constructor(root: string) {
+  constructor(root: string, { revalidateMs = 0, clock = Date.now }: FolderOptions = {}) {
     this.root = root;
+    this.#revalidateMs = revalidateMs;
+    this.#clock = clock;
   }
 
-  /** Like {@link resolveFile}, with the same errors. */
-  resolve(name: string): Resolved {
-    checkName(name);
+  /**
+   * Like {@link resolveFile}, with the same errors. Within `revalidateMs` of the name's last check
+   * it answers from that check, unchecked, if `held` says the caller holds that version: a version
+   * it does not hold would be read from disk, where the file may have changed since.
+   */
+  resolve(name: string, held: (known: Resolved) => boolean = () => false): Resolved {
     const known = this.#known.get(name);
+    const now = this.#revalidateMs > 0 ? this.#clock() : 0;
+    // Only names that passed checkName are known; a clock that went back checks again.
+    const age = known ? now - known.checked : -1;
+    if (age >= 0 && age < this.#revalidateMs && held(known!)) return known!;
+    checkName(name);
     if (known) {
       const info = statOrUndefined(join(this.root, name));
-      if (info?.isFile && info.ino === known.ino && info.dev === known.dev) {
-        return { path: known.path, realName: known.realName, info };
+      if (info?.isFile && info.ino === known.info.ino && info.dev === known.info.dev) {
+        known.info = info;
+        known.checked = now;
+        return known;
       }
       this.#known.delete(name);
     }
     const resolved = resolveFile(this.root, name);
     if (resolved.info.ino !== null) {
-      this.#known.set(name, {
-        path: resolved.path,
-        realName: resolved.realName,
-        ino: resolved.info.ino,
-        dev: resolved.info.dev,
-      });
+      this.#known.set(name, { ...resolved, checked: now });
       if (this.#known.size > REMEMBERED_NAMES) this.#known.delete(this.#oldest.take());
     }
     return resolved;

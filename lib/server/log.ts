@@ -1,6 +1,8 @@
 /**
  * The server's log: one line per event, readable text by default, JSON lines for machines, or
- * the access log format web servers write.
+ * the access log format web servers write. Lines are gathered and written in one go, per turn of
+ * the event loop or per few milliseconds, so logging every request costs one write per burst or
+ * per few milliseconds, not one per line.
  * Lines are gathered and written in one go per turn of the event loop, so logging every request
  * costs one write per burst, not one per line.
  */
@@ -55,19 +57,23 @@ export class Logger {
 
   /**
    * A log of `format` lines to `sink`, leaving out lines below `level`; in the combined format,
-   * events other than requests go to `eventSink`, as text.
+   * events other than requests go to `eventSink`, as text. With `gatherMs`, a line waits up to
+   * that long for the lines after it, to be written with them; else the lines of each turn of the
+   * event loop are written at its end. A server asked one thing at a time has a turn per request,
+   * and a write of the log hands its bytes to another thread, which cost it as much as the rest of
+   * a small answer (docs/PERFORMANCE.md).
    */
   constructor(
     format: LogFormat = "text",
     sink: LogSink = Deno.stdout,
     level: LogLevel = "info",
-    { eventSink = Deno.stderr }: { eventSink?: LogSink } = {},
+    { gatherMs = 0, eventSink = Deno.stderr }: { gatherMs?: number; eventSink?: LogSink } = {},
   ) {
     this.format = format;
     this.level = level;
     const lineOf = format === "json" ? jsonLine : textLine;
-    this.#lines = new Lines(sink, lineOf);
-    this.#events = format === "combined" ? new Lines(eventSink, textLine) : this.#lines;
+    this.#lines = new Lines(sink, lineOf, gatherMs);
+    this.#events = format === "combined" ? new Lines(eventSink, textLine, gatherMs) : this.#lines;
   }
 
   /** Logs one event with its fields, unless `level` is below the logger's. */
@@ -97,18 +103,24 @@ export class Logger {
 /** How an event becomes a line. */
 type LineOf = (event: string, fields: Record<string, LogValue>, level: LogLevel) => string;
 
-/** Lines on their way to one sink, written in one go per turn of the event loop, and bounded. */
+/**
+ * Lines on their way to one sink, written in one go per turn of the event loop (or per `gatherMs`),
+ * and bounded.
+ */
 class Lines {
   readonly #sink: LogSink;
   readonly #lineOf: LineOf;
+  readonly #gatherMs: number;
   #pending: string[] = [];
   #dropped = 0;
   #flushing: Promise<void> | undefined;
+  #gathering: ReturnType<typeof setTimeout> | undefined;
   readonly #encoder = new TextEncoder();
 
-  constructor(sink: LogSink, lineOf: LineOf) {
+  constructor(sink: LogSink, lineOf: LineOf, gatherMs: number) {
     this.#sink = sink;
     this.#lineOf = lineOf;
+    this.#gatherMs = gatherMs;
   }
 
   /** Adds the line of an event. */
@@ -120,12 +132,22 @@ class Lines {
   push(line: string): void {
     if (this.#pending.length < MAX_PENDING_LINES) this.#pending.push(line);
     else this.#dropped++;
-    this.#flushing ??= Promise.resolve().then(() => this.#flush());
+    if (this.#flushing !== undefined || this.#gathering !== undefined) return;
+    if (this.#gatherMs > 0) this.#gathering = setTimeout(() => this.#write(), this.#gatherMs);
+    else this.#flushing = Promise.resolve().then(() => this.#flush());
   }
 
-  /** Resolves once every line added so far is written. */
+  /** Writes every line added so far, now; resolves once they are written. */
   async flush(): Promise<void> {
+    if (this.#pending.length > 0) this.#write();
     while (this.#flushing) await this.#flushing;
+  }
+
+  /** Starts writing what is pending, unless a write is under way (it writes what follows too). */
+  #write(): void {
+    clearTimeout(this.#gathering);
+    this.#gathering = undefined;
+    if (this.#flushing === undefined && this.#pending.length > 0) this.#flushing = this.#flush();
   }
 
   async #flush(): Promise<void> {
@@ -149,17 +171,33 @@ class Lines {
 
 /** A line of text: the time, the event and its fields as `key=value`. */
 function textLine(event: string, fields: Record<string, LogValue>): string {
-  let line = `${new Date().toISOString()} ${event}`;
-  for (const [key, value] of Object.entries(fields)) {
-    if (value !== undefined) line += ` ${key}=${fieldValue(String(value))}`;
+  let line = `${isoNow()} ${event}`;
+  for (const key in fields) {
+    const value = fields[key];
+    // A number's text is always plain; for...in makes no array of pairs, as entries() does.
+    if (value !== undefined) {
+      line += ` ${key}=${typeof value === "number" ? value : fieldValue(String(value))}`;
+    }
   }
   return line + "\n";
 }
 
 /** A JSON line: the time, the level, the event and its fields. */
 function jsonLine(event: string, fields: Record<string, LogValue>, level: LogLevel): string {
-  const time = new Date().toISOString();
-  return printable(JSON.stringify({ time, level, event, ...fields })) + "\n";
+  return printable(JSON.stringify({ time: isoNow(), level, event, ...fields })) + "\n";
+}
+
+/** The millisecond the time was last written for, and how it was written then. */
+let lastTime = { ms: NaN, iso: "" };
+
+/**
+ * The time now as the log writes it (ISO 8601), made once a millisecond: a busy server logs tens
+ * of lines in one, and formatting a date costs about as much as the rest of the line.
+ */
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== lastTime.ms) lastTime = { ms, iso: new Date(ms).toISOString() };
+  return lastTime.iso;
 }
 
 const MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(" ");
@@ -200,13 +238,18 @@ function quote(value: LogValue): string {
   return printable(escaped);
 }
 
+/** Printable ASCII but the space, `"`, `=` and `\`: what a value may hold and stay plain. */
+const PLAIN = /^[!#-<>-[\]-~]+$/;
+
 /**
  * A value as a text line shows it: as it is when plain, else quoted and escaped (when it is empty,
  * or has a space, "=", a quote, a backslash or any character printable() escapes). So a name a
  * client sent can neither break a line, send escape sequences to a terminal, pass for another
- * field, nor read as something else.
+ * field, nor read as something else. Most values (numbers, words, ASCII names) are plain ASCII,
+ * told by one test; the rest are quoted and escaped to see whether they change.
  */
 function fieldValue(text: string): string {
+  if (PLAIN.test(text)) return text;
   const quoted = printable(JSON.stringify(text));
   const plain = text !== "" && !/[ =]/.test(text) && quoted.slice(1, -1) === text;
   return plain ? text : quoted;

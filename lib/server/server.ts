@@ -64,6 +64,11 @@ export interface ServerOptions {
   folder: string;
   cacheBytes: number;
   policy?: PolicyName;
+  /**
+   * Milliseconds a check that a cached file is unchanged on disk stands for (see FolderOptions);
+   * 0 checks for every request.
+   */
+  revalidateMs?: number;
   /** Connections served at once; lowered at start to what the open-file limit holds. */
   maxConnections: number;
   /** Connections served at once from one address (default a quarter of maxConnections). */
@@ -241,7 +246,8 @@ export class FileServer {
     this.#refusals = new Refusals((id, error) =>
       this.#logger.event("busy-error", { id, error: reasonOf(error) }, "error")
     );
-    const listing = { listDepth: options.listDepth, maxListings: options.maxListings };
+    const { listDepth, maxListings, revalidateMs } = options;
+    const listing = { listDepth, maxListings, revalidateMs };
     this.#store = new FileStore(
       part
         ? { root, cache: part.cache, ...listing }

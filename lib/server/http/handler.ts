@@ -397,11 +397,9 @@ function partReply(
 ): Reply {
   const { body: file, mtimeMs } = sent;
   const { size } = file.stamp;
-  // Strong, from the bytes sent: the same bytes give the same tag wherever and whenever served,
-  // and each coding's bytes a tag of their own.
-  const etag = `"${digest.toBase64({ alphabet: "base64url", omitPadding: true })}"`;
-  const lastModified = httpDate(mtimeMs);
-  const fields = fileFields(sent, digest, { etag, lastModified }, options);
+  const version = versionOf(digest, mtimeMs);
+  const { etag, lastModified } = version;
+  const fields = fileFields(sent, version, options);
   if (notModified(head, etag, mtimeMs)) {
     file[Symbol.dispose]();
     return { status: 304, fields };
@@ -422,17 +420,48 @@ function partReply(
   return { status: range ? 206 : 200, fields, body: { file, start, end } };
 }
 
+/** What the answers for one version of a file say of it: its validators and its SHA-256. */
+interface Version {
+  mtimeMs: number;
+  /**
+   * Strong, from the bytes sent: the same bytes give the same tag wherever and whenever served,
+   * and each coding's bytes a tag of their own.
+   */
+  etag: string;
+  lastModified: string;
+  /** The SHA-256 in base64. */
+  sha256: string;
+}
+
+/**
+ * Each version's fields by its digest (one Uint8Array per version, as the store hands it out), so
+ * that they are written once per version rather than once per answer; forgotten with the digest.
+ */
+const versions = new WeakMap<Uint8Array, Version>();
+
+/** The fields of the version whose SHA-256 is `digest` and whose mtime is `mtimeMs`. */
+function versionOf(digest: Uint8Array, mtimeMs: number): Version {
+  const known = versions.get(digest);
+  if (known?.mtimeMs === mtimeMs) return known;
+  const version = {
+    mtimeMs,
+    etag: `"${digest.toBase64({ alphabet: "base64url", omitPadding: true })}"`,
+    lastModified: httpDate(mtimeMs),
+    sha256: digest.toBase64(),
+  };
+  versions.set(digest, version);
+  return version;
+}
+
 /**
  * The fields of a file's answer: its type, coding, validators and digests (of the bytes sent, as
  * RFC 9530 has it: a compressed answer's Repr-Digest is of the compressed bytes).
  */
 function fileFields(
   sent: Representation,
-  digest: Uint8Array,
-  { etag, lastModified }: { etag: string; lastModified: string },
+  { etag, lastModified, sha256 }: Version,
   options: HttpOptions,
 ): Field[] {
-  const sha256 = digest.toBase64();
   const type = contentType(sent.name);
   const fields: Field[] = [
     ["Content-Type", type],

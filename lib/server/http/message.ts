@@ -107,12 +107,13 @@ export function blankLines(bytes: Uint8Array): number {
  * ```
  */
 export function parseRequestHead(bytes: Uint8Array): RequestHead {
-  const lines = decoder.decode(bytes).split(/\r?\n/);
+  const text = headText(bytes);
   // RFC 9110 §5.5: a field value holding CR, LF or NUL is dangerous (LF already ends a line).
-  if (lines.some((line) => /[\r\0]/.test(line))) {
+  if (/\0|\r(?!\n)/.test(text)) {
     throw new HttpError(400, "the request head holds a NUL or a bare CR");
   }
-  const [method, target, version, ...rest] = lines[0].split(" ");
+  const lines = text.split("\n");
+  const [method, target, version, ...rest] = withoutCr(lines[0]).split(" ");
   if (!method || !target || !version || rest.length > 0 || !/^[A-Z]+$/.test(method)) {
     throw new HttpError(400, "the request line is not METHOD TARGET VERSION");
   }
@@ -121,7 +122,8 @@ export function parseRequestHead(bytes: Uint8Array): RequestHead {
   }
   const headers = new Map<string, string>();
   let hosts = 0;
-  for (const line of lines.slice(1)) {
+  for (let i = 1; i < lines.length; i++) {
+    const line = withoutCr(lines[i]);
     if (line === "") continue;
     const colon = line.indexOf(":");
     const name = line.slice(0, colon).toLowerCase();
@@ -143,6 +145,25 @@ export function parseRequestHead(bytes: Uint8Array): RequestHead {
     throw new HttpError(status, "requests with a body are not taken here");
   }
   return { method, target, path: decodePath(target), version, headers, contentLength };
+}
+
+/**
+ * `bytes` as text, one character a byte as {@link decoder} reads them: by hand when they are few
+ * and ASCII, as a tool's request head nearly always is (in 0.3 µs rather than the decoder's 0.5;
+ * past about 256 bytes the decoder is the faster).
+ */
+function headText(bytes: Uint8Array): string {
+  if (bytes.length > ASCII_BY_HAND) return decoder.decode(bytes);
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] >= 0x80) return decoder.decode(bytes);
+  return String.fromCharCode.apply(null, bytes as unknown as number[]);
+}
+
+/** The longest head {@link headText} reads by hand: its bytes become one call's arguments. */
+const ASCII_BY_HAND = 256;
+
+/** `line` without the CR of its CRLF. */
+function withoutCr(line: string): string {
+  return line.endsWith("\r") ? line.slice(0, -1) : line;
 }
 
 /**
@@ -171,6 +192,7 @@ function decodePath(target: string): string | undefined {
   const absolute = /^https?:\/\/[^/]*(\/.*)?$/i.exec(path); // as sent to a proxy
   if (absolute) path = absolute[1] ?? "/";
   if (!path.startsWith("/")) return undefined;
+  if (!path.includes("%")) return path;
   try {
     return decodeURIComponent(path);
   } catch {
@@ -253,10 +275,15 @@ const REASONS: Record<number, string> = {
  * ```
  */
 export function encodeResponseHead(status: number, fields: Field[]): Uint8Array {
+  return encoder.encode(responseHead(status, fields));
+}
+
+/** The text of the response head {@link encodeResponseHead} encodes. */
+export function responseHead(status: number, fields: Field[]): string {
   let head = `HTTP/1.1 ${status} ${REASONS[status] ?? "Unknown"}\r\nDate: ${httpNow()}\r\n` +
     "X-Content-Type-Options: nosniff\r\n";
   for (const [name, value] of fields) head += `${name}: ${value}\r\n`;
-  return encoder.encode(head + "\r\n");
+  return head + "\r\n";
 }
 
 /** The second the Date field was last made for, and the field's value then. */

@@ -28,6 +28,7 @@ import {
   MAX_HEAD_BYTES,
   parseRequestHead,
   type RequestHead,
+  responseHead,
 } from "./message.ts";
 import { PAGE_POLICY } from "./pages.ts";
 
@@ -106,7 +107,7 @@ async function answer(
     const body = reply.body;
     const part = typeof body === "object" && "file" in body ? body : undefined;
     using _file = part?.file;
-    await connection.send(encodeReply(reply, head));
+    await sendHead(connection, reply, head);
     if (head.method !== "HEAD") {
       if (part) await exchange.send(part.file, part.start, part.end, (c) => connection.send(c));
       else if (typeof body === "object" && "page" in body) {
@@ -204,24 +205,30 @@ function accessFields(head: RequestHead): Fields {
 }
 
 /**
- * The bytes of `reply`: its head, with the fields every answer carries, and its text when it has
- * one and `head`, the request it answers, is not HEAD (a HEAD's answer keeps the length). A text
- * of the server's own goes with its strict Content-Security-Policy. Without a request (an answer
- * before one could be read), the connection ends after it.
+ * Sends `reply`'s head, with the fields every answer carries, and its text when it has one (see
+ * {@link encodeReply}). The head of a file's answer, or of one without a body, is written
+ * straight into the connection's buffer (a 4 KiB file's answer makes no bytes of its own).
  */
-function encodeReply(reply: Reply, head?: RequestHead): Uint8Array {
+async function sendHead(connection: Connection, reply: Reply, head: RequestHead): Promise<void> {
   const { status, body } = reply;
+  if (typeof body === "string") return await connection.send(encodeReply({ ...reply, body }, head));
   const fields = reply.fields.concat(connectionFields(reply, head));
-  if (body === undefined) return encodeResponseHead(status, fields);
-  if (typeof body === "object" && "page" in body) {
+  if (body && "page" in body) {
     fields.push(["Content-Security-Policy", PAGE_POLICY]);
     if (chunked(head)) fields.push(["Transfer-Encoding", "chunked"]);
-    return encodeResponseHead(status, fields);
-  }
-  if (typeof body === "object") {
-    fields.push(["Content-Length", `${body.end - body.start}`]);
-    return encodeResponseHead(status, fields);
-  }
+  } else if (body) fields.push(["Content-Length", `${body.end - body.start}`]);
+  await connection.sendText(responseHead(status, fields));
+}
+
+/**
+ * The bytes of `reply`, a text of the server's own: its head, with the fields every answer
+ * carries, and its text unless `head`, the request it answers, is HEAD (a HEAD's answer keeps the
+ * length). The text goes with its strict Content-Security-Policy. Without a request (an answer
+ * before one could be read), the connection ends after it.
+ */
+function encodeReply(reply: Reply & { body: string }, head?: RequestHead): Uint8Array {
+  const { status, body } = reply;
+  const fields = reply.fields.concat(connectionFields(reply, head));
   const bytes = encoder.encode(body);
   const typed = fields.some(([name]) => name === "Content-Type")
     ? fields

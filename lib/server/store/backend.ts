@@ -30,6 +30,8 @@ export interface CacheBackend {
   find(key: string, stamp: Stamp): Found | Promise<Found>;
   /** The cached copy of `key` if it is version `stamp`, held, without counting a lookup. */
   peek(key: string, stamp: Stamp): Held | undefined;
+  /** Whether `key` is cached as version `stamp`, without counting a lookup or holding it. */
+  has(key: string, stamp: Stamp): boolean;
   /** Drops `key`: its file is gone from disk, or can no longer be served. */
   delete(key: string): void;
 }

@@ -48,10 +48,12 @@ export class Digests {
     const k = key(stamp, algorithm);
     let working = this.#working.get(k);
     if (working === undefined) {
-      working = hashWhole(path, stamp, name, algorithm, this.hashing).then((digest) => {
-        this.set(stamp, algorithm, digest);
-        return digest;
-      }).finally(() => this.#working.delete(k));
+      working = hashWhole(path, stamp, name, algorithm, this.hashing).then(
+        ({ digest, settled }) => {
+          if (settled) this.set(stamp, algorithm, digest);
+          return digest;
+        },
+      ).finally(() => this.#working.delete(k));
       this.#working.set(k, working);
     }
     return working;
@@ -60,7 +62,7 @@ export class Digests {
 
 /**
  * Reads the file at `path` from start to end and hashes it, through a buffer of `hashing`,
- * confirming it stayed `stamp`.
+ * confirming it stayed `stamp`; with whether that version is settled (VersionFile.settled).
  */
 async function hashWhole(
   path: string,
@@ -68,12 +70,12 @@ async function hashWhole(
   name: string,
   algorithm: DigestAlgorithm,
   hashing: HashBuffers,
-): Promise<Uint8Array> {
+): Promise<{ digest: Uint8Array; settled: boolean }> {
   await using file = await VersionFile.open(path, stamp, name, hashing);
   const digest = await hashing.use((buffer) => file.hash(algorithm, buffer));
   // Confirmed with the buffer given back: a file hashed again to be confirmed takes one of its own.
   await file.confirm(algorithm, digest);
-  return digest;
+  return { digest, settled: file.settled };
 }
 
 function key(stamp: Stamp, algorithm: DigestAlgorithm): string {

@@ -95,7 +95,9 @@ export class LocalProgress implements Progress {
 /**
  * Reads the file at `path`, version `stamp`, into `held`'s pieces, hashing by `algorithm` as it
  * goes and telling its progress. The bytes of the last read are handed out only once the file is
- * confirmed unchanged, so a file that changed while it loaded reaches no reader whole.
+ * confirmed unchanged, so a file that changed while it loaded reaches no reader whole. Resolves
+ * to whether the version is settled (VersionFile.settled): only then may it be cached, and its
+ * digest remembered.
  */
 export async function load(
   path: string,
@@ -104,7 +106,7 @@ export async function load(
   { pieces, progress }: Held,
   algorithm: DigestAlgorithm,
   digests: Digests,
-): Promise<void> {
+): Promise<boolean> {
   try {
     await using file = await VersionFile.open(path, stamp, name, digests.hashing);
     const hasher = await createHasher(algorithm);
@@ -122,8 +124,9 @@ export async function load(
     }
     const digest = hasher.digest();
     await file.confirm(algorithm, digest);
-    digests.set(stamp, algorithm, digest);
+    if (file.settled) digests.set(stamp, algorithm, digest);
     progress.finish(algorithm, digest);
+    return file.settled;
   } catch (error) {
     const failure = readFailure(error, name);
     progress.fail(failure);
@@ -186,7 +189,8 @@ export class MemoryBody implements FileBody {
     const known = this.#digests.get(this.stamp, algorithm) ?? progress.digest(algorithm);
     if (known) return known;
     const digest = await digestOf(algorithm, pieces);
-    this.#digests.set(this.stamp, algorithm, digest);
+    // Only a cached copy is of a settled version (see load), which a digest may be remembered by.
+    if (this.source === "cache") this.#digests.set(this.stamp, algorithm, digest);
     return digest;
   }
 }

@@ -74,6 +74,11 @@ export class LocalCache implements CacheBackend {
       : undefined;
   }
 
+  has(key: string, stamp: Stamp): boolean {
+    const cached = this.#cache.peek(key);
+    return cached !== undefined && sameStamp(cached.stamp, stamp);
+  }
+
   delete(key: string): void {
     this.#cache.delete(key);
   }

@@ -13,7 +13,7 @@ import { type DigestAlgorithm, SHA256 } from "../../shared/digest.ts";
 import { WireError } from "../../shared/errors.ts";
 import type { ListEntry } from "../../shared/protocol.ts";
 import type { CacheView, PolicyName } from "../cache/cache.ts";
-import { DataFolder } from "../folder.ts";
+import { DataFolder, type FolderOptions, type Resolved } from "../folder.ts";
 import {
   Batch,
   DEFAULT_MAX_LISTINGS,
@@ -48,6 +48,7 @@ export const DEFAULT_LIST_DEPTH = 32;
 
 /** Settings of a {@link FileStore}. */
 export type StoreOptions =
+  & FolderOptions
   & {
     /** The data folder's real path (see openRoot in folder.ts). */
     root: string;
@@ -82,7 +83,7 @@ export class FileStore {
   #diskReads = 0;
 
   constructor(options: StoreOptions) {
-    this.#folder = new DataFolder(options.root);
+    this.#folder = new DataFolder(options.root, options);
     this.#cache = "cache" in options
       ? options.cache
       : new LocalCache(options.cacheBytes, options.policy);
@@ -111,7 +112,7 @@ export class FileStore {
   open(name: string, algorithm: DigestAlgorithm): FileBody {
     let resolved;
     try {
-      resolved = this.#folder.resolve(name);
+      resolved = this.#folder.resolve(name, this.#holds);
     } catch (error) {
       // Gone from disk (or no longer servable): it must leave the cache too.
       if (error instanceof WireError) this.#cache.delete(name);
@@ -126,6 +127,14 @@ export class FileStore {
     // unless that thread has just cached them.
     return new LaterBody(name, file.stamp, found.then((found) => this.#body(found, file)));
   }
+
+  /**
+   * Whether the cache holds the version of a file `resolved` describes, for the folder to answer
+   * from its last check (see DataFolder.resolve): a version not cached is read from disk, which
+   * must be checked first.
+   */
+  readonly #holds = ({ realName, info }: Resolved): boolean =>
+    this.#cache.has(realName, stampOf(info));
 
   /**
    * `file` (opened here) compressed by `coding`, from the cache or made now and cached beside it;
@@ -143,8 +152,9 @@ export class FileStore {
       return new StreamBody(name, path, stamp, algorithm, this.#pool, this.#digests);
     }
     if (found.kind === "load") {
+      // An unsettled version is served to the requests that share its load, but not cached.
       load(path, name, stamp, found.held, algorithm, this.#digests).then(
-        () => found.settle(true),
+        (settled) => found.settle(settled),
         () => found.settle(false),
       );
     }
@@ -233,7 +243,7 @@ export class FileStore {
    */
   async #sha256(name: string): Promise<Uint8Array | undefined> {
     try {
-      const { path, realName, info } = this.#folder.resolve(name);
+      const { path, realName, info } = this.#folder.resolve(name, this.#holds);
       const stamp = stampOf(info);
       const held = this.#cache.peek(realName, stamp);
       if (held) {

@@ -83,7 +83,7 @@ export class StreamBody implements FileBody {
         if (position === end) await confirm();
         yield buffer.subarray(0, n);
       }
-      this.#digests.set(this.stamp, algorithm, this.#digest!);
+      if (file.settled) this.#digests.set(this.stamp, algorithm, this.#digest!);
     } catch (error) {
       throw readFailure(error, this.name);
     } finally {

@@ -230,6 +230,18 @@ export class VersionFile implements AsyncDisposable {
     return hash.digest();
   }
 
+  /**
+   * Whether its stamp tells this version from any later one: true when the file was last modified
+   * at least MTIME_GRAIN_MS before its read began. The runtime gives the mtime in milliseconds,
+   * and a rewrite of the same size within the same millisecond (most quick rewrites of a small
+   * file) leaves the stamp as it was; so whatever stands for an unsettled version by its stamp (a
+   * cache entry, a remembered digest) must not be kept. A writer who puts the mtime back on
+   * purpose is not caught by this: the ctime, which would catch it, is given only to the second.
+   */
+  get settled(): boolean {
+    return this.#stamp.mtimeMs + MTIME_GRAIN_MS <= this.#started;
+  }
+
   [Symbol.asyncDispose](): Promise<void> {
     return closeFile(this.#fd);
   }
@@ -237,3 +249,9 @@ export class VersionFile implements AsyncDisposable {
 
 /** How finely the runtime reports ctime, with a little room for the kernel's coarse clock. */
 const CTIME_RESOLUTION_MS = 1100;
+/**
+ * How long after a version's mtime a later write may still be given the same mtime in
+ * milliseconds: the kernel stamps writes from a clock that moves once a tick (at most 10 ms), so
+ * two ticks.
+ */
+const MTIME_GRAIN_MS = 20;

@@ -95,6 +95,11 @@ export class SharedCache implements CacheBackend {
     return held;
   }
 
+  has(key: string, stamp: Stamp): boolean {
+    const known = this.#mirror.get(key);
+    return known !== undefined && sameStamp(known.stamp, stamp);
+  }
+
   delete(key: string): void {
     if (this.#mirror.has(key)) this.#turnNow().deleted.push(key);
   }
