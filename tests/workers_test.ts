@@ -120,43 +120,47 @@ async function opened(port: number): Promise<{ socket: RawSocket; said: string }
   return { socket, said };
 }
 
+/**
+ * What a connection is told once `open` others are open, on a server of WORKERS worker threads
+ * with `limits`: each of the others must have been let in.
+ */
+async function toldAfter(
+  folder: string,
+  open: number,
+  limits: { maxConnections: number; maxConnectionsPerHost: number },
+): Promise<string> {
+  await using server = await startServer(folder, { workers: WORKERS, ...limits });
+  const first = await Promise.all(Array.from({ length: open }, () => opened(server.addr.port)));
+  try {
+    assert(first.every(({ said }) => !said.startsWith("DISCONNECTED")), "a place was refused");
+    using socket = await rawConnect(server.addr.port);
+    return text(await socket.readToEnd());
+  } finally {
+    for (const { socket } of first) socket[Symbol.dispose]();
+  }
+}
+
 Deno.test("the connection limits hold for the whole server, not for each worker", async (t) => {
   await using folder = await tempFolder({ "a.txt": "a" });
   await t.step("--max-connections", async () => {
-    await using server = await startServer(folder.path, {
-      workers: WORKERS,
-      maxConnections: 4,
-      maxConnectionsPerHost: 4,
-    });
-    const first = await Promise.all(Array.from({ length: 4 }, () => opened(server.addr.port)));
-    assert(first.every(({ said }) => !said.startsWith("DISCONNECTED")), "a place was refused");
-    using socket = await rawConnect(server.addr.port);
-    assert(text(await socket.readToEnd()).startsWith("DISCONNECTED@Server busy: 4 connections"));
-    for (const { socket } of first) socket[Symbol.dispose]();
+    const told = await toldAfter(folder.path, 4, { maxConnections: 4, maxConnectionsPerHost: 4 });
+    assert(told.startsWith("DISCONNECTED@Server busy: 4 connections"), told);
   });
   await t.step("--max-connections-per-host", async () => {
-    await using server = await startServer(folder.path, {
-      workers: WORKERS,
-      maxConnections: 100,
-      maxConnectionsPerHost: 2,
-    });
-    const first = await Promise.all(Array.from({ length: 2 }, () => opened(server.addr.port)));
-    using socket = await rawConnect(server.addr.port);
-    const busy = text(await socket.readToEnd());
-    assert(busy.includes("2 connections are open from 127.0.0.1"), busy);
-    for (const { socket } of first) socket[Symbol.dispose]();
+    const told = await toldAfter(folder.path, 2, { maxConnections: 100, maxConnectionsPerHost: 2 });
+    assert(told.includes("2 connections are open from 127.0.0.1"), told);
   });
 });
+
+/** The arguments of a server of WORKERS worker threads sharing `folder`, with an HTTP port. */
+function withWorkers(folder: string): string[] {
+  return ["--data", folder, "--http-port", "0", "--workers", String(WORKERS)];
+}
 
 Deno.test("wrong tokens from one host wait longer each time, whichever worker they reach", async () => {
   await using folder = await tempFolder({ "a.txt": "a", "tokens.txt": "right-token-1234\n" });
   await using server = await spawnServer([
-    "--data",
-    folder.path,
-    "--http-port",
-    "0",
-    "--workers",
-    String(WORKERS),
+    ...withWorkers(folder.path),
     "--tokens",
     `${folder.path}/tokens.txt`,
   ]);
@@ -223,16 +227,8 @@ Deno.test("a worker that dies is logged and replaced; the others serve meanwhile
 Deno.test("SIGTERM drains every worker: transfers in flight finish, then the server exits 0", async () => {
   const big = randomBytes(4 * 1024 * 1024, 7);
   await using folder = await tempFolder({ "big.bin": big });
-  const server = await spawnServer([
-    "--data",
-    folder.path,
-    "--http-port",
-    "0",
-    "--workers",
-    String(WORKERS),
-    "--log-level", // for the lines that say a connection opened
-    "debug",
-  ]);
+  // At the debug level, for the lines that say a connection opened.
+  const server = await spawnServer([...withWorkers(folder.path), "--log-level", "debug"]);
   await using _server = server;
   const url = `http://127.0.0.1:${server.httpPort}/big.bin`;
   // Slow readers on connections of their own, spread over the workers.
