@@ -372,9 +372,11 @@ Deno.test("behind a trusted proxy, the per-host cap counts the clients it names"
       "the earlier connections to close",
     );
     const held = [await carry("192.0.2.9"), await carry("192.0.2.9")];
-    // Admitted once the PROXY line named the client: then, and not before, each is logged open.
-    const opened = () => server.log.lines.filter((l) => / open id=\d+ peer="192\.0\.2\.9:/.test(l));
-    await until(() => opened().length === 2, "two connections of one client");
+    // Admitted once the PROXY line named the client: then, and not before, each request is
+    // answered and logged under that client.
+    const answered = () =>
+      server.log.lines.filter((l) => / request id=\d+ peer="192\.0\.2\.9:/.test(l));
+    await until(() => answered().length === 2, "two connections of one client");
     using third = await carry("192.0.2.9");
     const answer = text(await third.readToEnd());
     assert(answer.startsWith("HTTP/1.1 503 ") && answer.includes("open from 192.0.2.9"), answer);
