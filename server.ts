@@ -16,6 +16,7 @@ import { FileServer, type ServerOptions } from "./lib/server/server.ts";
 import { DEFAULT_LIST_DEPTH } from "./lib/server/store/store.ts";
 import { Tokens } from "./lib/server/tokens.ts";
 import { watchShutdown } from "./lib/server/watchdog.ts";
+import { ServerPool } from "./lib/server/workers/pool.ts";
 import {
   Exit,
   parseCommandLine,
@@ -82,6 +83,9 @@ Options:
                            with send-proxy) start with a PROXY protocol line naming the client,
                            who then counts for the limits and the logs in the proxy's stead
                            (plain TCP only: not with --tls-cert)
+  --workers N              threads serving every port, on the same address and with one cache of
+                           --cache-size (default: the cores this process may use, now ${cores()});
+                           1 serves from the main thread alone
   --shutdown-timeout S     on SIGINT/SIGTERM, wait up to S seconds for answers in flight
                            (default 10); the process ends S+2 seconds after the signal at the
                            latest, however busy, and a second signal ends it at once
@@ -116,7 +120,12 @@ Listening on an address other machines can reach with neither TLS nor tokens giv
 docs/SECURITY.md for how to serve other machines.`;
 
 /** The server's options as the command line gives them: the token file still to be read. */
-export type ServerCommand = Omit<ServerOptions, "tokens"> & { tokenFile?: string };
+export type ServerCommand = Omit<ServerOptions, "tokens"> & { tokenFile?: string; workers: number };
+
+/** The cores this process may use: the default number of worker threads. */
+function cores(): number {
+  return navigator.hardwareConcurrency;
+}
 
 /** Turns the command line into server options; throws UsageError on any mistake. */
 export function parseServerArgs(args: string[]): ServerCommand | "help" {
@@ -139,6 +148,7 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
     "trust-proxy": { type: "string" },
     "idle-timeout": { type: "string", default: "60" },
     "shutdown-timeout": { type: "string", default: "10" },
+    workers: { type: "string" },
     "max-listings": { type: "string", default: String(DEFAULT_MAX_LISTINGS) },
     "list-depth": { type: "string", default: String(DEFAULT_LIST_DEPTH) },
     "sort-limit": { type: "string", default: String(DEFAULT_SORT_LIMIT) },
@@ -232,6 +242,9 @@ export function parseServerArgs(args: string[]): ServerCommand | "help" {
     tls: cert === undefined || key === undefined ? undefined : { cert, key },
     tokenFile: values.tokens,
     originalWithoutToken: values["allow-original-without-token"],
+    workers: values.workers === undefined
+      ? cores()
+      : parseInteger(values.workers, "--workers", 1, 1024),
   };
 }
 
@@ -270,15 +283,25 @@ function headerValue(value: string | undefined, flag: string): string | undefine
 }
 
 /**
- * Reads the token file again (on SIGHUP) without touching a connection; a file that cannot be
- * used leaves the tokens as they were, and the log says why.
+ * Reads the token file and the TLS certificate again (on SIGHUP), without touching a connection,
+ * here and in every worker thread (`server`'s, when it has them); a file that cannot be used
+ * leaves what was in use, and the log says why.
  */
-async function reloadTokens(tokens: Tokens, logger: Logger): Promise<void> {
-  try {
-    logger.event("tokens-reloaded", { tokens: await tokens.reload() });
-  } catch (error) {
-    logger.event("tokens-kept", { tokens: tokens.count, error: reasonOf(error) }, "warning");
+async function reload(
+  tokens: Tokens | undefined,
+  logger: Logger,
+  server: FileServer | ServerPool | undefined,
+): Promise<void> {
+  if (tokens !== undefined) {
+    try {
+      logger.event("tokens-reloaded", { tokens: await tokens.reload() });
+    } catch (error) {
+      logger.event("tokens-kept", { tokens: tokens.count, error: reasonOf(error) }, "warning");
+    }
   }
+  // Worker threads read both again each for itself; one server reads its certificate again.
+  if (server instanceof ServerPool) await server.reload();
+  else await server?.reloadCertificate();
 }
 
 if (import.meta.main) {
@@ -294,18 +317,17 @@ if (import.meta.main) {
     console.log(USAGE);
     Deno.exit(Exit.Ok);
   }
-  const { tokenFile, ...options } = command;
-  let server: FileServer;
+  const { tokenFile, workers, ...options } = command;
+  let server: FileServer | ServerPool | undefined;
   try {
     const tokens = tokenFile === undefined ? undefined : await Tokens.load(tokenFile);
     // SIGHUP reads the token file and the certificate again, as a renewal or a new token needs;
     // listened for before the server starts, so that one sent as soon as it listens is not fatal.
-    let started: FileServer | undefined;
-    Deno.addSignalListener("SIGHUP", () => {
-      if (tokens !== undefined) reloadTokens(tokens, options.logger);
-      started?.reloadCertificate();
-    });
-    server = started = await FileServer.start({ ...options, tokens });
+    let started: FileServer | ServerPool | undefined;
+    Deno.addSignalListener("SIGHUP", () => reload(tokens, options.logger, started));
+    server = started = workers === 1
+      ? await FileServer.start({ ...options, tokens })
+      : await ServerPool.start({ ...options, tokens }, workers);
   } catch (error) {
     console.error(`server: cannot start: ${reasonOf(error)}`);
     Deno.exit(1);
@@ -318,7 +340,7 @@ if (import.meta.main) {
     if (stopping) return;
     stopping = true;
     options.logger.event("shutdown", { signal });
-    watchdog.began(server.stats().connections);
+    watchdog.began(server instanceof ServerPool ? server.connections : server.stats().connections);
     server.close().then(() => Deno.exit(Exit.Ok));
   };
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));

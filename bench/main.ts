@@ -20,6 +20,7 @@ const PARTS = [
   "server_bench.ts",
   "http_bench.ts",
   "compress.ts",
+  "workers_bench.ts",
   "download.ts",
   "listing.ts",
   "cluster.ts",

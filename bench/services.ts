@@ -46,27 +46,32 @@ export function startServer(args: string[]): Promise<Service> {
 
 /**
  * Serves `root` with nginx (sendfile on, as a production setup would), its files under `prefix`:
- * a worker per core unless `workers` says, with `http` added to its http block and `server` to its
- * server block (locations, say).
+ * a worker per core unless `workers` says, over TLS with `tls`'s certificate and key, with `http`
+ * added to its http block and `server` to its server block (locations, say).
  */
 export async function startNginx(
   root: string,
   prefix: string,
-  { workers = "auto", http = "", server = "" }: {
+  { workers = "auto", tls, http = "", server = "" }: {
     workers?: number | "auto";
+    tls?: { cert: string; key: string };
     http?: string;
     server?: string;
   } = {},
 ): Promise<Service> {
   const port = freePort();
   await Deno.mkdir(`${prefix}/logs`, { recursive: true });
+  const listen = tls === undefined
+    ? `listen 127.0.0.1:${port};`
+    : `listen 127.0.0.1:${port} ssl; ssl_certificate ${tls.cert}; ssl_certificate_key ${tls.key};`;
   await Deno.writeTextFile(
     `${prefix}/nginx.conf`,
-    `daemon off; worker_processes ${workers}; pid ${prefix}/nginx.pid; error_log ${prefix}/logs/error.log;
+    `daemon off; worker_processes ${workers}; pid ${prefix}/nginx.pid;
+error_log ${prefix}/logs/error.log;
 events { worker_connections 4096; }
 http { access_log ${prefix}/logs/access.log; sendfile on; tcp_nopush on; keepalive_requests 1000000;
   ${http}
-  server { listen 127.0.0.1:${port}; root ${root}; ${server} } }
+  server { ${listen} root ${root}; ${server} } }
 `,
   );
   const command = new Deno.Command("nginx", {

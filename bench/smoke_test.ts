@@ -22,6 +22,7 @@ const SKIPPED = [
   "curl+nginx comparison skipped: needs nginx and curl",
   "aria2c comparison skipped: aria2c is not installed",
   "haproxy skipped: not installed",
+  "workers benchmark skipped: needs wrk, curl, nginx and openssl",
   "HTTP page comparison skipped: needs curl",
 ];
 
@@ -61,6 +62,7 @@ Deno.test("make bench ARGS=--smoke: every part runs end to end", async (t) => {
       "shared_cache",
       "server_bench",
       "http_bench",
+      "workers_bench",
       "compress",
       "download",
       "listing",

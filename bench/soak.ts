@@ -39,6 +39,8 @@ export interface SoakOptions {
   clients: number;
   /** The server's cache capacity (default 16 MiB, smaller than the largest files). */
   cacheBytes?: number;
+  /** The server's worker threads (--workers; default 1). */
+  workers?: number;
 }
 
 /** What a soak run measured; `failures` is empty when it passed. */
@@ -71,6 +73,14 @@ export interface SoakResult {
   maxRssBytes: number;
   maxRssAnonBytes: number;
   peakRssBytes: number;
+  /**
+   * The pages of files the server maps (RssFile: the runtime's own code, from its executable,
+   * shared with every other Deno process), the largest sampled: nearly the same at rest and under
+   * load, so the peak less this is the peak of the private part.
+   */
+  maxRssFileBytes: number;
+  /** The private part (RssAnon) before the load: the runtime and every thread's heap at rest. */
+  startRssAnonBytes: number;
   /**
    * The longest a new connection of the load generator waited for its greeting (ms), and for a
    * close after bad input: both include the generator's own delays, as it is busy with the load.
@@ -291,13 +301,14 @@ export async function runSoak(
   options: SoakOptions,
   log: (line: string) => void = console.log,
 ): Promise<SoakResult> {
-  const settings = { cacheBytes: 16 * 1024 * 1024, ...options };
-  const { seconds, seed, clients, cacheBytes } = settings;
+  const settings = { cacheBytes: 16 * 1024 * 1024, workers: 1, ...options };
+  const { seconds, seed, clients, cacheBytes, workers } = settings;
   const [small, medium, large] = await writeFiles(seed, cacheBytes);
   const all = [...small, ...medium, ...large];
   const total = all.reduce((n, f) => n + f.bytes.length, 0);
   log(
-    `soak: ${seconds} s, seed ${seed}, ${clients} clients, cache ${formatBytes(cacheBytes)}; ` +
+    `soak: ${seconds} s, seed ${seed}, ${clients} clients, cache ${formatBytes(cacheBytes)}, ` +
+      `${workers} worker${workers > 1 ? "s" : ""}; ` +
       `${all.length} files, ${formatBytes(total)}, largest ${formatBytes(large[0].bytes.length)}`,
   );
 
@@ -313,6 +324,8 @@ export async function runSoak(
     String(clients * 3 + 64),
     "--idle-timeout",
     String(IDLE_TIMEOUT_S),
+    "--workers",
+    String(workers),
   ]);
   const port = server.port;
   const probe = new Deno.Command(Deno.execPath(), {
@@ -335,6 +348,8 @@ export async function runSoak(
     startRssBytes: 0,
     maxRssBytes: 0,
     maxRssAnonBytes: 0,
+    maxRssFileBytes: 0,
+    startRssAnonBytes: 0,
     peakRssBytes: 0,
     maxLoopLagMs: 0,
     maxGreetingMs: 0,
@@ -356,7 +371,7 @@ export async function runSoak(
     const message = `${kind}: ${error instanceof Error ? error.message : error}`;
     if (result.errorSamples.length < 10) result.errorSamples.push(message);
   };
-  const rss = async (field: "VmRSS" | "RssAnon" | "VmHWM") => {
+  const rss = async (field: "VmRSS" | "RssAnon" | "RssFile" | "VmHWM") => {
     const status = await Deno.readTextFile(`/proc/${server.process.pid}/status`);
     return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]) * 1024;
   };
@@ -367,6 +382,7 @@ export async function runSoak(
   };
 
   result.startRssBytes = await rss("VmRSS");
+  result.startRssAnonBytes = await rss("RssAnon");
   const deadline = performance.now() + seconds * 1000;
   let running = true;
   let tick = performance.now();
@@ -387,6 +403,7 @@ export async function runSoak(
         );
         result.maxRssBytes = Math.max(result.maxRssBytes, await rss("VmRSS"));
         result.maxRssAnonBytes = Math.max(result.maxRssAnonBytes, await rss("RssAnon"));
+        result.maxRssFileBytes = Math.max(result.maxRssFileBytes, await rss("RssFile"));
         drainLog();
         await new Promise((resolve) => setTimeout(resolve, SAMPLE_MS));
       }
@@ -703,7 +720,11 @@ function formatProbe(probe: ProbeResult | undefined): string {
 /** The report of a run, one figure per line. */
 export function formatSoak(result: SoakResult): string {
   const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
-  const budget = result.cacheCapacity + 64 * 2 ** 20;
+  // Beside the cache, each worker may hold its pools of buffers (16 MiB to stream, 4 MiB to hash),
+  // its JavaScript heap and its share of the runtime: 64 MiB each (docs/PERFORMANCE.md).
+  const budget = result.cacheCapacity + 64 * 2 ** 20 * result.options.workers;
+  const privatePeak = result.peakRssBytes - result.maxRssFileBytes;
+  const pools = 20 * 2 ** 20 * result.options.workers;
   const operations = Object.entries(result.operations).sort(([a], [b]) => a.localeCompare(b))
     .map(([kind, count]) => `${kind} ${count}`).join(", ");
   const lines = [
@@ -717,10 +738,13 @@ export function formatSoak(result: SoakResult): string {
     `(with reservations ${mib(result.maxCacheCommitted)}) of ${mib(result.cacheCapacity)} cap`,
     `server RSS                ${mib(result.startRssBytes)} before the load; ` +
     `max sampled ${mib(result.maxRssBytes)} (private ${mib(result.maxRssAnonBytes)})`,
-    `peak server RSS (VmHWM)   ${mib(result.peakRssBytes)}: ` +
-    `${result.peakRssBytes <= budget ? "within" : "OVER"} cap + 64 MiB = ${mib(budget)}; ` +
-    `${mib(result.peakRssBytes - result.startRssBytes)} above the idle server, ` +
-    `${mib(result.peakRssBytes - result.maxCacheCommitted)} besides the cache at its fullest`,
+    `peak server RSS (VmHWM)   ${mib(result.peakRssBytes)}: ${mib(result.maxRssFileBytes)} ` +
+    `of the runtime's code mapped from its executable, ${mib(privatePeak)} private: ` +
+    `${privatePeak <= budget ? "within" : "OVER"} cap + 64 MiB a worker = ${mib(budget)}`,
+    `private RSS at its peak   ${mib(result.startRssAnonBytes)} at rest; under load the cache ` +
+    `${mib(result.maxCacheCommitted)}, buffers at most ${mib(pools)}, the rest ` +
+    `${mib(privatePeak - result.startRssAnonBytes - result.maxCacheCommitted - pools)} ` +
+    `or more (JavaScript heaps grown, sockets)`,
     `server errors logged      ${result.serverErrors}; exit on SIGTERM ${result.exitCode}`,
     `new clients (probe)       ${formatProbe(result.probe)}`,
     `load generator's clients  greeted within ${result.maxGreetingMs.toFixed(0)} ms; ` +
@@ -740,12 +764,14 @@ if (import.meta.main) {
       seed: { type: "string", default: "1" },
       clients: { type: "string", default: "32" },
       "cache-size": { type: "string", default: "16MiB" },
+      workers: { type: "string", default: "1" },
     });
     options = {
       seconds: parseInteger(values.seconds, "--seconds", 1, 86_400),
       seed: parseInteger(values.seed, "--seed", 0, 2 ** 31),
       clients: parseInteger(values.clients, "--clients", 1, 5_000),
       cacheBytes: parseSizeFlag(values["cache-size"], "--cache-size"),
+      workers: parseInteger(values.workers, "--workers", 1, 64),
     };
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;

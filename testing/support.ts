@@ -133,7 +133,9 @@ export const CLIENT_COMMAND = [
 ];
 
 /**
- * How server.ts is run, as `make run` runs it: its permissions, V8's young generation capped at
+ * How server.ts is run, as `make run` runs it: its permissions, SO_REUSEPORT for its worker
+ * threads (--unstable-net, which deno.json gives only when run from inside the repository), V8's
+ * young generation capped at
  * 4 MiB and its old generation let grow by 20% between collections (as the built server has it;
  * see docs/PERFORMANCE.md).
  */
@@ -141,9 +143,17 @@ export const SERVER_COMMAND = [
   "run",
   "--allow-net",
   "--allow-read",
+  "--unstable-net",
   "--v8-flags=--max-semi-space-size=4,--heap-growing-percent=20",
   `${ROOT}server.ts`,
 ];
+
+/**
+ * Worker threads of the servers the tests start (in process or as server.ts):
+ * FILESERVER_TEST_WORKERS, else 1, a server of one thread. `make test` runs the tests of servers
+ * once as they are and once with 4.
+ */
+export const TEST_WORKERS = Number(Deno.env.get("FILESERVER_TEST_WORKERS") ?? "1");
 
 /** Sends `process` `signal` unless it has already ended, and waits for its end. */
 export async function ended(
@@ -227,15 +237,16 @@ export interface ServerProcess extends AsyncDisposable {
 }
 
 /**
- * Starts server.ts with `args` (plus --port 0) in `cwd` (the repository by default) and waits for
- * its listening line. With `openFiles`, the server runs under that open-file limit (`ulimit -n`),
+ * Starts server.ts with `args` (plus --port 0, and --workers TEST_WORKERS unless `args` says) in
+ * `cwd` (the repository by default) and waits for its listening line. With `openFiles`, the server runs under that open-file limit (`ulimit -n`),
  * as a user's shell may set.
  */
 export async function spawnServer(
   args: string[],
   { openFiles, cwd = ROOT }: { openFiles?: number; cwd?: string } = {},
 ): Promise<ServerProcess> {
-  const command = [Deno.execPath(), ...SERVER_COMMAND, "--port", "0", ...args];
+  const workers = args.includes("--workers") ? [] : ["--workers", String(TEST_WORKERS)];
+  const command = [Deno.execPath(), ...SERVER_COMMAND, "--port", "0", ...workers, ...args];
   const limited = ["-c", `ulimit -n ${openFiles} && exec "$0" "$@"`, ...command];
   const process = new Deno.Command(openFiles === undefined ? command[0] : "sh", {
     args: openFiles === undefined ? command.slice(1) : limited,

@@ -31,7 +31,7 @@ Deno.test("--servers: names spread by rendezvous hashing over servers sharing on
     for (const name of names) assertEquals(await Deno.readFile(join(out.path, name)), files[name]);
     for (const [i, node] of nodes.entries()) {
       const own = names.filter((name) => rank(name, servers)[0] === servers[i]).length;
-      assertEquals(node.stats().misses, own, `server ${i + 1}`);
+      assertEquals((await node.stats()).misses, own, `server ${i + 1}`);
     }
   });
 

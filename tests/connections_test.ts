@@ -74,7 +74,7 @@ Deno.test("--connections 4: small files shared out, a large one in pieces, byte 
   assertEquals(one.code, 0, one.stderr);
   assertEquals(one.stdout, `saved ${out.path}/big.bin (69.0 MiB)\n`);
   assert(same(await Deno.readFile(`${out.path}/big.bin`), big), "the joined file differs");
-  assertEquals(server.stats().totalConnections, 4);
+  assertEquals((await server.stats()).totalConnections, 4);
   const { gets, bytes } = served(server.log.lines, "big.bin");
   assert(gets >= 5, `big.bin came in ${gets} requests, not in pieces`);
   assertEquals(bytes, big.length + 1, "every byte once, and the one byte that told the size");
@@ -97,7 +97,7 @@ Deno.test("--connections 4: small files shared out, a large one in pieces, byte 
     const expected = typeof contents === "string" ? new TextEncoder().encode(contents) : contents;
     assertEquals(await Deno.readFile(`${out.path}/${name}`), expected);
   }
-  assertEquals(server.stats().totalConnections, 8);
+  assertEquals((await server.stats()).totalConnections, 8);
 });
 
 Deno.test("--connections goes with a folder, and takes 1 to 16", async () => {
@@ -143,7 +143,10 @@ Deno.test("killed mid-transfer, a download in pieces resumes with what is missin
     client.kill("SIGKILL");
     await client.status;
     // Its requests are logged as they end: once the server has seen every connection go.
-    await until(() => server.stats().connections === 0, "the killed client's connections to end");
+    await until(
+      async () => (await server.stats()).connections === 0,
+      "the killed client's connections to end",
+    );
     assert(!await exists(target), "the client finished before it was killed; use a larger file");
     return recorded(record);
   };

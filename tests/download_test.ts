@@ -124,8 +124,8 @@ Deno.test("three files in one command travel over one connection", async () => {
     out.path,
   ]);
   assertEquals(result.code, 0, result.stderr);
-  assertEquals(server.stats().totalConnections, 1);
-  assertEquals(server.stats().requests, 3);
+  assertEquals((await server.stats()).totalConnections, 1);
+  assertEquals((await server.stats()).requests, 3);
   assertEquals(await Deno.readTextFile(`${out.path}/c/d.txt`), "ddd");
 });
 

@@ -35,7 +35,7 @@ Deno.test("a file changed during an original-dialect transfer is one error, logg
   for (let n; (n = await socket.conn.read(buffer)) !== null;) received += n;
   assert(received < 64 * 1024 * 1024 - 1, "the whole file went out though it changed");
 
-  assertEquals(server.stats().errors, 1);
+  assertEquals((await server.stats()).errors, 1);
   assertEquals(await metric(server.httpAddr!.port, "fileserver_errors_total"), 1);
   await server.close();
   const failures = server.log.lines.filter((line) => / error=/.test(line));
@@ -55,7 +55,7 @@ Deno.test("a peer's fault is counted apart from the server's errors", async (t) 
     using socket = await rawConnect(server.addr.port);
     await socket.write("PROXY TCP4 not-an-address 127.0.0.1 1234 80\r\n");
     assertEquals((await socket.readToEnd()).length, 0);
-    assertEquals(server.stats().errors, 0, "counted as the server's error");
+    assertEquals((await server.stats()).errors, 0, "counted as the server's error");
     assertEquals(await counts(), { errors: 0, peer: 1 });
   });
 

@@ -133,8 +133,8 @@ export function testService(
   const service: Service = {
     store,
     closing: () => false,
-    stats: () => stats,
-    metrics: () => "metrics\n",
+    stats: () => Promise.resolve(stats),
+    metrics: () => Promise.resolve("metrics\n"),
     violation: (connection, error) => {
       ledger.tally.peerErrors++;
       logger.event("protocol-error", { id: connection.id, code: errorCodeName(error.code) });

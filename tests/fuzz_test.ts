@@ -454,8 +454,8 @@ Deno.test("fuzz: hostile bytes get errors or a close, and honest clients are sti
   console.log(`fuzz: seed ${seed}, ${batches} batches, ${peers} hostile peers`);
   assert(batches >= 10, `only ${batches} batches ran in the time budget`);
 
-  await until(() => server.stats().connections === 0, "every connection to close");
-  const stats = server.stats();
+  await until(async () => (await server.stats()).connections === 0, "every connection to close");
+  const stats = await server.stats();
   assert(stats.cacheBytes <= stats.cacheCapacity, `cache over its cap: ${stats.cacheBytes}`);
   assertEquals(stats.cacheReserved, 0);
   const failures = server.log.lines.filter((line) => / (connection|accept)-error /.test(line));

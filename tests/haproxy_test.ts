@@ -57,7 +57,8 @@ Deno.test({
       await until(() => checks(c.log.lines) >= 2, "two health checks logged at debug level");
       const check = c.log.lines.find((l) => / open /.test(l))!;
       assert(/ open id=\d+ peer=127\.0\.0\.1:\d+$/.test(check), check);
-      assertEquals([a, b, c].map((n) => n.stats().errors), [0, 0, 0]);
+      const stats = await Promise.all([a, b, c].map((n) => n.stats()));
+      assertEquals(stats.map((s) => s.errors), [0, 0, 0]);
     });
 
     await t.step("every file byte-exact, twice; each name read from disk once", async () => {
@@ -81,7 +82,7 @@ Deno.test({
           assertEquals(await Deno.readFile(out), bytes, `${name}, round ${round}`);
         }
       }
-      const misses = nodes.map((n) => n.stats().misses);
+      const misses = (await Promise.all(nodes.map((n) => n.stats()))).map((s) => s.misses);
       assertEquals(misses.reduce((x, y) => x + y), Object.keys(files).length, `misses ${misses}`);
       assert(misses.filter((m) => m > 0).length >= 2, `one node got every name: ${misses}`);
     });

@@ -8,6 +8,9 @@ import { FileClient } from "../lib/client/client.ts";
 import { Logger, type LogLevel, type LogSink } from "../lib/server/log.ts";
 import { isDisconnect } from "../lib/server/errors.ts";
 import { FileServer, type ServerOptions } from "../lib/server/server.ts";
+import { PAGE_BYTES } from "../lib/server/store/threads/messages.ts";
+import { ServerPool } from "../lib/server/workers/pool.ts";
+import type { ServerStats } from "../lib/shared/stats.ts";
 import { writeAll, type Writer } from "../lib/shared/io.ts";
 import { digestOf, SHA256, XXH3_128 } from "../lib/shared/digest.ts";
 import { ErrorCode } from "../lib/shared/errors.ts";
@@ -24,6 +27,7 @@ import {
   type Output,
   ROOT,
   run,
+  TEST_WORKERS,
   type WatchedLines,
   watchLines,
 } from "../testing/support.ts";
@@ -69,15 +73,36 @@ export class MemoryLog implements LogSink {
 }
 
 /**
- * Starts an in-process server on an ephemeral port, logging at `logLevel` (info by default) to its
- * `log`; close it with `await using`.
+ * The bytes the cache counts for a file of `size` bytes: exactly its size in a server of one
+ * thread; with worker threads, the whole pages of shared memory it takes (docs/CACHE.md).
+ */
+export function cachedBytes(size: number): number {
+  return TEST_WORKERS === 1 ? size : Math.ceil(size / PAGE_BYTES) * PAGE_BYTES;
+}
+
+/** A server a test started, of one thread or several, as the test sees it. */
+export interface TestServer extends AsyncDisposable {
+  readonly addr: Deno.NetAddr;
+  readonly httpAddr: Deno.NetAddr | undefined;
+  /** The whole server's counters. */
+  stats(): Promise<ServerStats>;
+  close(): Promise<void>;
+  /** Its log. */
+  log: MemoryLog;
+}
+
+/**
+ * Starts an in-process server on an ephemeral port, of `workers` threads (TEST_WORKERS unless
+ * given), logging at `logLevel` (info by default) to its `log`; close it with `await using`.
  */
 export async function startServer(
   folder: string,
-  { logLevel, ...options }: Partial<ServerOptions> & { logLevel?: LogLevel } = {},
-): Promise<FileServer & AsyncDisposable & { log: MemoryLog }> {
+  { logLevel, workers = TEST_WORKERS, ...options }:
+    & Partial<ServerOptions>
+    & { logLevel?: LogLevel; workers?: number } = {},
+): Promise<TestServer> {
   const log = new MemoryLog();
-  const server = await FileServer.start({
+  const settings: ServerOptions = {
     host: "127.0.0.1",
     port: 0,
     folder,
@@ -88,11 +113,18 @@ export async function startServer(
     shutdownTimeoutMs: 5_000,
     logger: new Logger("text", log, logLevel),
     ...options,
-  });
-  return Object.assign(server, {
+  };
+  const server = workers === 1
+    ? await FileServer.start(settings)
+    : await ServerPool.start(settings, workers);
+  return {
+    addr: server.addr,
+    httpAddr: server.httpAddr,
+    stats: async () => await server.stats(),
+    close: () => server.close(),
     log,
     [Symbol.asyncDispose]: () => server.close(),
-  });
+  };
 }
 
 /**
@@ -365,12 +397,24 @@ export function concat(parts: readonly Uint8Array[]): Uint8Array {
 }
 
 /** Resolves once `check` holds, polling state the test can see (no fixed sleeps). */
-export async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!check()) {
+  while (!await check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+}
+
+/**
+ * Resolves once `server` has logged a line that matches `pattern`: a worker thread's lines reach
+ * the log a moment after it makes them.
+ */
+export async function logged(server: { log: MemoryLog }, pattern: RegExp): Promise<void> {
+  await until(() => server.log.lines.some((line) => pattern.test(line)), `a line like ${pattern}`);
 }
 
 /** Downloads `name` (from byte `offset`) with the client library: its bytes, digest and source. */

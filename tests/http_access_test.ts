@@ -9,7 +9,7 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { join } from "node:path";
 import { Tokens } from "../lib/server/tokens.ts";
 import { has, randomBytes, run } from "../testing/support.ts";
-import { certificates, chromiumDom, startServer, tempFolder } from "./harness.ts";
+import { certificates, chromiumDom, logged, startServer, tempFolder } from "./harness.ts";
 
 const TOKEN = "reader-5e0c71b9d2a4f386";
 /** A token beyond ASCII, sent in the header as its UTF-8 bytes. */
@@ -44,7 +44,7 @@ Deno.test("HTTPS and tokens on the HTTP port, as curl meets them", async (t) => 
   };
 
   await t.step("no token: 401, each challenge in a field; the health check answers", async () => {
-    const before = server.stats().authFailures;
+    const before = (await server.stats()).authFailures;
     for (const path of ["/big.bin", "/docs/", "/-/metrics"]) {
       const { status, text } = await curl(path);
       assertEquals(status, 401, `${path}: ${text}`);
@@ -57,7 +57,7 @@ Deno.test("HTTPS and tokens on the HTTP port, as curl meets them", async (t) => 
     }
     assertEquals((await curl("/-/healthy")).status, 200);
     // A request without credentials is how a browser learns to ask for them: not a failure.
-    assertEquals(server.stats().authFailures, before);
+    assertEquals((await server.stats()).authFailures, before);
   });
 
   await t.step("a Bearer token or Basic credentials: byte-exact over HTTPS", async () => {
@@ -82,11 +82,11 @@ Deno.test("HTTPS and tokens on the HTTP port, as curl meets them", async (t) => 
   });
 
   await t.step("a wrong token: 401, the connection closed, the failure counted", async () => {
-    const before = server.stats().authFailures;
+    const before = (await server.stats()).authFailures;
     const { status, text } = await curl("/big.bin", ["-H", "Authorization: Bearer guess"]);
     assertEquals(status, 401);
     assert(/connection: close/i.test(text), text);
-    assertEquals(server.stats().authFailures, before + 1);
+    assertEquals((await server.stats()).authFailures, before + 1);
     assert(!server.log.lines.some((line) => line.includes(TOKEN) || line.includes("guess")));
   });
 
@@ -111,7 +111,7 @@ Deno.test("HTTPS and tokens on the HTTP port, as curl meets them", async (t) => 
         `http://127.0.0.1:${server.httpAddr!.port}/`,
       ]);
       assert(/HTTP\/1\.1 400 Bad Request/.test(wget.stderr), wget.stderr);
-      assert(server.log.lines.some((line) => / tls-error .*does not speak TLS/.test(line)));
+      await logged(server, / tls-error .*does not speak TLS/);
     },
   );
 });

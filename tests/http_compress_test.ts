@@ -132,9 +132,9 @@ Deno.test("compressed answers: negotiated, exact, cached once, never stale", asy
   });
 
   await t.step("a copy is made once, then served from the cache", async () => {
-    const before = server.stats();
+    const before = await server.stats();
     for (let i = 0; i < 5; i++) await get("/docs/guide.html", { "accept-encoding": "br" });
-    const after = server.stats();
+    const after = await server.stats();
     // The file missed once, its copy once (each worker thread that has not made the copy itself
     // compresses once more, and finds it cached): both then found in the cache, held once.
     assertEquals(after.misses - before.misses, 2);
@@ -188,11 +188,11 @@ Deno.test("the cache's cap holds with compressed copies in it", async () => {
       const body = response.body;
       assertEquals(response.headers.get("content-encoding"), coding);
       assertEquals(DECODE[coding](body).length, 20_000);
-      const { cacheBytes, cacheCapacity } = server.stats();
+      const { cacheBytes, cacheCapacity } = await server.stats();
       assert(cacheBytes <= cacheCapacity, `${cacheBytes} > ${cacheCapacity}`);
     }));
   }
-  assert(server.stats().evictions > 0, "the copies were evicted as files are");
+  assert((await server.stats()).evictions > 0, "the copies were evicted as files are");
 });
 
 Deno.test("precompressed siblings go as they are while current; --compress off sends none", async (t) => {

@@ -178,7 +178,7 @@ Deno.test("hits come from the cache, misses from disk, big files are never cache
         assertEquals(got.bytes, large);
         assertEquals(got.digest, await xxh3(large));
       }
-      const stats = server.stats();
+      const stats = await server.stats();
       assert(stats.cacheBytes <= stats.cacheCapacity);
       assertEquals(stats.cacheEntries, 1);
     });
@@ -437,7 +437,7 @@ Deno.test("100 clients, 10 files each, byte-exact", async () => {
     }
   }));
   assertEquals(failures, []);
-  assertEquals(server.stats().requests, 1000);
+  assertEquals((await server.stats()).requests, 1000);
 });
 
 Deno.test("with a 1 MiB cache and 8 busy clients, the cache never exceeds its cap", async () => {
@@ -478,7 +478,7 @@ Deno.test("with a 1 MiB cache and 8 busy clients, the cache never exceeds its ca
   }));
   running = false;
   await observer;
-  const stats = server.stats();
+  const stats = await server.stats();
   assert(samples > 10, `only ${samples} samples`);
   assert(stats.evictions > 0, "no evictions happened");
   assert(stats.cacheBytes <= stats.cacheCapacity);

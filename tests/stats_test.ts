@@ -73,7 +73,7 @@ Deno.test("the statistics a server reports are the table's", async (t) => {
 
   await t.step("every one, by its name, in the table's order, and no other", async () => {
     assertEquals(STAT_NAMES, NAMES);
-    assertEquals(Object.keys(server.stats()), NAMES);
+    assertEquals(Object.keys(await server.stats()), NAMES);
     const client = await FileClient.connect("127.0.0.1", server.addr.port);
     try {
       assertEquals(Object.keys(await client.stats()), NAMES);

@@ -157,7 +157,11 @@ Deno.test("list --json --sha256 gives what sha256sum gives", async () => {
   );
   const entries = JSON.parse(listed.stdout) as { name: string; sha256: string }[];
   assertEquals(Object.fromEntries(entries.map((e) => [e.name, e.sha256])), sums);
-  assertEquals(server.stats().cacheEntries, 0, "listing digests loaded files into the cache");
+  assertEquals(
+    (await server.stats()).cacheEntries,
+    0,
+    "listing digests loaded files into the cache",
+  );
 });
 
 Deno.test("a client meets a server of protocol version 1", async (t) => {

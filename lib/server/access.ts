@@ -25,14 +25,22 @@ export class Access {
   readonly #tokens: Tokens | undefined;
   readonly #originalWithoutToken: boolean;
   readonly #logger: Logger;
-  readonly #failures = new FailureDelay();
+  readonly #failures: (host: string) => number | Promise<number>;
   #refused = 0;
 
   /**
    * With `tokens`, requests need one of them; `originalWithoutToken` still serves the original
-   * dialect, which cannot carry one.
+   * dialect, which cannot carry one. `failures` says how long a wrong token from a host waits
+   * (a FailureDelay of this thread's own, unless the server's worker threads share one).
    */
-  constructor(tokens: Tokens | undefined, originalWithoutToken: boolean, logger: Logger) {
+  constructor(
+    tokens: Tokens | undefined,
+    originalWithoutToken: boolean,
+    logger: Logger,
+    failures?: (host: string) => number | Promise<number>,
+  ) {
+    const delay = new FailureDelay();
+    this.#failures = failures ?? ((host) => delay.fail(host));
     this.#tokens = tokens;
     this.#originalWithoutToken = originalWithoutToken;
     this.#logger = logger;
@@ -68,7 +76,7 @@ export class Access {
       return NO_TOKEN;
     }
     this.refuse(connection, "wrong token");
-    await connection.pause(this.#failures.fail(connection.host));
+    await connection.pause(await this.#failures(connection.host));
     return new WireError(ErrorCode.Unauthorized, "the access token was not accepted");
   }
 

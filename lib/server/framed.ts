@@ -63,7 +63,7 @@ type Asked =
  * until the service shuts down; a part of a file; or a refusal, with the name asked for.
  */
 type Answer =
-  | { frames: Uint8Array }
+  | { frames: Uint8Array | Promise<Uint8Array> }
   | { list: Listing; service: Service }
   | { file: FileBody; offset: number; end: number }
   | { refused: WireError; name: string };
@@ -147,7 +147,7 @@ function answerTo(asked: Asked, service: Service, terms: Terms): Answer {
     case "list":
       return { list: service.store.list(asked.sha256), service };
     case "stats":
-      return { frames: encodeStats(service.stats()) };
+      return { frames: service.stats().then(encodeStats) };
     case "help":
       return { frames: encodeText(Frame.HelpReply, HELP_TEXT) };
     case "quit":
@@ -251,10 +251,10 @@ async function sendList(
 async function sendWhole(
   connection: Connection,
   exchange: Exchange,
-  answer: { frames: Uint8Array } | { refused: WireError; name: string },
+  answer: { frames: Uint8Array | Promise<Uint8Array> } | { refused: WireError; name: string },
 ): Promise<void> {
   if ("frames" in answer) {
-    await connection.send(answer.frames);
+    await connection.send(await answer.frames);
     return exchange.answered();
   }
   const { refused, name } = answer;

@@ -77,6 +77,19 @@ export function connectionsThatFit(requested: number, free: number): number {
 }
 
 /**
+ * The connection limits as a server asks them: a {@link Gate} in its own thread, or one in the main
+ * thread asked by every worker (workers/), so that the limits hold for the whole server.
+ */
+export interface Admission {
+  readonly max: number;
+  readonly perHost: number;
+  /** Takes a place for a connection from `host`, or says which limit is reached (Gate.enter). */
+  enter(host: string, perHost?: number): string | undefined | Promise<string | undefined>;
+  /** Gives back the place a connection from `host` took. */
+  leave(host: string): void;
+}
+
+/**
  * The connection limits: at most `max` connections, at most `perHost` of them from one address,
  * so that one host opening all it can (slowly sending, say) cannot lock every other host out.
  * @example
@@ -93,7 +106,7 @@ export function connectionsThatFit(requested: number, free: number): number {
  * equal(gate.enter("10.0.0.3"), undefined);
  * ```
  */
-export class Gate {
+export class Gate implements Admission {
   readonly max: number;
   readonly perHost: number;
   readonly #hosts = new Map<string, number>();
@@ -128,6 +141,11 @@ export class Gate {
     if (fromHost <= 1) this.#hosts.delete(host);
     else this.#hosts.set(host, fromHost - 1);
     this.#open--;
+  }
+
+  /** Connections holding a place now. */
+  get open(): number {
+    return this.#open;
   }
 }
 

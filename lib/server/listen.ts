@@ -18,18 +18,20 @@ export interface TlsFiles {
  * Listens on `host`:`port` (0 for any free port): TLS when `tls` names a certificate and key, plain
  * TCP otherwise. A TLS connection's handshake runs by itself once the connection is accepted,
  * never in accept, so one slow peer cannot hold up the others; a peer that does not speak TLS is
- * sent `plain()` in the clear (see tls.ts). Throws an error in one sentence naming the file when
- * the certificate or key cannot be read or used.
+ * sent `plain()` in the clear (see tls.ts). With `reusePort`, other listeners (the server's other
+ * worker threads) may take the same port, and the kernel spreads connections between them
+ * (SO_REUSEPORT). Throws an error in one sentence naming the file when the certificate or key
+ * cannot be read or used.
  */
 export async function listen(
   host: string,
   port: number,
   tls?: TlsFiles,
-  plain?: () => Uint8Array,
+  { plain, reusePort = false }: { plain?: () => Uint8Array; reusePort?: boolean } = {},
 ): Promise<Deno.Listener> {
-  if (tls === undefined) return Deno.listen({ hostname: host, port, transport: "tcp" });
+  if (tls === undefined) return Deno.listen({ hostname: host, port, transport: "tcp", reusePort });
   const pair = await readTlsPair(tls, host);
-  return await listenNodeTls(host, port, { ...pair, plain });
+  return await listenNodeTls(host, port, { ...pair, plain, reusePort });
 }
 
 /**

@@ -84,6 +84,15 @@ export class Logger {
     else this.#events.add(event, fields, level);
   }
 
+  /**
+   * Logs `lines`, already made by a worker thread's logger (one of the same format and level),
+   * in this one's turn: so the whole server has one log, written by one thread. `events` are the
+   * lines a combined log writes apart from the requests'.
+   */
+  relay(lines: string, events = false): void {
+    (events ? this.#events : this.#lines).push(lines);
+  }
+
   /** Resolves once every line logged so far is written. */
   async flush(): Promise<void> {
     await this.#lines.flush();

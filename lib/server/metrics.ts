@@ -14,7 +14,10 @@ export const PROTOCOLS = ["framed", "original", "http"] as const;
 export type Protocol = typeof PROTOCOLS[number];
 
 /** The classes of HTTP status codes, as the `class` label names them. */
-export type StatusClass = "1xx" | "2xx" | "3xx" | "4xx" | "5xx";
+export const STATUS_CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx"] as const;
+
+/** One of {@link STATUS_CLASSES}. */
+export type StatusClass = typeof STATUS_CLASSES[number];
 
 /** Upper bounds of the duration buckets, in seconds: half a millisecond to ten seconds. */
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -46,11 +49,44 @@ export class Histogram {
     this.sum += seconds;
   }
 
+  /** Its counts as plain numbers, to send to another thread (see {@link Histogram.add}). */
+  data(): HistogramData {
+    return { counts: [...this.#counts], count: this.count, sum: this.sum };
+  }
+
+  /**
+   * Counts the durations `other` counted too: a worker thread's, into the whole server's.
+   * @example
+   * ```ts
+   * import { equal } from "node:assert/strict";
+   * import { Histogram } from "./metrics.ts";
+   * const one = new Histogram();
+   * one.observe(0.002);
+   * const all = new Histogram();
+   * all.add(one.data());
+   * all.add(one.data());
+   * equal(all.count, 2);
+   * equal(all.cumulative()[2], 2);
+   * ```
+   */
+  add(other: HistogramData): void {
+    other.counts.forEach((count, i) => this.#counts[i] += count);
+    this.count += other.count;
+    this.sum += other.sum;
+  }
+
   /** How many durations were at most each bucket's bound, bucket by bucket. */
   cumulative(): number[] {
     let total = 0;
     return this.#counts.map((count) => total += count);
   }
+}
+
+/** A histogram's counts as plain numbers, as they cross between threads. */
+export interface HistogramData {
+  counts: number[];
+  count: number;
+  sum: number;
 }
 
 /**
@@ -63,6 +99,8 @@ export interface Measures {
   statusClasses: Record<StatusClass, number>;
   durations: Histogram;
   peerErrors: number;
+  /** With worker threads: each one's requests and connections so far, by its number. */
+  workers?: { requests: number; connections: number }[];
 }
 
 /** A metric: its name, type and help, and its samples (labels, and the number). */
@@ -90,7 +128,7 @@ type Metric = [string, string, string, [string, number][]];
  * ```
  */
 export function renderMetrics(
-  { stats, requests, statusClasses, durations, peerErrors }: Measures,
+  { stats, requests, statusClasses, durations, peerErrors, workers }: Measures,
 ): string {
   // The statistics shown in parts, by their labels; the others are one number each.
   const parts: Partial<Record<keyof ServerStats, [string, number][]>> = {
@@ -121,6 +159,7 @@ export function renderMetrics(
       Object.entries(statusClasses).map(([name, count]) => [`{class="${name}"}`, count]),
     ],
     histogram(durations),
+    ...(workers === undefined ? [] : perWorker(workers)),
     ...processMetrics(),
   ];
   const lines = metrics.flatMap(([name, type, help, samples]) => [
@@ -129,6 +168,26 @@ export function renderMetrics(
     ...samples.map(([labels, value]) => `${name}${labels} ${value ?? 0}`),
   ]);
   return lines.join("\n") + "\n";
+}
+
+/** The figures of each worker thread, labelled with its number. */
+function perWorker(workers: NonNullable<Measures["workers"]>): Metric[] {
+  const samples = (figure: "requests" | "connections") =>
+    workers.map(({ [figure]: value }, i): [string, number] => [`{worker="${i}"}`, value]);
+  return [
+    [
+      "fileserver_worker_requests_total",
+      "counter",
+      "Requests answered by each worker thread (--workers) since it started.",
+      samples("requests"),
+    ],
+    [
+      "fileserver_worker_connections_total",
+      "counter",
+      "Connections accepted by each worker thread (--workers) since it started.",
+      samples("connections"),
+    ],
+  ];
 }
 
 /** The histogram of request durations, as its metric. */

@@ -16,6 +16,7 @@ import { type Ledger, newTally, type Tally } from "./exchange.ts";
 import { openRoot } from "./folder.ts";
 import { httpBusy, httpsRequired, serveHttp } from "./http/serve.ts";
 import {
+  type Admission,
   connectionsThatFit,
   descriptorsFor,
   freeDescriptors,
@@ -32,10 +33,11 @@ import {
 } from "./listen.ts";
 import { DEFAULT_SORT_LIMIT, SortBudget } from "./listing.ts";
 import type { Logger } from "./log.ts";
-import { type Protocol, renderMetrics } from "./metrics.ts";
+import { type Measures, type Protocol, renderMetrics } from "./metrics.ts";
 import { serveNative } from "./native.ts";
 import { readProxyLine } from "./proxy.ts";
 import type { Service } from "./service.ts";
+import type { CacheBackend } from "./store/backend.ts";
 import { FileStore } from "./store/store.ts";
 import type { Tokens } from "./tokens.ts";
 
@@ -116,6 +118,26 @@ export interface ServerOptions {
    */
   sortLimit?: number;
   logger: Logger;
+  /** Set when this server is one worker thread of several (workers/): what they share. */
+  part?: Part;
+}
+
+/**
+ * What a server that is one of several worker threads shares with the others, through the main
+ * thread (workers/pool.ts): the cache, the connection limits, the delay wrong tokens earn, the
+ * connection numbers, and the whole server's statistics. Its ports are opened with SO_REUSEPORT,
+ * so every worker accepts on the same address, and the lines of the whole (listening, stopped)
+ * are the main thread's to log.
+ */
+export interface Part {
+  cache: CacheBackend;
+  gate: Admission;
+  /** The delay (ms) before a wrong token from `host` is answered. */
+  failures(host: string): Promise<number>;
+  /** The next connection's number, unique across the workers. */
+  nextId(): number;
+  /** The whole server's numbers: every worker's summed. */
+  measures(): Promise<Measures>;
 }
 
 /**
@@ -125,13 +147,12 @@ export interface ServerOptions {
  */
 async function listenFor(
   what: string,
-  host: string,
+  { host, tls, part }: ServerOptions,
   port: number,
-  tls: TlsFiles | undefined,
   plain?: () => Uint8Array,
 ): Promise<Deno.Listener> {
   try {
-    return await listen(host, port, tls, plain);
+    return await listen(host, port, tls, { plain, reusePort: part !== undefined });
   } catch (error) {
     const { AddrInUse, AddrNotAvailable, PermissionDenied } = Deno.errors;
     const unavailable = [AddrInUse, AddrNotAvailable, PermissionDenied];
@@ -145,9 +166,8 @@ async function listenFor(
  * nothing left listening) when one cannot be had.
  */
 async function openPorts(options: ServerOptions): Promise<Port[]> {
-  const { host, tls } = options;
   const ports: Port[] = [{
-    listener: await listenFor("the native port (--port)", host, options.port, tls),
+    listener: await listenFor("the native port (--port)", options, options.port),
     protocol: "framed",
     serve: serveNative,
     busyText: encodeBusy,
@@ -155,9 +175,8 @@ async function openPorts(options: ServerOptions): Promise<Port[]> {
   if (options.httpPort === undefined) return ports;
   const listener = await listenFor(
     "the HTTP port (--http-port)",
-    host,
+    options,
     options.httpPort,
-    tls,
     httpsRequired,
   ).catch((error) => {
     ports[0].listener.close();
@@ -171,9 +190,21 @@ async function openPorts(options: ServerOptions): Promise<Port[]> {
   return ports;
 }
 
+/**
+ * Checks that the server's ports can be had, as a server of worker threads must before its
+ * workers take them with SO_REUSEPORT, which would otherwise share a port with another server
+ * already on it (one started with SO_REUSEPORT by the same user): throws as a server of one
+ * thread would at start, naming the port, and leaves nothing listening.
+ */
+export async function checkPorts(options: ServerOptions): Promise<void> {
+  for (const { listener } of await openPorts({ ...options, part: undefined })) listener.close();
+}
+
 /** A running file server. */
 export class FileServer {
   readonly #options: ServerOptions;
+  /** The shared folder's real path. */
+  readonly #root: string;
   readonly #logger: Logger;
   readonly #store: FileStore;
   readonly #ports: Port[];
@@ -186,38 +217,48 @@ export class FileServer {
   readonly #ledger: Ledger;
   /** What the dialects are given of the server. */
   readonly #service: Service;
-  readonly #gate: Gate;
+  readonly #gate: Admission;
   readonly #access: Access;
-  #nextId = 1;
+  /** Connections accepted so far. */
+  #accepted = 0;
+  readonly #nextId: () => number;
   readonly #refusals: Refusals;
   #closing = false;
   #closed: Promise<void> | undefined;
   #bytesSent = 0;
   #accepting: Promise<void[]>;
 
-  private constructor(options: ServerOptions, root: string, ports: Port[], gate: Gate) {
+  private constructor(options: ServerOptions, root: string, ports: Port[], gate: Admission) {
     this.#options = options;
+    this.#root = root;
     this.#gate = gate;
+    const { part } = options;
+    this.#nextId = part?.nextId ?? (() => this.#accepted + 1);
     this.#logger = options.logger;
     this.#ledger = { tally: this.#tally, logger: this.#logger };
     this.#ports = ports;
-    this.#access = new Access(options.tokens, options.originalWithoutToken ?? false, this.#logger);
+    this.#access = new Access(
+      options.tokens,
+      options.originalWithoutToken ?? false,
+      this.#logger,
+      part?.failures,
+    );
     this.#refusals = new Refusals((id, error) =>
       this.#logger.event("busy-error", { id, error: reasonOf(error) }, "error")
     );
-    this.#store = new FileStore({
-      root,
-      cacheBytes: options.cacheBytes,
-      policy: options.policy,
-      revalidateMs: options.revalidateMs,
-      listDepth: options.listDepth,
-      maxListings: options.maxListings,
-    });
+    const { listDepth, maxListings, revalidateMs } = options;
+    const listing = { listDepth, maxListings, revalidateMs };
+    this.#store = new FileStore(
+      part
+        ? { root, cache: part.cache, ...listing }
+        : { root, cacheBytes: options.cacheBytes, policy: options.policy, ...listing },
+    );
+    const measures = part?.measures ?? (() => Promise.resolve(this.measures()));
     this.#service = {
       store: this.#store,
       closing: () => this.#closing,
-      stats: () => this.stats(),
-      metrics: () => renderMetrics({ stats: this.stats(), ...this.#tally }),
+      stats: async () => (await measures()).stats,
+      metrics: async () => renderMetrics(await measures()),
       violation: (connection, error) => this.#violation(connection, error),
       access: this.#access,
     };
@@ -233,40 +274,34 @@ export class FileServer {
    */
   static async start(options: ServerOptions): Promise<FileServer> {
     const root = await openRoot(options.folder);
-    const wanted = options.maxConnections;
-    const max = connectionsThatFit(wanted, freeDescriptors(root, descriptorsFor(wanted)));
-    const perHost = Math.min(max, options.maxConnectionsPerHost ?? Math.ceil(max / 4));
-    const server = new FileServer(options, root, await openPorts(options), new Gate(max, perHost));
-    const http = server.httpAddr;
-    options.logger.event("listening", {
-      address: `${server.addr.hostname}:${server.addr.port}`,
-      http: http && `${http.hostname}:${http.port}`,
-      folder: root,
-      cacheBytes: options.cacheBytes,
-      policy: server.#store.cache.policy,
-      maxConnections: max,
-      maxConnectionsPerHost: perHost,
-      tls: options.tls !== undefined,
-      tokens: options.tokens?.count ?? 0,
-      dialects: server.#access.originalOpen ? "framed,original" : "framed",
-      lowered: max < wanted
-        ? `--max-connections ${wanted} does not fit the open-file limit (ulimit -n); raise it to serve more`
-        : undefined,
-    });
-    await server.#warn();
+    const gate = options.part?.gate ?? fittedGate(root, options);
+    const server = new FileServer(options, root, await openPorts(options), gate);
+    // A worker's pool logs these once for the whole server.
+    if (options.part === undefined) {
+      await logStart(options.logger, server.startup, server.addr.hostname, options);
+    }
     return server;
   }
 
-  /** Logs what the operator should know of how the server was started. */
-  async #warn(): Promise<void> {
-    const { tls, tokens } = this.#options;
-    const warnings = [
-      exposureWarning(this.addr.hostname, { tls: tls !== undefined, tokens: tokens !== undefined }),
-      tls && await certificateWarning(tls.cert),
-    ];
-    for (const message of warnings) {
-      if (message) this.#logger.event("warning", { message }, "warning");
-    }
+  /** What the line that says the server is listening tells of it. */
+  get startup(): Startup {
+    const [addr, http, options, gate] = [this.addr, this.httpAddr, this.#options, this.#gate];
+    const wanted = options.maxConnections;
+    return {
+      address: `${addr.hostname}:${addr.port}`,
+      http: http && `${http.hostname}:${http.port}`,
+      folder: this.#root,
+      cacheBytes: options.cacheBytes,
+      policy: this.#store.cache.policy,
+      maxConnections: gate.max,
+      maxConnectionsPerHost: gate.perHost,
+      tls: options.tls !== undefined,
+      tokens: options.tokens?.count ?? 0,
+      dialects: this.#access.originalOpen ? "framed,original" : "framed",
+      lowered: gate.max < wanted
+        ? `--max-connections ${wanted} does not fit the open-file limit (ulimit -n); raise it to serve more`
+        : undefined,
+    };
   }
 
   /** The address the server listens on (with the real port when 0 was asked for). */
@@ -299,11 +334,17 @@ export class FileServer {
       cacheEntries: cache.size,
       diskReads: this.#store.diskReads,
       connections: this.#connections.size,
-      totalConnections: this.#nextId - 1,
+      totalConnections: this.#accepted,
       errors: tally.errors,
       authFailures: this.#access.refused,
       uptimeSeconds: (Date.now() - this.#started) / 1000,
     };
+  }
+
+  /** The server's numbers as the metrics page shows them: the stats, and the tally's parts. */
+  measures(): Measures {
+    const { requests, statusClasses, durations, peerErrors } = this.#tally;
+    return { stats: this.stats(), requests, statusClasses, durations, peerErrors };
   }
 
   /**
@@ -346,14 +387,7 @@ export class FileServer {
     // (a disk that does not answer, say) must not hold the shutdown past its deadline.
     await this.#sessionsEnd(CLOSE_GRACE_MS);
     clearInterval(this.#sweeper);
-    const stats = this.stats();
-    this.#logger.event("stopped", {
-      requests: stats.requests,
-      bytesSent: stats.bytesSent,
-      hits: stats.hits,
-      misses: stats.misses,
-      uptimeSeconds: Math.round(stats.uptimeSeconds),
-    });
+    if (this.#options.part === undefined) logStopped(this.#logger, this.stats());
     await this.#logger.flush();
   }
 
@@ -382,7 +416,8 @@ export class FileServer {
         await new Promise((resolve) => setTimeout(resolve, 100));
         continue;
       }
-      const id = this.#nextId++;
+      const id = this.#nextId();
+      this.#accepted++;
       const connection = new Connection(id, socket, {
         protocol: port.protocol,
         ledger: this.#ledger,
@@ -390,7 +425,8 @@ export class FileServer {
       // A trusted proxy's connections count towards the total until their PROXY line names the
       // client, who then takes the place (and answers to the per-host limit).
       const proxied = this.#options.trustProxies?.includes(connection.host) ?? false;
-      const full = this.#gate.enter(connection.host, proxied ? Infinity : undefined);
+      const entered = this.#gate.enter(connection.host, proxied ? Infinity : undefined);
+      const full = entered instanceof Promise ? await entered : entered;
       if (full !== undefined) {
         this.#logger.event("busy", { id, peer: connection.peer }, "warning");
         await this.#refusals.refuse(connection, port.busyText(full));
@@ -459,7 +495,7 @@ export class FileServer {
     const proxy = connection.host;
     if (!connection.carries(client)) return undefined;
     this.#gate.leave(proxy);
-    return this.#gate.enter(connection.host);
+    return await this.#gate.enter(connection.host);
   }
 
   /**
@@ -508,4 +544,48 @@ export class FileServer {
       if (missed !== undefined) connection.close(missed);
     }
   }
+}
+
+/** What the line that says a server is listening tells of it. */
+export type Startup = Record<string, string | number | boolean | undefined>;
+
+/**
+ * The connection limits of a server of one thread: lowered at start to what the open-file limit
+ * holds (counted with the shared folder, `root`).
+ */
+export function fittedGate(root: string, options: ServerOptions): Gate {
+  const wanted = options.maxConnections;
+  const max = connectionsThatFit(wanted, freeDescriptors(root, descriptorsFor(wanted)));
+  return new Gate(max, Math.min(max, options.maxConnectionsPerHost ?? Math.ceil(max / 4)));
+}
+
+/**
+ * Logs that the server listens (`startup`), and what the operator should know of how it was
+ * started: `hostname` open to others with nothing protecting it, a certificate no client takes.
+ */
+export async function logStart(
+  logger: Logger,
+  startup: Startup,
+  hostname: string,
+  { tls, tokens }: Pick<ServerOptions, "tls" | "tokens">,
+): Promise<void> {
+  logger.event("listening", startup);
+  const warnings = [
+    exposureWarning(hostname, { tls: tls !== undefined, tokens: tokens !== undefined }),
+    tls && await certificateWarning(tls.cert),
+  ];
+  for (const message of warnings) {
+    if (message) logger.event("warning", { message }, "warning");
+  }
+}
+
+/** Logs the summary of a server that has stopped. */
+export function logStopped(logger: Logger, stats: ServerStats): void {
+  logger.event("stopped", {
+    requests: stats.requests,
+    bytesSent: stats.bytesSent,
+    hits: stats.hits,
+    misses: stats.misses,
+    uptimeSeconds: Math.round(stats.uptimeSeconds),
+  });
 }

@@ -20,10 +20,10 @@ export interface Service {
   readonly store: Store;
   /** True once shutdown has begun: a dialect takes no new request. */
   closing(): boolean;
-  /** The server's counters now. */
-  stats(): ServerStats;
+  /** The server's counters now (with worker threads, every worker's: asked of the main thread). */
+  stats(): Promise<ServerStats>;
   /** The server's numbers as a Prometheus metrics page. */
-  metrics(): string;
+  metrics(): Promise<string>;
   /**
    * Counts (as the peer's fault, not the server's) and logs bytes from the peer that broke the
    * protocol; the connection ends after.

@@ -61,11 +61,16 @@ const ACCEPT_QUEUE = 128;
 export async function listenNodeTls(
   host: string,
   port: number,
-  { cert, key, plain = () => NOT_TLS }: { cert: string; key: string; plain?: () => Uint8Array },
+  { cert, key, plain = () => NOT_TLS, reusePort = false }: {
+    cert: string;
+    key: string;
+    plain?: () => Uint8Array;
+    reusePort?: boolean;
+  },
 ): Promise<NodeTlsListener> {
   const context = tls.createSecureContext({ cert, key });
   await checkReadControl(context);
-  return await new NodeTlsListener(context, plain).listen(host, port);
+  return await new NodeTlsListener(context, plain).listen(host, port, reusePort);
 }
 
 /**
@@ -101,10 +106,11 @@ export class NodeTlsListener implements Deno.TlsListener {
   }
 
   /** Starts listening; resolves with this listener, or rejects as Deno.listen would. */
-  listen(host: string, port: number): Promise<this> {
+  listen(host: string, port: number, reusePort: boolean): Promise<this> {
     return new Promise((resolve, reject) => {
       this.#server.once("error", (error) => reject(denoError(error)));
-      this.#server.listen({ host, port }, () => {
+      // reusePort is in Node's ListenOptions from Node 23; the types here are older.
+      this.#server.listen({ host, port, reusePort } as net.ListenOptions, () => {
         const address = this.#server.address() as net.AddressInfo;
         this.#addr = { transport: "tcp", hostname: address.address, port: address.port };
         // An error in accepting (out of descriptors, say) goes to the next accept(), whose caller

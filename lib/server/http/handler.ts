@@ -152,7 +152,7 @@ async function route(
   const refusal = await admit(head, service, peer);
   if (refusal !== undefined) return refusal;
   if (path === "/-/metrics") {
-    return text(200, service.metrics(), [[
+    return text(200, await service.metrics(), [[
       "Content-Type",
       "text/plain; version=0.0.4; charset=utf-8",
     ]]);
