@@ -7,7 +7,8 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { join } from "node:path";
 import type { Peer } from "../lib/server/access.ts";
-import { handle, type HttpOptions, type Reply } from "../lib/server/http/handler.ts";
+import { handle } from "../lib/server/http/handler.ts";
+import type { HttpOptions, Reply } from "../lib/server/http/reply.ts";
 import { parseRequestHead } from "../lib/server/http/message.ts";
 import type { Service } from "../lib/server/service.ts";
 import { Tokens } from "../lib/server/tokens.ts";

@@ -11,13 +11,7 @@
 import type { Connection } from "../connection.ts";
 import type { Exchange, Fields } from "../exchange.ts";
 import type { Service } from "../service.ts";
-import {
-  type FolderBody,
-  handle,
-  type HttpOptions,
-  type HttpRequest,
-  type Reply,
-} from "./handler.ts";
+import { handle } from "./handler.ts";
 import {
   blankLines,
   encodeResponseHead,
@@ -31,8 +25,7 @@ import {
   responseHead,
 } from "./message.ts";
 import { PAGE_POLICY } from "./pages.ts";
-
-export type { HttpOptions } from "./handler.ts";
+import type { FolderBody, HttpOptions, HttpRequest, Reply } from "./reply.ts";
 
 const encoder = new TextEncoder();
 
