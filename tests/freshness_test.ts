@@ -26,9 +26,14 @@ async function read(body: FileBody): Promise<string> {
 /** Writes `contents` to `path`, modified a minute ago: a version the cache may keep. */
 async function writeSettled(path: string, contents: string): Promise<void> {
   await Deno.writeTextFile(path, contents);
-  const minuteAgo = new Date(Date.now() - 60_000);
-  await Deno.utime(path, minuteAgo, minuteAgo);
+  // A second apart for each write: two writes of one size in one millisecond would otherwise
+  // leave the same stamp, a change no server can see (docs/SECURITY.md).
+  const past = new Date(Date.now() - 60_000 - ++writes * 1000);
+  await Deno.utime(path, past, past);
 }
+
+/** Writes made by writeSettled so far. */
+let writes = 0;
 
 /** The body of `name` from the HTTP port `port`, by curl. */
 async function curl(port: number, name: string): Promise<string> {
