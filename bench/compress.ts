@@ -136,7 +136,8 @@ if (import.meta.main) {
   const httpPort = freePort();
   const ours = new Deno.Command(Deno.execPath(), {
     args: [...SERVER_COMMAND, "--port", String(freePort()), "--http-port", String(httpPort)]
-      .concat(["--data", DATA, "--max-connections-per-host", "1024", "--log-level", "warning"]),
+      .concat(["--data", DATA, "--max-connections-per-host", "1024", "--log-level", "warning"])
+      .concat(["--workers", "1"]), // one thread beside one nginx worker
     stdout: "null",
   }).spawn();
   let nginx: Service | undefined;

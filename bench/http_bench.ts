@@ -137,6 +137,10 @@ if (import.meta.main) {
       DATA,
       "--max-connections-per-host",
       "1024",
+      // One thread beside one nginx worker: the CPU a request costs, not how it spreads
+      // (bench/workers_bench.ts compares more threads).
+      "--workers",
+      "1",
     ],
     stdout: "null",
   }).spawn();
