@@ -6,6 +6,8 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { openRoot, resolveFile } from "../lib/server/folder.ts";
 import { type FolderEntry, ListingTurns, TreeWalk } from "../lib/server/listing.ts";
+import { checkName } from "../lib/shared/names.ts";
+import fc from "fast-check";
 
 /** Every file the walk of `root` yields, in the walk's order, `maxDepth` levels deep at most. */
 async function walkFiles(root: string, maxDepth = 32): Promise<FolderEntry[]> {
@@ -132,4 +134,38 @@ Deno.test("TreeWalk gives a folder of 10,000 files in batches of at most 256", a
   assertEquals(seen.size, count + 2);
   assert(seen.has("sub/last.txt") && seen.has("many/f010000"));
   assert(largest <= 256, `a batch of ${largest} entries`);
+});
+
+Deno.test("the walk lists exactly the names the name rules allow, odd names among them", async () => {
+  // Letters that make names plain, hidden, escaped or refused: a dot, a backslash, a space, a
+  // control character, a letter outside ASCII.
+  const letters = fc.constantFrom("a", "b", ".", "\\", " ", "-", "~", "\u0001", "é", "[", "]");
+  const names = fc.uniqueArray(
+    fc.array(letters, { minLength: 1, maxLength: 6 }).map((l) => l.join("")),
+    {
+      minLength: 1,
+      maxLength: 12,
+    },
+  );
+  await fc.assert(
+    fc.asyncProperty(names, fc.constantFrom("", "sub/"), async (names, prefix) => {
+      const written = names.filter((name) => name !== "." && name !== "..");
+      await using data = await tempFolder(
+        Object.fromEntries(
+          ["sub/keep", ...written.map((name) => prefix + name)].map((n) => [n, "x"]),
+        ),
+      );
+      const listed = (await walkFiles(await openRoot(data.path))).map((entry) => entry.name);
+      const allowed = ["sub/keep", ...written.map((name) => prefix + name)].filter((name) => {
+        try {
+          checkName(name);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      assertEquals(listed.sort(), allowed.sort());
+    }),
+    { numRuns: 60 },
+  );
 });

@@ -11,7 +11,7 @@
  */
 
 import { setImmediate } from "node:timers";
-import { checkName } from "../shared/names.ts";
+import { checkName, MAX_NAME_BYTES } from "../shared/names.ts";
 import type { ListEntry } from "../shared/protocol.ts";
 import { resolveFile } from "./folder.ts";
 
@@ -171,7 +171,7 @@ export class TreeWalk implements AsyncIterable<FolderEntry[]> {
           continue;
         }
         const name = folder.prefix + entry.name;
-        if (!servable(name)) continue;
+        if (!servableIn(folder.prefix, entry.name)) continue;
         if (entry.isDirectory) {
           const inner = await this.#enter(name, open.length);
           if (inner) open.push(inner);
@@ -237,7 +237,7 @@ async function* folderItems(
   try {
     for (let entry; (entry = await folder.next(false)) !== undefined; await pace(slice)) {
       const name = prefix + entry.name;
-      if (!servable(name)) continue;
+      if (!servableIn(prefix, entry.name)) continue;
       const item = entry.isDirectory
         ? subFolder(`${path}/${entry.name}`, entry.name)
         : lookup(root, name, entry.isSymlink);
@@ -250,23 +250,38 @@ async function* folderItems(
 }
 
 /**
+ * Folders whose directory file is at most this large are read whole, in one call: a few thousand
+ * entries at most (a directory's size grows with its names on every common file system), which cost
+ * a quarter of reading them one runtime operation at a time. Larger ones are read as they go, so a
+ * folder of a million files is never held whole.
+ */
+const WHOLE_FOLDER_BYTES = 64 * 1024;
+
+/**
  * A folder open for reading, its entries one by one; the first is read as it opens, so a folder
  * that cannot be read fails to open.
  */
 class OpenFolder {
   /** The folder's name within the data folder: "" for the root, else ending in "/". */
   readonly prefix: string;
-  readonly #entries: AsyncIterator<Deno.DirEntry>;
+  readonly #entries: Iterator<Deno.DirEntry> | AsyncIterator<Deno.DirEntry>;
   #first: IteratorResult<Deno.DirEntry> | undefined;
 
-  private constructor(prefix: string, entries: AsyncIterator<Deno.DirEntry>) {
+  private constructor(
+    prefix: string,
+    entries: Iterator<Deno.DirEntry> | AsyncIterator<Deno.DirEntry>,
+  ) {
     this.prefix = prefix;
     this.#entries = entries;
   }
 
   /** Opens the folder at `path`, named `prefix`; throws when it cannot be read. */
   static async open(path: string, prefix: string): Promise<OpenFolder> {
-    const folder = new OpenFolder(prefix, Deno.readDir(path)[Symbol.asyncIterator]());
+    const small = Deno.statSync(path).size <= WHOLE_FOLDER_BYTES;
+    const entries = small
+      ? Deno.readDirSync(path)[Symbol.iterator]()
+      : Deno.readDir(path)[Symbol.asyncIterator]();
+    const folder = new OpenFolder(prefix, entries);
     folder.#first = await folder.#entries.next();
     return folder;
   }
@@ -306,6 +321,23 @@ function subFolder(path: string, name: string): SubFolder | undefined {
     return undefined; // gone since its folder was read: nothing to list
   }
   return { folder: name, mtimeMs: info.mtime?.getTime() ?? 0 };
+}
+
+/** Printable ASCII without "/" or "\\", not starting with ".": a name part checkName passes. */
+const PLAIN_PART = /^[ -\-0-\[\]-~][ -.0-\[\]-~]*$/;
+
+/** Printable ASCII without "\\": a servable folder's name and its "/"s. */
+const PLAIN_PATH = /^[ -\[\]-~]*$/;
+
+/**
+ * True when the entry `part` of the servable folder `prefix` passes {@link checkName}: told by
+ * two tests for names of plain ASCII (most of them; checkName costs as much as a third of a
+ * file's lstat), checked whole otherwise.
+ */
+function servableIn(prefix: string, part: string): boolean {
+  const plain = PLAIN_PART.test(part) && PLAIN_PATH.test(prefix) &&
+    prefix.length + part.length <= MAX_NAME_BYTES;
+  return plain || servable(prefix + part);
 }
 
 /** True when `name` passes {@link checkName}. */
