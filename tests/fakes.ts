@@ -17,7 +17,8 @@ import type { FileBody } from "../lib/server/store/store.ts";
 import { errorCodeName, type WireError } from "../lib/shared/errors.ts";
 import { type DecodedFrame, FrameDecoder } from "../lib/shared/frame_decoder.ts";
 import type { ServerStats } from "../lib/shared/stats.ts";
-import { concat, MemoryLog } from "./harness.ts";
+import { MemoryLog } from "./harness.ts";
+import { concat } from "../lib/shared/io.ts";
 
 const encoder = new TextEncoder();
 

@@ -13,7 +13,8 @@ import { SHA256 } from "../lib/shared/digest.ts";
 import { UsageError } from "../lib/shared/cli.ts";
 import { parseServerArgs } from "../server.ts";
 import { spawnServer } from "../testing/support.ts";
-import { concat, tempFolder, text } from "./harness.ts";
+import { tempFolder, text } from "./harness.ts";
+import { concat } from "../lib/shared/io.ts";
 
 /** The whole of `body`, as text. */
 async function read(body: FileBody): Promise<string> {

@@ -22,7 +22,8 @@ import {
   readListEnd,
   readListPart,
 } from "../lib/shared/protocol.ts";
-import { concat, sha256, startServer, tempFolder, text, until, xxh3 } from "./harness.ts";
+import { sha256, startServer, tempFolder, text, until, xxh3 } from "./harness.ts";
+import { concat } from "../lib/shared/io.ts";
 import { randomBytes } from "../testing/support.ts";
 
 const encoder = new TextEncoder();

@@ -13,7 +13,6 @@ import { Frame } from "../lib/shared/frames.ts";
 import { GREETING } from "../lib/shared/greeting.ts";
 import { codec, preamble, readError } from "../lib/shared/protocol.ts";
 import {
-  concat,
   logged,
   rawConnect,
   runClient,
@@ -23,6 +22,7 @@ import {
   until,
   xxh3,
 } from "./harness.ts";
+import { concat } from "../lib/shared/io.ts";
 import { randomBytes, spawnServer } from "../testing/support.ts";
 
 Deno.test("the connection limit: the next client is told the server is busy", async (t) => {

@@ -11,7 +11,7 @@ import { FileServer, type ServerOptions } from "../lib/server/server.ts";
 import { PAGE_BYTES } from "../lib/server/store/threads/messages.ts";
 import { ServerPool } from "../lib/server/workers/pool.ts";
 import type { ServerStats } from "../lib/shared/stats.ts";
-import { writeAll, type Writer } from "../lib/shared/io.ts";
+import { concat, writeAll, type Writer } from "../lib/shared/io.ts";
 import { digestOf, SHA256, XXH3_128 } from "../lib/shared/digest.ts";
 import { ErrorCode } from "../lib/shared/errors.ts";
 import { type DecodedFrame, FrameDecoder } from "../lib/shared/frame_decoder.ts";
@@ -383,17 +383,6 @@ export class RawSocket implements Disposable {
 /** `bytes` read as UTF-8 text. */
 export function text(bytes: Uint8Array): string {
   return new TextDecoder().decode(bytes);
-}
-
-/** The parts joined into one array. */
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    all.set(part, at);
-    at += part.length;
-  }
-  return all;
 }
 
 /** Resolves once `check` holds, polling state the test can see (no fixed sleeps). */

@@ -22,7 +22,6 @@ import {
   type ListEntry,
 } from "../lib/shared/protocol.ts";
 import {
-  concat,
   type FakeServer,
   fakeServer,
   fileHeader,
@@ -31,6 +30,7 @@ import {
   runClientIn,
   tempFolder,
 } from "./harness.ts";
+import { concat } from "../lib/shared/io.ts";
 
 /** A fake server that answers the first request with `frames`, then hangs up. */
 function answering(...frames: Uint8Array[]): FakeServer {

@@ -10,7 +10,8 @@ import { join } from "node:path";
 import zlib from "node:zlib";
 import { has, randomBytes, run } from "../testing/support.ts";
 import http from "node:http";
-import { concat, sha256, startServer, tempFolder, text } from "./harness.ts";
+import { sha256, startServer, tempFolder, text } from "./harness.ts";
+import { concat } from "../lib/shared/io.ts";
 
 /** Text that compresses as source code and prose do: words repeated in varied order. */
 function prose(bytes: number, seed = 1): string {

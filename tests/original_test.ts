@@ -9,7 +9,8 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { writeAll } from "../lib/shared/io.ts";
 import { FileClient } from "../lib/client/client.ts";
-import { concat, tempFolder } from "./harness.ts";
+import { tempFolder } from "./harness.ts";
+import { concat } from "../lib/shared/io.ts";
 import { randomBytes, spawnServer } from "../testing/support.ts";
 
 /** What the original client ends with: what it printed of the welcome and status, and the file. */

@@ -48,7 +48,7 @@ import {
   readSetup,
   VERSION,
 } from "../lib/shared/protocol.ts";
-import { concat } from "./harness.ts";
+import { concat } from "../lib/shared/io.ts";
 
 const utf8 = new TextEncoder();
 const BadRequest = ErrorCode.BadRequest;

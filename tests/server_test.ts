@@ -19,7 +19,6 @@ import {
   VERSION,
 } from "../lib/shared/protocol.ts";
 import {
-  concat,
   fetchFile,
   rawConnect,
   runClient,
@@ -28,6 +27,7 @@ import {
   text,
   xxh3,
 } from "./harness.ts";
+import { concat } from "../lib/shared/io.ts";
 import { randomBytes } from "../testing/support.ts";
 
 Deno.test("the real client, both forms, against a real server", async (t) => {

@@ -12,7 +12,8 @@ import { openRoot } from "../lib/server/folder.ts";
 import { type FileBody, FileStore } from "../lib/server/store/store.ts";
 import { SHA256 } from "../lib/shared/digest.ts";
 import { ErrorCode, WireError } from "../lib/shared/errors.ts";
-import { concat, sha256, tempFolder } from "./harness.ts";
+import { sha256, tempFolder } from "./harness.ts";
+import { concat } from "../lib/shared/io.ts";
 import { randomBytes } from "../testing/support.ts";
 
 /** The store reads files in steps of a mebibyte: the sizes below span several of them. */

@@ -17,7 +17,6 @@ import { encodeFrame, Frame } from "../lib/shared/frames.ts";
 import { GREETING } from "../lib/shared/greeting.ts";
 import { codec, encodeError, encodeSetup, preamble } from "../lib/shared/protocol.ts";
 import {
-  concat,
   fetchFile,
   rawConnect,
   runClient,
@@ -26,6 +25,7 @@ import {
   text,
   until,
 } from "./harness.ts";
+import { concat } from "../lib/shared/io.ts";
 import { spawnServer } from "../testing/support.ts";
 
 const encoder = new TextEncoder();

@@ -1,6 +1,6 @@
 /**
  * Writing a whole buffer to something that may take only part of it per call: sockets, files,
- * standard output.
+ * standard output; and joining buffers into one.
  */
 
 /** Something bytes can be written to, a few at a time, as a Deno.Conn or a Deno.FsFile. */
@@ -22,4 +22,23 @@ export interface Writer {
  */
 export async function writeAll(writer: Writer, bytes: Uint8Array): Promise<void> {
   for (let at = 0; at < bytes.length;) at += await writer.write(bytes.subarray(at));
+}
+
+/**
+ * `parts` joined into one buffer, in order.
+ * @example
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
+ * import { concat } from "./io.ts";
+ * deepEqual(concat([Uint8Array.of(1, 2), Uint8Array.of(), Uint8Array.of(3)]), Uint8Array.of(1, 2, 3));
+ * ```
+ */
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const whole = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    whole.set(part, at);
+    at += part.length;
+  }
+  return whole;
 }

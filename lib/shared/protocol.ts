@@ -9,6 +9,7 @@
 
 import { type DigestAlgorithm, digestById, SHA256 } from "./digest.ts";
 import type { ErrorCode } from "./errors.ts";
+import { concat } from "./io.ts";
 import {
   badFrame,
   encodeFrame,
@@ -409,13 +410,7 @@ export function encodeListParts(
   let parts: Uint8Array[] = [];
   let length = 0;
   const flush = () => {
-    const payload = new Uint8Array(length);
-    let at = 0;
-    for (const part of parts) {
-      payload.set(part, at);
-      at += part.length;
-    }
-    frames.push(encodeFrame(Frame.ListPart, payload));
+    frames.push(encodeFrame(Frame.ListPart, concat(parts)));
     parts = [];
     length = 0;
   };

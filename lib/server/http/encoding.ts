@@ -4,9 +4,9 @@
  * XML, WebAssembly), never for images, archives or media that are compressed already.
  */
 
-import { Buffer } from "node:buffer";
 import type { Transform } from "node:stream";
 import zlib from "node:zlib";
+import { concat } from "../../shared/io.ts";
 import { type Coding, CODINGS } from "../store/variants.ts";
 import type { PagePart } from "./pages.ts";
 
@@ -84,7 +84,7 @@ export async function* compressedParts(
   const stream = STREAMS[coding]();
   const out: Uint8Array[] = [];
   stream.on("data", (chunk: Uint8Array) => out.push(chunk));
-  const taken = () => new Uint8Array(Buffer.concat(out.splice(0)));
+  const taken = () => concat(out.splice(0));
   try {
     for await (const { data, entries } of parts) {
       stream.write(typeof data === "string" ? encoder.encode(data) : data);

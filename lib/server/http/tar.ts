@@ -5,6 +5,7 @@
  * reads it.
  */
 
+import { concat } from "../../shared/io.ts";
 import type { FileBody } from "../store/store.ts";
 
 const BLOCK = 512;
@@ -84,14 +85,4 @@ function octal(value: number, digits: number): string {
 
 function field(block: Uint8Array, at: number, length: number, text: string): void {
   block.set(encoder.encode(text).subarray(0, length), at);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const whole = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    whole.set(part, at);
-    at += part.length;
-  }
-  return whole;
 }
