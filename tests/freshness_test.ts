@@ -167,3 +167,33 @@ Deno.test("a file rewritten in the millisecond it was read, same size, is served
     break;
   }
 });
+
+Deno.test("a name looked for on every request is found missing once per interval", async (t) => {
+  await using data = await tempFolder({ "site.css": "body {}" });
+  let now = Date.now();
+  const store = new FileStore({
+    root: await openRoot(data.path),
+    cacheBytes: 1024 * 1024,
+    revalidateMs: 50,
+    clock: () => now,
+  });
+
+  await t.step("missing: undefined, and so it stays for the interval", async () => {
+    assertEquals(store.openIfPresent("site.css.gz", SHA256), undefined);
+    await writeSettled(join(data.path, "site.css.gz"), "packed");
+    now += 49;
+    assertEquals(store.openIfPresent("site.css.gz", SHA256), undefined);
+  });
+
+  await t.step("after it, the file that came meanwhile is found", async () => {
+    now += 1;
+    assertEquals(await read(store.openIfPresent("site.css.gz", SHA256)!), "packed");
+  });
+
+  await t.step("with --revalidate-ms 0, every look is made", async () => {
+    const eager = new FileStore({ root: await openRoot(data.path), cacheBytes: 1024 * 1024 });
+    assertEquals(eager.openIfPresent("site.css.br", SHA256), undefined);
+    await writeSettled(join(data.path, "site.css.br"), "brotli");
+    assertEquals(await read(eager.openIfPresent("site.css.br", SHA256)!), "brotli");
+  });
+});

@@ -83,6 +83,9 @@ export class DataFolder {
   readonly #clock: () => number;
   readonly #known = new Map<string, Known>();
   readonly #oldest = new Front(() => this.#known.keys());
+  /** Names found to be no file, by when (see resolveIfPresent). */
+  readonly #absent = new Map<string, number>();
+  readonly #oldestAbsent = new Front(() => this.#absent.keys());
 
   constructor(root: string, { revalidateMs = 0, clock = Date.now }: FolderOptions = {}) {
     this.root = root;
@@ -117,6 +120,28 @@ export class DataFolder {
       if (this.#known.size > REMEMBERED_NAMES) this.#known.delete(this.#oldest.take());
     }
     return resolved;
+  }
+
+  /**
+   * Like {@link resolve}, but undefined for a name that is no file, and that absence stands for
+   * `revalidateMs`, as a check does: a name looked for on every request (the compressed siblings
+   * of a text file, absent most of the time) is then looked for once an interval, where a failed
+   * look costs more than the rest of a small answer. Other errors are thrown as resolve's.
+   */
+  resolveIfPresent(name: string, held?: (known: Resolved) => boolean): Resolved | undefined {
+    const now = this.#revalidateMs > 0 ? this.#clock() : 0;
+    const age = now - (this.#absent.get(name) ?? Infinity);
+    if (age >= 0 && age < this.#revalidateMs) return undefined;
+    try {
+      const resolved = this.resolve(name, held);
+      this.#absent.delete(name);
+      return resolved;
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw error;
+      this.#absent.set(name, now);
+      if (this.#absent.size > REMEMBERED_NAMES) this.#absent.delete(this.#oldestAbsent.take());
+      return undefined;
+    }
   }
 }
 

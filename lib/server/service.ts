@@ -12,7 +12,10 @@ import type { Connection } from "./connection.ts";
 import type { FileStore } from "./store/store.ts";
 
 /** The shared folder's files as the dialects use them: opened, listed, shown by folder. */
-export type Store = Pick<FileStore, "open" | "encoded" | "list" | "tree" | "folder" | "cache">;
+export type Store = Pick<
+  FileStore,
+  "open" | "openIfPresent" | "encoded" | "list" | "tree" | "folder" | "cache"
+>;
 
 /** The server as a dialect sees it. */
 export interface Service {

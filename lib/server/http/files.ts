@@ -104,13 +104,8 @@ async function represent(
  * file; `file` is then disposed of. Undefined when there is none, or it is older than the file.
  */
 function precompressed(file: FileBody, coding: Coding, service: Service): FileBody | undefined {
-  let sibling;
-  try {
-    sibling = service.store.open(file.name + SUFFIXES[coding], SHA256);
-  } catch (error) {
-    if (asWireError(error) instanceof NotFoundError) return undefined;
-    throw error;
-  }
+  const sibling = service.store.openIfPresent(file.name + SUFFIXES[coding], SHA256);
+  if (sibling === undefined) return undefined;
   if (sibling.stamp.mtimeMs < file.stamp.mtimeMs) {
     sibling[Symbol.dispose]();
     return undefined;

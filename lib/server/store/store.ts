@@ -118,6 +118,21 @@ export class FileStore {
       if (error instanceof WireError) this.#cache.delete(name);
       throw error;
     }
+    return this.#opened(name, resolved, algorithm);
+  }
+
+  /**
+   * Opens `name` as {@link open} does, or undefined when there is no such file: for a file that
+   * is looked for on every request and mostly absent (a compressed sibling), whose absence is then
+   * trusted for `revalidateMs` (see DataFolder.resolveIfPresent).
+   */
+  openIfPresent(name: string, algorithm: DigestAlgorithm): FileBody | undefined {
+    const resolved = this.#folder.resolveIfPresent(name, this.#holds);
+    return resolved && this.#opened(name, resolved, algorithm);
+  }
+
+  /** The body of `name`, found on disk as `resolved`, from the cache or not. */
+  #opened(name: string, resolved: Resolved, algorithm: DigestAlgorithm): FileBody {
     // Cached under its real name: a file reached through links is one file, cached once.
     const { path, realName: key, info } = resolved;
     const file = { name, path, stamp: stampOf(info), algorithm };
