@@ -100,14 +100,14 @@ async function answer(
     const body = reply.body;
     const part = typeof body === "object" && "file" in body ? body : undefined;
     using _file = part?.file;
-    await sendHead(connection, reply, head);
+    await sendHead(connection, reply, head, fields);
     if (head.method !== "HEAD") {
       if (part) await exchange.send(part.file, part.start, part.end, (c) => connection.send(c));
       else if (typeof body === "object" && "page" in body) {
         await sendPage(connection, body, chunked(head), fields);
       }
     }
-    end(exchange, reply, head, fields);
+    end(exchange, reply, fields);
     return !reply.close && !closesAfter(reply, head);
   } catch (error) {
     // Whatever cut the answer short (a file that changed as it was sent, the peer gone): its head
@@ -171,16 +171,11 @@ function closesAfter(reply: Reply, head: RequestHead | undefined): boolean {
 }
 
 /**
- * Ends `exchange` as `reply`, now sent to `head`, says: refused, failed, or answered, with
- * `fields`; its log line says who asked for what, as an access log does.
+ * Ends `exchange` as `reply`, now sent, says: refused, failed, or answered, with `fields`; its log
+ * line says who asked for what, as an access log does.
  */
-function end(exchange: Exchange, reply: Reply, head: RequestHead, fields: Fields): void {
+function end(exchange: Exchange, reply: Reply, fields: Fields): void {
   if (reply.name !== undefined) fields.name = reply.name;
-  // A file's bytes are counted as they leave, a page's as its parts do; a text's are all sent,
-  // or the exchange has failed.
-  if (typeof reply.body === "string" && head.method !== "HEAD") {
-    fields.bytes = encoder.encode(reply.body).length;
-  }
   if (reply.refused) exchange.refused(reply.refused, fields);
   else if (reply.failed) exchange.failed(reply.failed, fields);
   else exchange.answered(fields);
@@ -199,12 +194,23 @@ function accessFields(head: RequestHead): Fields {
 
 /**
  * Sends `reply`'s head, with the fields every answer carries, and its text when it has one (see
- * {@link encodeReply}). The head of a file's answer, or of one without a body, is written
+ * {@link encodeReply}), counted in the log's fields, `logged`. The head of a file's answer, or of one without a body, is written
  * straight into the connection's buffer (a 4 KiB file's answer makes no bytes of its own).
  */
-async function sendHead(connection: Connection, reply: Reply, head: RequestHead): Promise<void> {
+async function sendHead(
+  connection: Connection,
+  reply: Reply,
+  head: RequestHead,
+  logged: Fields,
+): Promise<void> {
   const { status, body } = reply;
-  if (typeof body === "string") return await connection.send(encodeReply({ ...reply, body }, head));
+  if (typeof body === "string") {
+    const bytes = encoder.encode(body);
+    await connection.send(encodeReply({ ...reply, body }, head, bytes));
+    // A text's bytes counted once sent, as a file's are as they leave (a page's, its parts').
+    if (head.method !== "HEAD") logged.bytes = bytes.length;
+    return;
+  }
   const fields = reply.fields.concat(connectionFields(reply, head));
   if (body && "page" in body) {
     fields.push(["Content-Security-Policy", PAGE_POLICY]);
@@ -216,13 +222,17 @@ async function sendHead(connection: Connection, reply: Reply, head: RequestHead)
 /**
  * The bytes of `reply`, a text of the server's own: its head, with the fields every answer
  * carries, and its text unless `head`, the request it answers, is HEAD (a HEAD's answer keeps the
- * length). The text goes with its strict Content-Security-Policy. Without a request (an answer
- * before one could be read), the connection ends after it.
+ * length); `bytes`, when given, are the text encoded already. The text goes with its strict
+ * Content-Security-Policy. Without a request (an answer before one could be read), the connection
+ * ends after it.
  */
-function encodeReply(reply: Reply & { body: string }, head?: RequestHead): Uint8Array {
-  const { status, body } = reply;
+function encodeReply(
+  reply: Reply & { body: string },
+  head?: RequestHead,
+  bytes = encoder.encode(reply.body),
+): Uint8Array {
+  const { status } = reply;
   const fields = reply.fields.concat(connectionFields(reply, head));
-  const bytes = encoder.encode(body);
   const typed = fields.some(([name]) => name === "Content-Type")
     ? fields
     : [["Content-Type", "text/plain; charset=utf-8"] as Field, ...fields];
