@@ -36,6 +36,21 @@ async function writeSettled(path: string, contents: string): Promise<void> {
 /** Writes made by writeSettled so far. */
 let writes = 0;
 
+/**
+ * A store of `folder` whose checks stand for 50 ms, timed by a clock the test moves (`clock.now`),
+ * so nothing sleeps.
+ */
+async function timedStore(folder: string) {
+  const clock = { now: Date.now() };
+  const store = new FileStore({
+    root: await openRoot(folder),
+    cacheBytes: 1024 * 1024,
+    revalidateMs: 50,
+    clock: () => clock.now,
+  });
+  return { store, clock };
+}
+
 /** The body of `name` from the HTTP port `port`, by curl. */
 async function curl(port: number, name: string): Promise<string> {
   const output = await new Deno.Command("curl", {
@@ -47,29 +62,23 @@ async function curl(port: number, name: string): Promise<string> {
 Deno.test("--revalidate-ms: one check stands for the interval, and a change is served by its end", async (t) => {
   await using data = await tempFolder({ "f.txt": "one" });
   const path = join(data.path, "f.txt");
-  let now = Date.now();
-  const store = new FileStore({
-    root: await openRoot(data.path),
-    cacheBytes: 1024 * 1024,
-    revalidateMs: 50,
-    clock: () => now,
-  });
+  const { store, clock } = await timedStore(data.path);
 
   await t.step("requests within the interval are answered by its check", async () => {
     assertEquals(await read(store.open("f.txt", SHA256)), "one");
     await writeSettled(path, "two!");
-    now += 49;
+    clock.now += 49;
     assertEquals(await read(store.open("f.txt", SHA256)), "one");
   });
 
   await t.step("the first request after it checks again, and sees the change", async () => {
-    now += 1;
+    clock.now += 1;
     assertEquals(await read(store.open("f.txt", SHA256)), "two!");
   });
 
   await t.step("a file removed is gone once the interval is over", async () => {
     await Deno.remove(path);
-    now += 50;
+    clock.now += 50;
     throws(() => store.open("f.txt", SHA256), /no such file/);
   });
 
@@ -77,7 +86,7 @@ Deno.test("--revalidate-ms: one check stands for the interval, and a change is s
     await writeSettled(path, "three");
     assertEquals(await read(store.open("f.txt", SHA256)), "three");
     await writeSettled(path, "four!");
-    now -= 1000;
+    clock.now -= 1000;
     assertEquals(await read(store.open("f.txt", SHA256)), "four!");
   });
 });
@@ -170,23 +179,17 @@ Deno.test("a file rewritten in the millisecond it was read, same size, is served
 
 Deno.test("a name looked for on every request is found missing once per interval", async (t) => {
   await using data = await tempFolder({ "site.css": "body {}" });
-  let now = Date.now();
-  const store = new FileStore({
-    root: await openRoot(data.path),
-    cacheBytes: 1024 * 1024,
-    revalidateMs: 50,
-    clock: () => now,
-  });
+  const { store, clock } = await timedStore(data.path);
 
   await t.step("missing: undefined, and so it stays for the interval", async () => {
     assertEquals(store.openIfPresent("site.css.gz", SHA256), undefined);
     await writeSettled(join(data.path, "site.css.gz"), "packed");
-    now += 49;
+    clock.now += 49;
     assertEquals(store.openIfPresent("site.css.gz", SHA256), undefined);
   });
 
   await t.step("after it, the file that came meanwhile is found", async () => {
-    now += 1;
+    clock.now += 1;
     assertEquals(await read(store.openIfPresent("site.css.gz", SHA256)!), "packed");
   });
 
